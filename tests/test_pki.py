@@ -1,0 +1,27 @@
+from pathlib import Path
+
+import pytest
+
+from dcc_capacity.errors import InputError
+from dcc_capacity.pki import DEFAULT_USERS, TestPKI, eui_from_cert, load_credential
+
+
+def test_generated_pki_is_reused_and_names_each_user(tmp_path: Path):
+    a = TestPKI.load_or_create(tmp_path / "pki")
+    b = TestPKI.load_or_create(tmp_path / "pki")
+    for user in DEFAULT_USERS:
+        cred = a.credential(user.eui)
+        assert eui_from_cert(cred.cert) == user.eui
+        assert cred.serial == b.credential(user.eui).serial
+        assert cred.roles == user.roles
+    assert a.dcc.eui == "90-B3-D5-1F-30-00-00-02"
+    assert "dcc-capacity test CA" in a.dcc.issuer_name
+
+
+def test_mismatched_key_is_an_input_error(tmp_path: Path):
+    pki = TestPKI.load_or_create(tmp_path / "pki")
+    d = pki.directory
+    with pytest.raises(InputError, match="does not match"):
+        load_credential(d / "90B3D51F30010000.key", d / "90B3D51F30020000.pem")
+    with pytest.raises(InputError, match="cannot read key"):
+        load_credential(d / "missing.key", d / "90B3D51F30020000.pem")

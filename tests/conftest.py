@@ -23,3 +23,19 @@ def run_cli():
         )
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def sign_wrap():
+    """DCC Boxed's signing tool, schema and test keys (npm @smartdcc/duis-sign-wrap)."""
+    from peers import duis_sign_wrap
+
+    return duis_sign_wrap()
+
+
+@pytest.fixture(scope="session")
+def duis_xsd(sign_wrap):
+    """The official DUIS V5.1 schema, compiled by lxml."""
+    from dcc_capacity.duis.schema import load_schema
+
+    return load_schema(sign_wrap.xsd)

@@ -13,6 +13,7 @@ See docs/volume-model.md for every key and its meaning.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,6 +276,15 @@ def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
     return value
 
 
+def _all_keys(data: Any, prefix: str) -> Iterator[str]:
+    """Every dotted key in ``data``, inner nodes included (what a ``sources`` mapping may cite)."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            yield key
+            yield from _all_keys(v, key)
+
+
 def _leaves(data: Any, prefix: str) -> Iterator[tuple[str, Any]]:
     if isinstance(data, dict):
         for k, v in data.items():
@@ -313,7 +323,7 @@ def parse_profile(src: YamlSource) -> Profile:
         raise src.error("current.enrolled", "smets1 + smets2 must be > 0: the growth g = predicted / current "
                                             "enrolment divides by it")
     if isinstance(model.sources, dict):
-        known = set(src.lines)
+        known = set(_all_keys(data, ""))
         for key in model.sources:
             if key not in known or key.startswith("sources"):
                 raise src.error(f"sources.{key}", "names no key of this profile (sources may be keyed by the "
@@ -350,12 +360,13 @@ def _one(src: YamlSource, err: Any) -> InputError:
     kind = err["type"]
     value = err.get("input")
     if kind == "extra_forbidden":
-        parent = dotted(loc[:-1])
-        return InputError(f"unknown key{_allowed_hint(parent)}", file=src.path, key=key,
+        return InputError(f"unknown key{_allowed_hint(dotted(loc[:-1]), str(loc[-1]))}", file=src.path, key=key,
                           line=src.key_lines.get(key) or src.line_of(key))
     if kind == "missing":
         return InputError("missing required key", file=src.path, key=key, line=src.line_of(key))
-    if kind in _TYPE_NAMES:
+    if kind in _TYPE_NAMES and key == "sources":
+        message = f"expected a list of texts or a mapping of key: text, got {_show(value)}"
+    elif kind in _TYPE_NAMES:
         message = f"expected {_TYPE_NAMES[kind]}, got {_show(value)}"
     elif kind == "finite_number":
         message = f"must be a finite number, got {_show(value)}"
@@ -387,10 +398,14 @@ def _user_key(src: YamlSource, part: str) -> bool:
     return part in _SCHEMA_KEYS or any(k == part or k.endswith("." + part) for k in src.key_lines)
 
 
-def _allowed_hint(parent: str) -> str:
+def _allowed_hint(parent: str, name: str) -> str:
+    """"did you mean" for a near miss (the usual typo), else the keys allowed at that level."""
     model = _model_at(parent)
     if model is None:
         return ""
+    close = difflib.get_close_matches(name, list(model.model_fields), n=1, cutoff=0.75)
+    if close:
+        return f"; did you mean {close[0]!r}?"
     return f" (allowed here: {', '.join(model.model_fields)})"
 
 

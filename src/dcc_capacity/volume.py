@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
 from .profiles import Profile, load_profile
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "SLOTS", "SLOT_SECONDS", "SLOT_HOURS", "SLOT_HOURS_LABEL", "ROWS", "JOURNEY_ROWS", "SPS", "DEFAULT_JOURNEYS",
@@ -127,6 +128,8 @@ def effective_journeys(profile: Profile) -> dict[str, tuple[str, ...]]:
 
 def compute_plan(profile: Profile) -> VolumePlan:
     """Apply the contract's formulas to ``profile``."""
+    import pandas as pd  # here, not at the top: a broken profile is reported before paying pandas' import
+
     e1c, e2c = profile.current_enrolled["smets1"], profile.current_enrolled["smets2"]
     e1p, e2p = profile.predicted_enrolled["smets1"], profile.predicted_enrolled["smets2"]
     i2, m1 = profile.s2_installs_per_day, profile.s1_migrations_per_day

@@ -41,6 +41,18 @@ _Loader.add_implicit_resolver(
     ),
     list("-+0123456789."),
 )
+
+
+def _timestamp(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    """PyYAML raises a bare ValueError for 2021-13-01; give it the node's mark so the line is reported."""
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(None, None, f"invalid date {node.value!r} ({exc})",
+                                                node.start_mark) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 # Resolvers are tried in registration order and this one comes last, so plain
 # integers ("12", "1_000") and dates still resolve as before.
 
@@ -89,7 +101,10 @@ def _parent(key: str) -> str:
     return key.rpartition(".")[0]
 
 
-def _walk(node: yaml.Node, prefix: str, src_path: Path, lines: dict[str, int], key_lines: dict[str, int]) -> None:
+def _walk(node: yaml.Node, prefix: str, src_path: Path, lines: dict[str, int], key_lines: dict[str, int],
+          at: dict[tuple[int, int], str]) -> None:
+    if prefix:
+        at[(node.start_mark.line, node.start_mark.column)] = prefix
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -101,12 +116,12 @@ def _walk(node: yaml.Node, prefix: str, src_path: Path, lines: dict[str, int], k
             seen[name] = line
             key_lines[key] = line
             lines[key] = value_node.start_mark.line + 1
-            _walk(value_node, key, src_path, lines, key_lines)
+            _walk(value_node, key, src_path, lines, key_lines, at)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             key = f"{prefix}[{index}]"
             lines[key] = item.start_mark.line + 1
-            _walk(item, key, src_path, lines, key_lines)
+            _walk(item, key, src_path, lines, key_lines, at)
 
 
 def load_yaml(path: str | Path) -> YamlSource:
@@ -123,17 +138,24 @@ def load_yaml(path: str | Path) -> YamlSource:
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", file=src_path) from None
     loader = _Loader(text)
+    lines: dict[str, int] = {}
+    key_lines: dict[str, int] = {}
+    at: dict[tuple[int, int], str] = {}
     try:
         node = loader.get_single_node()
         if node is None:
             return YamlSource(src_path, None)
-        lines: dict[str, int] = {}
-        key_lines: dict[str, int] = {}
-        _walk(node, "", src_path, lines, key_lines)
+        _walk(node, "", src_path, lines, key_lines, at)
         data = loader.construct_document(node)
+    except yaml.constructor.ConstructorError as exc:
+        # The tree is sound but a value is not (a date like 2021-13-01): name the key holding it.
+        mark = exc.problem_mark
+        key = at.get((mark.line, mark.column)) if mark else None
+        raise InputError(exc.problem or "invalid value", file=src_path, key=key,
+                         line=mark.line + 1 if mark else None) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        problem = "; ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
         raise InputError(f"YAML syntax error: {problem}", file=src_path,
                          line=mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:

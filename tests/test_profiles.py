@@ -162,3 +162,20 @@ def test_yaml_reads_exponents_and_underscores(tmp_path):
     assert src.data == {"a": 1e6, "b": 1000, "c": 0.0025, "d": ["x", 12]}
     assert isinstance(src.data["b"], int)
     assert src.lines["d[1]"] == 4 and src.line_of("d[1].deeper") == 4
+
+
+@pytest.mark.parametrize("capability", ["IOC", "MOC", "FOC"])
+def test_shipped_profiles_load_cite_sources_and_suit_a_demo(capability):
+    from dcc_capacity.paths import data_dir
+    from dcc_capacity.volume import compute_plan
+
+    path = data_dir("volume_profiles") / f"{capability.lower()}.yaml"
+    profile = load_profile(path)
+    assert profile.capability == capability
+    assert "Capability Transaction Forecasts" in path.read_text()  # says it is an example to replace
+    unsourced = [i.key for i in profile.inputs() if profile.source_of(i.key) is None and i.key != "capability"]
+    assert unsourced == []
+    plan = compute_plan(profile)
+    assert 20 < plan.a7.loc["DSP"].max() < 300  # a 2-core box can drive it in a demo
+    assert plan.busiest_slot("DSP") == "night"  # most traffic is carried between midnight and 6am
+    assert profile.s1_migrations_per_day == {"IOC": 2_000, "MOC": 20_000, "FOC": 50_000}[capability]

@@ -179,3 +179,12 @@ def test_shipped_profiles_load_cite_sources_and_suit_a_demo(capability):
     assert 20 < plan.a7.loc["DSP"].max() < 300  # a 2-core box can drive it in a demo
     assert plan.busiest_slot("DSP") == "night"  # most traffic is carried between midnight and 6am
     assert profile.s1_migrations_per_day == {"IOC": 2_000, "MOC": 20_000, "FOC": 50_000}[capability]
+
+
+def test_the_minimal_profile_in_the_docs_is_valid(tmp_path):
+    text = (Path(__file__).resolve().parents[1] / "docs" / "volume-model.md").read_text()
+    block = text.split("A minimal profile:\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "minimal.yaml"
+    path.write_text(block)
+    profile = load_profile(path)
+    assert profile.capability == "IOC" and profile.test_scale("DSP") == 1.0

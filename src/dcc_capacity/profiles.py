@@ -430,7 +430,8 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 
 def _limit(err: Any) -> Any:
     ctx = err.get("ctx", {})
-    return ctx.get("ge", ctx.get("le", "?"))
+    limit = ctx.get("ge", ctx.get("le", "?"))
+    return f"{limit:g}" if isinstance(limit, float) else limit
 
 
 def _show(value: Any) -> str:

@@ -73,3 +73,11 @@ def test_bad_options_exit_2(run_cli, args):
     result = run_cli("plan", *(args or ["/nonexistent/profile.yaml"]), *([EXAMPLE] if args else []))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_a_bare_name_finds_the_shipped_example(run_cli, tmp_path):
+    result = run_cli("plan", "foc", "--format", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["capability"] == "FOC"
+    missing = run_cli("plan", "xoc", cwd=tmp_path)
+    assert missing.returncode == 2 and "xoc: no such file" in missing.stderr

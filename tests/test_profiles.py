@@ -34,7 +34,7 @@ BROKEN = [
     ("unknown_slot", "  CP: {day: 1.4}", "  CP: {noon: 1.4}", "peak_to_average.CP.noon", 18,
      "night, day, evening"),
     ("unknown_sp_scale", "S1SP: 0.5", "S2SP: 0.5", "test_scale.S2SP", 19, "unknown key"),
-    ("bad_capability", "capability: FOC", "capability: XOC", "capability", 3, "IOC, MOC, FOC"),
+    ("bad_capability", "capability: FOC", "capability: XOC", "capability", 3, "'IOC', 'MOC' or 'FOC'"),
     ("zero_enrolment", "enrolled: {smets1: 500000, smets2: 12000000}", "enrolled: {smets1: 0, smets2: 0}",
      "current.enrolled", 7, "must be > 0"),
     ("schema_version", "schema_version: 1", "schema_version: 2", "schema_version", 1, "unsupported schema version 2"),

@@ -5,7 +5,8 @@ it must stop the run with one line that says which file, which key and which
 line to fix, never a traceback and never a silently ignored typo. The schema
 is a tree of pydantic models with ``extra="forbid"`` and strict types; every
 pydantic error is translated into an :class:`~dcc_capacity.errors.InputError`
-carrying the YAML line (from :mod:`dcc_capacity.yamlsource`).
+carrying the YAML line (:mod:`dcc_capacity.validation` and
+:mod:`dcc_capacity.yamlsource`).
 
 See docs/volume-model.md for every key and its meaning.
 """
@@ -13,25 +14,28 @@ See docs/volume-model.md for every key and its meaning.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from .catalogue import get_srv
 from .errors import InputError
-from .yamlsource import YamlSource, dotted, load_yaml
+from .paths import data_dir
+from .validation import validate
+from .yamlsource import YamlSource, load_yaml
 
-__all__ = ["Profile", "ProfileModel", "load_profile", "parse_profile", "SCHEMA_VERSION", "CAPABILITIES"]
+__all__ = ["Profile", "ProfileModel", "Input", "load_profile", "parse_profile", "resolve_profile_path",
+           "SCHEMA_VERSION", "CAPABILITIES", "SLOTS", "SPS", "JOURNEY_ROWS", "DEFAULT_SPLITS"]
 
 SCHEMA_VERSION = 1
 CAPABILITIES = ("IOC", "MOC", "FOC")
-_SLOTS = ("night", "day", "evening")
-_SPS = ("DSP", "S1SP", "DCO", "CP")
-_JOURNEY_ROWS = ("s2_ic_credit", "s2_ic_prepay", "s1_migration_credit", "s1_migration_prepay")
+# The model's vocabulary lives here because the schema needs it; dcc_capacity.volume re-exports it.
+SLOTS: tuple[str, ...] = ("night", "day", "evening")
+SPS: tuple[str, ...] = ("DSP", "S1SP", "DCO", "CP")
+JOURNEY_ROWS: tuple[str, ...] = ("s2_ic_credit", "s2_ic_prepay", "s1_migration_credit", "s1_migration_prepay")
 _SPLIT_TOLERANCE = 1e-9
 
 NonNeg = Annotated[float, Field(ge=0)]
@@ -243,18 +247,18 @@ class Profile:
 
     def test_scale(self, sp: str) -> float:
         """Production -> test environment factor for ``sp`` (1.0 when absent)."""
-        value = getattr(self.model.test_scale, _check(sp, _SPS, "Service Provider"))
+        value = getattr(self.model.test_scale, _check(sp, SPS, "Service Provider"))
         return 1.0 if value is None else value
 
     def peak_to_average(self, sp: str, slot: str) -> float:
         """Peak-to-average ratio of ``sp`` in ``slot`` (1.0 when absent)."""
-        per_sp = getattr(self.model.peak_to_average, _check(sp, _SPS, "Service Provider"))
-        value = None if per_sp is None else getattr(per_sp, _check(slot, _SLOTS, "slot"))
+        per_sp = getattr(self.model.peak_to_average, _check(sp, SPS, "Service Provider"))
+        value = None if per_sp is None else getattr(per_sp, _check(slot, SLOTS, "slot"))
         return 1.0 if value is None else value
 
     def journey_override(self, row: str) -> tuple[str, ...] | None:
         """The profile's own journey for ``row``, or None to use the default."""
-        value = getattr(self.model.journeys, _check(row, _JOURNEY_ROWS, "journey row"))
+        value = getattr(self.model.journeys, _check(row, JOURNEY_ROWS, "journey row"))
         return None if value is None else tuple(value)
 
     def slot_split(self, kind: str) -> dict[str, float]:
@@ -296,9 +300,35 @@ def _leaves(data: Any, prefix: str) -> Iterator[tuple[str, Any]]:
         yield prefix, data
 
 
+def _hint(key: str, kind: str, value: Any) -> str | None:
+    """Profile-specific wording for the errors users meet most."""
+    if key == "sources" and kind.endswith("_type"):
+        return "expected a list of texts or a mapping of key: text"
+    if kind in ("greater_than_equal", "less_than_equal") and ("share" in key or key.startswith("slot_split")):
+        return "a share must be between 0 and 1"
+    if kind == "too_short" and key.startswith("journeys"):
+        return "must list at least one SRV variant"
+    return None
+
+
+def resolve_profile_path(path: str | Path) -> Path:
+    """``path`` itself, or for a bare name (``foc``, ``foc.yaml``) that is not a file here, the shipped example.
+
+    An installed wheel has no checkout to point at, so ``dcc-capacity plan foc`` must still find its example.
+    """
+    given = Path(path)
+    if given.exists() or given.parent != Path(".") or given.suffix not in ("", ".yaml", ".yml"):
+        return given
+    shipped = data_dir("volume_profiles") / (given.name if given.suffix else f"{given.name}.yaml")
+    return shipped if shipped.is_file() else given
+
+
 def load_profile(path: str | Path) -> Profile:
-    """Read and validate a profile file; any problem is an InputError naming file, key and line."""
-    return parse_profile(load_yaml(path))
+    """Read and validate a profile file; any problem is an InputError naming file, key and line.
+
+    A bare name such as ``foc`` finds the shipped example (see :func:`resolve_profile_path`).
+    """
+    return parse_profile(load_yaml(resolve_profile_path(path)))
 
 
 def parse_profile(src: YamlSource) -> Profile:
@@ -315,10 +345,7 @@ def parse_profile(src: YamlSource) -> Profile:
     if version != SCHEMA_VERSION or isinstance(version, bool):
         raise src.error("schema_version", f"unsupported schema version {version!r} (this suite reads "
                                           f"{SCHEMA_VERSION})")
-    try:
-        model = ProfileModel.model_validate(data)
-    except ValidationError as exc:
-        raise _translate(src, exc) from None
+    model = validate(ProfileModel, src, hint=_hint)
     if model.current.enrolled.smets1 + model.current.enrolled.smets2 <= 0:
         raise src.error("current.enrolled", "smets1 + smets2 must be > 0: the growth g = predicted / current "
                                             "enrolment divides by it")
@@ -330,115 +357,3 @@ def parse_profile(src: YamlSource) -> Profile:
                                                   "dotted key of the figure they support, e.g. "
                                                   "predicted.per_day.s2_installs)")
     return Profile(src.path, model, src)
-
-
-def _translate(src: YamlSource, exc: ValidationError) -> InputError:
-    """The first error (in file order) as one line; the count of others is appended."""
-    by_key: dict[str | None, InputError] = {}
-    for err in exc.errors(include_url=False):
-        one = _one(src, err)
-        by_key.setdefault(one.key, one)  # a failed union reports once per member: keep the first
-    errors = list(by_key.values())
-    errors.sort(key=lambda e: (e.line or 10**9))
-    first = errors[0]
-    if len(errors) > 1:
-        more = len(errors) - 1
-        return InputError(f"{first.detail} (and {more} more problem{'s' if more > 1 else ''})",
-                          file=first.file, key=first.key, line=first.line)
-    return first
-
-
-_TYPE_NAMES = {"float_type": "a number", "int_type": "an integer", "string_type": "text", "list_type": "a list",
-               "model_type": "a mapping", "dict_type": "a mapping", "date_type": "a date (YYYY-MM-DD)",
-               "date_from_datetime_parsing": "a date (YYYY-MM-DD)", "date_parsing": "a date (YYYY-MM-DD)"}
-
-
-def _one(src: YamlSource, err: Any) -> InputError:
-    # pydantic puts union members and validator names into loc; keep only the keys a user wrote.
-    loc = [p for p in err["loc"] if isinstance(p, int) or _user_key(src, str(p))]
-    key = dotted(loc)
-    kind = err["type"]
-    value = err.get("input")
-    if kind == "extra_forbidden":
-        return InputError(f"unknown key{_allowed_hint(dotted(loc[:-1]), str(loc[-1]))}", file=src.path, key=key,
-                          line=src.key_lines.get(key) or src.line_of(key))
-    if kind == "missing":
-        return InputError("missing required key", file=src.path, key=key, line=src.line_of(key))
-    if kind in _TYPE_NAMES and key == "sources":
-        message = f"expected a list of texts or a mapping of key: text, got {_show(value)}"
-    elif kind in _TYPE_NAMES:
-        message = f"expected {_TYPE_NAMES[kind]}, got {_show(value)}"
-    elif kind == "finite_number":
-        message = f"must be a finite number, got {_show(value)}"
-    elif kind in ("greater_than_equal", "less_than_equal"):
-        message = f"must be {'>= ' if kind == 'greater_than_equal' else '<= '}{_limit(err)} (got {_show(value)})"
-        if "share" in key or "slot_split" in key:
-            message = f"a share must be between 0 and 1 (got {_show(value)})"
-    elif kind == "literal_error":
-        message = f"must be one of {', '.join(CAPABILITIES)} (got {_show(value)})"
-    elif kind == "too_short":
-        message = "must list at least one SRV variant"
-    elif kind == "value_error":
-        message = str(err.get("ctx", {}).get("error", err["msg"]))
-    else:
-        message = err["msg"]
-    return InputError(message, file=src.path, key=key, line=src.line_of(key))
-
-
-_SCHEMA_KEYS = frozenset(
-    name
-    for model in (SlotValues, Enrolled, CurrentSrvs, Current, PerDay, Predicted, PrepayShare, PerSp, PeakToAverage,
-                  Journeys, Split, SlotSplit, ProfileModel)
-    for name in model.model_fields
-)
-
-
-def _user_key(src: YamlSource, part: str) -> bool:
-    """True for keys a user wrote or could write; false for pydantic's union tags like ``list[str]``."""
-    return part in _SCHEMA_KEYS or any(k == part or k.endswith("." + part) for k in src.key_lines)
-
-
-def _allowed_hint(parent: str, name: str) -> str:
-    """"did you mean" for a near miss (the usual typo), else the keys allowed at that level."""
-    model = _model_at(parent)
-    if model is None:
-        return ""
-    close = difflib.get_close_matches(name, list(model.model_fields), n=1, cutoff=0.75)
-    if close:
-        return f"; did you mean {close[0]!r}?"
-    return f" (allowed here: {', '.join(model.model_fields)})"
-
-
-def _model_at(parent: str) -> type[BaseModel] | None:
-    model: type[BaseModel] | None = ProfileModel
-    for part in [p for p in parent.split(".") if p]:
-        if model is None or part not in model.model_fields:
-            return None
-        model = _model_of(model.model_fields[part].annotation)
-    return model
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _limit(err: Any) -> Any:
-    ctx = err.get("ctx", {})
-    limit = ctx.get("ge", ctx.get("le", "?"))
-    return f"{limit:g}" if isinstance(limit, float) else limit
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "nothing (null)"
-    return repr(value)

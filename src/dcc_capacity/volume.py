@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
-from .profiles import Profile, load_profile
+from .profiles import JOURNEY_ROWS, SLOTS, SPS, Profile, load_profile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,10 +22,9 @@ if TYPE_CHECKING:
 __all__ = [
     "SLOTS", "SLOT_SECONDS", "SLOT_HOURS", "SLOT_HOURS_LABEL", "ROWS", "JOURNEY_ROWS", "SPS", "DEFAULT_JOURNEYS",
     "METER_READ_VARIANTS", "METER_READ_PREPAY_VARIANTS", "VolumePlan", "compute_plan", "load_plan",
+    "effective_journeys",
 ]
 
-SLOTS: tuple[str, ...] = ("night", "day", "evening")
-"""Table A1 timeslots, in the order of the day."""
 SLOT_SECONDS: dict[str, int] = {"night": 25200, "day": 43200, "evening": 18000}
 SLOT_HOURS: dict[str, float] = {slot: seconds / 3600 for slot, seconds in SLOT_SECONDS.items()}
 SLOT_HOURS_LABEL: dict[str, str] = {"night": "00:00-07:00", "day": "07:00-19:00", "evening": "19:00-24:00"}
@@ -34,9 +33,6 @@ ROWS: tuple[str, ...] = (
     "meter_reads", "s2_ic_credit", "s2_ic_prepay", "s1_migration_credit", "s1_migration_prepay", "bau", "alerts",
 )
 """Table A2 rows (SRV types), in table order."""
-JOURNEY_ROWS: tuple[str, ...] = ("s2_ic_credit", "s2_ic_prepay", "s1_migration_credit", "s1_migration_prepay")
-SPS: tuple[str, ...] = ("DSP", "S1SP", "DCO", "CP")
-"""Service Providers of Table A6/A7."""
 
 DEFAULT_JOURNEYS: dict[str, tuple[str, ...]] = {
     "s2_ic_credit": ("12.2", "8.11", "6.4.1", "6.20.1", "6.8", "3.4", "8.7.1", "8.7.2", "8.1.1", "1.1.1", "6.21",

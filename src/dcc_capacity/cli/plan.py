@@ -29,7 +29,9 @@ _TITLES = {
 def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "plan", help=help_text, description="Compute Tables A5, A6 and A7 (SCTAD Appendix A) from a volume profile.")
-    parser.add_argument("profile", metavar="PROFILE", help="volume profile YAML (e.g. volume_profiles/foc.yaml)")
+    parser.add_argument("profile", metavar="PROFILE",
+                        help="volume profile YAML (e.g. volume_profiles/foc.yaml); a bare ioc, moc or foc names a "
+                             "shipped example")
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table",
                         help="table for people (default), json as the contract defines, csv as one tidy table")
     parser.add_argument("--sp", choices=SPS, default="DSP",

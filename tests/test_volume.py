@@ -183,3 +183,17 @@ def test_row_rates_sum_to_a7(data):
             rates = plan.row_rates(sp, slot)
             assert min(rates.values()) >= 0
             assert_close(sum(rates.values()), plan.a7.loc[sp, slot], rel=1e-12)
+
+
+def test_the_contract_template_loads_and_gives_zero_installs():
+    plan = load_plan(DATA / "contract-template.yaml")
+    assert plan.profile.name == "FOC example"
+    assert plan.a6.loc["CP"].sum() == 0 and plan.a5.loc["s2_ic_credit"].sum() == 0
+    # Nothing enrolled on the measurement day: growth 0, so only zeros, and f1 taken as 0.
+    assert plan.growth == 0 and plan.smets1_fraction == 0 and plan.a7.values.sum() == 0
+
+
+def test_name_defaults_to_the_file_stem():
+    data = minimal_profile()
+    del data["name"]
+    assert profile_from(data, name="volume_profiles/custom.yaml").name == "custom"

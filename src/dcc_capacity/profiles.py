@@ -144,7 +144,7 @@ class ProfileModel(_Strict):
     """The whole file. Field order is the order of the contract's example."""
 
     schema_version: int
-    name: str
+    name: str | None = None
     capability: Literal["IOC", "MOC", "FOC"]
     measurement_day: Annotated[dt.date, Field(strict=False)] | None = None
     sources: list[str] | dict[str, str] = Field(default_factory=list)
@@ -185,7 +185,8 @@ class Profile:
 
     @property
     def name(self) -> str:
-        return self.model.name
+        """The profile's ``name``, else its file name without the extension."""
+        return self.model.name if self.model.name is not None else self.path.stem
 
     @property
     def capability(self) -> str:

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from lxml import etree
 
 from dcc_capacity.catalogue import ROLES
@@ -15,27 +14,12 @@ from dcc_capacity.duis.factory import RequestFactory, single_user_factory
 from dcc_capacity.duis.requestid import RequestIdAllocator
 from dcc_capacity.duis.schema import load_schema
 from dcc_capacity.fleet import Fleet
-from dcc_capacity.pki import TestPKI, load_credential
+from dcc_capacity.pki import load_credential
 
 JAVA_HARNESS = Path(__file__).parent / "java" / "ValidateMany.java"
 DCC_BOXED_USER = "90-B3-D5-1F-30-01-00-00"
 SECMP0192_SCHEDULED = ("4.3", "4.4.3")
 """Scheduled variants the official V5.1 schema does not list yet (SECMP0192 adds them)."""
-
-
-@pytest.fixture(scope="session")
-def test_pki(tmp_path_factory) -> TestPKI:
-    return TestPKI.load_or_create(tmp_path_factory.mktemp("pki") / "test-pki")
-
-
-@pytest.fixture(scope="session")
-def fleet() -> Fleet:
-    return Fleet(seed=42, size=2_000, prepay_share=0.5, dual_fuel_share=0.6)
-
-
-@pytest.fixture(scope="session")
-def factory(test_pki, fleet) -> RequestFactory:
-    return RequestFactory.from_pki(test_pki, fleet, allocator=RequestIdAllocator(slot=7))
 
 
 def dcc_boxed_factory(sign_wrap, fleet: Fleet) -> RequestFactory:

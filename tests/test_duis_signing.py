@@ -22,7 +22,7 @@ from dcc_capacity.duis.templates import available_variants
 from dcc_capacity.errors import InputError
 from dcc_capacity.pki import Credential
 
-pytest_plugins = ("_duis_helpers",)  # its fixtures: test_pki, fleet, factory
+pytest_plugins = ("_duis_fixtures",)  # its fixtures: test_pki, fleet, factory
 
 
 def _cert(factory, req) -> bytes:

@@ -7,7 +7,7 @@ from lxml import etree
 
 from dcc_capacity.duis.structure import body_element, check_request
 
-pytest_plugins = ("_duis_helpers",)
+pytest_plugins = ("_duis_fixtures",)
 
 
 def _doc(factory, variant="4.6.1", index=1, **kw) -> etree._Element:

@@ -11,7 +11,7 @@ from dcc_capacity.duis.structure import check_request
 from dcc_capacity.duis.templates import available_variants, render_body, template_info
 from dcc_capacity.errors import InputError
 
-pytest_plugins = ("_duis_helpers",)  # its fixtures: test_pki, fleet, factory
+pytest_plugins = ("_duis_fixtures",)  # its fixtures: test_pki, fleet, factory
 
 # Table A2 journeys and meter reads (volume-model.md), SECMP0192's 5.1 with 4.3 / 4.4.3.
 JOURNEY_AND_READS = {

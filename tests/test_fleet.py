@@ -13,7 +13,7 @@ from dcc_capacity.duis.requestid import RequestIdAllocator
 from dcc_capacity.fleet import Fleet, mpan_check_digit
 from dcc_capacity.pki import DEFAULT_USERS, TestPKI
 
-pytest_plugins = ("_duis_helpers",)
+pytest_plugins = ("_duis_fixtures",)
 
 
 def test_same_seed_same_fleet_other_seed_other_fleet():

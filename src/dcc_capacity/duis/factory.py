@@ -72,6 +72,21 @@ class SignedRequest:
         return SERVICE_PATHS[self.command_variant]
 
 
+_FIELD_PRODUCERS: dict[str, Any] = {
+    # Per-request values: computed only for the templates that use them (see TemplateInfo.fields).
+    "utrn": lambda f, inst, seq, _o: f"{(inst.index * 7_919 + seq * 104_729) % 10**20:020d}",
+    "balance_adjustment": lambda f, inst, seq, _o: 1000 + inst.index % 4000,
+    "debt": lambda f, inst, seq, _o: inst.index % 10_000,
+    "join_time": lambda f, inst, seq, _o: 90,
+    "message": lambda f, inst, seq, _o: "Your meter is working normally",
+    "standing_charge": lambda f, inst, seq, _o: 5000,
+    "unit_price": lambda f, inst, seq, _o: 2800,
+    "night_price": lambda f, inst, seq, _o: 1500,
+    "user_cert_b64": lambda f, inst, seq, o: f._cert_b64.get(o, ""),
+    "ca_cert_b64": lambda f, inst, seq, o: f._ca_b64 or f._cert_b64.get(o, ""),
+}
+
+
 def _dt(value: dt.datetime) -> str:
     """DUIS date-time text: UTC, two fractional digits, ``Z`` (as in the RTDS templates)."""
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 10000:02d}Z"
@@ -113,6 +128,7 @@ class RequestFactory:
         self._times_second = -1
         self._times: dict[str, str] = {}
         self._seq = 0
+        self._producer_cache: dict[str, list[tuple[str, Any]]] = {}
 
     @classmethod
     def from_pki(cls, pki: TestPKI, fleet: Fleet | None = None, **kwargs: Any) -> RequestFactory:
@@ -138,6 +154,13 @@ class RequestFactory:
             }
             self._times_second = second
         return self._times
+
+    def _producers(self, info: TemplateInfo) -> list[tuple[str, Any]]:
+        found = self._producer_cache.get(info.variant)
+        if found is None:
+            found = [(name, _FIELD_PRODUCERS[name]) for name in sorted(info.fields) if name in _FIELD_PRODUCERS]
+            self._producer_cache[info.variant] = found
+        return found
 
     # --- choosing who sends what to which device -----------------------------------------------
 
@@ -185,15 +208,10 @@ class RequestFactory:
         self._seq += 1
         seq = self._seq
         ctx: dict[str, Any] = dict(self._time_fields())
-        ctx.update(
-            inst=inst, subject=subject, device=device, target_type=subject.type,
-            execution_datetime=execution_datetime, scheduled_variant=scheduled_variant,
-            join_time=90, utrn=f"{(inst.index * 7_919 + seq * 104_729) % 10**20:020d}",
-            balance_adjustment=1000 + inst.index % 4000, debt=inst.index % 10_000,
-            message="Your meter is working normally", standing_charge=5000, unit_price=2800, night_price=1500,
-            user_cert_b64=self._cert_b64.get(originator, ""),
-            ca_cert_b64=self._ca_b64 or self._cert_b64.get(originator, ""),
-        )
+        ctx.update(inst=inst, subject=subject, device=device, target_type=subject.type,
+                   execution_datetime=execution_datetime, scheduled_variant=scheduled_variant)
+        for name, produce in self._producers(info):
+            ctx[name] = produce(self, inst, seq, originator)
         if extra:
             ctx.update(extra)
         return target, ctx

@@ -26,8 +26,8 @@ Validate tool, and that changing any byte breaks it.
 
 from __future__ import annotations
 
-import base64
-import hashlib
+from base64 import b64encode
+from hashlib import sha256
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -61,24 +61,25 @@ ROOT_OPEN = f'<sr:Request xmlns:sr="{NS_SR}" schemaVersion="{SCHEMA_VERSION}">'
 ROOT_CLOSE = "</sr:Request>"
 _ROOT_CLOSE_B = ROOT_CLOSE.encode()
 
-# SignedInfo as it appears inside <ds:Signature xmlns:ds=...> (namespace inherited) ...
-_SIGNED_INFO_BODY = (
+# SignedInfo's children up to and after the DigestValue text. Inside <ds:Signature xmlns:ds=...> the
+# SignedInfo start tag inherits the namespace; its exclusive-c14n form declares the visibly used ds
+# namespace on the apex element instead. Everything after the start tag is identical in both.
+_SI_BEFORE_DIGEST = (
     f'<ds:CanonicalizationMethod Algorithm="{C14N_EXC}"></ds:CanonicalizationMethod>'
     f'<ds:SignatureMethod Algorithm="{ECDSA_SHA256}"></ds:SignatureMethod>'
     '<ds:Reference URI="">'
     f'<ds:Transforms><ds:Transform Algorithm="{ENVELOPED}"></ds:Transform></ds:Transforms>'
     f'<ds:DigestMethod Algorithm="{SHA256}"></ds:DigestMethod>'
-    "<ds:DigestValue>{digest}</ds:DigestValue>"
-    "</ds:Reference></ds:SignedInfo>"
-)
-# ... and its exclusive-c14n form: the visibly used ds namespace is declared on the apex element.
-_SIGNED_INFO_C14N = f'<ds:SignedInfo xmlns:ds="{NS_DS}">' + _SIGNED_INFO_BODY
-_SIGNED_INFO_DOC = "<ds:SignedInfo>" + _SIGNED_INFO_BODY
+    "<ds:DigestValue>"
+).encode()
+_SI_AFTER_DIGEST = b"</ds:DigestValue></ds:Reference></ds:SignedInfo>"
+_SI_OPEN_C14N = f'<ds:SignedInfo xmlns:ds="{NS_DS}">'.encode()
+_SI_OPEN_DOC = b"<ds:SignedInfo>"
 
 
 def signed_info_c14n(digest_b64: str) -> bytes:
     """The exclusive-c14n bytes of our SignedInfo for a given DigestValue (what gets signed)."""
-    return _SIGNED_INFO_C14N.format(digest=digest_b64).encode()
+    return _SI_OPEN_C14N + _SI_BEFORE_DIGEST + digest_b64.encode() + _SI_AFTER_DIGEST
 
 
 def _xml_text(value: str) -> str:
@@ -105,7 +106,7 @@ class Signer:
         self.credential = credential
         self._key = key
         self._algo = ec.ECDSA(hashes.SHA256())
-        self._sig_head = f'<ds:Signature xmlns:ds="{NS_DS}">'
+        self._sig_head = f'<ds:Signature xmlns:ds="{NS_DS}">'.encode()
         key_info = (
             "<ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial>"
             f"<ds:X509IssuerName>{_xml_text(credential.issuer_name)}</ds:X509IssuerName>"
@@ -123,17 +124,16 @@ class Signer:
         """The signed request for canonical ``unsigned`` bytes (root element, no declaration)."""
         if not unsigned.endswith(_ROOT_CLOSE_B):
             raise ValueError("unsigned request must end with </sr:Request> (render it with RequestFactory)")
-        digest = base64.b64encode(hashlib.sha256(unsigned).digest()).decode()
-        der = self._key.sign(signed_info_c14n(digest), self._algo)
-        r, s = decode_dss_signature(der)
-        value = base64.b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big")).decode()
+        inner = _SI_BEFORE_DIGEST + b64encode(sha256(unsigned).digest()) + _SI_AFTER_DIGEST
+        r, s = decode_dss_signature(self._key.sign(_SI_OPEN_C14N + inner, self._algo))
         return b"".join((
             XML_DECLARATION,
             unsigned[: -len(_ROOT_CLOSE_B)],
-            self._sig_head.encode(),
-            _SIGNED_INFO_DOC.format(digest=digest).encode(),
+            self._sig_head,
+            _SI_OPEN_DOC,
+            inner,
             b"<ds:SignatureValue>",
-            value.encode(),
+            b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big")),
             self._sig_tail,
         ))
 

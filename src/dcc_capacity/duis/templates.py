@@ -36,7 +36,9 @@ from ..paths import data_dir
 __all__ = ["TemplateInfo", "available_variants", "environment", "render_body", "template_info"]
 
 SUFFIX = ".xml.j2"
-_ALWAYS = frozenset({"execution_datetime"})  # used by the shared _future_dated.j2 include
+_ALWAYS = frozenset({"execution_datetime"})  # used by the shared _future_dated.j2 snippet
+_FUTURE_DATED = "_future_dated.j2"
+_INCLUDE = '{% include "_future_dated.j2" %}'
 
 
 class _JoinedLinesLoader(jinja2.FileSystemLoader):
@@ -44,6 +46,9 @@ class _JoinedLinesLoader(jinja2.FileSystemLoader):
 
     def get_source(self, environment: jinja2.Environment, template: str):  # noqa: ANN201 - jinja's tuple
         source, filename, uptodate = super().get_source(environment, template)
+        # Inline the shared snippet: an {% include %} costs a new render context on every request.
+        if _INCLUDE in source:
+            source = source.replace(_INCLUDE, super().get_source(environment, _FUTURE_DATED)[0].split("#}", 1)[-1])
         out: list[str] = []
         for raw in source.splitlines():
             line = raw.strip()

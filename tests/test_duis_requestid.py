@@ -84,3 +84,19 @@ def test_explicit_slot_from_the_environment(monkeypatch):
     monkeypatch.setenv("DCC_CAPACITY_SLOT", "5000")
     with pytest.raises(InputError, match="DCC_CAPACITY_SLOT: must be an integer 0..1023"):
         RequestIdAllocator()
+
+
+def test_a_forked_worker_claims_its_own_slot(tmp_path, monkeypatch):
+    """Locust --processes forks after the locustfile made its allocator: the child must not reuse the slot."""
+    monkeypatch.setenv("DCC_CAPACITY_SLOT_DIR", str(tmp_path))
+    monkeypatch.delenv("DCC_CAPACITY_SLOT", raising=False)
+    parent = RequestIdAllocator()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.write(write, str(parent.slot).encode())
+        os._exit(0)
+    os.close(write)
+    child_slot = int(os.read(read, 32))
+    os.waitpid(pid, 0)
+    assert child_slot != parent.slot

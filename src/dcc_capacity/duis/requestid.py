@@ -12,9 +12,10 @@ a plain per-process sequence. The scheme, with no coordination on the hot path:
   one, so they can never produce the same counter: the low bits differ.
   By default a process claims the lowest free slot on this machine by holding
   an exclusive ``flock`` on ``<tmp>/dcc-capacity-slots/slot-N.lock`` for its
-  lifetime (released by the kernel when it dies, so no stale claims). Across
-  machines, give each generator its slot explicitly (``slot=`` or the
-  ``DCC_CAPACITY_SLOT`` environment variable).
+  lifetime (released by the kernel when it dies, so no stale claims). A
+  process forked after creating an allocator (Locust ``--processes``) claims
+  a new slot in the child. Across machines, give each generator its slot
+  explicitly (``slot=`` or the ``DCC_CAPACITY_SLOT`` environment variable).
 * Within a process the counter is strictly increasing: when two requests fall
   in the same microsecond the second takes ``last + 2**SLOT_BITS`` (it
   borrows the next microsecond). Across processes counters follow the clock,
@@ -31,6 +32,7 @@ import os
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 
 from ..errors import InputError
@@ -40,6 +42,7 @@ __all__ = ["SLOT_BITS", "RequestIdAllocator", "claim_slot", "format_request_id",
 SLOT_BITS = 10
 MAX_SLOT = (1 << SLOT_BITS) - 1
 _held: list[object] = []  # open lock files: keep them (and the claims) for the process lifetime
+_auto: weakref.WeakSet[RequestIdAllocator] = weakref.WeakSet()  # allocators whose slot was claimed, not given
 
 
 def _slot_dir() -> Path:
@@ -78,11 +81,12 @@ class RequestIdAllocator:
     formats the whole RequestID.
     """
 
-    __slots__ = ("slot", "_last", "_lock", "_clock")
+    __slots__ = ("slot", "_last", "_lock", "_clock", "__weakref__")
 
     def __init__(self, slot: int | None = None, clock=time.time_ns) -> None:  # noqa: ANN001
         if slot is None:
             slot = claim_slot()
+            _auto.add(self)
         if not 0 <= slot <= MAX_SLOT:
             raise InputError(f"must be 0..{MAX_SLOT} (got {slot})", key="slot")
         self.slot = slot
@@ -112,3 +116,17 @@ def parse_request_id(request_id: str) -> tuple[str, str, int]:
     """(originator, target, counter) of a RequestID; ValueError when it is not one."""
     originator, target, counter = request_id.split(":")
     return originator.upper(), target.upper(), int(counter)
+
+
+def _reclaim_after_fork() -> None:
+    """A forked child (Locust ``--processes``) must not reuse its parent's slot: claim a fresh one."""
+    if os.environ.get("DCC_CAPACITY_SLOT") is not None:
+        return
+    for allocator in list(_auto):
+        allocator.slot = claim_slot()
+        allocator._last = 0
+        allocator._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reclaim_after_fork)

@@ -112,3 +112,19 @@ def test_missing_template_field_exits_2_naming_template_and_field(tmp_path, pki_
     assert res.returncode == 2
     assert "3.1.xml.j2: template field missing: 'customer_message' is undefined" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.peer
+def test_every_variant_rendered_by_the_cli_validates_and_verifies_with_the_written_cert(tmp_path, pki_dir, duis_xsd,
+                                                                                       capsys):
+    from dcc_capacity.cli import main
+    from dcc_capacity.duis.templates import available_variants
+
+    for variant in available_variants():
+        out = tmp_path / variant
+        assert main(["render", variant, "--count", "2", "--out", str(out), "--pki", pki_dir]) == 0
+        for row in _manifest(out):
+            body = (out / row["file"]).read_bytes()
+            assert duis_xsd.validate(etree.fromstring(body)), (variant, str(duis_xsd.error_log.last_error))
+            signxml_verify(body, (out / f"signer-{row['originator'].replace('-', '')}.pem").read_bytes())
+    capsys.readouterr()

@@ -128,3 +128,25 @@ def test_every_variant_rendered_by_the_cli_validates_and_verifies_with_the_writt
             assert duis_xsd.validate(etree.fromstring(body)), (variant, str(duis_xsd.error_log.last_error))
             signxml_verify(body, (out / f"signer-{row['originator'].replace('-', '')}.pem").read_bytes())
     capsys.readouterr()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["8.1.1", "--execution-datetime", "2030-01-15T09:00:00Z"], "SRV 8.1.1 cannot be future-dated"),
+    (["4.6.1", "--execution-datetime", "tomorrow"], "not an xs:dateTime"),
+])
+def test_future_dating_is_checked(tmp_path, pki_dir, capsys, args, message):
+    from dcc_capacity.cli import main
+
+    assert main(["render", *args, "--out", str(tmp_path / "x"), "--pki", pki_dir]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_future_dated_render(tmp_path, pki_dir, capsys):
+    from dcc_capacity.cli import main
+
+    out = tmp_path / "fd"
+    assert main(["render", "4.6.1", "--out", str(out), "--pki", pki_dir,
+                 "--execution-datetime", "2030-01-15T09:00:00Z"]) == 0
+    (row,) = _manifest(out)
+    doc = etree.fromstring((out / row["file"]).read_bytes())
+    assert doc.findtext(".//{*}RetrieveImportDailyReadLog/{*}ExecutionDateTime") == "2030-01-15T09:00:00Z"

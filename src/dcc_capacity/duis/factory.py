@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ SERVICE_PATHS: dict[int, str] = {
 """DCC Boxed's web service for each CommandVariant (send command, transform, non-device)."""
 
 _KNOWN_ROLES = {u.eui: u.roles for u in DEFAULT_USERS}
+_XS_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
 def allowed_command_variants(info: TemplateInfo) -> frozenset[int]:
@@ -233,6 +235,12 @@ class RequestFactory:
             raise InputError(f"CommandVariant {cv} is not valid for SRV {variant} "
                              f"(allowed: {', '.join(map(str, sorted(allowed_command_variants(info))))})",
                              key="command-variant")
+        if execution_datetime is not None:
+            if info.srv.future_dated == "No":
+                raise InputError(f"SRV {variant} cannot be future-dated", key="execution-datetime")
+            if not _XS_DATETIME.match(execution_datetime):
+                raise InputError(f"not an xs:dateTime such as 2030-01-15T09:00:00Z (got {execution_datetime!r})",
+                                 key="execution-datetime")
         sender = self.originator_for(info, inst, originator)
         target, ctx = self.context(info, inst, target_type=target_type, execution_datetime=execution_datetime,
                                    scheduled_variant=scheduled_variant, originator=sender, extra=extra)

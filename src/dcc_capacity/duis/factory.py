@@ -19,8 +19,7 @@ import datetime as dt
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -33,7 +32,7 @@ from ..fleet import Fleet, Installation
 from ..pki import DEFAULT_USERS, Credential, TestPKI
 from .requestid import RequestIdAllocator
 from .signing import ROOT_CLOSE, ROOT_OPEN, Signer
-from .templates import TemplateInfo, render_body, template_info
+from .templates import TemplateInfo, render_body, template_globals, template_info
 
 __all__ = ["SERVICE_PATHS", "RequestFactory", "SignedRequest", "allowed_command_variants"]
 
@@ -57,9 +56,11 @@ def allowed_command_variants(info: TemplateInfo) -> frozenset[int]:
     return frozenset({1, 2, 3})
 
 
-@dataclass(frozen=True, slots=True)
-class SignedRequest:
-    """One signed request ready to POST, with what the records and the correlator need."""
+class SignedRequest(NamedTuple):
+    """One signed request ready to POST, with what the records and the correlator need.
+
+    A NamedTuple, not a frozen dataclass: one is made per request and tuple creation is ~10x cheaper.
+    """
 
     request_id: str
     variant: str
@@ -146,6 +147,7 @@ class RequestFactory:
             t = dt.datetime.fromtimestamp(second, dt.timezone.utc)
             midnight = t.replace(hour=0, minute=0, second=0)
             self._times = {
+                **template_globals(),
                 "now": _dt(t),
                 "today": t.date().isoformat(),
                 "log_start": _dt(midnight - dt.timedelta(days=1)),
@@ -255,14 +257,19 @@ class RequestFactory:
         ).encode()
         return request_id, sender, cv, target, unsigned
 
-    def build(self, variant: str, installation: Installation | int | None = None, **kwargs: Any) -> SignedRequest:
+    def build(self, variant: str, installation: Installation | int | None = None, *, originator: str | None = None,
+              command_variant: int | None = None, target_type: str | None = None,
+              execution_datetime: str | None = None, scheduled_variant: str = "4.6.1",
+              extra: Mapping[str, Any] | None = None) -> SignedRequest:
         """One signed request of ``variant`` for ``installation`` (an Installation or a fleet index).
 
-        Keyword options: ``originator`` (EUI; default: who would send it), ``command_variant``,
+        ``originator`` (EUI; default: who would send it), ``command_variant`` (default: the catalogue's),
         ``target_type`` (e.g. ``"GSME"``), ``execution_datetime`` (future-dated), ``scheduled_variant``
-        (for 5.1), ``extra`` (template fields).
+        (for 5.1), ``extra`` (more template fields).
         """
-        request_id, sender, cv, target, unsigned = self.build_unsigned(variant, installation, **kwargs)
+        request_id, sender, cv, target, unsigned = self.build_unsigned(
+            variant, installation, originator=originator, command_variant=command_variant, target_type=target_type,
+            execution_datetime=execution_datetime, scheduled_variant=scheduled_variant, extra=extra)
         return SignedRequest(request_id, variant, cv, sender, target, self.signers[sender].sign(unsigned))
 
     def signed_precommand(self, request_id: str, variant: str, gbcs_payload: bytes, *,

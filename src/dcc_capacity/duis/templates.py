@@ -33,7 +33,7 @@ from ..catalogue import Srv, get_srv
 from ..errors import InputError
 from ..paths import data_dir
 
-__all__ = ["TemplateInfo", "available_variants", "environment", "render_body", "template_info"]
+__all__ = ["TemplateInfo", "available_variants", "environment", "render_body", "template_globals", "template_info"]
 
 SUFFIX = ".xml.j2"
 _ALWAYS = frozenset({"execution_datetime"})  # used by the shared _future_dated.j2 snippet
@@ -158,9 +158,21 @@ def compiled(variant: str) -> jinja2.Template:
     return environment().get_template(template_info(variant).path.name)
 
 
+def template_globals() -> dict[str, Any]:
+    """Jinja's globals (``range``...): a caller that renders many requests puts them in its base context once."""
+    return dict(environment().globals)
+
+
 def render_body(variant: str, context: Mapping[str, Any]) -> str:
-    """The ``sr:Body`` child of ``variant`` for ``context`` (canonical, no whitespace between elements)."""
+    """The ``sr:Body`` child of ``variant`` for ``context`` (canonical, no whitespace between elements).
+
+    Renders with the context shared, not copied: ``Template.render`` copies the context twice per
+    call, which was half the rendering cost. A context without Jinja's globals gets them added.
+    """
+    template = compiled(variant)
+    if "range" not in context:
+        context = {**environment().globals, **context}
     try:
-        return compiled(variant).render(context)
+        return "".join(template.root_render_func(template.new_context(context, shared=True)))
     except jinja2.UndefinedError as exc:
         raise InputError(f"template field missing: {exc.message}", file=template_info(variant).path) from None

@@ -32,7 +32,7 @@ from ..fleet import Fleet, Installation
 from ..pki import DEFAULT_USERS, Credential, TestPKI
 from .requestid import RequestIdAllocator
 from .signing import ROOT_CLOSE, ROOT_OPEN, Signer
-from .templates import TemplateInfo, render_body, template_globals, template_info
+from .templates import TemplateInfo, precompile, render_body, template_globals, template_info
 
 __all__ = ["SERVICE_PATHS", "RequestFactory", "SignedRequest", "allowed_command_variants"]
 
@@ -132,6 +132,7 @@ class RequestFactory:
         self._times: dict[str, str] = {}
         self._seq = 0
         self._producer_cache: dict[str, list[tuple[str, Any]]] = {}
+        precompile()
 
     @classmethod
     def from_pki(cls, pki: TestPKI, fleet: Fleet | None = None, **kwargs: Any) -> RequestFactory:

@@ -83,3 +83,25 @@ def test_unsigned_requests_pass_when_the_signature_is_not_required(factory):
     doc.remove(doc[2])
     assert check_request(doc, require_signature=False) == []
     assert check_request(doc) != []
+
+
+def test_bytes_as_received_are_parsed_safely(factory):
+    from dcc_capacity.duis.structure import check_request_bytes
+
+    good = factory.build("4.6.1", 1).body
+    assert check_request_bytes(good) == []
+    assert check_request_bytes(b"<sr:Request")[0].startswith("not well-formed XML")
+    bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>'
+    assert check_request_bytes(bomb) == ["DTDs and entity declarations are not allowed in DUIS requests"]
+    assert "exceeds" in check_request_bytes(b" " * (2 << 20))[0]
+
+
+@pytest.mark.peer
+def test_schema_problems_are_added_when_a_schema_is_given(factory, duis_xsd):
+    from dcc_capacity.duis.structure import check_request_bytes
+
+    good = factory.build("8.11", 1).body
+    assert check_request_bytes(good, duis_xsd) == []
+    bad = good.replace(b"<sr:JoinTimePeriod>90<", b"<sr:JoinTimePeriod>9000<")
+    problems = check_request_bytes(bad, duis_xsd)
+    assert problems and all(p.startswith("schema: line") for p in problems)

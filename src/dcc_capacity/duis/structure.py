@@ -21,7 +21,7 @@ from ..catalogue import DCC_EUI, get_srv
 from ..paths import data_dir
 from . import NS_DS, NS_SR
 
-__all__ = ["HEADER_ORDER", "body_element", "check_request"]
+__all__ = ["HEADER_ORDER", "MAX_REQUEST_BYTES", "body_element", "check_request", "check_request_bytes", "parse_request"]
 
 _SR = f"{{{NS_SR}}}"
 _DS = f"{{{NS_DS}}}"
@@ -31,6 +31,8 @@ _DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 HEADER_ORDER = ("RequestID", "FirstInSequence", "PrecedingServiceRequestID", "CommandVariant",
                 "ServiceReference", "ServiceReferenceVariant")
 _REQUIRED_HEADER = ("RequestID", "CommandVariant", "ServiceReference", "ServiceReferenceVariant")
+MAX_REQUEST_BYTES = 1 << 20
+"""Larger bodies are refused before parsing (the largest DUIS request, a full tariff, is ~60 KB)."""
 
 
 @lru_cache(maxsize=1)
@@ -135,4 +137,33 @@ def check_request(root: etree._Element, *, require_signature: bool = True) -> li
         sig_children = [_local(c) for c in _elements(children[-1])]
         if sig_children[:2] != ["SignedInfo", "SignatureValue"]:
             problems.append("Signature: needs ds:SignedInfo then ds:SignatureValue")
+    return problems
+
+
+def parse_request(data: bytes, *, max_bytes: int = MAX_REQUEST_BYTES) -> etree._Element:
+    """Parse untrusted request bytes: no DTDs, no entity expansion, no network, bounded size.
+
+    Raises ``ValueError`` with a one-line reason when the bytes are not an acceptable XML document.
+    """
+    if len(data) > max_bytes:
+        raise ValueError(f"request of {len(data)} bytes exceeds the {max_bytes}-byte limit")
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise ValueError("DTDs and entity declarations are not allowed in DUIS requests")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, dtd_validation=False, load_dtd=False,
+                             huge_tree=False, remove_comments=False)
+    try:
+        return etree.fromstring(data, parser=parser)
+    except etree.XMLSyntaxError as exc:
+        raise ValueError(f"not well-formed XML: {exc}") from None
+
+
+def check_request_bytes(data: bytes, schema: etree.XMLSchema | None = None) -> list[str]:
+    """Every problem of a request as received: well-formedness, structure, then the schema when one is given."""
+    try:
+        root = parse_request(data)
+    except ValueError as exc:
+        return [str(exc)]
+    problems = check_request(root)
+    if schema is not None and not schema.validate(root):
+        problems += [f"schema: line {e.line}: {e.message}" for e in schema.error_log]
     return problems

@@ -133,6 +133,7 @@ def test_every_variant_rendered_by_the_cli_validates_and_verifies_with_the_writt
 @pytest.mark.parametrize(("args", "message"), [
     (["8.1.1", "--execution-datetime", "2030-01-15T09:00:00Z"], "SRV 8.1.1 cannot be future-dated"),
     (["4.6.1", "--execution-datetime", "tomorrow"], "not an xs:dateTime"),
+    (["5.1", "--scheduled-variant", "4.2"], "scheduled-variant: 5.1 Create Schedule here can schedule 4.6.1"),
 ])
 def test_future_dating_is_checked(tmp_path, pki_dir, capsys, args, message):
     from dcc_capacity.cli import main

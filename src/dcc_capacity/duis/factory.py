@@ -34,7 +34,10 @@ from .requestid import RequestIdAllocator
 from .signing import ROOT_CLOSE, ROOT_OPEN, Signer
 from .templates import TemplateInfo, precompile, render_body, template_globals, template_info
 
-__all__ = ["SERVICE_PATHS", "RequestFactory", "SignedRequest", "allowed_command_variants"]
+__all__ = ["SCHEDULABLE", "SERVICE_PATHS", "RequestFactory", "SignedRequest", "allowed_command_variants"]
+
+SCHEDULABLE = ("4.6.1", "4.8.1", "4.14", "4.3", "4.4.3")
+"""What the 5.1 template can schedule: DUIS V5.1's 4.6.1, 4.8.1, 4.14; SECMP0192's 4.3 and 4.4.3 (SMETS1)."""
 
 SERVICE_PATHS: dict[int, str] = {
     1: "/api/v1/serviceS", 3: "/api/v1/serviceS", 5: "/api/v1/serviceS", 7: "/api/v1/serviceS",
@@ -244,6 +247,9 @@ class RequestFactory:
             if not _XS_DATETIME.match(execution_datetime):
                 raise InputError(f"not an xs:dateTime such as 2030-01-15T09:00:00Z (got {execution_datetime!r})",
                                  key="execution-datetime")
+        if variant == "5.1" and scheduled_variant not in SCHEDULABLE:
+            raise InputError(f"5.1 Create Schedule here can schedule {', '.join(SCHEDULABLE)} "
+                             f"(got {scheduled_variant!r})", key="scheduled-variant")
         sender = self.originator_for(info, inst, originator)
         target, ctx = self.context(info, inst, target_type=target_type, execution_datetime=execution_datetime,
                                    scheduled_variant=scheduled_variant, originator=sender, extra=extra)

@@ -62,7 +62,7 @@ def allowed_command_variants(info: TemplateInfo) -> frozenset[int]:
 class SignedRequest(NamedTuple):
     """One signed request ready to POST, with what the records and the correlator need.
 
-    A NamedTuple, not a frozen dataclass: one is made per request and tuple creation is ~10x cheaper.
+    A NamedTuple rather than a frozen dataclass: one is made per request, and a tuple is cheaper to create.
     """
 
     request_id: str

@@ -22,20 +22,27 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("render", help=help_text, description=__doc__.splitlines()[0])
+    p = subparsers.add_parser("render", help=help_text,
+                              description="Write signed sample DUIS requests and the signer's certificate.")
     p.add_argument("variant", metavar="VARIANT", help="SRV variant, e.g. 4.6.1")
-    p.add_argument("--count", type=int, default=1, help="number of requests (default 1)")
-    p.add_argument("--out", required=True, type=Path, help="folder to write the requests and certificate into")
-    p.add_argument("--signing-key", type=Path, help="Service User's ECDSA P-256 private key (PEM or DER)")
-    p.add_argument("--signing-cert", type=Path, help="its X.509 certificate (PEM or DER)")
-    p.add_argument("--originator", help="Service User EUI-64 to sign as (default: who would send it)")
-    p.add_argument("--roles", help="SEC roles of the originator when it is not a known test user, e.g. IS,GS")
-    p.add_argument("--seed", type=int, default=1, help="fleet seed (same seed, same devices; default 1)")
-    p.add_argument("--fleet-size", type=int, default=10_000, help="installations in the fleet (default 10000)")
-    p.add_argument("--pki", type=Path, help="test PKI folder (default: the shared cache)")
-    p.add_argument("--command-variant", type=int, help="CommandVariant (default: from the catalogue)")
-    p.add_argument("--execution-datetime", help="future-date the requests (xs:dateTime, e.g. 2030-01-15T09:00:00Z)")
-    p.add_argument("--scheduled-variant", default="4.6.1", help="for 5.1 Create Schedule: the SRV to schedule")
+    p.add_argument("--count", type=int, metavar="N", default=1, help="number of requests (default 1)")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="folder to write the requests and certificate into")
+    p.add_argument("--signing-key", type=Path, metavar="PATH",
+                   help="Service User's ECDSA P-256 private key (PEM or DER)")
+    p.add_argument("--signing-cert", type=Path, metavar="PATH", help="its X.509 certificate (PEM or DER)")
+    p.add_argument("--originator", metavar="EUI-64", help="Service User EUI-64 to sign as (default: who would send it)")
+    p.add_argument("--roles", metavar="ROLES",
+                   help="SEC roles of the originator when it is not a known test user, e.g. IS,GS")
+    p.add_argument("--seed", type=int, metavar="N", default=1, help="fleet seed (same seed, same devices; default 1)")
+    p.add_argument("--fleet-size", type=int, metavar="N", default=10_000,
+                   help="installations in the fleet (default 10000)")
+    p.add_argument("--pki", type=Path, metavar="DIR", help="test PKI folder (default: the shared cache)")
+    p.add_argument("--command-variant", type=int, metavar="CV", help="CommandVariant (default: from the catalogue)")
+    p.add_argument("--execution-datetime", metavar="DATETIME",
+                   help="future-date the requests (xs:dateTime, e.g. 2030-01-15T09:00:00Z)")
+    p.add_argument("--scheduled-variant", metavar="VARIANT", default="4.6.1",
+                   help="for 5.1 Create Schedule: the SRV to schedule")
     p.set_defaults(handler=run)
     return p
 

@@ -6,7 +6,10 @@ has no whitespace between elements, which is what lets the signer hash the
 rendered bytes directly (they already are the canonical form). Values are
 escaped the way canonical XML escapes text (``& < >`` and CR), not the way
 HTML autoescaping does (which would write ``"`` as ``&#34;`` and break the
-digest). Templates put variables in text only, never in attributes.
+digest). Templates put variables in text only, never in attributes, and keep
+an element's text on the same line as its tags (a line break between text
+and a tag would become a space). The shared ``_future_dated.j2`` snippet is
+inlined by the loader rather than ``{% include %}``-d at render time.
 
 ``StrictUndefined`` turns a missing template field into an
 :class:`~dcc_capacity.errors.InputError` naming the template and the field,

@@ -79,6 +79,8 @@ def eui_from_cert(cert: x509.Certificate) -> str | None:
     # DCC Boxed encodes it as a BIT STRING (03 09 00 <8 bytes>); ours as the hex text.
     if len(raw) >= 8 and raw[:2] == b"\x03\x09":
         raw = raw[3:11]
+    elif len(raw) == 9 and raw[0] == 0:  # BIT STRING contents: unused-bits byte, then the 8 octets
+        raw = raw[1:]
     elif len(raw) == 16:
         try:
             raw = bytes.fromhex(raw.decode())

@@ -1,0 +1,269 @@
+"""The report's numbers, computed from record batches without holding them all.
+
+Everything here is a sum over batches (counts, per-second series, latency
+histograms), so one pass over the records is enough, plus the selection pass
+of :mod:`.quantiles` that makes percentiles exact. Pandas/numpy do the
+vectorised work inside each batch; only small per-group tables survive
+between batches. Peak memory is one batch plus O(groups x time buckets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..catalogue import get_srv
+from .inputs import OUTCOMES
+from .quantiles import NBINS, QUANTILES, GroupedQuantiles, bin_index, quantile_from_hist
+
+__all__ = ["DIMENSIONS", "NEEDED_COLUMNS", "Metrics", "Aggregator", "compute_metrics"]
+
+DIMENSIONS = ("all", "srv", "srv_class", "class", "slot", "step", "srv_slot")
+"""Groupings every count and percentile is given for."""
+NEEDED_COLUMNS = ["user_class", "srv_variant", "step", "intended_ts", "ack_ts", "callback_ts", "ack_ms", "trt_ms",
+                  "ack_code", "response_code", "outcome", "slot"]
+LATENCIES = ("ack_ms", "trt_ms")
+_OUT = list(OUTCOMES) + ["other"]
+
+
+@dataclass
+class Metrics:
+    """Everything the report shows about the records (all exact except ``latency_time``)."""
+
+    requests: int
+    first_ts: float | None
+    last_ts: float | None
+    bucket_s: int
+    groups: dict[str, pd.DataFrame]
+    """dimension -> one row per label: requests, each outcome, ack_*/trt_* p50/p95/p99/max and n."""
+    codes: pd.DataFrame
+    """outcome, ack_code, response_code, count."""
+    rates: pd.DataFrame
+    """t_s (bucket start from run start), user_class, offered_rate, achieved_rate (req/s)."""
+    latency_time: pd.DataFrame
+    """t_s, {ack,trt}_{p50,p95,p99}: histogram estimates (bin centre, +-0.3 %) per bucket."""
+    step_span: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """step -> first/last intended_ts, to turn step counts into rates."""
+
+    def overall(self) -> dict[str, Any]:
+        return self.groups["all"].iloc[0].to_dict() if len(self.groups["all"]) else {}
+
+
+class _Codes:
+    """Stable small integers for group labels across batches."""
+
+    def __init__(self) -> None:
+        self.labels: list[Any] = []
+        self._index: dict[Any, int] = {}
+
+    def encode(self, local_codes: np.ndarray, uniques: list[Any]) -> np.ndarray:
+        lut = np.zeros(max(len(uniques), 1), dtype=np.int64)
+        for i, label in enumerate(uniques):
+            idx = self._index.get(label)
+            if idx is None:
+                idx = self._index[label] = len(self.labels)
+                self.labels.append(label)
+            lut[i] = idx
+        return lut[local_codes]
+
+
+class Aggregator:
+    """Feed record batches twice (``add`` then ``collect``); ``finish`` gives :class:`Metrics`."""
+
+    def __init__(self, start_epoch: float, run_slot: str | None, expected_duration_s: float | None) -> None:
+        self.t0 = start_epoch
+        self.run_slot = run_slot or "-"
+        self.bucket_s = max(1, int(np.ceil((expected_duration_s or 600) / 240)))
+        self.codes = {d: _Codes() for d in DIMENSIONS}
+        self.lat = {(m, d): GroupedQuantiles() for m in LATENCIES for d in DIMENSIONS}
+        self.outcomes = {d: np.zeros((0, len(_OUT)), dtype=np.int64) for d in DIMENSIONS}
+        self.code_counts: dict[tuple[str, str, str], int] = {}
+        self.offered = np.zeros((0, 0), dtype=np.int64)  # class x bucket
+        self.achieved = np.zeros((0, 0), dtype=np.int64)
+        self.lat_time = {m: np.zeros((0, NBINS), dtype=np.int64) for m in LATENCIES}
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        self.requests = 0
+        self.step_min: dict[Any, float] = {}
+        self.step_max: dict[Any, float] = {}
+
+    # ----- per-batch grouping -------------------------------------------------------------
+    def _labels(self, batch: pd.DataFrame, dim: str) -> tuple[np.ndarray, list[Any]]:
+        n = len(batch)
+        if dim == "all":
+            return np.zeros(n, dtype=np.int64), ["all"]
+        if dim == "slot":
+            if "slot" in batch.columns:
+                return _factorize(batch["slot"])
+            return np.zeros(n, dtype=np.int64), [self.run_slot]
+        if dim == "srv_class":
+            codes, uniq = _factorize(batch["srv_variant"])
+            classes = [_srv_class(u) for u in uniq]
+            c2, u2 = pd.factorize(pd.Series(classes, dtype=object))
+            return c2[codes] if len(uniq) else codes, list(u2)
+        if dim == "srv_slot":
+            c1, u1 = _factorize(batch["srv_variant"])
+            c2, u2 = self._labels(batch, "slot")
+            combo = c1 * max(len(u2), 1) + c2
+            local, pairs = pd.factorize(combo)
+            return local, [f"{u1[p // max(len(u2), 1)]}|{u2[p % max(len(u2), 1)]}" for p in pairs]
+        column = {"srv": "srv_variant", "class": "user_class", "step": "step"}[dim]
+        return _factorize(batch[column])
+
+    def _global_codes(self, batch: pd.DataFrame) -> dict[str, np.ndarray]:
+        out = {}
+        for dim in DIMENSIONS:
+            local, uniq = self._labels(batch, dim)
+            out[dim] = self.codes[dim].encode(local, uniq)
+        return out
+
+    # ----- pass 1 ---------------------------------------------------------------------------
+    def add(self, batch: pd.DataFrame) -> None:
+        if not len(batch):
+            return
+        self.requests += len(batch)
+        codes = self._global_codes(batch)
+        outcome = pd.Categorical(batch["outcome"].astype(object), categories=OUTCOMES).codes.astype(np.int64)
+        outcome[outcome < 0] = len(OUTCOMES)
+        for dim in DIMENSIONS:
+            g = codes[dim]
+            groups = int(g.max()) + 1
+            counts = np.bincount(g * len(_OUT) + outcome, minlength=groups * len(_OUT)).reshape(groups, len(_OUT))
+            self.outcomes[dim] = _grow_rows(self.outcomes[dim], groups)
+            self.outcomes[dim][:groups] += counts
+            for m in LATENCIES:
+                self.lat[(m, dim)].add(g, batch[m].to_numpy(dtype=float, na_value=np.nan))
+        self._add_codes(batch)
+        self._add_time(batch, codes["class"], outcome)
+        self._add_steps(batch)
+
+    def _add_codes(self, batch: pd.DataFrame) -> None:
+        keys = batch[["outcome", "ack_code", "response_code"]].astype(object).fillna("")
+        for key, cnt in keys.value_counts(sort=False).items():
+            k = tuple(str(x) for x in key)
+            self.code_counts[k] = self.code_counts.get(k, 0) + int(cnt)
+
+    def _add_time(self, batch: pd.DataFrame, cls: np.ndarray, outcome: np.ndarray) -> None:
+        intended = batch["intended_ts"].to_numpy(dtype=float, na_value=np.nan)
+        done = batch["callback_ts"].to_numpy(dtype=float, na_value=np.nan)
+        ack = batch["ack_ts"].to_numpy(dtype=float, na_value=np.nan)
+        done = np.where(np.isnan(done), ack, done)
+        finite = intended[~np.isnan(intended)]
+        if len(finite):
+            lo, hi = float(finite.min()), float(np.nanmax(np.concatenate([finite, done[~np.isnan(done)]])))
+            self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)
+            self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
+        n_cls = int(cls.max()) + 1
+        for arr_name, ts, mask in (("offered", intended, ~np.isnan(intended)),
+                                   ("achieved", done, (outcome == 0) & ~np.isnan(done))):
+            b = np.maximum(((ts[mask] - self.t0) // self.bucket_s).astype(np.int64), 0)
+            width = int(b.max()) + 1 if len(b) else 0
+            counts = np.bincount(cls[mask] * max(width, 1) + b, minlength=n_cls * max(width, 1))
+            arr = _grow(getattr(self, arr_name), n_cls, width)
+            arr[:n_cls, :width] += counts.reshape(n_cls, max(width, 1))[:, :width]
+            setattr(self, arr_name, arr)
+        b = np.maximum(((intended - self.t0) // self.bucket_s), 0)
+        for m in LATENCIES:
+            v = batch[m].to_numpy(dtype=float, na_value=np.nan)
+            ok = ~np.isnan(v) & ~np.isnan(b)
+            if not ok.any():
+                continue
+            bb = b[ok].astype(np.int64)
+            width = int(bb.max()) + 1
+            counts = np.bincount(bb * NBINS + bin_index(v[ok]), minlength=width * NBINS).reshape(width, NBINS)
+            self.lat_time[m] = _grow_rows(self.lat_time[m], width)
+            self.lat_time[m][:width] += counts
+
+    def _add_steps(self, batch: pd.DataFrame) -> None:
+        if batch["step"].isna().all():
+            return
+        span = batch.groupby(batch["step"].astype(object), dropna=True)["intended_ts"].agg(["min", "max"])
+        for step, row in span.iterrows():
+            self.step_min[step] = min(self.step_min.get(step, np.inf), row["min"])
+            self.step_max[step] = max(self.step_max.get(step, -np.inf), row["max"])
+
+    # ----- pass 2 ---------------------------------------------------------------------------
+    def plan(self) -> None:
+        for gq in self.lat.values():
+            gq.plan()
+
+    def collect(self, batch: pd.DataFrame) -> None:
+        if not len(batch):
+            return
+        codes = self._global_codes(batch)
+        for (m, dim), gq in self.lat.items():
+            gq.collect(codes[dim], batch[m].to_numpy(dtype=float, na_value=np.nan))
+
+    # ----- result ---------------------------------------------------------------------------
+    def finish(self) -> Metrics:
+        groups = {}
+        for dim in DIMENSIONS:
+            labels = self.codes[dim].labels
+            df = pd.DataFrame(self.outcomes[dim][: len(labels)], columns=_OUT, index=pd.Index(labels, name=dim))
+            df.insert(0, "requests", df.sum(axis=1))
+            df["failures"] = df["requests"] - df["ok"]
+            for m in LATENCIES:
+                res = self.lat[(m, dim)].result()
+                short = m.split("_")[0]
+                for q in [*QUANTILES, "n"]:
+                    df[f"{short}_{q}"] = [res.get(i, {}).get(q, np.nan) for i in range(len(labels))]
+            groups[dim] = df
+        codes = pd.DataFrame([(*k, v) for k, v in sorted(self.code_counts.items())],
+                             columns=["outcome", "ack_code", "response_code", "count"])
+        rows = []
+        for ci, cls in enumerate(self.codes["class"].labels):
+            for t in range(self.offered.shape[1] if self.offered.size else 0):
+                ach = self.achieved[ci, t] if ci < self.achieved.shape[0] and t < self.achieved.shape[1] else 0
+                rows.append((t * self.bucket_s, cls, self.offered[ci, t] / self.bucket_s, ach / self.bucket_s))
+        rates = pd.DataFrame(rows, columns=["t_s", "user_class", "offered_rate", "achieved_rate"])
+        lt = {"t_s": np.arange(max(len(h) for h in self.lat_time.values())) * self.bucket_s}
+        for m in LATENCIES:
+            h = _grow_rows(self.lat_time[m], len(lt["t_s"]))
+            for q in ("p50", "p95", "p99"):
+                lt[f"{m.split('_')[0]}_{q}"] = [quantile_from_hist(row, QUANTILES[q]) for row in h]
+        steps = pd.DataFrame({"first_ts": pd.Series(self.step_min), "last_ts": pd.Series(self.step_max)})
+        return Metrics(requests=self.requests, first_ts=self.first_ts, last_ts=self.last_ts, bucket_s=self.bucket_s,
+                       groups=groups, codes=codes, rates=rates, latency_time=pd.DataFrame(lt), step_span=steps)
+
+
+def compute_metrics(batches: Callable[[], Iterator[pd.DataFrame]], start_epoch: float, run_slot: str | None,
+                    expected_duration_s: float | None, progress: Callable[[str], None] = lambda _m: None) -> Metrics:
+    """Two streaming passes over ``batches()`` (called twice) and the finished :class:`Metrics`."""
+    agg = Aggregator(start_epoch, run_slot, expected_duration_s)
+    for i, batch in enumerate(batches(), 1):
+        agg.add(batch)
+        progress(f"pass 1: batch {i} ({agg.requests:,} records)")
+    agg.plan()
+    for i, batch in enumerate(batches(), 1):
+        agg.collect(batch)
+        progress(f"pass 2 (exact percentiles): batch {i}")
+    return agg.finish()
+
+
+def _factorize(col: pd.Series) -> tuple[np.ndarray, list[Any]]:
+    codes, uniq = pd.factorize(col.astype(object).where(col.notna(), "-"))
+    return codes.astype(np.int64), list(uniq)
+
+
+def _srv_class(variant: Any) -> str:
+    srv = get_srv(str(variant))
+    return srv.srv_class() if srv is not None else "unknown"
+
+
+def _grow_rows(arr: np.ndarray, rows: int) -> np.ndarray:
+    if rows <= arr.shape[0]:
+        return arr
+    return np.vstack([arr, np.zeros((rows - arr.shape[0], arr.shape[1]), dtype=arr.dtype)])
+
+
+def _grow(arr: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    r, c = max(rows, arr.shape[0]), max(cols, arr.shape[1])
+    if (r, c) == arr.shape:
+        return arr
+    out = np.zeros((r, c), dtype=arr.dtype)
+    out[: arr.shape[0], : arr.shape[1]] = arr
+    return out

@@ -93,3 +93,33 @@ def make_run(root: Path, records: pd.DataFrame | None = None, *, status: str = "
     (root / "records").mkdir(exist_ok=True)
     records.to_csv(root / "records" / "part-0.csv", index=False)
     return root
+
+
+class Page:
+    """The report's HTML parsed with lxml: ids, links and rows, for structural assertions."""
+
+    def __init__(self, path: Path) -> None:
+        import lxml.html
+
+        self.text = path.read_text(encoding="utf-8")
+        self.doc = lxml.html.fromstring(self.text)
+        self.ids = [e.get("id") for e in self.doc.iter() if isinstance(e.tag, str) and e.get("id")]
+
+    def by_id(self, ident: str):
+        found = self.doc.xpath("//*[@id=$i]", i=ident)
+        assert len(found) == 1, f"id {ident!r} found {len(found)} times"
+        return found[0]
+
+    def links_in(self, element) -> list[str]:
+        return [a.get("href")[1:] for a in element.iter("a") if (a.get("href") or "").startswith("#")]
+
+    def urls(self) -> list[tuple[str, str]]:
+        """Every (attribute, value) that could make a browser fetch something or leave the page."""
+        out = []
+        for e in self.doc.iter():
+            if not isinstance(e.tag, str):
+                continue
+            for attr, value in e.attrib.items():
+                if attr.split("}")[-1] in ("href", "src", "srcset", "action", "data", "poster", "background"):
+                    out.append((attr, value))
+        return out

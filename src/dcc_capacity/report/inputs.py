@@ -46,6 +46,7 @@ METRIC_NAMES = (
 )
 """Metrics an NFR can name; ``external`` means the result comes from ``nfr_results.json``."""
 SCOPES = ("all", "srv", "srv_class", "class", "slot")
+_EPOCH = pd.Timestamp(0, tz="UTC")
 DEFAULT_ISSUE_THRESHOLDS = {1: 0, 2: 0, 3: 5, 4: 10}
 """Outstanding testing issues allowed per severity (SVTAD Table 13.2 style); overridable in nfr.yaml."""
 
@@ -286,7 +287,7 @@ def _load_sut_metrics(path: Path) -> pd.DataFrame | None:
         raise InputError("required column is missing", file=path, key="ts")
     ts = df["ts"]
     df["ts"] = ts.astype(float) if pd.api.types.is_numeric_dtype(ts) else (
-        pd.to_datetime(ts, utc=True, errors="coerce").astype("int64") / 1e9)
+        (pd.to_datetime(ts, utc=True, errors="coerce", format="ISO8601") - _EPOCH) / pd.Timedelta(seconds=1))
     return df.dropna(subset=["ts"]).sort_values("ts")
 
 
@@ -393,7 +394,7 @@ def _normalise(batch: pd.DataFrame) -> pd.DataFrame:
     for col in ("intended_ts", "sent_ts", "ack_ts", "callback_ts"):
         if col in batch.columns and not pd.api.types.is_numeric_dtype(batch[col]):
             parsed = pd.to_datetime(batch[col], utc=True, errors="coerce", format="ISO8601")
-            batch[col] = parsed.astype("int64").where(parsed.notna()) / 1e9
+            batch[col] = (parsed - _EPOCH) / pd.Timedelta(seconds=1)
     for col in ("ack_ms", "trt_ms"):
         if col in batch.columns and not pd.api.types.is_float_dtype(batch[col]):
             batch[col] = pd.to_numeric(batch[col], errors="coerce").astype("float64")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["SUB", "NBINS", "bin_index", "bin_mid", "QUANTILES", "GroupedQuantiles", "quantile_from_hist"]
+__all__ = ["SUB", "NBINS", "COARSE", "bin_index", "bin_mid", "QUANTILES", "GroupedQuantiles", "quantile_from_hist"]
 
 SUB = 128
 """Histogram bins per octave of (ms + 1): about 0.54 % wide."""
@@ -34,10 +34,14 @@ def bin_index(values: np.ndarray) -> np.ndarray:
     return np.minimum(b, NBINS - 1)
 
 
-def bin_mid(b: np.ndarray) -> np.ndarray:
-    """A bin's centre in ms: used only for the (labelled) over-time estimates."""
-    lo = np.exp2(b / SUB) - 1.0
-    hi = np.exp2((b + 1) / SUB) - 1.0
+COARSE = 8
+"""Over-time histograms merge 8 fine bins (16 per octave, about 4.4 % wide) to stay small for long runs."""
+
+
+def bin_mid(b: np.ndarray, width: int = 1) -> np.ndarray:
+    """Centre in ms of bin ``b`` (of ``width`` fine bins): used only for the labelled over-time estimates."""
+    lo = np.exp2(b * width / SUB) - 1.0
+    hi = np.exp2((b + 1) * width / SUB) - 1.0
     return (lo + hi) / 2.0
 
 
@@ -47,13 +51,13 @@ def _ranks(n: int, q: float) -> tuple[int, int, float]:
     return lo, min(lo + 1, n - 1), pos - lo
 
 
-def quantile_from_hist(hist: np.ndarray, q: float) -> float:
+def quantile_from_hist(hist: np.ndarray, q: float, width: int = 1) -> float:
     """Histogram estimate of quantile q (bin centre); nan when empty."""
     n = int(hist.sum())
     if n == 0:
         return float("nan")
     lo, _, _ = _ranks(n, q)
-    return float(bin_mid(np.searchsorted(np.cumsum(hist), lo, side="right")))
+    return float(bin_mid(np.searchsorted(np.cumsum(hist), lo, side="right"), width))
 
 
 @dataclass

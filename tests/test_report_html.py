@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from _report_helpers import Page, make_records, make_run
 
+from _report_helpers import Page, make_records, make_run
 from dcc_capacity.report.build import build_report
 
 SECTIONS = ["details", "risks", "assurance", "model", "results", "traceability", "exit", "extrapolation", "audit"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _report_helpers import START, make_records, make_run
 
+from _report_helpers import START, make_records, make_run
 from dcc_capacity.report.inputs import iter_record_batches, load_run
 from dcc_capacity.report.metrics import NEEDED_COLUMNS, compute_metrics
 from dcc_capacity.report.quantiles import GroupedQuantiles

@@ -308,7 +308,8 @@ def load_run(run_dir: str | Path) -> RunFolder:
     if (path / "nfr_results.json").exists():
         external = _read_json(path / "nfr_results.json")
         if not isinstance(external, list):
-            raise InputError("must be a list of {id, test_id, measured, threshold, pass}", file=path / "nfr_results.json")
+            raise InputError("must be a list of {id, test_id, measured, threshold, pass}",
+                             file=path / "nfr_results.json")
     folder = RunFolder(path=path, run=run, plan=plan, nfrs=nfrs, tests=tests,
                        nfr_source=str(cat if cat.parent == path else f"default catalogue ({cat.name})"),
                        issue_thresholds=thresholds, issues=_load_issues(path / "issues.yaml"),

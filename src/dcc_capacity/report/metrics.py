@@ -9,7 +9,7 @@ between batches. Peak memory is one batch plus O(groups x time buckets).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -96,14 +96,19 @@ def resources_chart(sut: pd.DataFrame | None, t0: float) -> str | None:
               if c in sut.columns]
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(9, 2.6))
-    axes = [axes] if len(panels) == 1 else list(axes)
+    cols = min(len(panels), 2)
+    rows = (len(panels) + 1) // 2
+    fig, axes = plt.subplots(rows, cols, figsize=(9, 2.4 * rows), squeeze=False, layout="constrained")
     t = sut["ts"] - t0
-    for ax, (col, label) in zip(axes, panels, strict=True):
+    for ax, (col, label) in zip(axes.flat, panels, strict=False):
         y = sut[col] / 2**20 if col == "rss_bytes" else sut[col]
         ax.plot(t, y, lw=1)
         ax.set_title(label)
-        ax.set_xlabel("s")
+        ax.set_xlabel("time from start (s)")
+        ax.set_ylim(bottom=0, top=max(float(y.max()) * 1.1, 1.0))
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
     return to_svg(fig, "chart-resources")
 
 
@@ -118,9 +123,11 @@ def stress_chart(steps: list[dict[str, Any]]) -> str | None:
     ax.plot(x, [s["achieved_rate"] for s in rows], "o-", label="achieved req/s")
     ax.set_xlabel("step")
     ax.set_ylabel("requests/s")
+    ax.set_ylim(bottom=0)
     ax2 = ax.twinx()
     ax2.plot(x, [s["ack_p95"] for s in rows], "s:", color="C3", label="ack p95 ms")
     ax2.set_ylabel("ms")
+    ax2.set_ylim(bottom=0)
     ax.legend(loc="upper left", fontsize=7)
     ax2.legend(loc="lower right", fontsize=7)
     return to_svg(fig, "chart-stress")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from _report_helpers import make_run
 
+from _report_helpers import make_run
 from dcc_capacity.report.build import build_report
 
 pytestmark = pytest.mark.browser

@@ -9,8 +9,10 @@ between batches. Peak memory is one batch plus O(groups x time buckets).
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,10 +74,18 @@ class _Codes:
 
 
 class Aggregator:
-    """Feed record batches twice (``add`` then ``collect``); ``finish`` gives :class:`Metrics`."""
+    """Feed record batches to ``add``, then ``plan``, ``collect_spilled`` and ``finish`` for :class:`Metrics`.
 
-    def __init__(self, start_epoch: float, run_slot: str | None, expected_duration_s: float | None) -> None:
+    Pass 2 (exact percentiles) reads back a compact binary copy of the group
+    codes and latencies written to ``spill`` during pass 1 (about 40 bytes a
+    record, on disk): re-parsing the record files would cost as much again.
+    """
+
+    def __init__(self, start_epoch: float, run_slot: str | None, expected_duration_s: float | None,
+                 spill: str | Path | None = None) -> None:
         self.t0 = start_epoch
+        self.spill = spill
+        self._spilled = 0
         self.run_slot = run_slot or "-"
         self.bucket_s = max(1, int(np.ceil((expected_duration_s or 600) / 240)))
         self.codes = {d: _Codes() for d in DIMENSIONS}
@@ -127,8 +137,12 @@ class Aggregator:
             return
         self.requests += len(batch)
         codes = self._global_codes(batch)
-        outcome = pd.Categorical(batch["outcome"].astype(object), categories=OUTCOMES).codes.astype(np.int64)
-        outcome[outcome < 0] = len(OUTCOMES)
+        values = {m: batch[m].to_numpy(dtype=float, na_value=np.nan) for m in LATENCIES}
+        if self.spill is not None:
+            self._spill(codes, values)
+        oc, ou = _factorize(batch["outcome"])
+        lut = np.array([OUTCOMES.index(u) if u in OUTCOMES else len(OUTCOMES) for u in ou] or [0], dtype=np.int64)
+        outcome = lut[oc]
         for dim in DIMENSIONS:
             g = codes[dim]
             groups = int(g.max()) + 1
@@ -136,16 +150,21 @@ class Aggregator:
             self.outcomes[dim] = _grow_rows(self.outcomes[dim], groups)
             self.outcomes[dim][:groups] += counts
             for m in LATENCIES:
-                self.lat[(m, dim)].add(g, batch[m].to_numpy(dtype=float, na_value=np.nan))
+                self.lat[(m, dim)].add(g, values[m])
         self._add_codes(batch)
         self._add_time(batch, codes["class"], outcome)
         self._add_steps(batch)
 
     def _add_codes(self, batch: pd.DataFrame) -> None:
-        keys = batch[["outcome", "ack_code", "response_code"]].astype(object).fillna("")
-        for key, cnt in keys.value_counts(sort=False).items():
-            k = tuple(str(x) for x in key)
-            self.code_counts[k] = self.code_counts.get(k, 0) + int(cnt)
+        parts = [_factorize(batch[c]) for c in ("outcome", "ack_code", "response_code")]
+        sizes = [len(u) + 1 for _, u in parts]
+        key = (parts[0][0] * sizes[1] + parts[1][0]) * sizes[2] + parts[2][0]
+        counts = np.bincount(key)
+        for k in np.flatnonzero(counts):
+            a, rest = divmod(int(k), sizes[1] * sizes[2])
+            b, c = divmod(rest, sizes[2])
+            label = tuple("" if lab == "-" else lab for lab in (parts[0][1][a], parts[1][1][b], parts[2][1][c]))
+            self.code_counts[label] = self.code_counts.get(label, 0) + int(counts[k])
 
     def _add_time(self, batch: pd.DataFrame, cls: np.ndarray, outcome: np.ndarray) -> None:
         intended = batch["intended_ts"].to_numpy(dtype=float, na_value=np.nan)
@@ -180,10 +199,14 @@ class Aggregator:
             self.lat_time[m][:width] += counts
 
     def _add_steps(self, batch: pd.DataFrame) -> None:
-        if batch["step"].isna().all():
+        codes, uniq = _factorize(batch["step"])
+        if uniq == ["-"]:
             return
-        span = batch.groupby(batch["step"].astype(object), dropna=True)["intended_ts"].agg(["min", "max"])
-        for step, row in span.iterrows():
+        span = pd.Series(batch["intended_ts"].to_numpy()).groupby(codes).agg(["min", "max"])
+        for code, row in span.iterrows():
+            step = uniq[int(code)]
+            if step == "-":
+                continue
             self.step_min[step] = min(self.step_min.get(step, np.inf), row["min"])
             self.step_max[step] = max(self.step_max.get(step, -np.inf), row["max"])
 
@@ -192,12 +215,25 @@ class Aggregator:
         for gq in self.lat.values():
             gq.plan()
 
-    def collect(self, batch: pd.DataFrame) -> None:
-        if not len(batch):
-            return
-        codes = self._global_codes(batch)
-        for (m, dim), gq in self.lat.items():
-            gq.collect(codes[dim], batch[m].to_numpy(dtype=float, na_value=np.nan))
+    def _spill(self, codes: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> None:
+        """Keep what pass 2 needs (group codes, two latencies) in a binary temp file, not in memory."""
+        assert self.spill is not None
+        path = Path(self.spill) / f"batch-{self._spilled:06d}.npz"
+        np.savez(path, **{f"c_{d}": codes[d].astype(np.int32) for d in DIMENSIONS if d != "all"}, **values)
+        self._spilled += 1
+
+    def collect_spilled(self) -> Iterator[int]:
+        """Pass 2 over the spilled batches; yields the batch number for progress."""
+        assert self.spill is not None
+        for i in range(self._spilled):
+            with np.load(Path(self.spill) / f"batch-{i:06d}.npz") as data:
+                n = len(data["ack_ms"])
+                codes = {d: (np.zeros(n, dtype=np.int64) if d == "all" else data[f"c_{d}"].astype(np.int64))
+                         for d in DIMENSIONS}
+                values = {m: data[m] for m in LATENCIES}
+            for (m, dim), gq in self.lat.items():
+                gq.collect(codes[dim], values[m])
+            yield i + 1
 
     # ----- result ---------------------------------------------------------------------------
     def finish(self) -> Metrics:
@@ -206,13 +242,14 @@ class Aggregator:
             labels = self.codes[dim].labels
             df = pd.DataFrame(self.outcomes[dim][: len(labels)], columns=_OUT, index=pd.Index(labels, name=dim))
             df.insert(0, "requests", df.sum(axis=1))
+            keep = df["requests"].to_numpy() > 0
             df["failures"] = df["requests"] - df["ok"]
             for m in LATENCIES:
                 res = self.lat[(m, dim)].result()
                 short = m.split("_")[0]
                 for q in [*QUANTILES, "n"]:
                     df[f"{short}_{q}"] = [res.get(i, {}).get(q, np.nan) for i in range(len(labels))]
-            groups[dim] = df
+            groups[dim] = df[keep]
         codes = pd.DataFrame([(*k, v) for k, v in sorted(self.code_counts.items())],
                              columns=["outcome", "ack_code", "response_code", "count"])
         rows = []
@@ -235,21 +272,34 @@ class Aggregator:
 
 def compute_metrics(batches: Callable[[], Iterator[pd.DataFrame]], start_epoch: float, run_slot: str | None,
                     expected_duration_s: float | None, progress: Callable[[str], None] = lambda _m: None) -> Metrics:
-    """Two streaming passes over ``batches()`` (called twice) and the finished :class:`Metrics`."""
-    agg = Aggregator(start_epoch, run_slot, expected_duration_s)
-    for i, batch in enumerate(batches(), 1):
-        agg.add(batch)
-        progress(f"pass 1: batch {i} ({agg.requests:,} records)")
-    agg.plan()
-    for i, batch in enumerate(batches(), 1):
-        agg.collect(batch)
-        progress(f"pass 2 (exact percentiles): batch {i}")
+    """One streaming pass over ``batches()`` plus the spilled selection pass; the finished :class:`Metrics`."""
+    with tempfile.TemporaryDirectory(prefix="dcc-report-") as spill:
+        agg = Aggregator(start_epoch, run_slot, expected_duration_s, spill)
+        for i, batch in enumerate(batches(), 1):
+            agg.add(batch)
+            progress(f"pass 1: batch {i} ({agg.requests:,} records)")
+        agg.plan()
+        for i in agg.collect_spilled():
+            progress(f"pass 2 (exact percentiles): batch {i}")
     return agg.finish()
 
 
-def _factorize(col: pd.Series) -> tuple[np.ndarray, list[Any]]:
-    codes, uniq = pd.factorize(col.astype(object).where(col.notna(), "-"))
-    return codes.astype(np.int64), list(uniq)
+def _factorize(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Per-batch codes and string labels; missing values become the label "-".
+
+    Categorical columns (how the CSV reader loads them) are used as they are:
+    factorising millions of Python strings would dominate the whole report.
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy().astype(np.int64)
+        uniq = [str(c) for c in col.cat.categories]
+    else:
+        raw, values = pd.factorize(col, use_na_sentinel=True)
+        codes, uniq = raw.astype(np.int64), [str(u) for u in values]
+    if (codes < 0).any():
+        codes[codes < 0] = len(uniq)
+        uniq.append("-")
+    return codes, uniq
 
 
 def _srv_class(variant: Any) -> str:

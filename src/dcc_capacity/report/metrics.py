@@ -138,6 +138,7 @@ class Aggregator:
         self.requests += len(batch)
         codes = self._global_codes(batch)
         values = {m: batch[m].to_numpy(dtype=float, na_value=np.nan) for m in LATENCIES}
+        bins = {m: bin_index(values[m]) for m in LATENCIES}
         if self.spill is not None:
             self._spill(codes, values)
         oc, ou = _factorize(batch["outcome"])
@@ -150,7 +151,7 @@ class Aggregator:
             self.outcomes[dim] = _grow_rows(self.outcomes[dim], groups)
             self.outcomes[dim][:groups] += counts
             for m in LATENCIES:
-                self.lat[(m, dim)].add(g, values[m])
+                self.lat[(m, dim)].add(g, values[m], bins[m])
         self._add_codes(batch)
         self._add_time(batch, codes["class"], outcome)
         self._add_steps(batch)
@@ -231,8 +232,9 @@ class Aggregator:
                 codes = {d: (np.zeros(n, dtype=np.int64) if d == "all" else data[f"c_{d}"].astype(np.int64))
                          for d in DIMENSIONS}
                 values = {m: data[m] for m in LATENCIES}
+            bins = {m: bin_index(values[m]) for m in LATENCIES}
             for (m, dim), gq in self.lat.items():
-                gq.collect(codes[dim], values[m])
+                gq.collect(codes[dim], values[m], bins[m])
             yield i + 1
 
     # ----- result ---------------------------------------------------------------------------

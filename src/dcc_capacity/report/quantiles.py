@@ -29,8 +29,8 @@ QUANTILES: dict[str, float] = {"p50": 0.50, "p95": 0.95, "p99": 0.99, "max": 1.0
 
 
 def bin_index(values: np.ndarray) -> np.ndarray:
-    """Monotonic bin of each value (negative clock-skew values fall in bin 0)."""
-    b = np.floor(np.log2(np.maximum(values, 0.0) + 1.0) * SUB).astype(np.int64)
+    """Monotonic bin of each value (negative clock-skew values and NaN fall in bin 0)."""
+    b = np.floor(np.log2(np.fmax(values, 0.0) + 1.0) * SUB).astype(np.int64)  # fmax: NaN -> 0, masked later
     return np.minimum(b, NBINS - 1)
 
 
@@ -79,9 +79,11 @@ class GroupedQuantiles:
             extra = np.zeros((groups - self.hist.shape[0], NBINS), dtype=np.int64)
             self.hist = np.vstack([self.hist, extra])
 
-    def add(self, codes: np.ndarray, values: np.ndarray) -> None:
+    def add(self, codes: np.ndarray, values: np.ndarray, bins: np.ndarray | None = None) -> None:
+        """Pass 1; ``bins`` (``bin_index(values)``) may be given when several groupings share the values."""
         ok = ~np.isnan(values)
-        codes, b = codes[ok], bin_index(values[ok])
+        b = bin_index(values[ok]) if bins is None else bins[ok]
+        codes = codes[ok]
         if not len(codes):
             return
         groups = int(codes.max()) + 1
@@ -105,15 +107,14 @@ class GroupedQuantiles:
                 self._need[g, blo] = self._need[g, bhi] = True
                 self._targets.append((g, name, lo, hi, frac))
 
-    def collect(self, codes: np.ndarray, values: np.ndarray) -> None:
+    def collect(self, codes: np.ndarray, values: np.ndarray, bins: np.ndarray | None = None) -> None:
+        """Pass 2: keep the values that fall into a bin holding a wanted order statistic."""
         assert self._need is not None, "plan() first"
-        ok = ~np.isnan(values)
-        codes, values = codes[ok], values[ok]
+        b = bin_index(values) if bins is None else bins
+        ok = ~np.isnan(values) & (codes < self._need.shape[0])
+        codes, values, b = codes[ok], values[ok], b[ok]
         if not len(codes):
             return
-        inside = codes < self._need.shape[0]
-        codes, values = codes[inside], values[inside]
-        b = bin_index(values)
         keep = self._need[codes, b]
         self._kept.append((codes[keep], b[keep], values[keep]))
 

@@ -60,6 +60,12 @@ def quantile_from_hist(hist: np.ndarray, q: float, width: int = 1) -> float:
     return float(bin_mid(np.searchsorted(np.cumsum(hist), lo, side="right"), width))
 
 
+def _lerp(a: float, b: float, t: float) -> float:
+    """numpy's interpolation, bit for bit (it switches form at t = 0.5 for stability)."""
+    diff = b - a
+    return b - diff * (1 - t) if t >= 0.5 else a + diff * t
+
+
 @dataclass
 class GroupedQuantiles:
     """Exact p50/p95/p99/max of one value column for many groups, in two streaming passes.
@@ -134,7 +140,7 @@ class GroupedQuantiles:
             a = self._order_stat(key, v, grp, lo)
             z = self._order_stat(key, v, grp, hi) if hi != lo else a
             row = out.setdefault(grp, {"n": int(self.hist[grp].sum())})
-            row[name] = a + (z - a) * frac
+            row[name] = _lerp(a, z, frac)
         self._kept = [(g[order], b[order], v)] if len(v) else []
         return out
 

@@ -151,3 +151,12 @@ def test_stress_knee_is_found(tmp_path):
     row2 = page.by_id("step-2").xpath("./td")
     assert row2[2].text_content() == f"{2000 / 100:.1f}"
     assert np.isclose(outcome.summary_doc["requests"], 6000)
+
+
+def test_run_killed_before_any_record_still_gets_a_report(tmp_path):
+    run = make_run(tmp_path / "run", make_records(n=10).iloc[:0], status="incomplete")
+    outcome = build_report(run)
+    page = Page(outcome.html)
+    assert outcome.exit_code == 1
+    assert "INCOMPLETE" in page.by_id("verdict").text_content()
+    assert {n["status"] for n in outcome.summary_doc["nfr"]} == {"no data"}

@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 
 __all__ = ["to_svg", "rates_chart", "latency_chart", "codes_chart", "resources_chart", "stress_chart"]
 
-plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "dcc-capacity", "font.size": 9,
+plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "dcc-capacity", "font.size": 7.5,
                      "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 96})
 
 
@@ -36,7 +36,6 @@ def to_svg(fig: Any, prefix: str) -> str:
     svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', svg)
     svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}-{m.group(1)})", svg)
     svg = re.sub(r'xlink:href="#([^"]+)"', lambda m: f'href="#{prefix}-{m.group(1)}"', svg)
-    svg = re.sub(r'<svg ([^>]*?)width="[^"]*" height="[^"]*"', r'<svg \1', svg, count=1)
     return svg.replace("<svg ", f'<svg role="img" aria-label="{prefix}" ', 1)
 
 

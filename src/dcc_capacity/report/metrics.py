@@ -9,6 +9,7 @@ between batches. Peak memory is one batch plus O(groups x time buckets).
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -251,7 +252,8 @@ class Aggregator:
                 short = m.split("_")[0]
                 for q in [*QUANTILES, "n"]:
                     df[f"{short}_{q}"] = [res.get(i, {}).get(q, np.nan) for i in range(len(labels))]
-            groups[dim] = df[keep]
+            df = df[keep]
+            groups[dim] = df.iloc[sorted(range(len(df)), key=lambda i, d=df: _natural(d.index[i]))]
         codes = pd.DataFrame([(*k, v) for k, v in sorted(self.code_counts.items())],
                              columns=["outcome", "ack_code", "response_code", "count"])
         rows = []
@@ -302,6 +304,11 @@ def _factorize(col: pd.Series) -> tuple[np.ndarray, list[str]]:
         codes[codes < 0] = len(uniq)
         uniq.append("-")
     return codes, uniq
+
+
+def _natural(label: Any) -> list[tuple[int, Any]]:
+    """Sort key putting SRV 4.6.1 before 11.2 and step 2 before 10."""
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", str(label)) if p]
 
 
 def _srv_class(variant: Any) -> str:

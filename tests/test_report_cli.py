@@ -141,3 +141,12 @@ def test_default_catalogue_when_folder_has_none(tmp_path):
     page = Page(outcome.html)
     page.by_id("nfr-NFR-LOST")
     assert "default catalogue" in page.text
+
+
+def test_degradation_is_flagged_in_the_matrix(tmp_path):
+    base = make_run(tmp_path / "base", make_records(n=2_000, seed=2))
+    build_report(base)
+    outcome = build_report(make_run(tmp_path / "cur", make_records(n=2_000, seed=2, slow=2.0)), baseline_dir=base)
+    row = Page(outcome.html).by_id("nfr-NFR-ACK-P95").text_content()
+    assert "DEGRADED vs baseline" in row
+    assert "DEGRADED" in Page(outcome.html).by_id("verdict").text_content()

@@ -77,8 +77,12 @@ def summarise_folder(path: Path, batch_rows: int = 1_000_000) -> dict[str, Any]:
     return summary(folder.run, metrics, trace, duration, folder.incomplete, {})
 
 
-def _risks(folder: RunFolder, trace: Traceability, extra: dict[str, Any]) -> list[dict[str, str]]:
+def _risks(folder: RunFolder, trace: Traceability, extra: dict[str, Any],
+           comparison: dict[str, Any] | None) -> list[dict[str, str]]:
     risks = []
+    if comparison is not None and not comparison["no_degradation"]:
+        risks.append({"level": "high", "text": f"Performance degraded against baseline {comparison['test']} "
+                      f"beyond the {comparison['tolerance_pct']:g} % tolerance.", "href": "baseline"})
     if folder.incomplete:
         risks.append({"level": "high", "text": "The run ended early or its records are truncated: "
                       "results cover only the part that was recorded."})
@@ -145,7 +149,7 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
         "summary": doc, "stress": stress, "extrapolation": extra["extrapolation"], "issues": issues,
         "issue_rows": issue_rows, "criteria": criteria, "comparison": comparison, "charts": figures,
         "backlinks": backlinks, "verdict": verdict, "incomplete": folder.incomplete, "plan": folder.plan,
-        "risks": _risks(folder, trace, extra), "out_of_scope": OUT_OF_SCOPE, "anchor": anchor,
+        "risks": _risks(folder, trace, extra, comparison), "out_of_scope": OUT_OF_SCOPE, "anchor": anchor,
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "generator": f"dcc-capacity {__version__} report, Python {platform.python_version()}",
         "build_s": time.monotonic() - started,

@@ -59,9 +59,10 @@ def stress_steps(folder: RunFolder, metrics: Metrics) -> dict[str, Any] | None:
                 reasons.append(f"failures {row['error_rate']:.1%} > {DEGRADED_ERROR_RATE:.0%}")
             if r["requests"] and r["ok"] / r["requests"] < DEGRADED_ACHIEVED_RATIO:
                 reasons.append(f"achieved {r['ok'] / r['requests']:.1%} of offered")
-            if limit and not math.isnan(r[limit[0].replace("_ms.", "_")]) and \
-                    r[limit[0].replace("_ms.", "_")] > limit[1]:
-                reasons.append(f"{limit[0]} {r[limit[0].replace('_ms.', '_')]:.0f} ms > {limit[1]:.0f} ms")
+            if limit:
+                value = r[limit[0].replace("_ms.", "_")]  # "ack_ms.p95" -> column "ack_p95"
+                if not math.isnan(value) and value > limit[1]:
+                    reasons.append(f"{limit[0]} {value:.0f} ms > {limit[1]:.0f} ms")
             row["degraded"] = "; ".join(reasons)
         rows.append(row)
     knee = None

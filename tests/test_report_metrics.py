@@ -98,3 +98,12 @@ def test_iso_timestamps_are_read_as_epoch_seconds(tmp_path):
     a = _metrics(make_run(tmp_path / "a", recs))
     b = _metrics(make_run(tmp_path / "b", iso))
     assert a.rates["offered_rate"].tolist() == b.rates["offered_rate"].tolist()
+
+
+def test_a_run_longer_than_declared_merges_time_buckets(tmp_path):
+    recs = make_records(n=6_000, duration_s=3_000)  # 5x the declared 600 s
+    m = _metrics(make_run(tmp_path / "run", recs, duration_s=600))
+    assert m.bucket_s == 6  # 3 s buckets merged two by two: at most 600 buckets
+    assert m.rates["t_s"].nunique() <= 600
+    assert m.rates["offered_rate"].sum() * m.bucket_s == len(recs)
+    assert len(m.latency_time) == m.rates["t_s"].nunique()

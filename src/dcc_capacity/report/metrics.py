@@ -30,6 +30,8 @@ DIMENSIONS = ("all", "srv", "srv_class", "class", "slot", "step", "srv_slot")
 NEEDED_COLUMNS = ["user_class", "srv_variant", "step", "intended_ts", "ack_ts", "callback_ts", "ack_ms", "trt_ms",
                   "ack_code", "response_code", "outcome", "slot"]
 LATENCIES = ("ack_ms", "trt_ms")
+MAX_BUCKETS = 600
+"""At most this many time buckets in the over-time series (they merge when a run outlives its plan)."""
 _OUT = list(OUTCOMES) + ["other"]
 
 
@@ -256,21 +258,23 @@ class Aggregator:
             groups[dim] = df.iloc[sorted(range(len(df)), key=lambda i, d=df: _natural(d.index[i]))]
         codes = pd.DataFrame([(*k, v) for k, v in sorted(self.code_counts.items())],
                              columns=["outcome", "ack_code", "response_code", "count"])
-        rows = []
         n_cls = len(self.codes["class"].labels)
-        width = max(self.offered.shape[1], self.achieved.shape[1])
-        offered, achieved = _grow(self.offered, n_cls, width), _grow(self.achieved, n_cls, width)
-        for ci, cls in enumerate(self.codes["class"].labels):
-            for t in range(width):
-                rows.append((t * self.bucket_s, cls, offered[ci, t] / self.bucket_s, achieved[ci, t] / self.bucket_s))
+        width = max(self.offered.shape[1], self.achieved.shape[1], *(len(h) for h in self.lat_time.values()))
+        k = max(1, -(-width // MAX_BUCKETS))  # a run longer than planned: merge buckets, keep charts readable
+        bucket = self.bucket_s * k
+        cols = -(-width // k) * k if width else 0
+        offered = _grow(self.offered, n_cls, cols).reshape(n_cls, -1, k).sum(axis=2) if cols else self.offered
+        achieved = _grow(self.achieved, n_cls, cols).reshape(n_cls, -1, k).sum(axis=2) if cols else self.achieved
+        rows = [(t * bucket, cls, offered[ci, t] / bucket, achieved[ci, t] / bucket)
+                for ci, cls in enumerate(self.codes["class"].labels) for t in range(offered.shape[1])]
         rates = pd.DataFrame(rows, columns=["t_s", "user_class", "offered_rate", "achieved_rate"])
-        lt = {"t_s": np.arange(max(len(h) for h in self.lat_time.values())) * self.bucket_s}
+        lt: dict[str, Any] = {"t_s": np.arange(cols // k) * bucket}
         for m in LATENCIES:
-            h = _grow_rows(self.lat_time[m], len(lt["t_s"]))
+            h = _grow_rows(self.lat_time[m], cols).reshape(cols // k, k, NBINS // COARSE).sum(axis=1)
             for q in ("p50", "p95", "p99"):
                 lt[f"{m.split('_')[0]}_{q}"] = [quantile_from_hist(row, QUANTILES[q], COARSE) for row in h]
         steps = pd.DataFrame({"first_ts": pd.Series(self.step_min), "last_ts": pd.Series(self.step_max)})
-        return Metrics(requests=self.requests, first_ts=self.first_ts, last_ts=self.last_ts, bucket_s=self.bucket_s,
+        return Metrics(requests=self.requests, first_ts=self.first_ts, last_ts=self.last_ts, bucket_s=bucket,
                        groups=groups, codes=codes, rates=rates, latency_time=pd.DataFrame(lt), step_span=steps)
 
 

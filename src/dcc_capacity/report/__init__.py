@@ -1,6 +1,7 @@
 """The evidence report: run folder -> report.html, summary.json, junit.xml (SCTAD 6.3 completion evidence).
 
-Modules, one job each: ``inputs`` (run-folder adapter), ``quantiles`` (exact
+Modules, one job each: ``inputs`` (run-folder adapter), ``nfrs`` (NFR/test catalogue,
+issues), ``_files`` (file and field checks), ``quantiles`` (exact
 out-of-core percentiles), ``metrics`` (streaming aggregation), ``traceability``
 (NFR verdicts, matrix, exit criteria), ``analysis`` (stress knee,
 extrapolation), ``baseline`` (no-degradation comparison), ``charts``

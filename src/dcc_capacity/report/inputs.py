@@ -11,18 +11,17 @@ memory at once. The contract is documented in ``docs/report.md``.
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from ..errors import InputError
 from ..paths import data_dir
+from ._files import check, parse_time, read_json, require
+from .nfrs import TEST_TYPES, Issue, Nfr, TestDef, load_catalogue, load_issues
 
 __all__ = [
     "RECORD_COLUMNS", "TEST_TYPES", "STATUSES", "SPS", "OUTCOMES", "Nfr", "TestDef", "Issue", "RunFolder",
@@ -34,66 +33,11 @@ RECORD_COLUMNS = (
     "ack_ms", "ack_code", "callback_ts", "trt_ms", "response_code", "outcome", "error",
 )
 """Columns of a request/response record (``records/``); ``slot`` is optional."""
-TEST_TYPES = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "baseline")
 STATUSES = ("complete", "incomplete", "failed")
 SPS = ("DSP", "S1SP", "DCO", "CP")
 SLOTS = ("night", "day", "evening")
 OUTCOMES = ("ok", "error", "throttled", "late", "missing", "dropped")
-METRIC_NAMES = (
-    "ack_ms.p50", "ack_ms.p95", "ack_ms.p99", "ack_ms.max", "trt_ms.p50", "trt_ms.p95", "trt_ms.p99", "trt_ms.max",
-    "error_rate", "throttle_rate", "missing_rate", "failure_rate", "achieved_ratio", "achieved_rate", "requests",
-    "external",
-)
-"""Metrics an NFR can name; ``external`` means the result comes from ``nfr_results.json``."""
-SCOPES = ("all", "srv", "srv_class", "class", "slot")
 _EPOCH = pd.Timestamp(0, tz="UTC")
-DEFAULT_ISSUE_THRESHOLDS = {1: 0, 2: 0, 3: 5, 4: 10}
-"""Outstanding testing issues allowed per severity (SVTAD Table 13.2 style); overridable in nfr.yaml."""
-
-
-@dataclass(frozen=True)
-class Nfr:
-    """One non-functional requirement: what is measured, where, and the bound it must meet."""
-
-    id: str
-    text: str
-    source: str
-    metric: str
-    threshold: float | None
-    op: str = "<="
-    scope: str = "all"
-    severity: int = 2
-
-    @property
-    def scope_dim(self) -> str:
-        return self.scope.split(":", 1)[0]
-
-    @property
-    def scope_value(self) -> str | None:
-        parts = self.scope.split(":", 1)
-        return parts[1] if len(parts) == 2 else None
-
-
-@dataclass(frozen=True)
-class TestDef:
-    """A planned test of the SP's test specification and the NFRs it covers."""
-
-    id: str
-    name: str
-    type: str
-    nfr_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Issue:
-    """A System Capacity Testing Issue (severity 1 = highest)."""
-
-    id: str
-    severity: int
-    title: str
-    status: str = "open"
-
-
 @dataclass
 class RunFolder:
     """Validated metadata of one run folder; records stay on disk (see :func:`iter_record_batches`)."""
@@ -127,59 +71,6 @@ class RunFolder:
         return self.run["status"] != "complete" or self.truncated
 
 
-def parse_time(value: Any, file: Path, key: str) -> float:
-    """ISO 8601 (or epoch seconds) to epoch seconds; naive times are taken as UTC."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, str):
-        raise InputError(f"must be an ISO 8601 time (got {value!r})", file=file, key=key)
-    try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"must be an ISO 8601 time (got {value!r})", file=file, key=key) from None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
-    return ts.timestamp()
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("missing (every run folder has one)", file=path) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        line = getattr(exc, "lineno", None)
-        raise InputError(f"not valid JSON ({getattr(exc, 'msg', exc)})", file=path, line=line) from None
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"not valid YAML ({getattr(exc, 'problem', exc)})", file=path,
-                         line=mark.line + 1 if mark else None) from None
-
-
-def _require(obj: dict[str, Any], key: str, file: Path, kind: type | tuple[type, ...], choices=None,
-             prefix: str = "") -> Any:
-    if key not in obj or obj[key] is None:
-        raise InputError("required field is missing", file=file, key=prefix + key)
-    return _check(obj[key], key, file, kind, choices, prefix)
-
-
-def _check(value: Any, key: str, file: Path, kind, choices=None, prefix: str = "") -> Any:
-    if isinstance(value, bool) and kind is not bool and (kind == (int, float) or kind is int):
-        raise InputError(f"must be a number (got {value!r})", file=file, key=prefix + key)
-    if not isinstance(value, kind):
-        want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise InputError(f"must be {want} (got {value!r})", file=file, key=prefix + key)
-    if choices is not None and value not in choices:
-        raise InputError(f"must be one of {', '.join(map(str, choices))} (got {value!r})", file=file,
-                         key=prefix + key)
-    return value
-
-
 _OPTIONAL_RUN_FIELDS: dict[str, type | tuple[type, ...]] = {
     "slot": str, "profile": dict, "nfr_file": dict, "command_line": (str, list), "seed": (int, str),
     "end": (str, int, float), "duration_s": (int, float), "target": str, "versions": dict, "rates": dict,
@@ -190,90 +81,33 @@ _OPTIONAL_RUN_FIELDS: dict[str, type | tuple[type, ...]] = {
 def _validate_run(run: Any, file: Path) -> dict[str, Any]:
     if not isinstance(run, dict):
         raise InputError("must be a JSON object", file=file)
-    _require(run, "test_id", file, str)
-    _require(run, "test_type", file, str, TEST_TYPES)
-    _require(run, "sp", file, str, SPS)
-    _require(run, "status", file, str, STATUSES)
-    _require(run, "start", file, (str, int, float))
+    require(run, "test_id", file, str)
+    require(run, "test_type", file, str, TEST_TYPES)
+    require(run, "sp", file, str, SPS)
+    require(run, "status", file, str, STATUSES)
+    require(run, "start", file, (str, int, float))
     parse_time(run["start"], file, "start")
     for key, kind in _OPTIONAL_RUN_FIELDS.items():
         if run.get(key) is not None:
-            _check(run[key], key, file, kind)
+            check(run[key], key, file, kind)
     if run.get("slot") is not None:
-        _check(run["slot"], "slot", file, str, SLOTS)
+        check(run["slot"], "slot", file, str, SLOTS)
     if run.get("end") is not None:
         parse_time(run["end"], file, "end")
     for cls, rates in (run.get("rates") or {}).items():
-        _check(rates, str(cls), file, dict, prefix="rates.")
+        check(rates, str(cls), file, dict, prefix="rates.")
         for k in ("offered", "target"):
             if rates.get(k) is not None:
-                _check(rates[k], k, file, (int, float), prefix=f"rates.{cls}.")
+                check(rates[k], k, file, (int, float), prefix=f"rates.{cls}.")
     for i, step in enumerate((run.get("stress") or {}).get("steps") or []):
-        _check(step, str(i), file, dict, prefix="stress.steps.")
-        _require(step, "step", file, (int, str), prefix=f"stress.steps.{i}.")
-        _require(step, "target_rate", file, (int, float), prefix=f"stress.steps.{i}.")
+        check(step, str(i), file, dict, prefix="stress.steps.")
+        require(step, "step", file, (int, str), prefix=f"stress.steps.{i}.")
+        require(step, "target_rate", file, (int, float), prefix=f"stress.steps.{i}.")
     for i, act in enumerate(run.get("operator_actions") or []):
-        _check(act, str(i), file, dict, prefix="operator_actions.")
+        check(act, str(i), file, dict, prefix="operator_actions.")
         for k in ("time", "who", "action"):
-            _require(act, k, file, (str, int, float), prefix=f"operator_actions.{i}.")
+            require(act, k, file, (str, int, float), prefix=f"operator_actions.{i}.")
     return run
-
-
-def _load_catalogue(path: Path) -> tuple[list[Nfr], list[TestDef], dict[int, int]]:
-    doc = _read_yaml(path)
-    if not isinstance(doc, dict):
-        raise InputError("must be a mapping with 'nfrs' and 'tests'", file=path)
-    nfrs: list[Nfr] = []
-    for i, raw in enumerate(_require(doc, "nfrs", path, list)):
-        p = f"nfrs.{i}."
-        _check(raw, str(i), path, dict, prefix="nfrs.")
-        metric = _require(raw, "metric", path, str, METRIC_NAMES, p)
-        thr = raw.get("threshold")
-        if metric != "external":
-            _require(raw, "threshold", path, (int, float), prefix=p)
-        scope = str(raw.get("scope", "all"))
-        if scope.split(":", 1)[0] not in SCOPES or (scope != "all" and ":" not in scope):
-            raise InputError(f"must be 'all' or one of srv:/srv_class:/class:/slot:<value> (got {scope!r})",
-                             file=path, key=p + "scope")
-        nfrs.append(Nfr(
-            id=str(_require(raw, "id", path, (str, int), prefix=p)), text=str(raw.get("text", "")),
-            source=str(raw.get("source", "")), metric=metric, threshold=None if thr is None else float(thr),
-            op=_check(raw.get("op", "<="), "op", path, str, ("<=", ">=", "<", ">"), p), scope=scope,
-            severity=_check(raw.get("severity", 2), "severity", path, int, (1, 2, 3, 4), p)))
-    ids = [n.id for n in nfrs]
-    if len(set(ids)) != len(ids):
-        raise InputError("NFR ids must be unique", file=path, key="nfrs")
-    tests: list[TestDef] = []
-    for i, raw in enumerate(_require(doc, "tests", path, list)):
-        p = f"tests.{i}."
-        _check(raw, str(i), path, dict, prefix="tests.")
-        refs = tuple(str(x) for x in _require(raw, "nfr_ids", path, list, prefix=p))
-        for ref in refs:
-            if ref not in ids:
-                raise InputError(f"unknown NFR {ref!r}", file=path, key=p + "nfr_ids")
-        tests.append(TestDef(id=str(_require(raw, "id", path, (str, int), prefix=p)), name=str(raw.get("name", "")),
-                             type=_require(raw, "type", path, str, TEST_TYPES, p), nfr_ids=refs))
-    thresholds = dict(DEFAULT_ISSUE_THRESHOLDS)
-    for sev, limit in (doc.get("issue_thresholds") or {}).items():
-        _check(limit, str(sev), path, int, prefix="issue_thresholds.")
-        thresholds[int(sev)] = limit
-    return nfrs, tests, thresholds
-
-
-def _load_issues(path: Path) -> list[Issue]:
-    if not path.exists():
-        return []
-    doc = _read_yaml(path) or []
-    if not isinstance(doc, list):
-        raise InputError("must be a list of {id, severity, title, status}", file=path)
-    out = []
-    for i, raw in enumerate(doc):
-        _check(raw, str(i), path, dict)
-        out.append(Issue(id=str(_require(raw, "id", path, (str, int), prefix=f"{i}.")),
-                         severity=_require(raw, "severity", path, int, (1, 2, 3, 4), f"{i}."),
-                         title=str(raw.get("title", "")),
-                         status=_check(raw.get("status", "open"), "status", path, str, ("open", "closed"), f"{i}.")))
-    return out
 
 
 def _load_sut_metrics(path: Path) -> pd.DataFrame | None:
@@ -296,23 +130,23 @@ def load_run(run_dir: str | Path) -> RunFolder:
     path = Path(run_dir)
     if not path.is_dir():
         raise InputError("run folder not found", file=path)
-    run = _validate_run(_read_json(path / "run.json"), path / "run.json")
-    plan = _read_json(path / "plan.json") if (path / "plan.json").exists() else None
+    run = _validate_run(read_json(path / "run.json"), path / "run.json")
+    plan = read_json(path / "plan.json") if (path / "plan.json").exists() else None
     if plan is not None and not isinstance(plan, dict):
         raise InputError("must be a JSON object", file=path / "plan.json")
     cat = path / "nfr.yaml"
     if not cat.exists():
         cat = data_dir("reports") / "nfr-catalogue.yaml"
-    nfrs, tests, thresholds = _load_catalogue(cat)
+    nfrs, tests, thresholds = load_catalogue(cat)
     external: list[dict[str, Any]] = []
     if (path / "nfr_results.json").exists():
-        external = _read_json(path / "nfr_results.json")
+        external = read_json(path / "nfr_results.json")
         if not isinstance(external, list):
             raise InputError("must be a list of {id, test_id, measured, threshold, pass}",
                              file=path / "nfr_results.json")
     folder = RunFolder(path=path, run=run, plan=plan, nfrs=nfrs, tests=tests,
                        nfr_source=str(cat if cat.parent == path else f"default catalogue ({cat.name})"),
-                       issue_thresholds=thresholds, issues=_load_issues(path / "issues.yaml"),
+                       issue_thresholds=thresholds, issues=load_issues(path / "issues.yaml"),
                        external_results=external, sut_metrics=_load_sut_metrics(path / "metrics.csv"))
     folder.truncated = _csv_truncated(path)
     return folder

@@ -1,0 +1,102 @@
+"""Time and peak memory of building the whole report from N synthetic records, beside a pandas reference.
+
+Usage: python benchmarks/bench_report.py [--records N] [--keep DIR]
+
+The records are written in the suite's record format (records/*.csv, the
+columns of docs/report.md), one file per million rows. Each measurement runs
+in its own subprocess so peak RSS is that of the work alone:
+- report: ``dcc_capacity.report.build.build_report`` (everything: two passes,
+  charts, HTML, summary, junit);
+- reference: pandas reads the same files and computes ack and TRT
+  p50/p95/p99 per SRV (``groupby().quantile``), nothing else.
+Last line: one JSON object {"records", "report_s", "peak_rss_mib", "reference_s", "ratio"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SRVS = ["4.6.1", "4.8.1", "6.15.1", "1.1.1", "12.2", "8.11", "6.8", "2.1", "11.2", "4.14"]
+CLASSES = ["meter_reads", "bau", "s1_migration_credit", "s2_ic_credit"]
+START = 1_764_000_000.0
+CHUNK = 1_000_000
+
+REFERENCE = """
+import glob, resource, sys, time, pandas as pd
+t = time.perf_counter()
+df = pd.concat(pd.read_csv(f, usecols=["srv_variant", "ack_ms", "trt_ms"], dtype={"srv_variant": "string"})
+               for f in sorted(glob.glob(sys.argv[1] + "/records/*.csv")))
+q = df.groupby("srv_variant")[["ack_ms", "trt_ms"]].quantile([0.5, 0.95, 0.99])
+print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+BUILD = """
+import resource, sys, time
+from dcc_capacity.report.build import build_report
+t = time.perf_counter()
+build_report(sys.argv[1])
+print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def write_run(root: Path, n: int, seed: int = 1) -> None:
+    """A run folder with n records over an hour at a steady rate, 0.3 % failures."""
+    rng = np.random.default_rng(seed)
+    (root / "records").mkdir(parents=True, exist_ok=True)
+    duration = 3600.0
+    run = {"test_id": "SOAK", "test_type": "soak", "sp": "DSP", "slot": "night", "status": "complete",
+           "start": "2025-11-24T16:00:00Z", "duration_s": duration, "target": "synthetic",
+           "rates": {c: {"target": n / duration / len(CLASSES)} for c in CLASSES}}
+    (root / "run.json").write_text(json.dumps(run))
+    for part, lo in enumerate(range(0, n, CHUNK)):
+        m = min(CHUNK, n - lo)
+        intended = START + (lo + np.arange(m)) * (duration / n)
+        ack = np.round(rng.lognormal(4.0, 0.6, m), 3)
+        trt = np.round(ack + rng.lognormal(6.5, 0.5, m), 3)
+        outcome = rng.choice(["ok", "error", "throttled", "missing"], m, p=[0.997, 0.001, 0.001, 0.001])
+        trt[outcome == "missing"] = np.nan
+        pd.DataFrame({
+            "process_id": "p1", "request_id": np.arange(lo, lo + m), "user_class": rng.choice(CLASSES, m),
+            "srv_variant": rng.choice(SRVS, m), "step": "", "intended_ts": intended, "sent_ts": intended,
+            "ack_ts": intended + ack / 1000, "ack_ms": ack, "ack_code": "I99", "callback_ts": intended + trt / 1000,
+            "trt_ms": trt, "response_code": np.where(outcome == "ok", "I0", "E3"), "outcome": outcome, "error": "",
+        }).to_csv(root / "records" / f"part-{part:05d}.csv", index=False, float_format="%.6f")
+
+
+def timed(code: str, run_dir: Path) -> tuple[float, float]:
+    """Seconds reported by the child, and the child's peak RSS in MiB."""
+    out = subprocess.run([sys.executable, "-c", code, str(run_dir)], check=True, capture_output=True, text=True)
+    seconds, rss = out.stdout.strip().splitlines()[-1].split()
+    return float(seconds), float(rss)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=10_000_000)
+    parser.add_argument("--keep", type=Path, help="write the run folder here and keep it")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = args.keep or Path(tmp) / "run"
+        t = time.perf_counter()
+        if not (run_dir / "run.json").exists():
+            write_run(run_dir, args.records)
+        print(f"wrote {args.records:,} records in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        reference_s, ref_rss = timed(REFERENCE, run_dir)
+        print(f"reference: {reference_s:.2f} s, peak RSS {ref_rss:.0f} MiB", file=sys.stderr)
+        report_s, peak = timed(BUILD, run_dir)
+        print(f"report: {report_s:.2f} s, peak RSS {peak:.0f} MiB", file=sys.stderr)
+    print(json.dumps({"records": args.records, "report_s": round(report_s, 2), "peak_rss_mib": round(peak),
+                      "reference_s": round(reference_s, 2), "ratio": round(report_s / reference_s, 2)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,335 @@
+"""The report's numbers, computed from record batches without holding them all.
+
+Everything here is a sum over batches (counts, per-second series, latency
+histograms), so one pass over the records is enough, plus the selection pass
+of :mod:`.quantiles` that makes percentiles exact. Pandas/numpy do the
+vectorised work inside each batch; only small per-group tables survive
+between batches. Peak memory is one batch plus O(groups x time buckets).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..catalogue import get_srv
+from .inputs import OUTCOMES
+from .quantiles import COARSE, NBINS, QUANTILES, GroupedQuantiles, bin_index, quantile_from_hist
+
+__all__ = ["DIMENSIONS", "NEEDED_COLUMNS", "Metrics", "Aggregator", "compute_metrics"]
+
+DIMENSIONS = ("all", "srv", "srv_class", "class", "slot", "step", "srv_slot")
+"""Groupings every count and percentile is given for."""
+NEEDED_COLUMNS = ["user_class", "srv_variant", "step", "intended_ts", "ack_ts", "callback_ts", "ack_ms", "trt_ms",
+                  "ack_code", "response_code", "outcome", "slot"]
+LATENCIES = ("ack_ms", "trt_ms")
+MAX_BUCKETS = 600
+"""At most this many time buckets in the over-time series (they merge when a run outlives its plan)."""
+_OUT = list(OUTCOMES) + ["other"]
+
+
+@dataclass
+class Metrics:
+    """Everything the report shows about the records (all exact except ``latency_time``)."""
+
+    requests: int
+    first_ts: float | None
+    last_ts: float | None
+    bucket_s: int
+    groups: dict[str, pd.DataFrame]
+    """dimension -> one row per label: requests, each outcome, ack_*/trt_* p50/p95/p99/max and n."""
+    codes: pd.DataFrame
+    """outcome, ack_code, response_code, count."""
+    rates: pd.DataFrame
+    """t_s (bucket start from run start), user_class, offered_rate, achieved_rate (req/s)."""
+    latency_time: pd.DataFrame
+    """t_s, {ack,trt}_{p50,p95,p99}: histogram estimates (bin centre, within about 2.2 %) per bucket."""
+    step_span: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """step -> first/last intended_ts, to turn step counts into rates."""
+
+    def overall(self) -> dict[str, Any]:
+        return self.groups["all"].iloc[0].to_dict() if len(self.groups["all"]) else {}
+
+
+class _Codes:
+    """Stable small integers for group labels across batches."""
+
+    def __init__(self) -> None:
+        self.labels: list[Any] = []
+        self._index: dict[Any, int] = {}
+
+    def encode(self, local_codes: np.ndarray, uniques: list[Any]) -> np.ndarray:
+        lut = np.zeros(max(len(uniques), 1), dtype=np.int64)
+        for i, label in enumerate(uniques):
+            idx = self._index.get(label)
+            if idx is None:
+                idx = self._index[label] = len(self.labels)
+                self.labels.append(label)
+            lut[i] = idx
+        return lut[local_codes]
+
+
+class Aggregator:
+    """Feed record batches to ``add``, then ``plan``, ``collect_spilled`` and ``finish`` for :class:`Metrics`.
+
+    Pass 2 (exact percentiles) reads back a compact binary copy of the group
+    codes and latencies written to ``spill`` during pass 1 (about 40 bytes a
+    record, on disk): re-parsing the record files would cost as much again.
+    """
+
+    def __init__(self, start_epoch: float, run_slot: str | None, expected_duration_s: float | None,
+                 spill: str | Path | None = None) -> None:
+        self.t0 = start_epoch
+        self.spill = spill
+        self._spilled = 0
+        self.run_slot = run_slot or "-"
+        self.bucket_s = max(1, int(np.ceil((expected_duration_s or 600) / 240)))
+        self.codes = {d: _Codes() for d in DIMENSIONS}
+        self.lat = {(m, d): GroupedQuantiles() for m in LATENCIES for d in DIMENSIONS}
+        self.outcomes = {d: np.zeros((0, len(_OUT)), dtype=np.int64) for d in DIMENSIONS}
+        self.code_counts: dict[tuple[str, str, str], int] = {}
+        self.offered = np.zeros((0, 0), dtype=np.int64)  # class x bucket
+        self.achieved = np.zeros((0, 0), dtype=np.int64)
+        self.lat_time = {m: np.zeros((0, NBINS // COARSE), dtype=np.int64) for m in LATENCIES}
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        self.requests = 0
+        self.step_min: dict[Any, float] = {}
+        self.step_max: dict[Any, float] = {}
+
+    # ----- per-batch grouping -------------------------------------------------------------
+    def _labels(self, batch: pd.DataFrame, dim: str) -> tuple[np.ndarray, list[Any]]:
+        n = len(batch)
+        if dim == "all":
+            return np.zeros(n, dtype=np.int64), ["all"]
+        if dim == "slot":
+            if "slot" in batch.columns:
+                return _factorize(batch["slot"])
+            return np.zeros(n, dtype=np.int64), [self.run_slot]
+        if dim == "srv_class":
+            codes, uniq = _factorize(batch["srv_variant"])
+            classes = [_srv_class(u) for u in uniq]
+            c2, u2 = pd.factorize(pd.Series(classes, dtype=object))
+            return c2[codes] if len(uniq) else codes, list(u2)
+        if dim == "srv_slot":
+            c1, u1 = _factorize(batch["srv_variant"])
+            c2, u2 = self._labels(batch, "slot")
+            combo = c1 * max(len(u2), 1) + c2
+            local, pairs = pd.factorize(combo)
+            return local, [f"{u1[p // max(len(u2), 1)]}|{u2[p % max(len(u2), 1)]}" for p in pairs]
+        column = {"srv": "srv_variant", "class": "user_class", "step": "step"}[dim]
+        return _factorize(batch[column])
+
+    def _global_codes(self, batch: pd.DataFrame) -> dict[str, np.ndarray]:
+        out = {}
+        for dim in DIMENSIONS:
+            local, uniq = self._labels(batch, dim)
+            out[dim] = self.codes[dim].encode(local, uniq)
+        return out
+
+    # ----- pass 1 ---------------------------------------------------------------------------
+    def add(self, batch: pd.DataFrame) -> None:
+        if not len(batch):
+            return
+        self.requests += len(batch)
+        codes = self._global_codes(batch)
+        values = {m: batch[m].to_numpy(dtype=float, na_value=np.nan) for m in LATENCIES}
+        bins = {m: bin_index(values[m]) for m in LATENCIES}
+        if self.spill is not None:
+            self._spill(codes, values)
+        oc, ou = _factorize(batch["outcome"])
+        lut = np.array([OUTCOMES.index(u) if u in OUTCOMES else len(OUTCOMES) for u in ou] or [0], dtype=np.int64)
+        outcome = lut[oc]
+        for dim in DIMENSIONS:
+            g = codes[dim]
+            groups = int(g.max()) + 1
+            counts = np.bincount(g * len(_OUT) + outcome, minlength=groups * len(_OUT)).reshape(groups, len(_OUT))
+            self.outcomes[dim] = _grow_rows(self.outcomes[dim], groups)
+            self.outcomes[dim][:groups] += counts
+            for m in LATENCIES:
+                self.lat[(m, dim)].add(g, values[m], bins[m])
+        self._add_codes(batch)
+        self._add_time(batch, codes["class"], outcome)
+        self._add_steps(batch)
+
+    def _add_codes(self, batch: pd.DataFrame) -> None:
+        parts = [_factorize(batch[c]) for c in ("outcome", "ack_code", "response_code")]
+        sizes = [len(u) + 1 for _, u in parts]
+        key = (parts[0][0] * sizes[1] + parts[1][0]) * sizes[2] + parts[2][0]
+        counts = np.bincount(key)
+        for k in np.flatnonzero(counts):
+            a, rest = divmod(int(k), sizes[1] * sizes[2])
+            b, c = divmod(rest, sizes[2])
+            label = tuple("" if lab == "-" else lab for lab in (parts[0][1][a], parts[1][1][b], parts[2][1][c]))
+            self.code_counts[label] = self.code_counts.get(label, 0) + int(counts[k])
+
+    def _add_time(self, batch: pd.DataFrame, cls: np.ndarray, outcome: np.ndarray) -> None:
+        intended = batch["intended_ts"].to_numpy(dtype=float, na_value=np.nan)
+        done = batch["callback_ts"].to_numpy(dtype=float, na_value=np.nan)
+        ack = batch["ack_ts"].to_numpy(dtype=float, na_value=np.nan)
+        done = np.where(np.isnan(done), ack, done)
+        finite = intended[~np.isnan(intended)]
+        if len(finite):
+            lo, hi = float(finite.min()), float(np.nanmax(np.concatenate([finite, done[~np.isnan(done)]])))
+            self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)
+            self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
+        n_cls = int(cls.max()) + 1
+        for arr_name, ts, mask in (("offered", intended, ~np.isnan(intended)),
+                                   ("achieved", done, (outcome == 0) & ~np.isnan(done))):
+            b = np.maximum(((ts[mask] - self.t0) // self.bucket_s).astype(np.int64), 0)
+            width = int(b.max()) + 1 if len(b) else 0
+            counts = np.bincount(cls[mask] * max(width, 1) + b, minlength=n_cls * max(width, 1))
+            arr = _grow(getattr(self, arr_name), n_cls, width)
+            arr[:n_cls, :width] += counts.reshape(n_cls, max(width, 1))[:, :width]
+            setattr(self, arr_name, arr)
+        b = np.maximum(((intended - self.t0) // self.bucket_s), 0)
+        for m in LATENCIES:
+            v = batch[m].to_numpy(dtype=float, na_value=np.nan)
+            ok = ~np.isnan(v) & ~np.isnan(b)
+            if not ok.any():
+                continue
+            bb = b[ok].astype(np.int64)
+            width = int(bb.max()) + 1
+            nb = NBINS // COARSE
+            counts = np.bincount(bb * nb + bin_index(v[ok]) // COARSE, minlength=width * nb).reshape(width, nb)
+            self.lat_time[m] = _grow_rows(self.lat_time[m], width)
+            self.lat_time[m][:width] += counts
+
+    def _add_steps(self, batch: pd.DataFrame) -> None:
+        codes, uniq = _factorize(batch["step"])
+        if uniq == ["-"]:
+            return
+        span = pd.Series(batch["intended_ts"].to_numpy()).groupby(codes).agg(["min", "max"])
+        for code, row in span.iterrows():
+            step = uniq[int(code)]
+            if step == "-":
+                continue
+            self.step_min[step] = min(self.step_min.get(step, np.inf), row["min"])
+            self.step_max[step] = max(self.step_max.get(step, -np.inf), row["max"])
+
+    # ----- pass 2 ---------------------------------------------------------------------------
+    def plan(self) -> None:
+        for gq in self.lat.values():
+            gq.plan()
+
+    def _spill(self, codes: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> None:
+        """Keep what pass 2 needs (group codes, two latencies) in a binary temp file, not in memory."""
+        assert self.spill is not None
+        path = Path(self.spill) / f"batch-{self._spilled:06d}.npz"
+        np.savez(path, **{f"c_{d}": codes[d].astype(np.int32) for d in DIMENSIONS if d != "all"}, **values)
+        self._spilled += 1
+
+    def collect_spilled(self) -> Iterator[int]:
+        """Pass 2 over the spilled batches; yields the batch number for progress."""
+        assert self.spill is not None
+        for i in range(self._spilled):
+            with np.load(Path(self.spill) / f"batch-{i:06d}.npz") as data:
+                n = len(data["ack_ms"])
+                codes = {d: (np.zeros(n, dtype=np.int64) if d == "all" else data[f"c_{d}"].astype(np.int64))
+                         for d in DIMENSIONS}
+                values = {m: data[m] for m in LATENCIES}
+            bins = {m: bin_index(values[m]) for m in LATENCIES}
+            for (m, dim), gq in self.lat.items():
+                gq.collect(codes[dim], values[m], bins[m])
+            yield i + 1
+
+    # ----- result ---------------------------------------------------------------------------
+    def finish(self) -> Metrics:
+        groups = {}
+        for dim in DIMENSIONS:
+            labels = self.codes[dim].labels
+            df = pd.DataFrame(self.outcomes[dim][: len(labels)], columns=_OUT, index=pd.Index(labels, name=dim))
+            df.insert(0, "requests", df.sum(axis=1))
+            keep = df["requests"].to_numpy() > 0
+            df["failures"] = df["requests"] - df["ok"]
+            for m in LATENCIES:
+                res = self.lat[(m, dim)].result()
+                short = m.split("_")[0]
+                for q in [*QUANTILES, "n"]:
+                    df[f"{short}_{q}"] = [res.get(i, {}).get(q, np.nan) for i in range(len(labels))]
+            df = df[keep]
+            groups[dim] = df.iloc[sorted(range(len(df)), key=lambda i, d=df: _natural(d.index[i]))]
+        codes = pd.DataFrame([(*k, v) for k, v in sorted(self.code_counts.items())],
+                             columns=["outcome", "ack_code", "response_code", "count"])
+        n_cls = len(self.codes["class"].labels)
+        width = max(self.offered.shape[1], self.achieved.shape[1], *(len(h) for h in self.lat_time.values()))
+        k = max(1, -(-width // MAX_BUCKETS))  # a run longer than planned: merge buckets, keep charts readable
+        bucket = self.bucket_s * k
+        cols = -(-width // k) * k if width else 0
+        offered = _grow(self.offered, n_cls, cols).reshape(n_cls, -1, k).sum(axis=2) if cols else self.offered
+        achieved = _grow(self.achieved, n_cls, cols).reshape(n_cls, -1, k).sum(axis=2) if cols else self.achieved
+        rows = [(t * bucket, cls, offered[ci, t] / bucket, achieved[ci, t] / bucket)
+                for ci, cls in enumerate(self.codes["class"].labels) for t in range(offered.shape[1])]
+        rates = pd.DataFrame(rows, columns=["t_s", "user_class", "offered_rate", "achieved_rate"])
+        lt: dict[str, Any] = {"t_s": np.arange(cols // k) * bucket}
+        for m in LATENCIES:
+            h = _grow_rows(self.lat_time[m], cols).reshape(cols // k, k, NBINS // COARSE).sum(axis=1)
+            for q in ("p50", "p95", "p99"):
+                lt[f"{m.split('_')[0]}_{q}"] = [quantile_from_hist(row, QUANTILES[q], COARSE) for row in h]
+        steps = pd.DataFrame({"first_ts": pd.Series(self.step_min), "last_ts": pd.Series(self.step_max)})
+        return Metrics(requests=self.requests, first_ts=self.first_ts, last_ts=self.last_ts, bucket_s=bucket,
+                       groups=groups, codes=codes, rates=rates, latency_time=pd.DataFrame(lt), step_span=steps)
+
+
+def compute_metrics(batches: Callable[[], Iterator[pd.DataFrame]], start_epoch: float, run_slot: str | None,
+                    expected_duration_s: float | None, progress: Callable[[str], None] = lambda _m: None) -> Metrics:
+    """One streaming pass over ``batches()`` plus the spilled selection pass; the finished :class:`Metrics`."""
+    with tempfile.TemporaryDirectory(prefix="dcc-report-") as spill:
+        agg = Aggregator(start_epoch, run_slot, expected_duration_s, spill)
+        for i, batch in enumerate(batches(), 1):
+            agg.add(batch)
+            progress(f"pass 1: batch {i} ({agg.requests:,} records)")
+        agg.plan()
+        for i in agg.collect_spilled():
+            progress(f"pass 2 (exact percentiles): batch {i}")
+    return agg.finish()
+
+
+def _factorize(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Per-batch codes and string labels; missing values become the label "-".
+
+    Categorical columns (how the CSV reader loads them) are used as they are:
+    factorising millions of Python strings would dominate the whole report.
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy().astype(np.int64)
+        uniq = [str(c) for c in col.cat.categories]
+    else:
+        raw, values = pd.factorize(col, use_na_sentinel=True)
+        codes, uniq = raw.astype(np.int64), [str(u) for u in values]
+    if (codes < 0).any():
+        codes[codes < 0] = len(uniq)
+        uniq.append("-")
+    return codes, uniq
+
+
+def _natural(label: Any) -> list[tuple[int, Any]]:
+    """Sort key putting SRV 4.6.1 before 11.2 and step 2 before 10."""
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", str(label)) if p]
+
+
+def _srv_class(variant: Any) -> str:
+    srv = get_srv(str(variant))
+    return srv.srv_class() if srv is not None else "unknown"
+
+
+def _grow_rows(arr: np.ndarray, rows: int) -> np.ndarray:
+    if rows <= arr.shape[0]:
+        return arr
+    return np.vstack([arr, np.zeros((rows - arr.shape[0], arr.shape[1]), dtype=arr.dtype)])
+
+
+def _grow(arr: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    r, c = max(rows, arr.shape[0]), max(cols, arr.shape[1])
+    if (r, c) == arr.shape:
+        return arr
+    out = np.zeros((r, c), dtype=arr.dtype)
+    out[: arr.shape[0], : arr.shape[1]] = arr
+    return out

@@ -1,0 +1,97 @@
+"""summary.json and junit.xml: the machine-readable halves of the evidence.
+
+summary.json follows the design.md CLI contract (CI and ``--baseline`` read
+it); junit.xml gives one testcase per NFR so any CI dashboard shows the
+verdicts without parsing HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .metrics import Metrics
+from .traceability import Traceability
+
+__all__ = ["summary", "write_json", "write_junit", "clean"]
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python, recursively."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return value
+
+
+def _lat(row: pd.Series | dict[str, Any], short: str) -> dict[str, Any]:
+    return {q: row.get(f"{short}_{q}") for q in ("p50", "p95", "p99", "max")}
+
+
+def _group(row: dict[str, Any]) -> dict[str, Any]:
+    return {"requests": int(row["requests"]), "failures": int(row["failures"]),
+            "ack_ms": _lat(row, "ack"), "trt_ms": _lat(row, "trt")}
+
+
+def summary(run: dict[str, Any], metrics: Metrics, trace: Traceability, duration_s: float | None,
+            incomplete: bool, extra: dict[str, Any]) -> dict[str, Any]:
+    """The summary.json document (contract keys first, then detail)."""
+    overall = metrics.overall()
+    req = int(overall.get("requests", 0))
+    doc: dict[str, Any] = {
+        "test": run["test_id"], "test_type": run["test_type"], "sp": run["sp"], "slot": run.get("slot"),
+        "status": run["status"], "complete": not incomplete,
+        "offered_rate": req / duration_s if duration_s else None,
+        "achieved_rate": overall.get("ok", 0) / duration_s if duration_s else None,
+        "duration_s": duration_s, "requests": req, "failures": int(overall.get("failures", 0)),
+        "failure_rate": overall.get("failures", 0) / req if req else None,
+        "ack_ms": _lat(overall, "ack"), "trt_ms": _lat(overall, "trt"),
+        "by_srv": {str(k): _group(r) for k, r in metrics.groups["srv"].to_dict("index").items()},
+        "by_class": {str(k): _group(r) for k, r in metrics.groups["class"].to_dict("index").items()},
+        "by_slot": {str(k): _group(r) for k, r in metrics.groups["slot"].to_dict("index").items()},
+        "outcomes": {k: int(overall.get(k, 0)) for k in ("ok", "error", "throttled", "late", "missing", "dropped")},
+        "nfr": [{"id": r.nfr.id, "test_id": r.test_id, "measured": r.measured, "threshold": r.nfr.threshold,
+                 "op": r.nfr.op, "pass": r.status == "pass", "status": r.status,
+                 **({"baseline": r.baseline, "no_degradation": r.no_degradation} if r.baseline is not None else {})}
+                for r in trace.results if r.status != "not run"],
+    }
+    doc.update(extra)
+    return clean(doc)
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    path.write_text(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def write_junit(path: Path, trace: Traceability, incomplete: bool, suite: str) -> None:
+    """One <testcase> per NFR result row; not-run rows are <skipped/>, an incomplete run fails every row."""
+    cases = []
+    for r in trace.results:
+        case = ET.Element("testcase", name=r.nfr.id, classname=r.test_id)
+        detail = f"{r.nfr.metric} [{r.nfr.scope}] measured {r.measured} {r.nfr.op} {r.nfr.threshold}"
+        if r.status == "not run":
+            ET.SubElement(case, "skipped", message="test not executed in this run folder")
+        elif r.status != "pass" or incomplete or r.no_degradation is False:
+            why = r.status if r.status != "pass" else ("run incomplete" if incomplete else "degraded vs baseline")
+            ET.SubElement(case, "failure", message=f"{why}: {detail}", type=why)
+        else:
+            ET.SubElement(case, "system-out").text = detail
+        cases.append(case)
+    ts = ET.Element("testsuite", name=suite, tests=str(len(cases)),
+                    failures=str(sum(1 for c in cases if c.find("failure") is not None)),
+                    skipped=str(sum(1 for c in cases if c.find("skipped") is not None)), errors="0")
+    ts.extend(cases)
+    root = ET.Element("testsuites")
+    root.append(ts)
+    ET.indent(root)
+    path.write_bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))

@@ -1,0 +1,181 @@
+"""NFR verdicts and the traceability matrix NFR -> tests -> result rows.
+
+The matrix is the SCTAD 4.2 "Test Traceability Matrix": every NFR of the SP's
+catalogue, the tests that cover it, and the result rows that prove it, each
+an anchor. Result rows exist for every (test, NFR) pair of the catalogue, so
+an NFR whose test was not run in this folder shows as "not run" rather than
+vanishing from the evidence.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .inputs import Issue, Nfr, RunFolder, TestDef
+from .metrics import Metrics
+
+__all__ = ["Result", "Traceability", "anchor", "measure", "evaluate", "exit_criteria", "issue_counts"]
+
+_DIM = {"all": "all", "srv": "srv", "srv_class": "srv_class", "class": "class", "slot": "slot"}
+
+
+def anchor(prefix: str, value: Any) -> str:
+    """An HTML id that survives any label (SRV variants have dots, classes may have spaces)."""
+    return f"{prefix}-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value))
+
+
+@dataclass
+class Result:
+    """One result row: an NFR measured by one test."""
+
+    id: str
+    nfr: Nfr
+    test_id: str
+    measured: float | None
+    status: str
+    """``pass``, ``fail``, ``no data`` (test ran, nothing measured) or ``not run``."""
+    evidence: str | None = None
+    """Anchor of the metrics row the figure comes from."""
+    baseline: float | None = None
+    change_pct: float | None = None
+    no_degradation: bool | None = None
+
+    @property
+    def anchor(self) -> str:
+        return anchor("res", self.id)
+
+
+@dataclass
+class Traceability:
+    nfrs: list[Nfr]
+    tests: list[TestDef]
+    results: list[Result]
+    executed: set[str]
+    notes: list[str] = field(default_factory=list)
+
+    def for_nfr(self, nfr_id: str) -> list[Result]:
+        return [r for r in self.results if r.nfr.id == nfr_id]
+
+    def for_test(self, test_id: str) -> list[Result]:
+        return [r for r in self.results if r.test_id == test_id]
+
+    def tests_for(self, nfr_id: str) -> list[TestDef]:
+        return [t for t in self.tests if nfr_id in t.nfr_ids]
+
+    @property
+    def all_pass(self) -> bool:
+        ran = [r for r in self.results if r.status != "not run"]
+        return bool(ran) and all(r.status == "pass" for r in ran)
+
+
+def _row(metrics: Metrics, nfr: Nfr) -> tuple[dict[str, Any] | None, str | None]:
+    dim = _DIM[nfr.scope_dim]
+    table = metrics.groups.get(dim)
+    label = "all" if dim == "all" else nfr.scope_value
+    if table is None or label not in table.index:
+        return None, None
+    return table.loc[label].to_dict(), anchor(f"m-{dim}", label)
+
+
+def measure(nfr: Nfr, metrics: Metrics, duration_s: float | None,
+            external: list[dict[str, Any]], test_id: str) -> tuple[float | None, str | None]:
+    """The measured value of ``nfr`` and the anchor of its evidence row (None when not measurable)."""
+    if nfr.metric == "external":
+        for ext in external:
+            if str(ext.get("id")) == nfr.id and str(ext.get("test_id", test_id)) == test_id:
+                val = ext.get("measured")
+                return (float(val) if isinstance(val, (int, float)) else None), None
+        return None, None
+    row, ev = _row(metrics, nfr)
+    if row is None or not row.get("requests"):
+        return None, ev
+    req = row["requests"]
+    if "." in nfr.metric:
+        base, q = nfr.metric.split(".")
+        val = row.get(f"{base.split('_')[0]}_{q}")
+    else:
+        val = {
+            "error_rate": row["error"] / req, "throttle_rate": row["throttled"] / req,
+            "missing_rate": (row["missing"] + row["dropped"]) / req, "failure_rate": row["failures"] / req,
+            "achieved_ratio": row["ok"] / req, "requests": float(req),
+            "achieved_rate": row["ok"] / duration_s if duration_s else None,
+        }[nfr.metric]
+    if val is None or (isinstance(val, float) and math.isnan(val)):
+        return None, ev
+    return float(val), ev
+
+
+def _meets(value: float, nfr: Nfr) -> bool:
+    thr = nfr.threshold if nfr.threshold is not None else math.nan
+    return {"<=": value <= thr, "<": value < thr, ">=": value >= thr, ">": value > thr}[nfr.op]
+
+
+def evaluate(folder: RunFolder, metrics: Metrics, duration_s: float | None) -> Traceability:
+    """Result rows for every (test, NFR) of the catalogue; only the folder's own test is measured."""
+    tests = list(folder.tests)
+    test_id = folder.run["test_id"]
+    notes = []
+    if test_id not in {t.id for t in tests}:
+        notes.append(f"Test {test_id} is not in the test catalogue: measured against every NFR.")
+        tests.append(TestDef(id=test_id, name=folder.run.get("test_name", "(not in the test specification)"),
+                             type=folder.run["test_type"], nfr_ids=tuple(n.id for n in folder.nfrs)))
+    by_id = {n.id: n for n in folder.nfrs}
+    results = []
+    for test in tests:
+        for nid in test.nfr_ids:
+            nfr = by_id[nid]
+            rid = f"{test.id}.{nid}"
+            if test.id != test_id:
+                results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=None, status="not run"))
+                continue
+            val, ev = measure(nfr, metrics, duration_s, folder.external_results, test_id)
+            if nfr.metric == "external":
+                ext = next((e for e in folder.external_results if str(e.get("id")) == nid), None)
+                status = "no data" if ext is None else ("pass" if ext.get("pass") else "fail")
+            else:
+                status = "no data" if val is None else ("pass" if _meets(val, nfr) else "fail")
+            results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=val, status=status, evidence=ev))
+    return Traceability(nfrs=list(folder.nfrs), tests=tests, results=results, executed={test_id}, notes=notes)
+
+
+def issue_counts(folder: RunFolder, trace: Traceability) -> tuple[list[Issue], list[dict[str, Any]]]:
+    """Open issues (recorded + one per failed result) and the per-severity count against its threshold."""
+    issues = [i for i in folder.issues if i.status == "open"]
+    for r in trace.results:
+        if r.status in ("fail", "no data"):
+            issues.append(Issue(id=f"AUTO-{r.id}", severity=r.nfr.severity,
+                                title=f"{r.nfr.id} {r.status} in {r.test_id}"))
+    rows = []
+    for sev in sorted(set(folder.issue_thresholds) | {i.severity for i in issues}):
+        count = sum(1 for i in issues if i.severity == sev)
+        limit = folder.issue_thresholds.get(sev, 0)
+        rows.append({"severity": sev, "open": count, "threshold": limit, "ok": count <= limit})
+    return issues, rows
+
+
+def exit_criteria(folder: RunFolder, trace: Traceability, issue_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """SCTAD 4.2 exit criteria as a checklist; approval steps are the DCC's and stay marked as such."""
+    planned = [t.id for t in trace.tests]
+    executed = [t for t in planned if t in trace.executed]
+    untraced = [n.id for n in trace.nfrs if not trace.tests_for(n.id)]
+    complete = not folder.incomplete
+    return [
+        {"id": "EC1", "text": "System Capacity Testing undertaken in accordance with the SCTAD",
+         "status": "met" if complete and trace.all_pass else "not met",
+         "evidence": ("run complete" if complete else "run INCOMPLETE")
+         + ("; all measured NFRs met" if trace.all_pass else "; NFR failures or missing data")},
+        {"id": "EC2", "text": "All evidence delivered, including the Test Traceability Matrix (DCC approval)",
+         "status": "met" if not untraced else "not met",
+         "evidence": "every NFR is traced to a test; approval is the DCC's" if not untraced
+         else f"NFRs with no test: {', '.join(untraced)}"},
+        {"id": "EC3", "text": "All planned tests in the SP's test specification executed",
+         "status": "met" if len(executed) == len(planned) else "not met",
+         "evidence": f"{len(executed)} of {len(planned)} planned tests executed in this run folder"},
+        {"id": "EC4", "text": "Outstanding System Capacity Testing Issues within the SVTAD Table 13.2 thresholds",
+         "status": "met" if all(r["ok"] for r in issue_rows) else "not met",
+         "evidence": "; ".join(f"severity {r['severity']}: {r['open']} open (limit {r['threshold']})"
+                               for r in issue_rows)},
+    ]

@@ -39,3 +39,22 @@ def duis_xsd(sign_wrap):
     from dcc_capacity.duis.schema import load_schema
 
     return load_schema(sign_wrap.xsd)
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+"""Flags for Debian's chromium on a closed network (no background fetches)."""
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of Debian's chromium. CI installs it (.ci/run): there a missing browser fails, never skips."""
+    import os
+    import shutil
+
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/run installs Debian's chromium package")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    return path

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from _report_helpers import make_run
+from conftest import CHROMIUM_ARGS
 from dcc_capacity.report.build import build_report
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed")
+def page(tmp_path_factory, chromium):
+    from playwright import sync_api
+
     report = build_report(make_run(tmp_path_factory.mktemp("b") / "run")).html
     requests: list[str] = []
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         context = browser.new_context(offline=True)
         pg = context.new_page()
         pg.on("request", lambda req: requests.append(req.url))

@@ -1,0 +1,126 @@
+"""A test SUT on Starlette + uvicorn (not our code), run in a subprocess, plus small helpers.
+
+The server answers every request with a tiny ack, except that it *holds*
+every response that arrives during the first ``stall`` s of each ``period``
+s (counted from ``t0``) until that window ends - the coordinated-omission
+experiment of the baselines. When a request carries ``X-Callback-URL`` and
+``X-Request-ID`` it also POSTs a DUIS-like async response there after
+``X-Callback-Delay`` s (default 0.1), unless ``X-No-Callback`` is set.
+
+Run: ``python tests/_load_helpers.py --port P [--period 10 --stall 2 --t0 EPOCH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_app(period: float, stall: float, t0: float):  # noqa: ANN201 - starlette app
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    client: dict[str, httpx.AsyncClient] = {}
+    tasks: set[asyncio.Task] = set()
+
+    async def post_back(url: str, rid: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        body = (f"<sr:Response xmlns:sr='x'><sr:Header><sr:RequestID>{rid}</sr:RequestID>"
+                f"<sr:ResponseCode>I0</sr:ResponseCode></sr:Header></sr:Response>").encode()
+        with contextlib.suppress(Exception):
+            await client["c"].post(url, content=body)
+
+    async def handle(request: Request) -> Response:
+        await request.body()
+        if stall > 0:
+            phase = (time.time() - t0) % period
+            if phase < stall:
+                await asyncio.sleep(stall - phase)
+        cb, rid = request.headers.get("x-callback-url"), request.headers.get("x-request-id")
+        if cb and rid and not request.headers.get("x-no-callback"):
+            if "c" not in client:
+                client["c"] = httpx.AsyncClient(timeout=10)
+            task = asyncio.create_task(post_back(cb, rid, float(request.headers.get("x-callback-delay", "0.1"))))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        return Response(b"<ack>I99</ack>", media_type="application/xml")
+
+    return Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST"])])
+
+
+@contextlib.contextmanager
+def stall_server(*, period: float = 10.0, stall: float = 0.0, t0: float | None = None,
+                 cpu: int | None = None) -> Iterator[str]:
+    """Run the test SUT in a subprocess; yields its base URL. ``cpu`` pins it to one core (Linux)."""
+    port = free_port()
+    t0 = time.time() if t0 is None else t0
+    cmd = [PY, str(Path(__file__)), "--port", str(port), "--period", str(period), "--stall", str(stall),
+           "--t0", repr(t0)]
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"test server died: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("test server did not start within 15 s")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run_locust(locustfile: Path, host: str, run_dir: Path, *, seconds: int, extra: list[str] | None = None,
+               env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``locust -f FILE --headless`` in a subprocess, with this checkout on PYTHONPATH."""
+    cmd = [PY, "-m", "locust", "-f", str(locustfile), "--headless", "--host", host, "-t", f"{seconds}s",
+           "--run-dir", str(run_dir), "--csv", str(run_dir / "locust"), "--only-summary", "--loglevel", "WARNING",
+           *(extra or [])]
+    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]),
+                **(env or {})}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=ROOT)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--period", type=float, default=10.0)
+    ap.add_argument("--stall", type=float, default=0.0)
+    ap.add_argument("--t0", type=float, default=None)
+    a = ap.parse_args()
+    import uvicorn
+
+    app = make_app(a.period, a.stall, a.t0 if a.t0 is not None else time.time())
+    uvicorn.run(app, host="127.0.0.1", port=a.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -84,6 +84,7 @@ class Pending:
     user_class: str = ""
     srv_variant: str = ""
     step: int = 0
+    arrival: int = -1
     deadline: float = 0.0
     result: AsyncResult = field(default_factory=AsyncResult)
 
@@ -154,9 +155,9 @@ class CallbackListener:
 
     # -- the sender's side ------------------------------------------------
     def expect(self, request_id: str, *, label: str, intended_ts: float, user_class: str = "",
-               srv_variant: str = "", step: int = 0) -> Pending:
+               srv_variant: str = "", step: int = 0, arrival: int = -1) -> Pending:
         """Register a RequestID before sending it (so a fast response can never beat the registration)."""
-        p = Pending(request_id, label, intended_ts, user_class, srv_variant, step,
+        p = Pending(request_id, label, intended_ts, user_class, srv_variant, step, arrival,
                     deadline=time.time() + self.missing_after_s)
         self._pending[request_id] = p
         heapq.heappush(self._deadlines, (p.deadline, request_id))
@@ -259,5 +260,6 @@ class CallbackListener:
     def _record(self, p: Pending, arrival: float, trt_ms: float, code: str, outcome: str, error: str) -> None:
         if self.records is not None:
             self.records.write(kind="callback", request_id=p.request_id, user_class=p.user_class,
-                               srv_variant=p.srv_variant, label=p.label, step=p.step, intended_ts=p.intended_ts,
+                               srv_variant=p.srv_variant, label=p.label, arrival=p.arrival, step=p.step,
+                               intended_ts=p.intended_ts,
                                callback_ts=arrival, trt_ms=trt_ms, response_code=code, outcome=outcome, error=error)

@@ -195,18 +195,20 @@ class OpenModelUser(User):
     def _launch(self, intended: float, name: str) -> None:
         ctx = self.ctx
         ctx.offered[name] += 1
+        arrival = next(ctx.arrival_ids)
         if self.pool.full():
             ctx.dropped[name] += 1
             exc = ClientSaturated(f"{self.max_in_flight} arrivals in flight")
             self.environment.events.request.fire(request_type="DROPPED", name=f"{name} dropped", response_time=0,
                                                  response_length=0, exception=exc, context={})
             if ctx.records is not None:
-                ctx.records.write(user_class=name, label=name, intended_ts=intended, outcome="dropped",
+                ctx.records.write(user_class=name, label=name, arrival=arrival, intended_ts=intended,
+                                  outcome="dropped",
                                   error="dropped: client saturated")
             return
-        self.pool.spawn(self._run_arrival, intended, name)
+        self.pool.spawn(self._run_arrival, intended, name, arrival)
 
-    def _run_arrival(self, intended: float, name: str) -> None:
+    def _run_arrival(self, intended: float, name: str, arrival: int) -> None:
         try:
             steps = self.arrival()
             gen = steps if inspect.isgenerator(steps) else None
@@ -216,7 +218,7 @@ class OpenModelUser(User):
             while step is not None:
                 if idx:
                     self.ctx.offered[name] += 1
-                res = self._run_step(step, step_intended, idx, name)
+                res = self._run_step(step, step_intended, idx, name, arrival)
                 idx, step_intended = idx + 1, time.time()  # the next step is due the moment this one is done
                 if gen is not None:
                     try:
@@ -229,13 +231,13 @@ class OpenModelUser(User):
             log.exception("arrival of %s failed", name)
             self.environment.events.user_error.fire(user_instance=self, exception=e, tb=e.__traceback__)
 
-    def _run_step(self, step: Step, intended: float, idx: int, name: str) -> StepResult:
+    def _run_step(self, step: Step, intended: float, idx: int, name: str, arrival: int) -> StepResult:
         ctx = self.ctx
         listener = ctx.callbacks if step.expect_callback else None
         pending = None
         if listener is not None and step.request_id:
             pending = listener.expect(step.request_id, label=step.label, intended_ts=intended, user_class=name,
-                                      srv_variant=step.srv_variant, step=idx)
+                                      srv_variant=step.srv_variant, step=idx, arrival=arrival)
         sent = time.time()
         status, body, err = 0, b"", ""
         try:
@@ -255,7 +257,7 @@ class OpenModelUser(User):
         awaiting = pending is not None and outcome == "ok"
         if ctx.records is not None:
             ctx.records.write(request_id=step.request_id, user_class=name, srv_variant=step.srv_variant,
-                              label=step.label, step=idx, intended_ts=intended, sent_ts=sent, ack_ts=ack_ts,
+                              label=step.label, arrival=arrival, step=idx, intended_ts=intended, sent_ts=sent, ack_ts=ack_ts,
                               ack_ms=ack_ms, ack_code=status, outcome="pending" if awaiting else outcome, error=err)
         res = StepResult(outcome, status, body, ack_ms, error=err)
         if pending is not None and not awaiting and listener is not None:

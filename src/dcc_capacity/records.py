@@ -49,6 +49,7 @@ SCHEMA = pa.schema([
     ("user_class", pa.string()),
     ("srv_variant", pa.string()),
     ("label", pa.string()),            # the Locust stats name stem, e.g. "4.6.1" or "4.6.1 CV4"
+    ("arrival", pa.int64()),           # per-process arrival number: links the steps of one journey
     ("step", pa.int32()),              # 0-based step within the arrival's journey
     ("intended_ts", pa.float64()),     # epoch s: when the open model meant to send it
     ("sent_ts", pa.float64()),         # epoch s: when it actually went out (NaN if dropped)
@@ -67,7 +68,7 @@ COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
 _NAN = float("nan")
 _DEFAULTS: dict[str, object] = {
     "process": "", "kind": "request", "request_id": "", "user_class": "", "srv_variant": "", "label": "",
-    "step": 0, "intended_ts": _NAN, "sent_ts": _NAN, "ack_ts": _NAN, "ack_ms": _NAN, "ack_code": 0,
+    "arrival": -1, "step": 0, "intended_ts": _NAN, "sent_ts": _NAN, "ack_ts": _NAN, "ack_ms": _NAN, "ack_code": 0,
     "callback_ts": _NAN, "trt_ms": _NAN, "response_code": "", "outcome": "ok", "error": "",
 }
 

@@ -24,6 +24,7 @@ the local count (normally 1).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import weakref
@@ -97,6 +98,8 @@ class RunContext:
         self.dropped: Counter[str] = Counter()
         """Arrivals per user class not sent because the client was saturated (max in-flight reached)."""
         self.cluster_counts: dict[str, int] | None = None
+        self.arrival_ids = itertools.count(1)
+        """Arrival numbers, unique in this process: (process, arrival) links a journey's steps in the records."""
         self.pools: weakref.WeakSet[Pool] = weakref.WeakSet()
         self._broadcaster: gevent.Greenlet | None = None
 
@@ -220,8 +223,19 @@ def _add_options(parser: Any, **_: Any) -> None:
     g.add_argument("--trt-late", type=float, default=30.0, help="Async response later than this (s) is 'late'.")
     g.add_argument("--trt-missing", type=float, default=120.0, help="No async response after this (s): 'missing'.")
     g.add_argument("--drain", type=float, default=5.0, help="Seconds to let in-flight requests finish at stop.")
+    g.add_argument("--nfr", default="", help="NFR file for the live progress line (default: the shipped one).")
+    g.add_argument("--progress-interval", type=float, default=10.0,
+                   help="Headless: seconds between progress lines (0: none).")
 
 
 @global_events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
     install(environment)
+    opts = environment.parsed_options
+    interval = float(getattr(opts, "progress_interval", 0) or 0)
+    if opts is not None and getattr(opts, "headless", False) and interval > 0 and not isinstance(
+            environment.runner, WorkerRunner):
+        from .nfr import load_nfrs
+        from .progress import Progress
+
+        Progress(environment, load_nfrs(getattr(opts, "nfr", "") or None), interval=interval).install()

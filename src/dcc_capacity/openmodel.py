@@ -257,8 +257,9 @@ class OpenModelUser(User):
         awaiting = pending is not None and outcome == "ok"
         if ctx.records is not None:
             ctx.records.write(request_id=step.request_id, user_class=name, srv_variant=step.srv_variant,
-                              label=step.label, arrival=arrival, step=idx, intended_ts=intended, sent_ts=sent, ack_ts=ack_ts,
-                              ack_ms=ack_ms, ack_code=status, outcome="pending" if awaiting else outcome, error=err)
+                              label=step.label, arrival=arrival, step=idx, intended_ts=intended, sent_ts=sent,
+                              ack_ts=ack_ts, ack_ms=ack_ms, ack_code=status,
+                              outcome="pending" if awaiting else outcome, error=err)
         res = StepResult(outcome, status, body, ack_ms, error=err)
         if pending is not None and not awaiting and listener is not None:
             listener.cancel(step.request_id)

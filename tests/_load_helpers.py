@@ -109,6 +109,35 @@ def run_locust(locustfile: Path, host: str, run_dir: Path, *, seconds: int, extr
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=ROOT)
 
 
+def run_distributed(locustfile: Path, host: str, run_dir: Path, *, workers: int = 2, env: dict[str, str] | None = None,
+                    timeout: float = 60) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Locust master + ``workers`` workers on loopback (the shape in the locustfile ends the run)."""
+    port = free_port()
+    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]),
+                **(env or {})}
+    base = [PY, "-m", "locust", "-f", str(locustfile), "--loglevel", "WARNING"]
+    procs = [subprocess.Popen([*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                              env=full_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(workers)]
+    try:
+        master = subprocess.run([*base, "--master", "--headless", "--expect-workers", str(workers),
+                                 "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port), "--host", host,
+                                 "--run-dir", str(run_dir), "--only-summary"],
+                                capture_output=True, text=True, timeout=timeout, env=full_env, cwd=ROOT)
+        outs = []
+        for p in procs:
+            try:
+                outs.append(p.communicate(timeout=15)[0])
+            except subprocess.TimeoutExpired:
+                p.kill()
+                outs.append(p.communicate()[0])
+        return master, outs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)

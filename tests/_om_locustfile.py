@@ -75,3 +75,13 @@ _wanted = set(filter(None, os.environ.get("OM_CLASSES", "Steady").split(",")))
 for _name in ("Steady", "Prompt", "Slow", "Silent", "Journey"):
     if _name not in _wanted:
         globals()[_name].abstract = True
+
+
+if os.environ.get("OM_SHAPE_RATE"):
+    from dcc_capacity.shapes import LoadShape
+
+    class OmShape(LoadShape):
+        """Drives Steady at OM_SHAPE_RATE SRV/s for OM_SHAPE_S seconds (cluster-wide)."""
+
+        rates = {"Steady": float(os.environ["OM_SHAPE_RATE"])}
+        duration_s = float(os.environ.get("OM_SHAPE_S", "5"))

@@ -83,6 +83,8 @@ class RateShape(LoadTestShape):
 class LoadShape(RateShape):
     """Steady load: ``rates * scale`` for ``duration_s``. Peak: scale 1; normal: scale 1 / peak_to_average."""
 
+    abstract = True  # configure a subclass (Locust picks non-abstract shapes out of a locustfile)
+
     rates: Rates = {}
     scale: float = 1.0
 
@@ -94,6 +96,8 @@ class LoadShape(RateShape):
 
 class SpikeShape(RateShape):
     """Base rates, then ``spike_factor`` x for ``spike_s`` from ``spike_at_s``, then back to base."""
+
+    abstract = True  # configure a subclass (Locust picks non-abstract shapes out of a locustfile)
 
     rates: Rates = {}
     spike_factor: float = 3.0
@@ -116,6 +120,8 @@ class CatchupShape(RateShape):
     ``catchup_factor`` x base until it is all sent: that window lasts
     ``(1 - hold_factor) * outage_s / (catchup_factor - 1)`` s. Then base again.
     """
+
+    abstract = True  # configure a subclass (Locust picks non-abstract shapes out of a locustfile)
 
     rates: Rates = {}
     outage_at_s: float = 10.0
@@ -151,6 +157,8 @@ class SoakShape(RateShape):
     ``duration_s`` in proportion to its real length (night 7 h, day 12 h,
     evening 5 h), so the mix changes per slot the way Table A1 says.
     """
+
+    abstract = True  # configure a subclass (Locust picks non-abstract shapes out of a locustfile)
 
     slot_rates: Mapping[str, Rates] = {}
     slots: tuple[str, ...] = ("night", "day", "evening")
@@ -209,6 +217,8 @@ class StressShape(RateShape):
     ``max_factor`` (the ceiling). :attr:`knee` is the last step that held
     (None if the first step already failed); :attr:`steps` has them all.
     """
+
+    abstract = True  # configure a subclass (Locust picks non-abstract shapes out of a locustfile)
 
     rates: Rates = {}
     start_factor: float = 1.0

@@ -149,6 +149,8 @@ def load_nfrs(path: str | Path | None = None) -> list[Nfr]:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif not isinstance(err.get("input"), (dict, list)) and err["type"] != "missing":
+            msg += f" (got {err.get('input')!r})"
         raise InputError(msg, file=p, key=key) from None
 
 

@@ -99,11 +99,15 @@ def stall_server(*, period: float = 10.0, stall: float = 0.0, t0: float | None =
 
 
 def run_locust(locustfile: Path, host: str, run_dir: Path, *, seconds: int, extra: list[str] | None = None,
-               env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``locust -f FILE --headless`` in a subprocess, with this checkout on PYTHONPATH."""
+               env: dict[str, str] | None = None, timeout: float = 60,
+               records: bool = True) -> subprocess.CompletedProcess[str]:
+    """``locust -f FILE --headless`` in a subprocess, with this checkout on PYTHONPATH.
+
+    ``records=False`` for a plain locustfile that does not load dcc_capacity (no ``--run-dir`` option).
+    """
     cmd = [PY, "-m", "locust", "-f", str(locustfile), "--headless", "--host", host, "-t", f"{seconds}s",
-           "--run-dir", str(run_dir), "--csv", str(run_dir / "locust"), "--only-summary", "--loglevel", "WARNING",
-           *(extra or [])]
+           "--csv", str(run_dir / "locust"), "--only-summary", "--loglevel", "WARNING",
+           *(["--run-dir", str(run_dir)] if records else []), *(extra or [])]
     full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]),
                 **(env or {})}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=ROOT)

@@ -31,7 +31,7 @@ def test_stalling_server_shows_in_ack_percentiles_and_offered_rate_holds(tmp_pat
     benchmarks/bench_coordinated_omission.py).
     """
     with stall_server(period=5, stall=1) as url:
-        r = run_locust(LOCUSTFILE, url, tmp_path, seconds=10, extra=["-u", "1", "-r", "1"],
+        r = run_locust(LOCUSTFILE, url, tmp_path, seconds=10, extra=["-u", "1", "-r", "100"],
                        env={"OM_CLASSES": "Steady", "OM_RATE": "100"})
     assert r.returncode == 0, r.stderr[-3000:]
     df = load_records(tmp_path)

@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
 from _load_helpers import run_locust, stall_server  # noqa: E402
-
 from dcc_capacity.records import load_records  # noqa: E402
 
 CLOSED = """

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = [
     "COLUMNS",
@@ -185,16 +186,41 @@ def iter_raw_batches(path: str | Path) -> Iterator[pa.RecordBatch]:
                 return
 
 
-def _raw_frame(run_dir: Path) -> pd.DataFrame:
+def _raw_table(run_dir: Path) -> pa.Table:
     batches = [b for p in sorted(run_dir.glob("records-*.arrows")) for b in iter_raw_batches(p)]
-    if not batches:
-        return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in COLUMNS})
-    return pa.Table.from_batches(batches, schema=SCHEMA).to_pandas()
+    return pa.Table.from_batches(batches, schema=SCHEMA)
 
 
-def _dtype(col: str) -> str:
-    t = SCHEMA.field(col).type
-    return "float64" if pa.types.is_floating(t) else "int32" if pa.types.is_integer(t) else "object"
+_KEY = ["process", "request_id", "step"]
+_FROM_CALLBACK = ["callback_ts", "trt_ms", "response_code", "outcome", "error"]
+
+
+def _fold(table: pa.Table) -> pa.Table:
+    """Callback rows into their request rows, in Arrow (hash join in C++: ~1 s per few million rows)."""
+    kind = table.column("kind")
+    req = table.filter(pc.not_equal(kind, "callback"))
+    cb = table.filter(pc.equal(kind, "callback"))
+    if cb.num_rows == 0:
+        return req
+    # The last callback row per key wins (a late arrival after 'missing').
+    cb = cb.append_column("_i", pa.array(range(cb.num_rows), pa.int64()))
+    last = cb.group_by(_KEY, use_threads=False).aggregate([("_i", "max")]).column("_i_max")
+    cb = cb.take(last).select([*_KEY, *_FROM_CALLBACK])
+    cb = cb.rename_columns([*_KEY, *(f"_cb_{c}" for c in _FROM_CALLBACK)])
+    req = req.append_column("_order", pa.array(range(req.num_rows), pa.int64()))
+    joined = req.join(cb, keys=_KEY, join_type="left outer", use_threads=True).sort_by("_order")
+    hit = pc.is_valid(joined.column("_cb_outcome"))
+    # A failed ack (error/throttled) stays the outcome; otherwise the async side decides.
+    take = pc.and_(hit, pc.is_in(joined.column("outcome"), value_set=pa.array(["ok", "pending"])))
+    cols = {}
+    for c in COLUMNS:
+        col = joined.column(c)
+        if c in ("callback_ts", "trt_ms"):
+            col = pc.if_else(hit, joined.column(f"_cb_{c}"), col)
+        elif c in ("response_code", "outcome", "error"):
+            col = pc.if_else(take, joined.column(f"_cb_{c}"), col)
+        cols[c] = col
+    return pa.table(cols, schema=SCHEMA)
 
 
 def load_records(run_dir: str | Path, *, raw: bool = False) -> pd.DataFrame:
@@ -206,24 +232,7 @@ def load_records(run_dir: str | Path, *, raw: bool = False) -> pd.DataFrame:
     TRT. A request that expected a callback and has none keeps outcome
     ``pending`` (the run stopped first). ``raw=True`` returns the rows as written.
     """
-    df = _raw_frame(Path(run_dir))
-    if raw or df.empty:
-        return df
-    req = df[df["kind"] != "callback"]
-    cb = df[df["kind"] == "callback"]
-    if cb.empty:
-        return req.reset_index(drop=True)
-    key = ["process", "request_id", "step"]
-    cb = cb.drop_duplicates(key, keep="last").set_index(key)[["callback_ts", "trt_ms", "response_code", "outcome",
-                                                              "error"]]
-    merged = req.set_index(key)
-    hit = merged.index.isin(cb.index)
-    upd = cb.reindex(merged.index[hit])
-    for col in ("callback_ts", "trt_ms"):
-        merged.loc[hit, col] = upd[col].to_numpy()
-    # A failed ack (error/throttled) stays the outcome; otherwise the async side decides.
-    take = hit & merged["outcome"].isin(["ok", "pending"]).to_numpy()
-    upd_take = cb.reindex(merged.index[take])
-    for col in ("response_code", "outcome", "error"):
-        merged.loc[take, col] = upd_take[col].to_numpy()
-    return merged.reset_index()[list(COLUMNS)]
+    table = _raw_table(Path(run_dir))
+    if not raw:
+        table = _fold(table)
+    return table.to_pandas()

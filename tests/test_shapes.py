@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 
 import pytest
@@ -112,7 +114,16 @@ def test_stress_steps_until_the_criterion_fails_and_reports_the_knee():
     assert [s.passed for s in shape.steps] == [True, True, True, False]
     assert shape.knee is not None and shape.knee.factor == 1.5 and shape.knee.total_rate == pytest.approx(150)
     res = shape.result()
-    assert res["knee"]["factor"] == 1.5 and not res["ceiling_reached"]
+    assert res["knee"]["factor"] == 1.5 and not res["ceiling_reached"] and res["knee_rate"] == pytest.approx(150)
+    assert res["shape"] == "StressShape" and len(res["steps"]) == 4
+
+
+def test_shape_writes_its_result_to_the_run_dir_when_it_ends(tmp_path):
+    shape = LoadShape(rates={"Reads": 1.0}, duration_s=5)
+    at(shape, 1)
+    shape.runner.environment.parsed_options = argparse.Namespace(run_dir=str(tmp_path))
+    assert at(shape, 5) is None
+    assert json.loads((tmp_path / "shape.json").read_text()) == {"shape": "LoadShape", "duration_s": 5}
 
 
 def test_stress_latency_criterion_and_ceiling():

@@ -18,9 +18,11 @@ row). Configure a shape either with keyword arguments or, in a locustfile
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from locust import LoadTestShape
@@ -73,11 +75,33 @@ class RateShape(LoadTestShape):
     def tick(self) -> tuple[int, float, list] | None:
         rates = self.rates_at(self.get_run_time())
         if rates is None:
+            self.finish()
             return None
         wanted = {name for name, r in rates.items() if r > 0}
         classes = [c for c in (self.runner.user_classes if self.runner else []) if c.__name__ in wanted]
         n = self.workers()
         return (n * len(classes), self.spawn_rate, classes)
+
+    def result(self) -> dict[str, Any]:
+        """What the shape did, for summary.json (subclasses add their findings, e.g. the stress knee)."""
+        return {"shape": type(self).__name__, "duration_s": self.duration_s if math.isfinite(self.duration_s)
+                else None}
+
+    def finish(self) -> None:
+        """Once, at the end: write :meth:`result` to ``<run dir>/shape.json`` when the run has a ``--run-dir``.
+
+        The shape lives on the master (or the only process), so this is how
+        its findings reach the process that writes the summary.
+        """
+        if getattr(self, "_finished", False):
+            return
+        self._finished = True
+        env = getattr(self.runner, "environment", None)
+        run_dir = getattr(getattr(env, "parsed_options", None), "run_dir", None)
+        if run_dir:
+            path = Path(run_dir)
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "shape.json").write_text(json.dumps(self.result(), indent=2) + "\n")
 
 
 class LoadShape(RateShape):
@@ -263,6 +287,7 @@ class StressShape(RateShape):
             self._judge(self._cur)
             self._cur += 1
         if self.stopped:
+            self.finish()
             return None
         return super().tick()
 
@@ -300,7 +325,8 @@ class StressShape(RateShape):
 
     def result(self) -> dict[str, Any]:
         """For summary.json: every step and the knee (last healthy step)."""
-        return {"knee": asdict(self.knee) if self.knee else None, "steps": [asdict(s) for s in self.steps],
+        return {**super().result(), "knee": asdict(self.knee) if self.knee else None,
+                "knee_rate": self.knee.total_rate if self.knee else None, "steps": [asdict(s) for s in self.steps],
                 "ceiling_reached": bool(self.knee and self.knee.step + 1 >= self.n_steps)}
 
 

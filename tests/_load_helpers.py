@@ -7,7 +7,10 @@ experiment of the baselines. When a request carries ``X-Callback-URL`` and
 ``X-Request-ID`` it also POSTs a DUIS-like async response there after
 ``X-Callback-Delay`` s (default 0.1), unless ``X-No-Callback`` is set.
 
-Run: ``python tests/_load_helpers.py --port P [--period 10 --stall 2 --t0 EPOCH]``.
+With ``--capacity C`` it is also a FIFO server of C req/s that answers 503
+when a request would queue for more than 0.2 s (a knee for stress tests).
+
+Run: ``python tests/_load_helpers.py --port P [--period 10 --stall 2 --t0 EPOCH --capacity C]``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_app(period: float, stall: float, t0: float):  # noqa: ANN201 - starlette app
+def make_app(period: float, stall: float, t0: float, capacity: float = 0.0, max_wait: float = 0.2):  # noqa: ANN201
     import httpx
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -41,6 +44,7 @@ def make_app(period: float, stall: float, t0: float):  # noqa: ANN201 - starlett
     from starlette.routing import Route
 
     client: dict[str, httpx.AsyncClient] = {}
+    queue = {"busy_until": 0.0}  # capacity model: one FIFO server, service time 1/capacity
     tasks: set[asyncio.Task] = set()
 
     async def post_back(url: str, rid: str, delay: float) -> None:
@@ -52,6 +56,13 @@ def make_app(period: float, stall: float, t0: float):  # noqa: ANN201 - starlett
 
     async def handle(request: Request) -> Response:
         await request.body()
+        if capacity > 0:
+            now = time.time()
+            start = max(now, queue["busy_until"])
+            if start - now > max_wait:
+                return Response(b"<busy/>", status_code=503)
+            queue["busy_until"] = start + 1 / capacity
+            await asyncio.sleep(queue["busy_until"] - now)
         if stall > 0:
             phase = (time.time() - t0) % period
             if phase < stall:
@@ -70,12 +81,15 @@ def make_app(period: float, stall: float, t0: float):  # noqa: ANN201 - starlett
 
 @contextlib.contextmanager
 def stall_server(*, period: float = 10.0, stall: float = 0.0, t0: float | None = None,
-                 cpu: int | None = None) -> Iterator[str]:
-    """Run the test SUT in a subprocess; yields its base URL. ``cpu`` pins it to one core (Linux)."""
+                 cpu: int | None = None, capacity: float = 0.0) -> Iterator[str]:
+    """Run the test SUT in a subprocess; yields its base URL. ``cpu`` pins it to one core (Linux).
+
+    ``capacity`` > 0: a FIFO server doing that many req/s, answering 503 when a request would wait > 0.2 s.
+    """
     port = free_port()
     t0 = time.time() if t0 is None else t0
     cmd = [PY, str(Path(__file__)), "--port", str(port), "--period", str(period), "--stall", str(stall),
-           "--t0", repr(t0)]
+           "--t0", repr(t0), "--capacity", str(capacity)]
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         cmd = ["taskset", "-c", str(cpu), *cmd]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -148,10 +162,11 @@ def main() -> None:
     ap.add_argument("--period", type=float, default=10.0)
     ap.add_argument("--stall", type=float, default=0.0)
     ap.add_argument("--t0", type=float, default=None)
+    ap.add_argument("--capacity", type=float, default=0.0)
     a = ap.parse_args()
     import uvicorn
 
-    app = make_app(a.period, a.stall, a.t0 if a.t0 is not None else time.time())
+    app = make_app(a.period, a.stall, a.t0 if a.t0 is not None else time.time(), a.capacity)
     uvicorn.run(app, host="127.0.0.1", port=a.port, log_level="warning", access_log=False)
 
 

@@ -85,3 +85,16 @@ if os.environ.get("OM_SHAPE_RATE"):
 
         rates = {"Steady": float(os.environ["OM_SHAPE_RATE"])}
         duration_s = float(os.environ.get("OM_SHAPE_S", "5"))
+
+
+if os.environ.get("OM_STRESS_RATE"):
+    from dcc_capacity.shapes import StressShape
+
+    class OmStress(StressShape):
+        """Steady at 0.8, 1.0, 1.2, ... x OM_STRESS_RATE, 3 s a step, until >1% errors."""
+
+        rates = {"Steady": float(os.environ["OM_STRESS_RATE"])}
+        start_factor = 0.8
+        step_fraction = 0.2
+        step_s = 3.0
+        max_factor = 2.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import gevent
 import pytest
@@ -113,3 +114,16 @@ def test_two_workers_split_the_rate_and_both_write_records(tmp_path):
     assert len(per_process) == 2  # one records file per worker, merged on load
     assert abs(per_process.iloc[0] - per_process.iloc[1]) <= 0.1 * per_process.max()
     assert offered_rate(df) == pytest.approx(60, rel=0.05)  # the cluster offers the shape's rate, not 2x
+
+
+@pytest.mark.slow
+def test_stress_finds_the_knee_of_a_server_with_finite_capacity(tmp_path):
+    """A FIFO server of 110 req/s (503 past 0.2 s of queue); steps of 80, 100, 120 SRV/s."""
+    with stall_server(capacity=110) as url:
+        r = run_locust(LOCUSTFILE, url, tmp_path, seconds=30, env={"OM_CLASSES": "Steady", "OM_STRESS_RATE": "100"})
+    assert r.returncode in (0, 1), r.stderr[-3000:]
+    result = json.loads((tmp_path / "shape.json").read_text())
+    assert [s["factor"] for s in result["steps"]] == pytest.approx([0.8, 1.0, 1.2])
+    assert [s["passed"] for s in result["steps"]] == [True, True, False]
+    assert result["knee_rate"] == pytest.approx(110, rel=0.15)
+    assert result["steps"][2]["failures"] > 0.01 * result["steps"][2]["requests"]

@@ -103,6 +103,26 @@ def test_poisson_arrivals_average_the_target_rate(tmp_path):
     assert gaps.std() / gaps.mean() > 0.7  # exponential gaps (coefficient of variation ~1), not a metronome
 
 
+class Plain(OpenModelUser):
+    abstract = True
+    rate = 50.0
+
+    def arrival(self):
+        return [Step("plain", "/x")]
+
+
+def test_environment_without_install_still_sends_on_schedule():
+    """An in-process Environment nobody called install() on: the first user starts the clock itself."""
+    with stall_server() as url:
+        env = Environment(user_classes=[Plain], events=Events(), host=url)
+        runner = env.create_local_runner()
+        runner.start(1, spawn_rate=10)
+        gevent.sleep(2)
+        runner.quit()
+    entry = env.stats.get("plain ack", "ACK")
+    assert 90 <= entry.num_requests <= 102 and entry.num_failures == 0
+
+
 @pytest.mark.slow
 def test_two_workers_split_the_rate_and_both_write_records(tmp_path):
     with stall_server() as url:

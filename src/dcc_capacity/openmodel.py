@@ -41,6 +41,7 @@ import gevent
 from gevent.pool import Pool
 from geventhttpclient import HTTPClient
 from locust import User, constant, task
+from locust.runners import WorkerRunner
 from locust.user.users import LOCUST_STATE_STOPPING
 
 from .runcontext import RunContext, context_for
@@ -117,6 +118,11 @@ class OpenModelUser(User):
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         self.ctx: RunContext = context_for(environment)
+        if self.ctx.t0 is None and self.environment.runner is not None and not isinstance(
+                self.environment.runner, WorkerRunner):
+            # Installed after test_start had fired (an in-process Environment that never called install()):
+            # start the clock and the outputs now rather than never send anything.
+            self.ctx.on_test_start()
         self.pool = Pool(size=self.max_in_flight)
         self.ctx.pools.add(self.pool)
         self.http: HTTPClient | None = None
@@ -165,12 +171,16 @@ class OpenModelUser(User):
         unit_gap = self._draw()
         last: float | None = None
         launched = 0
+        waiting_since = time.time()
         while self._state != LOCUST_STATE_STOPPING:
             now = time.time()
             if now - divisor_at > 0.5 or divisor is None:
                 divisor, divisor_at = ctx.divisor(name), now
             if divisor is None or ctx.t0 is None:  # a worker waiting to hear the cluster count
                 last = last or now
+                if waiting_since and now - waiting_since > 5:
+                    log.warning("%s: no dcc_om_counts message from the master after 5 s; still waiting", name)
+                    waiting_since = 0.0
                 gevent.sleep(0.01)
                 continue
             rate = self.target_rate(ctx.elapsed(now)) / self.srvs_per_arrival / divisor

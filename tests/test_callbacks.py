@@ -97,6 +97,7 @@ def test_missing_is_declared_by_the_sweeper_and_a_later_arrival_becomes_late(lis
     assert row["outcome"] == "late" and row["trt_ms"] > 800  # the real TRT survives in the records
 
 
+@pytest.mark.slow
 def test_headless_locust_run_records_trt_late_missing_and_journeys(tmp_path):
     """Real Locust, real HTTP: a server (Starlette/uvicorn) that POSTs the async response back later."""
     with stall_server() as url:

@@ -81,6 +81,7 @@ def run_in_process(user_classes, host, run_dir, seconds: float) -> Environment:
     return env
 
 
+@pytest.mark.slow
 def test_saturated_client_drops_and_counts_arrivals_instead_of_queueing(tmp_path):
     with stall_server(period=4, stall=2) as url:
         env = run_in_process([Saturating], url, tmp_path, seconds=3)
@@ -94,6 +95,7 @@ def test_saturated_client_drops_and_counts_arrivals_instead_of_queueing(tmp_path
     assert entry.num_failures == len(dropped)
 
 
+@pytest.mark.slow
 def test_poisson_arrivals_average_the_target_rate(tmp_path):
     with stall_server() as url:
         run_in_process([PoissonUser], url, tmp_path, seconds=3)
@@ -111,6 +113,7 @@ class Plain(OpenModelUser):
         return [Step("plain", "/x")]
 
 
+@pytest.mark.slow
 def test_environment_without_install_still_sends_on_schedule():
     """An in-process Environment nobody called install() on: the first user starts the clock itself."""
     with stall_server() as url:

@@ -128,6 +128,7 @@ def test_bad_nfr_files_name_the_file_and_key(tmp_path, text, key, message):
 
 def test_summary_json_and_junit_from_records(tmp_path):
     synthetic(tmp_path)
+    (tmp_path / "shape.json").write_text('{"shape": "StressShape", "knee_rate": 150.0}')
     nfrs = [nfr(id="NFR-ACK-P95", metric="ack_ms", stat="p95", max=1000),
             nfr(id="NFR-ERR", metric="error_rate", max=0.01),
             nfr(id="NFR-TRT-MAX", metric="trt_ms", stat="max", max=10**7)]
@@ -142,6 +143,7 @@ def test_summary_json_and_junit_from_records(tmp_path):
     assert set(on_disk["ack_ms"]) >= {"p50", "p95", "p99", "max"}
     assert on_disk["by_srv"]["4.6.1"]["ack_ms"]["max"] == 100.0 and on_disk["by_srv"]["6.15.1"]["failures"] == 3
     assert on_disk["trt_ms"]["missing"] == 1
+    assert on_disk["shape"] == {"shape": "StressShape", "knee_rate": 150.0}
     assert [(n["id"], n["pass"]) for n in on_disk["nfr"]] == [("NFR-ACK-P95", True), ("NFR-ERR", False),
                                                               ("NFR-TRT-MAX", False)]
     assert on_disk["nfr"][2]["measured"] is None  # inf is not JSON: unbounded shows as null

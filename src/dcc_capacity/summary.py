@@ -146,8 +146,14 @@ def write_junit(run_dir: str | Path, results: Iterable[NfrResult], *, test: str,
 
 def finish_run(run_dir: str | Path, *, test: str, nfrs: Sequence[Nfr], duration_s: float | None = None,
                extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], int]:
-    """Load the run's records, judge the NFRs, write summary.json and junit.xml; returns (summary, exit status 0/1)."""
+    """Load the run's records, judge the NFRs, write summary.json and junit.xml; returns (summary, exit status 0/1).
+
+    A ``shape.json`` the load shape left in the run folder (e.g. the stress knee) is included as ``"shape"``.
+    """
     records = load_records(run_dir)
+    shape_file = Path(run_dir) / "shape.json"
+    if shape_file.exists():
+        extra = {"shape": json.loads(shape_file.read_text()), **(extra or {})}
     results = evaluate(nfrs, records)
     summary = summarize(records, test=test, nfr_results=results, duration_s=duration_s, extra=extra)
     write_summary(run_dir, summary)

@@ -1,0 +1,284 @@
+"""Open-model arrivals inside Locust: one scheduler user per class, latency from the intended send time.
+
+A closed-loop Locust user waits for each response before it sends the next
+request, so a stalled SUT slows the load down and the stall hides itself
+(coordinated omission). :class:`OpenModelUser` instead plans arrival times
+at the target rate and sends each arrival in its own greenlet whatever the
+SUT does; its ack and TRT are counted from the *planned* time.
+
+Write a subclass and implement :meth:`OpenModelUser.arrival`::
+
+    class MeterReads(OpenModelUser):
+        rate = 20.0                      # SRV/s, unless the shape says otherwise
+
+        def arrival(self):
+            rid = next_request_id()
+            yield Step("4.6.1", "/api/v1/serviceS", body=sign(rid), request_id=rid, expect_callback=True)
+
+A journey yields several steps; each ``yield`` returns that step's
+:class:`StepResult`, so the next step can use the previous response
+(e.g. CV 5 needs CV 4's PreCommand) or give up (``return``). A plain list of
+steps also works: the journey then stops at the first failed step.
+
+Rates: the target (SRV/s) comes from the running shape's
+``rate_for(rate_key, t)`` when the shape has one, else the class attribute
+``rate``; it is divided by ``srvs_per_arrival`` (journey length) to get
+arrivals/s and shared among all scheduler users of the class (see
+:mod:`dcc_capacity.runcontext` for the distributed rule).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+import time
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import gevent
+from gevent.pool import Pool
+from geventhttpclient import HTTPClient
+from locust import User, constant, task
+from locust.runners import WorkerRunner
+from locust.user.users import LOCUST_STATE_STOPPING
+
+from .runcontext import RunContext, context_for
+
+__all__ = ["ClientSaturated", "OpenModelUser", "Step", "StepResult"]
+
+log = logging.getLogger(__name__)
+
+
+class ClientSaturated(Exception):
+    """An arrival found ``max_in_flight`` requests already out: it was dropped, and counted."""
+
+
+@dataclass(slots=True)
+class Step:
+    """One HTTP exchange of an arrival."""
+
+    label: str
+    """Stats name stem: the ack is reported as ``"<label> ack"``, the TRT as ``"<label> TRT"``."""
+    path: str
+    body: bytes = b""
+    method: str = "POST"
+    headers: Mapping[str, str] | None = None
+    request_id: str = ""
+    """Correlates the async response at the callback listener (needed when ``expect_callback``)."""
+    expect_callback: bool = False
+    """True: the step is done when the async response arrives (or is declared missing)."""
+    srv_variant: str = ""
+
+
+@dataclass(slots=True)
+class StepResult:
+    """What a step gave; sent back into the journey generator by ``yield``."""
+
+    outcome: str
+    """``ok``, ``error``, ``throttled``, ``late`` or ``missing``."""
+    ack_code: int = 0
+    ack_body: bytes = b""
+    ack_ms: float = float("nan")
+    trt_ms: float = float("nan")
+    callback_body: bytes = b""
+    response_code: str = ""
+    error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+class OpenModelUser(User):
+    """Abstract arrival scheduler; subclasses implement :meth:`arrival`. One instance per class per process."""
+
+    abstract = True
+    wait_time = constant(0)
+
+    rate: ClassVar[float] = 0.0
+    """Target SRV/s of this class when the shape offers no ``rate_for`` (whole cluster, not per worker)."""
+    rate_key: ClassVar[str | None] = None
+    """Name passed to ``shape.rate_for``; default: the class name."""
+    srvs_per_arrival: ClassVar[float] = 1.0
+    """SRVs one arrival sends (the journey length): arrivals/s = rate / srvs_per_arrival."""
+    max_in_flight: ClassVar[int] = 1000
+    """Bound on concurrent arrivals of this user; past it arrivals are dropped and counted, never queued."""
+    arrival_process: ClassVar[str] = "uniform"
+    """``uniform`` (evenly spaced, exact offered counts) or ``poisson`` (exponential gaps)."""
+    seed: ClassVar[int | None] = None
+    """Seed for Poisson gaps (None: random)."""
+    connection_timeout: ClassVar[float] = 10.0
+    network_timeout: ClassVar[float] = 60.0
+    throttle_codes: ClassVar[frozenset[int]] = frozenset({429})
+    """HTTP statuses of the sync answer that mean 'throttled' rather than 'error'."""
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self.ctx: RunContext = context_for(environment)
+        if self.ctx.t0 is None and self.environment.runner is not None and not isinstance(
+                self.environment.runner, WorkerRunner):
+            # Installed after test_start had fired (an in-process Environment that never called install()):
+            # start the clock and the outputs now rather than never send anything.
+            self.ctx.on_test_start()
+        self.pool = Pool(size=self.max_in_flight)
+        self.ctx.pools.add(self.pool)
+        self.http: HTTPClient | None = None
+        self._rng = random.Random(self.seed)
+
+    # -- the hooks a subclass implements / may override ------------------------------
+    def arrival(self) -> Iterable[Step] | Generator[Step, StepResult, None]:
+        """The steps of one arrival: a generator (``res = yield step``) or a list. Override this."""
+        raise NotImplementedError(f"{type(self).__name__} must implement arrival()")
+
+    def classify_ack(self, step: Step, status: int, body: bytes) -> tuple[str, str]:
+        """(outcome, error) of a sync answer. Override to read DUIS ack codes out of the body."""
+        if status in self.throttle_codes:
+            return "throttled", f"HTTP {status}"
+        if status >= 400 or status == 0:
+            return "error", f"HTTP {status}"
+        return "ok", ""
+
+    def target_rate(self, t: float) -> float:
+        """Cluster-wide SRV/s for this class at ``t`` s into the test: the shape's, else ``rate``."""
+        shape = self.environment.shape_class
+        rate_for = getattr(shape, "rate_for", None)
+        if rate_for is not None:
+            return float(rate_for(self.rate_key or type(self).__name__, t))
+        return float(self.rate)
+
+    # -- Locust lifecycle ---------------------------------------------------------
+    def on_start(self) -> None:
+        if not self.host:
+            raise ValueError(f"{type(self).__name__}: no host; set the host attribute or use --host")
+        self.http = HTTPClient.from_url(self.host, concurrency=self.max_in_flight,
+                                        connection_timeout=self.connection_timeout,
+                                        network_timeout=self.network_timeout)
+
+    def on_stop(self) -> None:
+        # In-flight arrivals keep running in self.pool; the run context drains them at test stop.
+        pass
+
+    @task
+    def _schedule(self) -> None:
+        """The arrival loop (runs until the user is stopped). Not meant to be overridden."""
+        name = type(self).__name__
+        ctx = self.ctx
+        divisor_at = -1.0
+        divisor: int | None = None
+        unit_gap = self._draw()
+        last: float | None = None
+        launched = 0
+        waiting_since = time.time()
+        while self._state != LOCUST_STATE_STOPPING:
+            now = time.time()
+            if now - divisor_at > 0.5 or divisor is None:
+                divisor, divisor_at = ctx.divisor(name), now
+            if divisor is None or ctx.t0 is None:  # a worker waiting to hear the cluster count
+                last = last or now
+                if waiting_since and now - waiting_since > 5:
+                    log.warning("%s: no dcc_om_counts message from the master after 5 s; still waiting", name)
+                    waiting_since = 0.0
+                gevent.sleep(0.01)
+                continue
+            rate = self.target_rate(ctx.elapsed(now)) / self.srvs_per_arrival / divisor
+            if rate <= 0:
+                last = None
+                gevent.sleep(0.1)
+                continue
+            nxt = now if last is None else last + unit_gap / rate
+            if nxt > now:
+                gevent.sleep(min(nxt - now, 0.25))  # wake at least 4x/s to follow rate changes
+                continue
+            self._launch(nxt, name)
+            last, unit_gap = nxt, self._draw()
+            launched += 1
+            if launched % 64 == 0:
+                gevent.sleep(0)  # catching up on a backlog: let the in-flight greenlets breathe
+
+    def _draw(self) -> float:
+        return self._rng.expovariate(1.0) if self.arrival_process == "poisson" else 1.0
+
+    # -- one arrival ---------------------------------------------------------------
+    def _launch(self, intended: float, name: str) -> None:
+        ctx = self.ctx
+        ctx.offered[name] += 1
+        arrival = next(ctx.arrival_ids)
+        if self.pool.full():
+            ctx.dropped[name] += 1
+            exc = ClientSaturated(f"{self.max_in_flight} arrivals in flight")
+            self.environment.events.request.fire(request_type="DROPPED", name=f"{name} dropped", response_time=0,
+                                                 response_length=0, exception=exc, context={})
+            if ctx.records is not None:
+                ctx.records.write(user_class=name, label=name, arrival=arrival, intended_ts=intended,
+                                  outcome="dropped",
+                                  error="dropped: client saturated")
+            return
+        self.pool.spawn(self._run_arrival, intended, name, arrival)
+
+    def _run_arrival(self, intended: float, name: str, arrival: int) -> None:
+        try:
+            steps = self.arrival()
+            gen = steps if inspect.isgenerator(steps) else None
+            it = gen if gen is not None else iter(steps)
+            step = next(it, None)
+            idx, step_intended = 0, intended
+            while step is not None:
+                if idx:
+                    self.ctx.offered[name] += 1
+                res = self._run_step(step, step_intended, idx, name, arrival)
+                idx, step_intended = idx + 1, time.time()  # the next step is due the moment this one is done
+                if gen is not None:
+                    try:
+                        step = gen.send(res)
+                    except StopIteration:
+                        step = None
+                else:
+                    step = next(it, None) if res.ok else None
+        except Exception as e:  # a bug in arrival(): visible in Locust's errors, never kills the scheduler
+            log.exception("arrival of %s failed", name)
+            self.environment.events.user_error.fire(user_instance=self, exception=e, tb=e.__traceback__)
+
+    def _run_step(self, step: Step, intended: float, idx: int, name: str, arrival: int) -> StepResult:
+        ctx = self.ctx
+        listener = ctx.callbacks if step.expect_callback else None
+        pending = None
+        if listener is not None and step.request_id:
+            pending = listener.expect(step.request_id, label=step.label, intended_ts=intended, user_class=name,
+                                      srv_variant=step.srv_variant, step=idx, arrival=arrival)
+        sent = time.time()
+        status, body, err = 0, b"", ""
+        try:
+            assert self.http is not None
+            resp = self.http.request(step.method, step.path, body=step.body, headers=dict(step.headers or {}))
+            body = resp.read()
+            status = resp.status_code
+        except Exception as e:  # connection refused, reset, timeout: an error outcome, still timed
+            err = f"{type(e).__name__}: {e}"
+        ack_ts = time.time()
+        ack_ms = (ack_ts - intended) * 1000
+        outcome, why = self.classify_ack(step, status, body)
+        err = err or why
+        exc = Exception(err) if outcome != "ok" else None
+        self.environment.events.request.fire(request_type="ACK", name=f"{step.label} ack", response_time=ack_ms,
+                                             response_length=len(body), exception=exc, context={})
+        awaiting = pending is not None and outcome == "ok"
+        if ctx.records is not None:
+            ctx.records.write(request_id=step.request_id, user_class=name, srv_variant=step.srv_variant,
+                              label=step.label, arrival=arrival, step=idx, intended_ts=intended, sent_ts=sent,
+                              ack_ts=ack_ts, ack_ms=ack_ms, ack_code=status,
+                              outcome="pending" if awaiting else outcome, error=err)
+        res = StepResult(outcome, status, body, ack_ms, error=err)
+        if pending is not None and not awaiting and listener is not None:
+            listener.cancel(step.request_id)
+        if awaiting and pending is not None:
+            cb = pending.wait()
+            res.outcome, res.trt_ms, res.callback_body = cb.outcome, cb.trt_ms, cb.body
+            res.response_code = cb.response_code
+            if cb.outcome != "ok":
+                res.error = cb.outcome
+        if res.ok:
+            ctx.achieved[name] += 1
+        return res

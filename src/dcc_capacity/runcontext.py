@@ -1,0 +1,241 @@
+"""Per-process measurement wiring: run clock, records writer, callback listener, counters, worker share.
+
+One :class:`RunContext` per Locust :class:`~locust.env.Environment`, made by
+:func:`install` (called from Locust's ``init`` event when a locustfile
+imports :mod:`dcc_capacity.openmodel`; call it yourself for an in-process
+``Environment``). It hooks Locust's own events - nothing is monkeypatched:
+
+- ``test_start``: start the run clock; on processes that run users, open this
+  process's records file in ``--run-dir`` and start the callback listener;
+  on a master, start broadcasting how many scheduler users of each class run
+  cluster-wide (custom message ``dcc_om_counts``);
+- ``test_stop``: let in-flight requests finish (``--drain``), declare overdue
+  callbacks missing, flush records;
+- ``quitting``: close the records file and stop the listener.
+
+Distributed rule: every scheduler user of class C takes
+``rate(C) / (number of C users in the whole cluster)``. A master knows that
+number after dispatch (``runner.target_user_classes_count``) and sends it to
+the workers; a worker does not start scheduling until it has heard it (a few
+ms), and the arrivals it owes for that wait are sent at once with their
+intended times, so the wait is measured, not hidden. Locally the divisor is
+the local count (normally 1).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+import weakref
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from gevent.pool import Pool
+from locust import events as global_events
+from locust.runners import MasterRunner, WorkerRunner
+
+from .callbacks import CallbackListener
+from .records import RecordWriter
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+
+__all__ = ["MeasureConfig", "RunContext", "context_for", "install"]
+
+log = logging.getLogger(__name__)
+COUNTS_MESSAGE = "dcc_om_counts"
+
+
+@dataclass
+class MeasureConfig:
+    """Measurement settings; from Locust options (``--run-dir`` ...) unless given explicitly."""
+
+    run_dir: Path | None = None
+    """Where ``records-<host>-<pid>.arrows`` go. None: no records file (a warning is logged)."""
+    callback_host: str = "127.0.0.1"
+    """Interface the callback listener binds to (and puts in its URL)."""
+    callback_port: int = 0
+    """0 = an ephemeral port per process (each worker needs its own)."""
+    trt_late_s: float = 30.0
+    """An async response after this many seconds (from intended send) is a ``late`` failure."""
+    trt_missing_s: float = 120.0
+    """No async response after this many seconds: ``missing``."""
+    drain_s: float = 5.0
+    """At test stop, wait this long for in-flight requests before closing the books."""
+    listen: bool = True
+    """Run a callback listener in this process."""
+
+    @classmethod
+    def from_options(cls, opts: Any) -> MeasureConfig:
+        def get(name: str, default: Any) -> Any:
+            v = getattr(opts, name, None) if opts is not None else None
+            return default if v in (None, "") else v
+
+        run_dir = get("run_dir", None)
+        return cls(run_dir=Path(run_dir) if run_dir else None, callback_host=get("callback_host", "127.0.0.1"),
+                   callback_port=int(get("callback_port", 0)), trt_late_s=float(get("trt_late", 30.0)),
+                   trt_missing_s=float(get("trt_missing", 120.0)), drain_s=float(get("drain", 5.0)))
+
+
+class RunContext:
+    """Everything one process measures with. Get it with :func:`context_for`."""
+
+    def __init__(self, environment: Environment, config: MeasureConfig | None = None) -> None:
+        self.environment = environment
+        self._explicit_config = config
+        self.config = config or MeasureConfig()
+        self.records: RecordWriter | None = None
+        self.callbacks: CallbackListener | None = None
+        self.t0: float | None = None
+        self.offered: Counter[str] = Counter()
+        """Requests scheduled per user class (sent or dropped)."""
+        self.achieved: Counter[str] = Counter()
+        """Requests per user class whose outcome was ok (ack, and the callback when one was expected)."""
+        self.dropped: Counter[str] = Counter()
+        """Arrivals per user class not sent because the client was saturated (max in-flight reached)."""
+        self.cluster_counts: dict[str, int] | None = None
+        self.arrival_ids = itertools.count(1)
+        """Arrival numbers, unique in this process: (process, arrival) links a journey's steps in the records."""
+        self.pools: weakref.WeakSet[Pool] = weakref.WeakSet()
+        self._broadcaster: gevent.Greenlet | None = None
+
+    # -- clock and share --------------------------------------------------
+    def elapsed(self, now: float | None = None) -> float:
+        """Seconds since this process saw the test start (the time shapes are functions of)."""
+        if self.t0 is None:
+            return 0.0
+        return (time.time() if now is None else now) - self.t0
+
+    def divisor(self, class_name: str) -> int | None:
+        """How many scheduler users of ``class_name`` share its rate; None while a worker has not heard yet."""
+        runner = self.environment.runner
+        if isinstance(runner, WorkerRunner):
+            if self.cluster_counts is None:
+                return None
+            return max(1, int(self.cluster_counts.get(class_name, 1)))
+        counts = runner.user_classes_count if runner is not None else {}
+        return max(1, int(counts.get(class_name, 1)))
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(p) for p in list(self.pools))
+
+    # -- lifecycle --------------------------------------------------------
+    def on_test_start(self, **_: Any) -> None:
+        self.t0 = time.time()
+        self.offered.clear()
+        self.achieved.clear()
+        self.dropped.clear()
+        runner = self.environment.runner
+        if isinstance(runner, MasterRunner):
+            if self._broadcaster is None:
+                self._broadcaster = gevent.spawn(self._broadcast_loop, runner)
+            return
+        if self._explicit_config is None:
+            self.config = MeasureConfig.from_options(self.environment.parsed_options)
+        cfg = self.config
+        if self.records is None and cfg.run_dir is not None:
+            self.records = RecordWriter(cfg.run_dir)
+        elif cfg.run_dir is None:
+            log.warning("no --run-dir: request records are not written (Locust stats only)")
+        if self.callbacks is None and cfg.listen:
+            self.callbacks = CallbackListener(self.environment, host=cfg.callback_host, port=cfg.callback_port,
+                                              late_after_s=cfg.trt_late_s, missing_after_s=cfg.trt_missing_s,
+                                              records=self.records).start()
+            log.info("callback listener on %s", self.callbacks.url)
+
+    def on_test_stop(self, **_: Any) -> None:
+        if isinstance(self.environment.runner, MasterRunner):
+            return
+        deadline = time.time() + self.config.drain_s
+        for pool in list(self.pools):
+            pool.join(timeout=max(0.0, deadline - time.time()))
+        if self.callbacks is not None:
+            self.callbacks.expire_all()
+        if self.records is not None:
+            self.records.flush()
+
+    def on_quitting(self, **_: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._broadcaster is not None:
+            self._broadcaster.kill(block=False)
+            self._broadcaster = None
+        if self.callbacks is not None:
+            self.callbacks.stop()
+            self.callbacks = None
+        if self.records is not None:
+            self.records.close()
+            self.records = None
+
+    # -- distributed ------------------------------------------------------
+    def _broadcast_loop(self, runner: MasterRunner) -> None:
+        last: dict[str, int] | None = None
+        last_sent = 0.0
+        while True:
+            counts = dict(runner.target_user_classes_count)
+            if counts and (counts != last or time.time() - last_sent > 2.0):
+                runner.send_message(COUNTS_MESSAGE, counts)
+                last, last_sent = counts, time.time()
+            gevent.sleep(0.1)
+
+    def on_counts_message(self, environment: Environment, msg: Any, **_: Any) -> None:
+        self.cluster_counts = {str(k): int(v) for k, v in dict(msg.data).items()}
+
+
+_contexts: weakref.WeakKeyDictionary[Any, RunContext] = weakref.WeakKeyDictionary()
+
+
+def install(environment: Environment, config: MeasureConfig | None = None) -> RunContext:
+    """Create (once) the environment's :class:`RunContext` and hook it to the environment's events."""
+    ctx = _contexts.get(environment)
+    if ctx is not None:
+        if config is not None:
+            ctx._explicit_config = ctx.config = config
+        return ctx
+    ctx = RunContext(environment, config)
+    _contexts[environment] = ctx
+    ev = environment.events
+    ev.test_start.add_listener(ctx.on_test_start)
+    ev.test_stop.add_listener(ctx.on_test_stop)
+    ev.quitting.add_listener(ctx.on_quitting)
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.register_message(COUNTS_MESSAGE, ctx.on_counts_message)
+    return ctx
+
+
+def context_for(environment: Environment) -> RunContext:
+    """The environment's context, installing it on first use."""
+    return _contexts.get(environment) or install(environment)
+
+
+@global_events.init_command_line_parser.add_listener
+def _add_options(parser: Any, **_: Any) -> None:
+    g = parser.add_argument_group("dcc-capacity measurement")
+    g.add_argument("--run-dir", default="", help="Folder for this run's records (one file per process).")
+    g.add_argument("--callback-host", default="127.0.0.1", help="Interface of each process's callback listener.")
+    g.add_argument("--callback-port", type=int, default=0, help="Callback listener port (0: ephemeral).")
+    g.add_argument("--trt-late", type=float, default=30.0, help="Async response later than this (s) is 'late'.")
+    g.add_argument("--trt-missing", type=float, default=120.0, help="No async response after this (s): 'missing'.")
+    g.add_argument("--drain", type=float, default=5.0, help="Seconds to let in-flight requests finish at stop.")
+    g.add_argument("--nfr", default="", help="NFR file for the live progress line (default: the shipped one).")
+    g.add_argument("--progress-interval", type=float, default=10.0,
+                   help="Headless: seconds between progress lines (0: none).")
+
+
+@global_events.init.add_listener
+def _on_init(environment: Environment, **_: Any) -> None:
+    install(environment)
+    opts = environment.parsed_options
+    interval = float(getattr(opts, "progress_interval", 0) or 0)
+    if opts is not None and getattr(opts, "headless", False) and interval > 0 and not isinstance(
+            environment.runner, WorkerRunner):
+        from .nfr import load_nfrs
+        from .progress import Progress
+
+        Progress(environment, load_nfrs(getattr(opts, "nfr", "") or None), interval=interval).install()

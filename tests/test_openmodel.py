@@ -1,0 +1,152 @@
+"""The open model inside real Locust: offered rate holds whatever the SUT does, stalls show in the percentiles."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import gevent
+import pytest
+from locust.env import Environment
+from locust.event import Events
+
+from _load_helpers import ROOT, run_distributed, run_locust, stall_server
+from dcc_capacity.openmodel import OpenModelUser, Step
+from dcc_capacity.records import load_records
+from dcc_capacity.runcontext import MeasureConfig, install
+
+LOCUSTFILE = ROOT / "tests" / "_om_locustfile.py"
+
+
+def offered_rate(df) -> float:
+    it = df["intended_ts"]
+    return (len(df) - 1) / (it.max() - it.min())
+
+
+@pytest.mark.slow
+def test_stalling_server_shows_in_ack_percentiles_and_offered_rate_holds(tmp_path):
+    """A Starlette/uvicorn server holds every response in the first 1 s of each 5 s; 100 SRV/s for 10 s.
+
+    Theory for latency from the intended send time: P(ack > x) = (1 - x) / 5,
+    so p95 = 0.75 s and p99 = 0.95 s (the 30 s / 2-in-10 s variant is
+    benchmarks/bench_coordinated_omission.py).
+    """
+    with stall_server(period=5, stall=1) as url:
+        r = run_locust(LOCUSTFILE, url, tmp_path, seconds=10, extra=["-u", "1", "-r", "100"],
+                       env={"OM_CLASSES": "Steady", "OM_RATE": "100"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    df = load_records(tmp_path)
+    assert set(df["outcome"]) == {"ok"}
+    assert offered_rate(df) == pytest.approx(100, rel=0.02)
+    assert len(df) >= 800  # ~9 of the 10 s (Locust's clock starts before the user does)
+    gaps = df["intended_ts"].sort_values().diff().dropna()
+    assert gaps.max() < 0.015  # every 10 ms, also while the server stalled: nothing skipped or bunched up
+    assert df["ack_ms"].quantile(0.99) >= 750
+    assert 550 <= df["ack_ms"].quantile(0.95) <= 950
+    assert df["ack_ms"].quantile(0.50) < 50  # most requests are not in a stall
+    rows = {row["Name"]: row for row in csv.DictReader((tmp_path / "locust_stats.csv").open())}
+    assert rows["4.6.1 ack"]["Type"] == "ACK" and float(rows["4.6.1 ack"]["99%"]) >= 700  # in Locust's stats too
+
+
+class Saturating(OpenModelUser):
+    """50 SRV/s into a server that stalls 2 s of every 4 s, with room for only 5 arrivals in flight."""
+
+    abstract = True
+    rate = 50.0
+    max_in_flight = 5
+
+    def arrival(self):
+        yield Step("sat", "/x", srv_variant="4.6.1")
+
+
+class PoissonUser(OpenModelUser):
+    abstract = True
+    rate = 200.0
+    arrival_process = "poisson"
+    seed = 7
+
+    def arrival(self):
+        return [Step("poisson", "/x")]
+
+
+def run_in_process(user_classes, host, run_dir, seconds: float) -> Environment:
+    env = Environment(user_classes=user_classes, events=Events(), host=host)
+    runner = env.create_local_runner()
+    ctx = install(env, MeasureConfig(run_dir=run_dir, listen=False, drain_s=3))
+    runner.start(len(user_classes), spawn_rate=100)
+    gevent.sleep(seconds)
+    runner.stop()
+    runner.quit()
+    ctx.close()
+    return env
+
+
+@pytest.mark.slow
+def test_saturated_client_drops_and_counts_arrivals_instead_of_queueing(tmp_path):
+    with stall_server(period=4, stall=2) as url:
+        env = run_in_process([Saturating], url, tmp_path, seconds=3)
+    df = load_records(tmp_path)
+    dropped = df[df["outcome"] == "dropped"]
+    sent = df[df["outcome"] != "dropped"]
+    assert len(dropped) > 20 and len(sent) >= 5  # at least 1 s of stall at 50/s, minus the 5 in flight
+    assert set(dropped["error"]) == {"dropped: client saturated"}
+    assert offered_rate(df) == pytest.approx(50, rel=0.05)  # the schedule went on while the client was full
+    entry = env.stats.get("Saturating dropped", "DROPPED")
+    assert entry.num_failures == len(dropped)
+
+
+@pytest.mark.slow
+def test_poisson_arrivals_average_the_target_rate(tmp_path):
+    with stall_server() as url:
+        run_in_process([PoissonUser], url, tmp_path, seconds=3)
+    df = load_records(tmp_path)
+    assert offered_rate(df) == pytest.approx(200, rel=0.15)
+    gaps = df["intended_ts"].sort_values().diff().dropna()
+    assert gaps.std() / gaps.mean() > 0.7  # exponential gaps (coefficient of variation ~1), not a metronome
+
+
+class Plain(OpenModelUser):
+    abstract = True
+    rate = 50.0
+
+    def arrival(self):
+        return [Step("plain", "/x")]
+
+
+@pytest.mark.slow
+def test_environment_without_install_still_sends_on_schedule():
+    """An in-process Environment nobody called install() on: the first user starts the clock itself."""
+    with stall_server() as url:
+        env = Environment(user_classes=[Plain], events=Events(), host=url)
+        runner = env.create_local_runner()
+        runner.start(1, spawn_rate=10)
+        gevent.sleep(2)
+        runner.quit()
+    entry = env.stats.get("plain ack", "ACK")
+    assert 90 <= entry.num_requests <= 102 and entry.num_failures == 0
+
+
+@pytest.mark.slow
+def test_two_workers_split_the_rate_and_both_write_records(tmp_path):
+    with stall_server() as url:
+        master, _ = run_distributed(LOCUSTFILE, url, tmp_path, workers=2,
+                                    env={"OM_CLASSES": "Steady", "OM_SHAPE_RATE": "60", "OM_SHAPE_S": "5"})
+    assert master.returncode == 0, master.stderr[-3000:]
+    df = load_records(tmp_path)
+    per_process = df.groupby("process").size()
+    assert len(per_process) == 2  # one records file per worker, merged on load
+    assert abs(per_process.iloc[0] - per_process.iloc[1]) <= 0.1 * per_process.max()
+    assert offered_rate(df) == pytest.approx(60, rel=0.05)  # the cluster offers the shape's rate, not 2x
+
+
+@pytest.mark.slow
+def test_stress_finds_the_knee_of_a_server_with_finite_capacity(tmp_path):
+    """A FIFO server of 110 req/s (503 past 0.2 s of queue); steps of 80, 100, 120 SRV/s."""
+    with stall_server(capacity=110) as url:
+        r = run_locust(LOCUSTFILE, url, tmp_path, seconds=30, env={"OM_CLASSES": "Steady", "OM_STRESS_RATE": "100"})
+    assert r.returncode in (0, 1), r.stderr[-3000:]
+    result = json.loads((tmp_path / "shape.json").read_text())
+    assert [s["factor"] for s in result["steps"]] == pytest.approx([0.8, 1.0, 1.2])
+    assert [s["passed"] for s in result["steps"]] == [True, True, False]
+    assert result["knee_rate"] == pytest.approx(110, rel=0.15)
+    assert result["steps"][2]["failures"] > 0.01 * result["steps"][2]["requests"]

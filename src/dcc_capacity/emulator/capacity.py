@@ -1,0 +1,224 @@
+"""The capacity model: SECMP0067 fair-share admission, then a bounded queue feeding a worker pool.
+
+A loaded real system degrades in a recognisable order: first latency rises
+(requests wait for a worker), then it refuses work (the queue is full). The
+model reproduces that with three parts a stress test can find:
+
+* ``FairShare`` - SECMP0067 traffic management. Each active Service User gets
+  a token bucket whose rate is its max-min fair share of ``total_tps``
+  (water-filling over recent demand, weighted): a user below its share keeps
+  everything it asks for, the rest is split among the heavy users, so one
+  user bursting cannot starve the others and idle capacity is not wasted.
+* ``WorkerPool`` - ``workers`` coroutines take jobs from a queue of at most
+  ``queue_limit``; each job holds a worker for a sampled service time, and job
+  starts are paced to ``tps``. Throughput is min(tps, workers / service time).
+* Outage gating - while an outage window is open no job starts; the queue
+  fills (up to its limit) and drains at full capacity when the window closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .config import ServiceTime
+
+__all__ = ["FairShare", "QueueFull", "ServiceSampler", "WorkerPool"]
+
+
+class ServiceSampler:
+    """Draws service times (seconds) from a :class:`ServiceTime` distribution."""
+
+    def __init__(self, spec: ServiceTime, rng: random.Random) -> None:
+        self.spec = spec
+        self._rng = rng
+        mean = spec.mean_ms / 1000.0
+        self._mean = mean
+        # lognormal with the configured arithmetic mean: mu = ln(mean) - sigma^2 / 2
+        self._mu = math.log(mean) - spec.sigma ** 2 / 2 if mean > 0 else 0.0
+
+    def sample(self) -> float:
+        if self._mean <= 0:
+            return 0.0
+        if self.spec.dist == "fixed":
+            return self._mean
+        if self.spec.dist == "exponential":
+            return self._rng.expovariate(1.0 / self._mean)
+        return self._rng.lognormvariate(self._mu, self.spec.sigma)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    stamp: float
+    rate: float
+    weight: float = 1.0
+    seen: float = 0.0
+    arrivals: int = 0
+    demand: float = 0.0
+
+
+class FairShare:
+    """Per-Service-User token buckets whose rates are max-min fair shares of ``total_tps``."""
+
+    def __init__(self, total_tps: float, *, burst_s: float = 1.0, window_s: float = 2.0,
+                 weights: dict[str, float] | None = None, clock: Callable[[], float] = time.monotonic,
+                 max_users: int = 10_000) -> None:
+        self.total = float(total_tps)
+        self.burst_s = burst_s
+        self.window_s = window_s
+        self._weights = {k.upper(): v for k, v in (weights or {}).items()}
+        self._clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+        self._next_rebalance = 0.0
+        self._last_rebalance = clock()
+        self._max_users = max_users
+
+    def shares(self) -> dict[str, float]:
+        """Current admitted rate (req/s) per active user."""
+        return {u: b.rate for u, b in self._buckets.items()}
+
+    def allow(self, user: str) -> bool:
+        """Take one token from ``user``'s bucket; False means throttle."""
+        now = self._clock()
+        b = self._buckets.get(user)
+        if b is None:
+            if len(self._buckets) >= self._max_users:
+                self._evict(now)
+            n = len(self._buckets) + 1
+            rate = self.total / n
+            b = _Bucket(tokens=max(1.0, rate * self.burst_s), stamp=now, rate=rate,
+                        weight=self._weights.get(user.upper(), 1.0), seen=now)
+            self._buckets[user] = b
+            self._next_rebalance = 0.0  # a newcomer changes everyone's share
+        b.seen = now
+        b.arrivals += 1
+        if now >= self._next_rebalance:
+            self._rebalance(now)
+        cap = max(1.0, b.rate * self.burst_s)
+        b.tokens = min(cap, b.tokens + (now - b.stamp) * b.rate)
+        b.stamp = now
+        if b.tokens >= 1.0:
+            b.tokens -= 1.0
+            return True
+        return False
+
+    def _evict(self, now: float) -> None:
+        stale = [u for u, b in self._buckets.items() if now - b.seen > self.window_s]
+        for u in stale or list(self._buckets)[: len(self._buckets) // 10 + 1]:
+            del self._buckets[u]
+
+    def _rebalance(self, now: float) -> None:
+        """Water-filling: users demanding less than an equal (weighted) share keep their demand."""
+        elapsed = max(1e-3, now - self._last_rebalance)
+        self._last_rebalance = now
+        self._next_rebalance = now + 0.25
+        active: dict[str, _Bucket] = {}
+        for u, b in list(self._buckets.items()):
+            inst = b.arrivals / elapsed
+            b.arrivals = 0
+            b.demand = inst if b.demand == 0 else 0.5 * b.demand + 0.5 * inst
+            if now - b.seen > self.window_s:
+                del self._buckets[u]
+            else:
+                active[u] = b
+        remaining = self.total
+        pending = dict(active)
+        while pending:
+            wsum = sum(b.weight for b in pending.values())
+            light = {u: b for u, b in pending.items() if b.demand * 1.2 < remaining * b.weight / wsum}
+            if not light:
+                for b in pending.values():
+                    b.rate = remaining * b.weight / wsum
+                break
+            for u, b in light.items():
+                # a light user keeps headroom over its demand so its own jitter is never throttled
+                b.rate = min(remaining * b.weight / wsum, max(b.demand * 1.5, 1.0))
+                remaining -= b.demand * 1.2
+                del pending[u]
+            remaining = max(remaining, 0.0)
+
+
+class QueueFull(Exception):
+    """The request queue is at its limit."""
+
+
+class WorkerPool:
+    """``workers`` coroutines serving a bounded FIFO, job starts paced to ``tps``, gated by outages."""
+
+    def __init__(self, *, workers: int, queue_limit: int, tps: float) -> None:
+        self.workers = workers
+        self.queue_limit = queue_limit
+        self.tps = tps
+        self._queue: asyncio.Queue[tuple[asyncio.Future[float], float, float]] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._up = asyncio.Event()
+        self._up.set()
+        self._next_start = 0.0
+        self.busy = 0
+        self.served = 0
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    @property
+    def in_outage(self) -> bool:
+        return not self._up.is_set()
+
+    def set_outage(self, on: bool) -> None:
+        if on:
+            self._up.clear()
+        else:
+            self._up.set()
+
+    async def wait_up(self) -> None:
+        await self._up.wait()
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def submit(self, service_s: float) -> asyncio.Future[float]:
+        """Queue a job; the future resolves with its queue wait (s) once served. Raises QueueFull."""
+        assert self._queue is not None, "WorkerPool.start() first"
+        if self._queue.qsize() >= self.queue_limit:
+            raise QueueFull
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((fut, service_s, time.monotonic()))
+        return fut
+
+    async def _worker(self) -> None:
+        assert self._queue is not None
+        interval = 1.0 / self.tps
+        loop = asyncio.get_running_loop()
+        while True:
+            fut, service_s, enq = await self._queue.get()
+            if not self._up.is_set():
+                await self._up.wait()
+            if fut.cancelled():
+                continue
+            # Pace job starts to the TPS ceiling (shared slot clock, no busy-waiting).
+            now = loop.time()
+            start = max(now, self._next_start)
+            self._next_start = start + interval
+            delay = (start - now) + service_s
+            self.busy += 1
+            try:
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            finally:
+                self.busy -= 1
+            self.served += 1
+            if not fut.done():
+                fut.set_result(time.monotonic() - enq)

@@ -1,0 +1,2 @@
+"""CP placeholder (SFTP) - replaced below."""
+from __future__ import annotations

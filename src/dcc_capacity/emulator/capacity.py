@@ -60,6 +60,7 @@ class _Bucket:
     seen: float = 0.0
     arrivals: int = 0
     demand: float = 0.0
+    depth: float = 1.0
 
 
 class FairShare:
@@ -92,15 +93,14 @@ class FairShare:
             n = len(self._buckets) + 1
             rate = self.total / n
             b = _Bucket(tokens=max(1.0, rate * self.burst_s), stamp=now, rate=rate,
-                        weight=self._weights.get(user.upper(), 1.0), seen=now)
+                        weight=self._weights.get(user.upper(), 1.0), seen=now, depth=max(1.0, rate * self.burst_s))
             self._buckets[user] = b
             self._next_rebalance = 0.0  # a newcomer changes everyone's share
         b.seen = now
         b.arrivals += 1
         if now >= self._next_rebalance:
             self._rebalance(now)
-        cap = max(1.0, b.rate * self.burst_s)
-        b.tokens = min(cap, b.tokens + (now - b.stamp) * b.rate)
+        b.tokens = min(b.depth, b.tokens + (now - b.stamp) * b.rate)
         b.stamp = now
         if b.tokens >= 1.0:
             b.tokens -= 1.0
@@ -128,19 +128,24 @@ class FairShare:
                 active[u] = b
         remaining = self.total
         pending = dict(active)
+        wall = sum(b.weight for b in active.values()) or 1.0
+        for b in active.values():
+            # depth: a second (burst_s) of the user's equal share, so short bursts always pass
+            b.depth = max(1.0, self.total * b.weight / wall * self.burst_s)
         while pending:
             wsum = sum(b.weight for b in pending.values())
             light = {u: b for u, b in pending.items() if b.demand * 1.2 < remaining * b.weight / wsum}
             if not light:
                 for b in pending.values():
                     b.rate = remaining * b.weight / wsum
-                break
+                return
             for u, b in light.items():
-                # a light user keeps headroom over its demand so its own jitter is never throttled
-                b.rate = min(remaining * b.weight / wsum, max(b.demand * 1.5, 1.0))
-                remaining -= b.demand * 1.2
+                b.rate = b.demand * 1.2  # light users keep their demand plus headroom
+                remaining -= b.rate
                 del pending[u]
-            remaining = max(remaining, 0.0)
+        # Nobody is capped: share what is left among everyone (work-conserving).
+        for b in active.values():
+            b.rate += max(remaining, 0.0) * b.weight / wall
 
 
 class QueueFull(Exception):

@@ -16,7 +16,7 @@ import binascii
 import csv
 import hashlib
 import re
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -160,3 +160,54 @@ class CallbackListener:
 
 def post(client: httpx.Client, handle, service: str, body: bytes) -> httpx.Response:  # noqa: ANN001
     return client.post(handle.path(service), content=body, headers={"Content-Type": "application/xml"})
+
+
+async def _read_http(reader) -> tuple[int, bytes]:  # noqa: ANN001
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    return status, await reader.readexactly(length) if length else b""
+
+
+def blast(url: str, bodies: list[bytes], rate: float | None = None, connections: int = 64,
+          due: list[float] | None = None) -> list[tuple[float, int, float]]:
+    """Open-model sender: body i is due at ``due[i]`` (default i/rate); returns (due_s, status, latency_s).
+
+    A raw asyncio keep-alive client (httpx's async client is too slow to offer a few hundred requests a
+    second from a test), so the emulator, not the client, is what saturates.
+    """
+    import asyncio
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    out: list[tuple[float, int, float]] = []
+    due_at = due
+
+    async def main() -> None:
+        idx = iter(range(len(bodies)))
+        conns = await asyncio.gather(*(asyncio.open_connection(parts.hostname, parts.port)
+                                       for _ in range(connections)))
+        t0 = time.monotonic() + 0.05
+
+        async def worker(reader, writer) -> None:  # noqa: ANN001
+            try:
+                for i in idx:
+                    due = t0 + (due_at[i] if due_at is not None else i / rate)
+                    await asyncio.sleep(max(0.0, due - time.monotonic()))
+                    b = bodies[i]
+                    writer.write((f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: "
+                                  f"application/xml\r\nContent-Length: {len(b)}\r\n\r\n").encode() + b)
+                    status, _ = await _read_http(reader)
+                    out.append((due - t0, status, time.monotonic() - due))  # noqa: B023
+            finally:
+                writer.close()
+
+        await asyncio.gather(*(worker(r, w) for r, w in conns))
+
+    asyncio.run(main())
+    return out

@@ -253,18 +253,16 @@ class EmulatorApp:
             return res.http, self._error(res)
         cls = res.srv_class
         self.metrics.inc(cls, "received")
+        self.in_flight += 1  # queued, in service, or awaiting its async response
         try:
-            fut = self.pool.submit(self.service[cls].sample())
-        except QueueFull:
+            await self.pool.submit(self.service[cls].sample(), res.originator)
+        except (QueueFull, asyncio.CancelledError) as exc:
+            self.in_flight -= 1
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             self.metrics.inc(cls, "queue_full")
             r = Rejected(C.E_QUEUE_FULL, "queue full", res.request_id, res.srv.reference, res.srv.variant, cls)
             return r.http, self._error(r)
-        self.in_flight += 1
-        try:
-            await fut
-        except asyncio.CancelledError:
-            self.in_flight -= 1
-            raise
         return 200, self._answer(res)
 
     def _answer(self, req: Accepted) -> bytes:

@@ -9,9 +9,10 @@ model reproduces that with three parts a stress test can find:
   (water-filling over recent demand, weighted): a user below its share keeps
   everything it asks for, the rest is split among the heavy users, so one
   user bursting cannot starve the others and idle capacity is not wasted.
-* ``WorkerPool`` - ``workers`` coroutines take jobs from a queue of at most
-  ``queue_limit``; each job holds a worker for a sampled service time, and job
-  starts are paced to ``tps``. Throughput is min(tps, workers / service time).
+* ``WorkerPool`` - ``workers`` coroutines take jobs from per-user queues
+  (round robin, at most ``queue_limit`` in all); each job holds a worker for a
+  sampled service time, and job starts are paced to ``tps``. Throughput is
+  min(tps, workers / service time).
 * Outage gating - while an outage window is open no job starts; the queue
   fills (up to its limit) and drains at full capacity when the window closes.
 """
@@ -22,6 +23,7 @@ import asyncio
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -152,40 +154,62 @@ class QueueFull(Exception):
     """The request queue is at its limit."""
 
 
+@dataclass(slots=True)
+class _Job:
+    fut: asyncio.Future[float]
+    service_s: float
+    enqueued: float
+
+
 class WorkerPool:
-    """``workers`` coroutines serving a bounded FIFO, job starts paced to ``tps``, gated by outages."""
+    """``workers`` coroutines serving per-user FIFOs round robin, starts paced to ``tps``, gated by outages.
+
+    Fair queueing finishes what fair-share admission starts: jobs are taken
+    from each user's queue in turn, and when the shared queue is full the
+    newest job of the *longest* user queue is refused (E48) to make room, so a
+    user bursting fills only its own part of the queue and another user's
+    latency stays low.
+    """
 
     def __init__(self, *, workers: int, queue_limit: int, tps: float) -> None:
         self.workers = workers
         self.queue_limit = queue_limit
         self.tps = tps
-        self._queue: asyncio.Queue[tuple[asyncio.Future[float], float, float]] | None = None
+        self._queues: dict[str, deque[_Job]] = {}
+        self._rr: deque[str] = deque()
+        self._count = 0
+        self._ready: asyncio.Semaphore | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._up = asyncio.Event()
-        self._up.set()
+        self._up: asyncio.Event | None = None
+        self._outage = False
         self._next_start = 0.0
         self.busy = 0
         self.served = 0
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize() if self._queue is not None else 0
+        return self._count
 
     @property
     def in_outage(self) -> bool:
-        return not self._up.is_set()
+        return self._outage
 
     def set_outage(self, on: bool) -> None:
-        if on:
-            self._up.clear()
-        else:
-            self._up.set()
+        self._outage = on
+        if self._up is not None:
+            if on:
+                self._up.clear()
+            else:
+                self._up.set()
 
     async def wait_up(self) -> None:
-        await self._up.wait()
+        if self._up is not None:
+            await self._up.wait()
 
     def start(self) -> None:
-        self._queue = asyncio.Queue()
+        self._ready = asyncio.Semaphore(0)
+        self._up = asyncio.Event()
+        self.set_outage(self._outage)
         self._tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
 
     async def stop(self) -> None:
@@ -194,30 +218,65 @@ class WorkerPool:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    def submit(self, service_s: float) -> asyncio.Future[float]:
-        """Queue a job; the future resolves with its queue wait (s) once served. Raises QueueFull."""
-        assert self._queue is not None, "WorkerPool.start() first"
-        if self._queue.qsize() >= self.queue_limit:
-            raise QueueFull
+    def submit(self, service_s: float, user: str = "") -> asyncio.Future[float]:
+        """Queue a job; the future resolves with its queue wait (s) once served.
+
+        Raises :class:`QueueFull` when the queue is full and ``user`` already has
+        the longest queue; otherwise the longest queue's newest job is refused instead.
+        """
+        assert self._ready is not None, "WorkerPool.start() first"
+        if self._count >= self.queue_limit:
+            mine = len(self._queues.get(user, ()))
+            longest = max(self._queues, key=lambda u: len(self._queues[u]), default=None)
+            if longest is None or longest == user or len(self._queues[longest]) <= mine + 1:
+                raise QueueFull
+            victim = self._queues[longest].pop()
+            self._count -= 1
+            if not victim.fut.done():
+                victim.fut.set_exception(QueueFull())
         fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((fut, service_s, time.monotonic()))
+        q = self._queues.get(user)
+        if q is None:
+            q = self._queues[user] = deque()
+            self._rr.append(user)
+        q.append(_Job(fut, service_s, time.monotonic()))
+        self._count += 1
+        self._ready.release()
         return fut
 
+    def _pop(self) -> _Job | None:
+        while self._rr:
+            user = self._rr.popleft()
+            q = self._queues.get(user)
+            if not q:
+                self._queues.pop(user, None)
+                continue
+            job = q.popleft()
+            if q:
+                self._rr.append(user)
+            else:
+                del self._queues[user]
+            self._count -= 1
+            return job
+        return None
+
     async def _worker(self) -> None:
-        assert self._queue is not None
+        assert self._ready is not None and self._up is not None
         interval = 1.0 / self.tps
         loop = asyncio.get_running_loop()
         while True:
-            fut, service_s, enq = await self._queue.get()
-            if not self._up.is_set():
+            await self._ready.acquire()
+            if self._outage:
                 await self._up.wait()
-            if fut.cancelled():
+            job = self._pop()
+            if job is None or job.fut.done():
                 continue
-            # Pace job starts to the TPS ceiling (shared slot clock, no busy-waiting).
+            # Pace job starts to the TPS ceiling; a short idle period banks at most 50 ms of starts.
             now = loop.time()
-            start = max(now, self._next_start)
-            self._next_start = start + interval
-            delay = (start - now) + service_s
+            base = max(self._next_start, now - 0.05)
+            start = max(now, base)
+            self._next_start = base + interval
+            delay = (start - now) + job.service_s
             self.busy += 1
             try:
                 if delay > 0:
@@ -225,5 +284,5 @@ class WorkerPool:
             finally:
                 self.busy -= 1
             self.served += 1
-            if not fut.done():
-                fut.set_result(time.monotonic() - enq)
+            if not job.fut.done():
+                job.fut.set_result(time.monotonic() - job.enqueued)

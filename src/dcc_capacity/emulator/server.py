@@ -9,6 +9,7 @@ a free one) so the caller learns the URL before any request is sent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -47,6 +49,22 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGINT/SIGTERM after a graceful shutdown; we exit 0 instead (a clean stop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def _server(app: EmulatorApp, cfg: EmulatorConfig) -> uvicorn.Server:
     try:
         import uvloop  # noqa: F401
@@ -56,7 +74,7 @@ def _server(app: EmulatorApp, cfg: EmulatorConfig) -> uvicorn.Server:
         loop = "asyncio"
     config = uvicorn.Config(app, loop=loop, http="httptools", lifespan="on", access_log=False,
                             log_level=cfg.log_level, timeout_keep_alive=30, backlog=2048)
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 @dataclass

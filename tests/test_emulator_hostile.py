@@ -6,8 +6,8 @@ import random
 
 import psutil
 import pytest
-from _emulator_helpers import PKI_DIR, blast, signed_request, unsigned_request
 
+from _emulator_helpers import PKI_DIR, blast, signed_request, unsigned_request
 from dcc_capacity.duis.responses import parse_response
 from dcc_capacity.emulator import codes as C
 from dcc_capacity.emulator import start_emulator

@@ -77,7 +77,8 @@ def test_missing_response_codes(listener):
 def test_sr_8_11_join_time_over_255_is_rejected_for_smets1(listener):
     with _emu(listener) as emu, httpx.Client() as c:
         for target, join in ((S1_ESME, 300), (S1_ESME, 255), (ESME, 300)):
-            r = post(c, emu, "S", signed_request("8.11", target=target, body=join_body("00-DB-51-00-00-00-00-09", join)))
+            body = join_body("00-DB-51-00-00-00-00-09", join)
+            r = post(c, emu, "S", signed_request("8.11", target=target, body=body))
             assert parse_response(r.content).response_code == "I99"
         got = {(a.request_id.split(":")[1], a.response_code) for a in _answers(listener, 3)}
         assert got == {(S1_ESME, C.E_PPMID_JOIN), (S1_ESME, "I0"), (ESME, "I0")}

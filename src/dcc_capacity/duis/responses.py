@@ -21,6 +21,7 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import time
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
@@ -48,6 +49,8 @@ __all__ = [
     "response_id_for",
     "s1sp_alert",
 ]
+
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 RESPONSE_SCHEMA_VERSION = "5.1"
 """DCC Boxed answers with schemaVersion 5.1 whatever the request's version."""
@@ -85,9 +88,17 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+_second: list = [-1, ""]
+
+
 def _now() -> str:
-    t = dt.datetime.now(dt.timezone.utc)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    """UTC now as ``2022-08-17T15:45:42.790Z``; the seconds part is formatted once a second (hot path)."""
+    now = time.time()
+    sec = int(now)
+    if sec != _second[0]:
+        _second[0] = sec
+        _second[1] = dt.datetime.fromtimestamp(sec, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{_second[1]}{int((now - sec) * 1000):03d}Z"
 
 
 def is_success(code: str | None) -> bool:
@@ -150,7 +161,7 @@ class ResponseSigner:
         digest = _b64(hashlib.sha256(canonical).digest())
         si_inner = _SI_TAIL + digest + "</ds:DigestValue></ds:Reference>"
         si_c14n = f'<ds:SignedInfo xmlns:ds="{NS_DS}">{si_inner}</ds:SignedInfo>'
-        der = self._key.sign(si_c14n.encode("ascii"), ec.ECDSA(hashes.SHA256()))
+        der = self._key.sign(si_c14n.encode("ascii"), _ECDSA_SHA256)
         r, s = decode_dss_signature(der)
         value = _b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
         return (f'<ds:Signature xmlns:ds="{NS_DS}"><ds:SignedInfo>{si_inner}</ds:SignedInfo>'

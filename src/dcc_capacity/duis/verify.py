@@ -24,6 +24,7 @@ import hmac
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -159,6 +160,7 @@ def _unescape(value: str) -> str:
     return "".join(out).strip()
 
 
+@lru_cache(maxsize=1024)
 def normalise_dn(dn: str) -> tuple[tuple[str, str], ...]:
     """A spelling-independent key for a DN: ``"CN=Z1, OU=07"`` == ``"OU=07,CN=Z1"``.
 
@@ -261,10 +263,15 @@ class Verified:
     signer: Signer
 
 
-def _one(parent: etree._Element, tag: str, what: str) -> etree._Element:
-    el = parent.find(_DS + tag)
+_SIGNATURE, _SIGNED_INFO, _REFERENCE, _TRANSFORM = (_DS + n for n in ("Signature", "SignedInfo", "Reference",
+                                                                      "Transform"))
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
+def _need(els: dict[str, etree._Element], tag: str) -> etree._Element:
+    el = els.get(_DS + tag)
     if el is None:
-        raise SignatureError(f"{what}: missing ds:{tag}")
+        raise SignatureError(f"Signature: missing ds:{tag}")
     return el
 
 
@@ -275,8 +282,8 @@ def _b64(text: str | None, what: str) -> bytes:
         raise SignatureError(f"{what} is not base64") from None
 
 
-def _algorithm(parent: etree._Element, tag: str, expected: str) -> etree._Element:
-    el = _one(parent, tag, "SignedInfo")
+def _algorithm(els: dict[str, etree._Element], tag: str, expected: str) -> etree._Element:
+    el = _need(els, tag)
     if el.get("Algorithm") != expected:
         raise SignatureError(f"unsupported {tag} {el.get('Algorithm')!r} (DUIS uses {expected})")
     return el
@@ -301,35 +308,46 @@ def verify_enveloped(data: bytes | etree._Element, trust: TrustStore) -> Verifie
     """
     root = data if isinstance(data, etree._Element) else parse_hardened(data)
     sig = root[-1] if len(root) else None
-    if sig is None or sig.tag != _DS + "Signature":
+    if sig is None or sig.tag != _SIGNATURE:
         raise SignatureError("no enveloped ds:Signature as the last child of the root")
-    signed_info = _one(sig, "SignedInfo", "Signature")
-    c14n_method = _algorithm(signed_info, "CanonicalizationMethod", C14N_EXC)
-    _algorithm(signed_info, "SignatureMethod", SIG_ECDSA_SHA256)
-    refs = signed_info.findall(_DS + "Reference")
-    if len(refs) != 1 or refs[0].get("URI") != "":
+    # One pass over the Signature subtree instead of a dozen find() calls (this is the hot path).
+    els: dict[str, etree._Element] = {}
+    transforms: list[etree._Element] = []
+    references = 0
+    for el in sig.iter():
+        tag = el.tag
+        if tag == _TRANSFORM:
+            transforms.append(el)
+        elif tag == _REFERENCE:
+            references += 1
+            els.setdefault(tag, el)
+        elif isinstance(tag, str):
+            els.setdefault(tag, el)
+    signed_info = els.get(_SIGNED_INFO)
+    ref = els.get(_REFERENCE)
+    if signed_info is None or signed_info.getparent() is not sig:
+        raise SignatureError("Signature: missing ds:SignedInfo")
+    c14n_method = _algorithm(els, "CanonicalizationMethod", C14N_EXC)
+    _algorithm(els, "SignatureMethod", SIG_ECDSA_SHA256)
+    if references != 1 or ref is None or ref.get("URI") != "" or ref.getparent() is not signed_info:
         raise SignatureError('expected exactly one ds:Reference with URI=""')
-    ref = refs[0]
-    ref_prefixes: list[str] | None = None
-    transforms = ref.find(_DS + "Transforms")
-    algs = [t.get("Algorithm") for t in transforms] if transforms is not None else []
+    algs = [t.get("Algorithm") for t in transforms]
     if ENVELOPED not in algs or any(a not in (ENVELOPED, C14N_EXC, C14N_INC) for a in algs):
         raise SignatureError(f"unsupported transforms {algs} (DUIS uses enveloped-signature)")
     # XML-DSig: a node-set left by the transforms is turned into octets with *inclusive* C14N 1.0
     # unless an explicit exc-c14n transform says otherwise (DCC Boxed's signer relies on this).
     exclusive = C14N_EXC in algs
-    if transforms is not None:
-        for t in transforms:
-            if t.get("Algorithm") == C14N_EXC:
-                ref_prefixes = _prefixes(t)
-    _algorithm(ref, "DigestMethod", DIGEST_SHA256)
-    digest = _b64(_one(ref, "DigestValue", "Reference").text, "DigestValue")
-    sig_value = _b64(_one(sig, "SignatureValue", "Signature").text, "SignatureValue")
-    serial_el = sig.find(f"{_DS}KeyInfo/{_DS}X509Data/{_DS}X509IssuerSerial")
-    if serial_el is None:
+    ref_prefixes: list[str] | None = None
+    for t in transforms:
+        if t.get("Algorithm") == C14N_EXC:
+            ref_prefixes = _prefixes(t)
+    _algorithm(els, "DigestMethod", DIGEST_SHA256)
+    digest = _b64(_need(els, "DigestValue").text, "DigestValue")
+    sig_value = _b64(_need(els, "SignatureValue").text, "SignatureValue")
+    if _DS + "X509IssuerSerial" not in els:
         raise SignatureError("KeyInfo: no ds:X509Data/ds:X509IssuerSerial")
-    issuer = (_one(serial_el, "X509IssuerName", "X509IssuerSerial").text or "").strip()
-    serial_text = (_one(serial_el, "X509SerialNumber", "X509IssuerSerial").text or "").strip()
+    issuer = (_need(els, "X509IssuerName").text or "").strip()
+    serial_text = (_need(els, "X509SerialNumber").text or "").strip()
     if not serial_text.isdigit() or len(serial_text) > 60:
         raise SignatureError("X509SerialNumber is not a decimal integer")
     signer = trust.lookup(issuer, int(serial_text))
@@ -365,7 +383,7 @@ def verify_enveloped(data: bytes | etree._Element, trust: TrustStore) -> Verifie
     else:
         der = sig_value  # tolerate DER-encoded values from non-conforming signers
     try:
-        signer.public_key.verify(der, si_bytes, ec.ECDSA(hashes.SHA256()))
+        signer.public_key.verify(der, si_bytes, _ECDSA_SHA256)
     except InvalidSignature:
         raise SignatureError("signature value does not verify with the named certificate") from None
     except ValueError as exc:

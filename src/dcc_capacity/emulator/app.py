@@ -303,8 +303,7 @@ class EmulatorApp:
                               srv_variant=req.srv.variant, request_id=req.request_id, payload=payload)
 
     def _gbcs(self, req: Accepted) -> bytes:
-        return b"\xdd\x00" + req.counter.to_bytes(8, "big", signed=False)[-8:] + bytes(self.rng.getrandbits(8)
-                                                                                      for _ in range(22))
+        return b"\xdd\x00" + (req.counter & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big") + self.rng.randbytes(22)
 
     def _device_outcome(self, req: Accepted) -> str:
         if req.srv.variant == "8.11":

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import uvicorn
 
 from ..errors import InputError, RunError
+from ._http import CoalescingHttpToolsProtocol
 from .app import EmulatorApp
 from .config import EmulatorConfig
 
@@ -72,8 +73,9 @@ def _server(app: EmulatorApp, cfg: EmulatorConfig) -> uvicorn.Server:
         loop = "uvloop"
     except ImportError:  # pragma: no cover - uvicorn[standard] brings it
         loop = "asyncio"
-    config = uvicorn.Config(app, loop=loop, http="httptools", lifespan="on", access_log=False,
-                            log_level=cfg.log_level, timeout_keep_alive=30, backlog=2048)
+    config = uvicorn.Config(app, loop=loop, http=CoalescingHttpToolsProtocol, lifespan="on", access_log=False,
+                            log_level=cfg.log_level, timeout_keep_alive=30, backlog=2048, proxy_headers=False,
+                            server_header=False, date_header=False)
     return _Server(config)
 
 

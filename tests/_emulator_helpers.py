@@ -9,7 +9,6 @@ If the emulator accepts these, it interoperates with a foreign signer.
 from __future__ import annotations
 
 import http.server
-import itertools
 import threading
 import time
 from pathlib import Path
@@ -43,11 +42,16 @@ BODIES = {
              "</sr:DevicePrenotification>"),
 }
 
-_counter = itertools.count(int(time.time() * 1000))
+_last = [0]
+_lock = threading.Lock()
 
 
 def next_counter() -> int:
-    return next(_counter)
+    """Epoch milliseconds, strictly increasing: DCC Boxed's Sign tool rewrites counters to epoch ms,
+    so requests from both signers to one emulator stay in increasing order."""
+    with _lock:
+        _last[0] = max(_last[0] + 1, int(time.time() * 1000))
+        return _last[0]
 
 
 def pki() -> TestPKI:

@@ -141,3 +141,29 @@ def test_twice_capacity_raises_latency_then_throttles_and_refuses_but_stays_up()
         assert emu.returncode is None
     assert emu.returncode == 0                                     # SIGTERM -> clean exit
     cb.close()
+
+
+@pytest.mark.slow
+def test_noisy_neighbour_does_not_starve_a_quiet_user():
+    """Supplier A bursts at 400/s against 150 TPS; supplier B's 25/s is all served, promptly."""
+    from _emulator_helpers import SUPPLIER
+
+    b_user = "90-B3-D5-1F-30-04-00-00"
+    p = pki()
+    due_a = [i / 400 for i in range(800)]
+    due_b = [i / 25 + 0.0013 for i in range(50)]  # never at the same instant as an A request
+    merged = sorted([(t, "A") for t in due_a] + [(t, "B") for t in due_b])
+    bodies = [signed_request("4.1.1", p=p, originator=SUPPLIER if u == "A" else b_user) for _, u in merged]
+    cfg = {"port": 0, "pki_dir": str(PKI_DIR), "log_level": "error",
+           "capacity": {"tps": 150, "workers": 8, "queue_limit": 40,
+                        "service_time": {"device": {"dist": "fixed", "mean_ms": 5}}}}
+    with start_emulator(cfg, mode="subprocess") as emu:
+        results = blast(emu.path("S"), bodies, due=[t for t, _ in merged], connections=400)
+        shares = emu.metrics()["throttle_shares"]
+    by_due = {round(t, 6): u for t, u in merged}
+    a = [(s, lat) for t, s, lat in results if by_due[round(t, 6)] == "A"]
+    b = [(s, lat) for t, s, lat in results if by_due[round(t, 6)] == "B"]
+    assert len(b) == 50 and all(s == 200 for s, _ in b)                 # the quiet user keeps its share
+    assert statistics.median(lat for _, lat in b) < 0.25
+    assert sum(1 for s, _ in a if s in (429, 503)) > 200                  # the burster is held back
+    assert shares[SUPPLIER] > shares[b_user]

@@ -284,6 +284,8 @@ class EmulatorApp:
         self.metrics.inc(cls, "acked")
         self.metrics.code(C.I99)
         code = self._device_outcome(req)
+        if code != C.I0:
+            self.metrics.inc(cls, "async_errors")
         delay = self.delay[cls].sample()
         url = self.cfg.callback_for(req.originator)
         if url is None:

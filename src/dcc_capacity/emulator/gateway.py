@@ -256,7 +256,7 @@ class Gateway:
                    m: re.Match[str] | None, srv: Srv | None) -> str | None:
         if header is None:
             return "sr:Header is missing"
-        names = [etree.QName(el).localname for el in header if isinstance(el.tag, str)]
+        names = [el.tag.rpartition("}")[2] for el in header if isinstance(el.tag, str)]
         missing = [n for n in _HEADER_REQUIRED if n not in names]
         if missing:
             return f"sr:Header lacks {', '.join(missing)}"

@@ -37,6 +37,7 @@ from dcc_capacity.emulator import start_emulator  # noqa: E402
 from dcc_capacity.pki import TestPKI  # noqa: E402
 
 USER = "90-B3-D5-1F-30-01-00-00"
+DEFAULT_XSD = ROOT / ".peers" / "tool-jar" / "DUIS Schema V5.1.xsd"  # fetched by the test suite (tests/peers.py)
 DEVICE = "00-DB-12-34-56-78-90-A0"
 
 
@@ -136,6 +137,8 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--emulator-cpu", type=int, default=0)
     ap.add_argument("--client-cpu", type=int, default=1)
+    ap.add_argument("--schema", default=str(DEFAULT_XSD) if DEFAULT_XSD.exists() else None,
+                    help="official DUIS XSD to validate every request against (default: the test peers' copy)")
     args = ap.parse_args()
     cpus = os.sched_getaffinity(0)
     emu_cpu = args.emulator_cpu if args.emulator_cpu in cpus else min(cpus)
@@ -161,7 +164,8 @@ def main() -> int:
                "log_level": "error",
                "capacity": {"tps": 1_000_000, "workers": 256, "queue_limit": 100_000,
                             "service_time": {"device": zero}, "device_delay": {"device": zero}},
-               "throttle": {"total_tps": 1_000_000}}
+               "throttle": {"total_tps": 1_000_000}, "schema_path": args.schema}
+        print(f"schema validation: {args.schema or 'off (structural checks only)'}", flush=True)
         with start_emulator(cfg, mode="subprocess", cpu=emu_cpu) as emu:
             try:
                 import uvloop
@@ -189,7 +193,8 @@ def main() -> int:
     if delivered < ok or bad:
         print("WARNING: not every request was acknowledged and answered at the callback", flush=True)
     print(json.dumps({"acks_per_s": round(acks, 1), "ecdsa_verify_per_s": round(verify_rate, 1),
-                      "ratio": round(acks / verify_rate, 4), "callbacks_delivered": delivered, "errors": bad}))
+                      "ratio": round(acks / verify_rate, 4), "callbacks_delivered": delivered, "errors": bad,
+                      "schema": bool(args.schema)}))
     return 0
 
 

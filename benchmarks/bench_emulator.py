@@ -1,0 +1,202 @@
+"""How many signed requests a second the emulator sustains on one core, every check on.
+
+Setup: the emulator runs in a subprocess pinned to CPU 0 with signature
+verification, role, RequestID-counter and structure checks on, and every
+device request's asynchronous response signed and POSTed to a callback sink.
+The load generator (a raw keep-alive asyncio client over pre-signed requests)
+and the callback sink share CPU 1, so the emulator's core does only emulator
+work. Beside it, in the same run and on the same core, we time the physical
+floor of that work: raw ECDSA P-256 verifications per second with
+``cryptography``. The last line is one JSON object:
+``{"acks_per_s": x, "ecdsa_verify_per_s": y, "ratio": x / y}``.
+
+Usage: ``python benchmarks/bench_emulator.py [--seconds 10] [--connections 64]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+
+from dcc_capacity.duis import NS_DS, NS_SR  # noqa: E402
+from dcc_capacity.duis.responses import ResponseSigner  # noqa: E402
+from dcc_capacity.emulator import start_emulator  # noqa: E402
+from dcc_capacity.pki import TestPKI  # noqa: E402
+
+USER = "90-B3-D5-1F-30-01-00-00"
+DEFAULT_XSD = ROOT / ".peers" / "tool-jar" / "DUIS Schema V5.1.xsd"  # fetched by the test suite (tests/peers.py)
+DEVICE = "00-DB-12-34-56-78-90-A0"
+
+
+def ecdsa_verifies_per_s(seconds: float = 2.0) -> float:
+    key = ec.generate_private_key(ec.SECP256R1())
+    pub, data = key.public_key(), b"x" * 700
+    sig = key.sign(data, ec.ECDSA(hashes.SHA256()))
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(200):
+            pub.verify(sig, data, ec.ECDSA(hashes.SHA256()))
+        n += 200
+    return n / (time.perf_counter() - t0)
+
+
+def signed_requests(pki: TestPKI, count: int) -> list[bytes]:
+    """Canonical-form DUIS requests signed with the user's key (fast path: one ECDSA sign each)."""
+    cred = pki.credential(USER)
+    signer = ResponseSigner(cred.key, cred.issuer_name, cred.serial)
+    base = int(time.time() * 1000) * 1000
+    out = []
+    for i in range(count):
+        doc = (f'<sr:Request xmlns:sr="{NS_SR}" schemaVersion="5.4"><sr:Header>'
+               f"<sr:RequestID>{USER}:{DEVICE}:{base + i}</sr:RequestID><sr:CommandVariant>1</sr:CommandVariant>"
+               "<sr:ServiceReference>4.1</sr:ServiceReference>"
+               "<sr:ServiceReferenceVariant>4.1.1</sr:ServiceReferenceVariant></sr:Header>"
+               "<sr:Body><sr:ReadInstantaneousImportRegisters></sr:ReadInstantaneousImportRegisters></sr:Body>")
+        out.append(signer.sign_document(doc, "</sr:Request>"))
+    assert NS_DS.encode() in out[0]
+    return out
+
+
+def _sink(port_q: mp.Queue, cpu: int) -> None:
+    """Callback sink: 200 OK to every POST, keep-alive, on its own core."""
+    os.sched_setaffinity(0, {cpu})
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port_q.put(server.sockets[0].getsockname()[1])
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+async def _load(url: str, bodies: list[bytes], connections: int, seconds: float) -> tuple[int, int, float]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    it = iter(bodies)
+    ok = bad = 0
+    deadline = time.monotonic() + seconds
+
+    async def worker() -> None:
+        nonlocal ok, bad
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        for body in it:
+            if time.monotonic() > deadline:
+                break
+            writer.write((f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                          f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            resp = await reader.readexactly(length)
+            if b">I99<" in resp:
+                ok += 1
+            else:
+                bad += 1
+        writer.close()
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return ok, bad, time.monotonic() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--emulator-cpu", type=int, default=0)
+    ap.add_argument("--client-cpu", type=int, default=1)
+    ap.add_argument("--schema", default=str(DEFAULT_XSD) if DEFAULT_XSD.exists() else None,
+                    help="official DUIS XSD to validate every request against (default: the test peers' copy)")
+    args = ap.parse_args()
+    cpus = os.sched_getaffinity(0)
+    emu_cpu = args.emulator_cpu if args.emulator_cpu in cpus else min(cpus)
+    client_cpu = args.client_cpu if args.client_cpu in cpus else max(cpus)
+
+    os.sched_setaffinity(0, {emu_cpu})
+    verify_rate = ecdsa_verifies_per_s()
+    os.sched_setaffinity(0, {client_cpu})
+    print(f"raw ECDSA P-256 verify on CPU {emu_cpu}: {verify_rate:,.0f}/s", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pki = TestPKI.load_or_create(Path(tmp) / "pki")
+        count = int(args.seconds * 6000)
+        t0 = time.perf_counter()
+        bodies = signed_requests(pki, count)
+        print(f"pre-signed {count:,} requests in {time.perf_counter() - t0:.1f} s", flush=True)
+        port_q: mp.Queue = mp.get_context("spawn").Queue()
+        sink = mp.get_context("spawn").Process(target=_sink, args=(port_q, client_cpu), daemon=True)
+        sink.start()
+        sink_port = port_q.get(timeout=30)
+        zero = {"dist": "fixed", "mean_ms": 0}
+        cfg = {"port": 0, "pki_dir": str(Path(tmp) / "pki"), "callback_url": f"http://127.0.0.1:{sink_port}/cb",
+               "log_level": "error",
+               "capacity": {"tps": 1_000_000, "workers": 256, "queue_limit": 100_000,
+                            "service_time": {"device": zero}, "device_delay": {"device": zero}},
+               "throttle": {"total_tps": 1_000_000}, "schema_path": args.schema}
+        print(f"schema validation: {args.schema or 'off (structural checks only)'}", flush=True)
+        with start_emulator(cfg, mode="subprocess", cpu=emu_cpu) as emu:
+            try:
+                import uvloop
+
+                runner = uvloop.run
+            except ImportError:
+                runner = asyncio.run
+            runner(_load(emu.path("S"), bodies[:2000], 16, 2.0))  # warm-up
+            before = emu.metrics()
+            ok, bad, took = runner(_load(emu.path("S"), bodies[2000:], args.connections, args.seconds))
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                m = emu.metrics()
+                if m["in_flight"] == 0 and m["callback_backlog"] == 0:
+                    break
+                time.sleep(0.1)
+            after = emu.metrics()
+        sink.terminate()
+    delivered = after["totals"]["callbacks_ok"] - before["totals"]["callbacks_ok"]
+    cpu = after["cpu_seconds"] - before["cpu_seconds"]
+    acks = ok / took
+    print(f"emulator on CPU {emu_cpu}: {ok:,} acks ({bad} errors) in {took:.1f} s = {acks:,.0f}/s; "
+          f"{delivered:,} async responses delivered; emulator CPU {cpu:.1f} s "
+          f"({cpu / took * 100:.0f}% of one core)", flush=True)
+    if delivered < ok or bad:
+        print("WARNING: not every request was acknowledged and answered at the callback", flush=True)
+    print(json.dumps({"acks_per_s": round(acks, 1), "ecdsa_verify_per_s": round(verify_rate, 1),
+                      "ratio": round(acks / verify_rate, 4), "callbacks_delivered": delivered, "errors": bad,
+                      "schema": bool(args.schema)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

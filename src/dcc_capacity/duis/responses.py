@@ -1,0 +1,358 @@
+"""DUIS responses and alerts: build them (DCC-signed) and parse them (client side).
+
+Building: the emulator answers every request at least once and every device
+request twice, so response signing sits on the hot path. Rather than build a
+tree and run a general signer, we write the document directly in its
+canonical form (namespace declarations, attribute order and empty elements
+exactly as C14N writes them), so the bytes we hash *are* the canonical bytes:
+one SHA-256, one ECDSA signature and some string joins per response. The
+result is an ordinary enveloped XML-DSig that signxml, DCC Boxed and
+:func:`dcc_capacity.duis.verify.verify_enveloped` all accept, and it validates
+against the official DUIS schema.
+
+Parsing: :func:`parse_response` reads what a DCC (or this emulator) sends
+back, synchronously or to the callback URL, into a :class:`ParsedResponse`.
+Malformed or hostile input raises :class:`ResponseParseError`, never anything else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import time
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from lxml import etree
+
+from . import NS_DS, NS_SR
+from .verify import C14N_EXC, DIGEST_SHA256, ENVELOPED, SIG_ECDSA_SHA256, XmlError, parse_hardened
+
+__all__ = [
+    "RESPONSE_SCHEMA_VERSION",
+    "ParsedResponse",
+    "ResponseParseError",
+    "ResponseSigner",
+    "build_dcc_alert",
+    "build_device_alert",
+    "build_response",
+    "is_success",
+    "parse_response",
+    "payload_dsp_schedule_id",
+    "payload_gbcs",
+    "payload_local_command",
+    "payload_pre_command",
+    "response_id_for",
+    "s1sp_alert",
+]
+
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+RESPONSE_SCHEMA_VERSION = "5.1"
+"""DCC Boxed answers with schemaVersion 5.1 whatever the request's version."""
+
+_DECL = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+_ROOT_OPEN = f'<sr:Response xmlns:sr="{NS_SR}" schemaVersion="{RESPONSE_SCHEMA_VERSION}">'
+_SI_TAIL = (
+    f'<ds:CanonicalizationMethod Algorithm="{C14N_EXC}"></ds:CanonicalizationMethod>'
+    f'<ds:SignatureMethod Algorithm="{SIG_ECDSA_SHA256}"></ds:SignatureMethod>'
+    '<ds:Reference URI=""><ds:Transforms>'
+    f'<ds:Transform Algorithm="{ENVELOPED}"></ds:Transform></ds:Transforms>'
+    f'<ds:DigestMethod Algorithm="{DIGEST_SHA256}"></ds:DigestMethod><ds:DigestValue>'
+)
+
+
+def _text(value: object) -> str:
+    """Escape text content exactly as C14N writes it."""
+    s = str(value)
+    if "&" in s:
+        s = s.replace("&", "&amp;")
+    if "<" in s:
+        s = s.replace("<", "&lt;")
+    if ">" in s:
+        s = s.replace(">", "&gt;")
+    if "\r" in s:
+        s = s.replace("\r", "&#xD;")
+    return s
+
+
+def _el(name: str, value: object) -> str:
+    return f"<sr:{name}>{_text(value)}</sr:{name}>"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+_second: list = [-1, ""]
+
+
+def _now() -> str:
+    """UTC now as ``2022-08-17T15:45:42.790Z``; the seconds part is formatted once a second (hot path)."""
+    now = time.time()
+    sec = int(now)
+    if sec != _second[0]:
+        _second[0] = sec
+        _second[1] = dt.datetime.fromtimestamp(sec, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{_second[1]}{int((now - sec) * 1000):03d}Z"
+
+
+def is_success(code: str | None) -> bool:
+    """DUIS convention: codes starting with ``I`` are success, anything else (or none) is failure."""
+    return bool(code) and code[0] == "I"
+
+
+def response_id_for(request_id: str) -> str:
+    """The ResponseID of a request: originator and target swapped, same counter."""
+    parts = request_id.split(":")
+    if len(parts) != 3:
+        return request_id
+    return f"{parts[1]}:{parts[0]}:{parts[2]}"
+
+
+# --- payloads (canonical fragments inside ResponseMessage) --------------------------------
+
+def payload_gbcs(gbcs: bytes) -> str:
+    """A plain ``GBCSPayload`` (the device's answer)."""
+    return _el("GBCSPayload", _b64(gbcs))
+
+
+def payload_pre_command(gbcs: bytes, gbcs_version: str = "3.0") -> str:
+    """The ``PreCommand`` a Transform (CV 4) returns for the User to sign."""
+    return f"<sr:PreCommand>{_el('GBCSVersion', gbcs_version)}{_el('GBCSPayload', _b64(gbcs))}</sr:PreCommand>"
+
+
+def payload_local_command(gbcs: bytes) -> str:
+    return f"<sr:LocalCommand>{_el('GBCSPayload', _b64(gbcs))}</sr:LocalCommand>"
+
+
+def payload_dsp_schedule_id(schedule_id: int) -> str:
+    """The ``DSPScheduleID`` a successful 5.1 Create Schedule returns."""
+    return _el("DSPScheduleID", int(schedule_id))
+
+
+# --- signing --------------------------------------------------------------------------------
+
+
+class ResponseSigner:
+    """Signs canonical response bytes with the DCC's credential (one ECDSA signature each)."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey, issuer_name: str, serial: int) -> None:
+        self._key = key
+        self._key_info = (
+            "<ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial>"
+            f"<ds:X509IssuerName>{_text(issuer_name)}</ds:X509IssuerName>"
+            f"<ds:X509SerialNumber>{int(serial)}</ds:X509SerialNumber>"
+            "</ds:X509IssuerSerial></ds:X509Data></ds:KeyInfo>"
+        )
+
+    @classmethod
+    def from_credential(cls, cred) -> ResponseSigner:  # noqa: ANN001 - dcc_capacity.pki.Credential
+        if cred.key is None:
+            raise ValueError("the response signer needs a private key")
+        return cls(cred.key, cred.issuer_name, cred.serial)
+
+    def signature(self, canonical: bytes) -> str:
+        """The ``ds:Signature`` element (as text) for a document whose canonical form is ``canonical``."""
+        digest = _b64(hashlib.sha256(canonical).digest())
+        si_inner = _SI_TAIL + digest + "</ds:DigestValue></ds:Reference>"
+        si_c14n = f'<ds:SignedInfo xmlns:ds="{NS_DS}">{si_inner}</ds:SignedInfo>'
+        der = self._key.sign(si_c14n.encode("ascii"), _ECDSA_SHA256)
+        r, s = decode_dss_signature(der)
+        value = _b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+        return (f'<ds:Signature xmlns:ds="{NS_DS}"><ds:SignedInfo>{si_inner}</ds:SignedInfo>'
+                f"<ds:SignatureValue>{value}</ds:SignatureValue>{self._key_info}</ds:Signature>")
+
+    def sign_document(self, canonical_without_close: str, close: str) -> bytes:
+        """Sign ``canonical_without_close + close`` and insert the Signature before ``close``."""
+        canonical = (canonical_without_close + close).encode("utf-8")
+        return _DECL + (canonical_without_close + self.signature(canonical) + close).encode("utf-8")
+
+
+def _finish(header: str, body: str, signer: ResponseSigner | None) -> bytes:
+    open_part = f"{_ROOT_OPEN}<sr:Header>{header}</sr:Header><sr:Body>{body}</sr:Body>"
+    if signer is None:
+        return _DECL + (open_part + "</sr:Response>").encode("utf-8")
+    return signer.sign_document(open_part, "</sr:Response>")
+
+
+def _header(request_id: str | None, response_id: str | None, code: str | None, when: str | None) -> str:
+    parts = []
+    if request_id:
+        parts.append(_el("RequestID", request_id))
+    if response_id:
+        parts.append(_el("ResponseID", response_id))
+    if code is not None:  # None models the "missing response code" failure mode of the seeds
+        parts.append(_el("ResponseCode", code))
+    parts.append(_el("ResponseDateTime", when or _now()))
+    return "".join(parts)
+
+
+def build_response(*, signer: ResponseSigner | None, response_code: str | None, srv: str, srv_variant: str,
+                   request_id: str | None = None, response_id: str | None = None, payload: str = "",
+                   when: str | None = None) -> bytes:
+    """A ``sr:Response`` with a ``ResponseMessage`` (status only, or one payload fragment).
+
+    ``payload`` is one of the ``payload_*`` fragments. ``response_id`` defaults
+    to the swapped RequestID. ``response_code=None`` leaves the code out (a
+    failure mode; such a document is deliberately not schema-valid).
+    """
+    if response_id is None and request_id:
+        response_id = response_id_for(request_id)
+    body = (f"<sr:ResponseMessage>{_el('ServiceReference', srv)}{_el('ServiceReferenceVariant', srv_variant)}"
+            f"{payload}</sr:ResponseMessage>")
+    return _finish(_header(request_id, response_id, response_code, when), body, signer)
+
+
+def build_device_alert(*, signer: ResponseSigner | None, response_id: str, alert_code: str, gbcs: bytes,
+                       response_code: str = "I0", when: str | None = None) -> bytes:
+    """A ``DeviceAlertMessage``: ``alert_code`` is 4 hex digits (e.g. ``"8F3E"``)."""
+    body = (f"<sr:DeviceAlertMessage>{_el('AlertCode', alert_code.upper())}{_el('GBCSPayload', _b64(gbcs))}"
+            "</sr:DeviceAlertMessage>")
+    return _finish(_header(None, response_id, response_code, when), body, signer)
+
+
+def s1sp_alert(signer: ResponseSigner | None, *, code: str, request_id: str | None = None,
+               device_id: str | None = None, info: str | None = None, schedule_id: int | None = None) -> str:
+    """An ``S1SPAlertDSP`` DCC alert body (e.g. S1VE12), with the S1SP's own signature inside."""
+    parts = [f'<sr:S1SPAlert schemaVersion="{RESPONSE_SCHEMA_VERSION}">']
+    if request_id:
+        parts.append(_el("RequestID", request_id))
+    if device_id:
+        parts.append(_el("DeviceID", device_id))
+    parts.append(_el("S1SPAlertCode", code))
+    if info:
+        parts.append(_el("AdditionalInformation", info))
+    parts.append(_el("DateTime", _now()))
+    inner = "".join(parts)
+    sig = ""
+    if signer is not None:
+        alone = inner.replace("<sr:S1SPAlert ", f'<sr:S1SPAlert xmlns:sr="{NS_SR}" ', 1) + "</sr:S1SPAlert>"
+        sig = signer.signature(alone.encode("utf-8"))
+    else:  # the schema requires a Signature element; keep an empty-valued placeholder shape
+        sig = f'<ds:Signature xmlns:ds="{NS_DS}"></ds:Signature>'
+    out = f"<sr:S1SPAlertDSP>{inner}{sig}</sr:S1SPAlert>"
+    if schedule_id is not None:
+        out += _el("DSPScheduleID", int(schedule_id))
+    return out + "</sr:S1SPAlertDSP>"
+
+
+def build_dcc_alert(*, signer: ResponseSigner | None, response_id: str, dcc_alert_code: str, alert: str,
+                    response_code: str = "I0", when: str | None = None) -> bytes:
+    """A ``DCCAlertMessage``; ``alert`` is the canonical ``DCCAlert`` choice (e.g. :func:`s1sp_alert`)."""
+    body = (f"<sr:DCCAlertMessage>{_el('DCCAlertCode', dcc_alert_code)}<sr:DCCAlert>{alert}</sr:DCCAlert>"
+            "</sr:DCCAlertMessage>")
+    return _finish(_header(None, response_id, response_code, when), body, signer)
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+class ResponseParseError(ValueError):
+    """The bytes are not a DUIS response this suite can read."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedResponse:
+    """What a client needs from a DUIS response or alert."""
+
+    kind: str
+    """``response``, ``device_alert`` or ``dcc_alert``."""
+    request_id: str | None
+    response_id: str | None
+    response_code: str | None
+    """None when the response has no ResponseCode (a failure the seeds report)."""
+    response_datetime: str | None
+    srv: str | None = None
+    srv_variant: str | None = None
+    payload_kind: str | None = None
+    """Local name of the ResponseMessage payload element (``PreCommand``, ``GBCSPayload``, ...)."""
+    gbcs_payload: bytes | None = None
+    gbcs_version: str | None = None
+    schedule_id: int | None = None
+    alert_code: str | None = None
+    """Device AlertCode (hex) or DCCAlertCode."""
+    s1sp_alert_code: str | None = None
+    signed: bool = False
+
+    @property
+    def success(self) -> bool:
+        return is_success(self.response_code)
+
+    @property
+    def correlation_id(self) -> str | None:
+        """The RequestID this answers (from RequestID, else derived from ResponseID)."""
+        if self.request_id:
+            return self.request_id
+        return response_id_for(self.response_id) if self.response_id else None
+
+
+_SR = "{" + NS_SR + "}"
+
+
+def _child_text(parent: etree._Element | None, name: str) -> str | None:
+    if parent is None:
+        return None
+    el = parent.find(_SR + name)
+    return el.text.strip() if el is not None and el.text else None
+
+
+def _gbcs(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ResponseParseError("GBCSPayload is not base64") from None
+
+
+def parse_response(data: bytes) -> ParsedResponse:
+    """Read a DUIS ``sr:Response`` (response or alert). Does not check the signature."""
+    try:
+        root = parse_hardened(data)
+    except XmlError as exc:
+        raise ResponseParseError(str(exc)) from None
+    if root.tag != _SR + "Response":
+        raise ResponseParseError(f"root is {root.tag!r}, expected sr:Response")
+    header = root.find(_SR + "Header")
+    body = root.find(_SR + "Body")
+    if header is None or body is None or len(body) == 0:
+        raise ResponseParseError("sr:Response needs sr:Header and a non-empty sr:Body")
+    common = dict(request_id=_child_text(header, "RequestID"), response_id=_child_text(header, "ResponseID"),
+                  response_code=_child_text(header, "ResponseCode"),
+                  response_datetime=_child_text(header, "ResponseDateTime"),
+                  signed=root[-1].tag == "{" + NS_DS + "}Signature")
+    msg = body[0]
+    if not isinstance(msg.tag, str):
+        raise ResponseParseError("unexpected content in sr:Body")
+    name = etree.QName(msg).localname
+    if name == "ResponseMessage":
+        payload = msg[2] if len(msg) > 2 else None
+        kind = etree.QName(payload).localname if payload is not None and isinstance(payload.tag, str) else None
+        gbcs = gbcs_version = None
+        schedule = None
+        if kind == "GBCSPayload":
+            gbcs = _gbcs(payload.text)
+        elif kind in ("PreCommand", "LocalCommand", "CINMessage", "DSPScheduledMessage",
+                      "FutureDatedDeviceAlertMessage"):
+            gbcs = _gbcs(_child_text(payload, "GBCSPayload"))
+            gbcs_version = _child_text(payload, "GBCSVersion")
+        if kind == "DSPScheduleID" or kind == "DSPScheduledMessage":
+            text = payload.text if kind == "DSPScheduleID" else _child_text(payload, "DSPScheduleID")
+            if text and text.strip().isdigit():
+                schedule = int(text.strip())
+        return ParsedResponse(kind="response", srv=_child_text(msg, "ServiceReference"),
+                              srv_variant=_child_text(msg, "ServiceReferenceVariant"), payload_kind=kind,
+                              gbcs_payload=gbcs, gbcs_version=gbcs_version, schedule_id=schedule, **common)
+    if name == "DeviceAlertMessage":
+        return ParsedResponse(kind="device_alert", alert_code=_child_text(msg, "AlertCode"),
+                              gbcs_payload=_gbcs(_child_text(msg, "GBCSPayload")), **common)
+    if name == "DCCAlertMessage":
+        s1 = msg.find(f"{_SR}DCCAlert/{_SR}S1SPAlertDSP/{_SR}S1SPAlert")
+        return ParsedResponse(kind="dcc_alert", alert_code=_child_text(msg, "DCCAlertCode"),
+                              s1sp_alert_code=_child_text(s1, "S1SPAlertCode"), **common)
+    raise ResponseParseError(f"unsupported response body {name!r}")

@@ -1,0 +1,393 @@
+"""The emulator as a raw ASGI application: routes, request flow, async responses, alerts.
+
+Raw ASGI rather than a framework because this is the request path the whole
+suite measures against: every microsecond here is one the load generator
+cannot spend, and the three routes plus ``/metrics`` need no more.
+
+Request flow: read the body (bounded) -> gateway checks (each failure its
+own DUIS error) -> capacity model (queue + workers; queue full is E48) ->
+synchronous answer by Command Variant (CV 4: PreCommand; CV 8: final I0;
+CV 2/6: LocalCommand; CV 1/5: I99) -> for CV 1/5, the I0 (or the failure a
+fault mode picks) POSTed to the user's callback after the device delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+from collections import deque
+from typing import Any
+
+from ..catalogue import catalogue
+from ..duis import NS_SR
+from ..duis.responses import (
+    ResponseSigner,
+    build_dcc_alert,
+    build_device_alert,
+    build_response,
+    payload_dsp_schedule_id,
+    payload_gbcs,
+    payload_local_command,
+    payload_pre_command,
+    response_id_for,
+    s1sp_alert,
+)
+from ..duis.verify import TrustStore, cert_eui
+from ..pki import DEFAULT_USERS, TestPKI, load_certificate
+from . import codes as C
+from .capacity import FairShare, QueueFull, ServiceSampler, WorkerPool
+from .config import SRV_CLASSES, EmulatorConfig
+from .delivery import CallbackSender, Delivery
+from .faults import Faults
+from .gateway import SECMP0192_VARIANTS, Accepted, Gateway, Rejected
+from .metrics import Metrics
+
+__all__ = ["EmulatorApp", "build_trust"]
+
+log = logging.getLogger("dcc_capacity.emulator")
+_SR = "{" + NS_SR + "}"
+_XML = [(b"content-type", b"application/xml")]
+_DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+def build_trust(cfg: EmulatorConfig, pki: TestPKI) -> TrustStore:
+    """The default test PKI plus every ``--trust-cert`` (roles from config, else the known user's)."""
+    trust = TrustStore.from_pki(pki)
+    default_roles = {u.eui: u.roles for u in DEFAULT_USERS}
+    for path in cfg.trust_certs:
+        cert = load_certificate(path)
+        eui = cert_eui(cert)
+        user = cfg.users.get(eui or "")
+        roles = user.roles if user and user.roles is not None else default_roles.get(eui or "", frozenset())
+        trust.add(cert, eui=eui, roles=roles)
+    return trust
+
+
+class EmulatorApp:
+    """ASGI callable; one instance per emulator (per event loop)."""
+
+    def __init__(self, cfg: EmulatorConfig, pki: TestPKI | None = None) -> None:
+        self.cfg = cfg
+        self.pki = pki or TestPKI.load_or_create(cfg.pki_dir)
+        self.gateway = Gateway(cfg, build_trust(cfg, self.pki))
+        self.signer = ResponseSigner.from_credential(self.pki.dcc)
+        self.rng = random.Random(cfg.seed)
+        self.faults = Faults(cfg.faults, self.rng)
+        t = cfg.throttle
+        weights = {eui: u.weight for eui, u in cfg.users.items()}
+        self.fair = FairShare(t.total_tps or cfg.capacity.tps * 1.25, burst_s=t.burst_s, window_s=t.window_s,
+                              weights=weights) if t.enabled else None
+        cap = cfg.capacity
+        self.pool = WorkerPool(workers=cap.workers, queue_limit=cap.queue_limit, tps=cap.tps)
+        self.service = {c: ServiceSampler(cap.service_time[c], self.rng) for c in cap.service_time}
+        self.delay = {c: ServiceSampler(cap.device_delay[c], self.rng) for c in cap.device_delay}
+        self.sender = CallbackSender(concurrency=cfg.callback_concurrency, timeout_s=cfg.callback_timeout_s,
+                                     on_result=self._delivered, gate=self._gate)
+        self.metrics = Metrics()
+        self.in_flight = 0
+        self._routes = {path: svc for svc, path in cfg.paths.items()}
+        self._recent: deque[tuple[str, str]] = deque(maxlen=10_000)
+        self._schedule_id = 0
+        self._alert_counter = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._t0 = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.cp = None
+        self._s1sp_cv9 = frozenset(cfg.secmp0192.s1sp_cv9_variants) if cfg.secmp0192.s1sp_cv9_variants is not None \
+            else frozenset(v for v, s in catalogue().items() if s.dcc_scheduled) | SECMP0192_VARIANTS
+        for cls in SRV_CLASSES:
+            self.metrics.by_class[cls]  # noqa: B018 - materialise the classes so /metrics always lists them
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def startup(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._t0 = self._loop.time()
+        self.pool.start()
+        self.sender.start()
+        if self.cfg.faults.outage.enabled:
+            self._tasks.append(asyncio.create_task(self._outage_ticker()))
+        if self.cfg.alerts.enabled:
+            self._tasks.append(asyncio.create_task(self._alert_loop()))
+        if self.cfg.sp == "CP":
+            from .cp import CPServer
+
+            self.cp = CPServer(self.cfg.cp, self.faults)
+            await self.cp.start(self.cfg.host)
+
+    async def shutdown(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.cp is not None:
+            await self.cp.stop()
+        await self.pool.stop()
+        await self.sender.stop()
+
+    def elapsed(self) -> float:
+        return (self._loop.time() - self._t0) if self._loop else 0.0
+
+    def _gate(self) -> asyncio.Future | None:
+        if self.pool.in_outage:
+            return asyncio.ensure_future(self.pool.wait_up())
+        return None
+
+    async def _outage_ticker(self) -> None:
+        while True:
+            self.pool.set_outage(self.faults.in_outage(self.elapsed()))
+            await asyncio.sleep(0.02)
+
+    # -- ASGI ------------------------------------------------------------------------------
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        service = self._routes.get(path)
+        if service is not None and method == "POST":
+            body = await self._read_body(scope, receive)
+            if body is None:
+                status, out = 413, self._error(Rejected(C.E_TOO_LARGE, "request body too large"))
+                self.metrics.inc("unknown", "rejected")
+            else:
+                status, out = await self.handle(service, body)
+            await self._send(send, status, out, _XML)
+        elif path in ("/metrics", "/metrics.json", "/metrics/prometheus") and method == "GET":
+            await self._metrics(scope, send)
+        elif path == "/health" and method == "GET":
+            await self._send(send, 200, b'{"status": "ok"}', [(b"content-type", b"application/json")])
+        elif service is not None or path.startswith("/metrics"):
+            await self._send(send, 405, b"method not allowed\n", [(b"content-type", b"text/plain")])
+        else:
+            await self._send(send, 404, b"not found\n", [(b"content-type", b"text/plain")])
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # noqa: BLE001 - reported to uvicorn, which exits non-zero
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    @staticmethod
+    async def _send(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _read_body(self, scope: dict, receive: Any) -> bytes | None:
+        """The body, or None when it exceeds the limit (read and discarded, bounded, so the answer arrives)."""
+        limit = self.cfg.max_body_bytes
+        too_large = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    too_large = int(value) > limit
+                except ValueError:
+                    too_large = True
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return None
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if too_large or size > limit:
+                too_large = True
+                chunks.clear()
+                if size > _DRAIN_LIMIT:
+                    return None
+            else:
+                chunks.append(chunk)
+            if not msg.get("more_body"):
+                break
+        return None if too_large else b"".join(chunks)
+
+    async def _metrics(self, scope: dict, send: Any) -> None:
+        snap = self.snapshot()
+        query = scope.get("query_string", b"")
+        accept = dict(scope["headers"]).get(b"accept", b"")
+        if scope["path"] == "/metrics/prometheus" or b"format=prometheus" in query or (
+                b"text/plain" in accept and b"json" not in accept and scope["path"] != "/metrics.json"):
+            await self._send(send, 200, Metrics.prometheus(snap).encode(),
+                             [(b"content-type", b"text/plain; version=0.0.4")])
+        else:
+            import json
+
+            await self._send(send, 200, json.dumps(snap).encode(), [(b"content-type", b"application/json")])
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.metrics.snapshot(
+            sp=self.cfg.sp, queue_depth=self.pool.depth, in_flight=self.in_flight, workers_busy=self.pool.busy,
+            callback_backlog=self.sender.backlog, callbacks_dropped=self.sender.dropped,
+            outage=int(self.pool.in_outage), capacity_tps=self.cfg.capacity.tps, workers=self.pool.workers,
+            queue_limit=self.pool.queue_limit, throttle_shares=self.fair.shares() if self.fair else {},
+            sftp_port=self.cp.port if self.cp else None)
+
+    # -- the request path ------------------------------------------------------------------
+    def _error(self, r: Rejected) -> bytes:
+        self.metrics.code(r.code)
+        return build_response(signer=self.signer, response_code=r.code, srv=r.srv or "unknown",
+                              srv_variant=r.srv_variant or r.srv or "unknown", request_id=r.request_id)
+
+    async def handle(self, service: str, body: bytes) -> tuple[int, bytes]:
+        """One request to service ``S``, ``T`` or ``D``: (HTTP status, response bytes)."""
+        res = self.gateway.check(service, body, self.fair.allow if self.fair else None)
+        if isinstance(res, Rejected):
+            self.metrics.inc(res.srv_class, "received")
+            self.metrics.inc(res.srv_class, "throttled" if res.code == C.E_THROTTLED else "rejected")
+            if res.code not in (C.E_THROTTLED, C.E_MALFORMED):
+                log.debug("rejected %s: %s %s", res.request_id, res.code, res.reason)
+            return res.http, self._error(res)
+        cls = res.srv_class
+        self.metrics.inc(cls, "received")
+        self.in_flight += 1  # queued, in service, or awaiting its async response
+        try:
+            await self.pool.submit(self.service[cls].sample(), res.originator)
+        except (QueueFull, asyncio.CancelledError) as exc:
+            self.in_flight -= 1
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            self.metrics.inc(cls, "queue_full")
+            r = Rejected(C.E_QUEUE_FULL, "queue full", res.request_id, res.srv.reference, res.srv.variant, cls)
+            return r.http, self._error(r)
+        return 200, self._answer(res)
+
+    def _answer(self, req: Accepted) -> bytes:
+        srv, cls = req.srv, req.srv_class
+        if req.cv == 4:
+            payload = payload_pre_command(self.gateway.precommand_for(req.request_id, srv.variant))
+            return self._final(req, C.I0, payload)
+        if req.cv == 8:
+            payload = ""
+            if srv.variant == "5.1":
+                self._schedule_id += 1
+                payload = payload_dsp_schedule_id(self._schedule_id)
+                self._maybe_s1ve12(req, self._schedule_id)
+            return self._final(req, C.I0, payload)
+        if req.cv in (2, 6):
+            return self._final(req, C.I0, payload_local_command(self._gbcs(req)))
+        # CV 1 / 5: acknowledge now, answer at the callback later.
+        self._recent.append((req.target, req.originator))
+        self.metrics.inc(cls, "acked")
+        self.metrics.code(C.I99)
+        code = self._device_outcome(req)
+        if code != C.I0:
+            self.metrics.inc(cls, "async_errors")
+        delay = self.delay[cls].sample()
+        url = self.cfg.callback_for(req.originator)
+        if url is None:
+            self.in_flight -= 1
+            self.metrics.inc(cls, "callbacks_failed")
+        else:
+            self._later(delay, Delivery(url, lambda: self._async_response(req, code), cls))
+        return build_response(signer=self.signer, response_code=C.I99, srv=srv.reference, srv_variant=srv.variant,
+                              request_id=req.request_id)
+
+    def _final(self, req: Accepted, code: str, payload: str) -> bytes:
+        self.in_flight -= 1
+        self.metrics.inc(req.srv_class, "responded")
+        self.metrics.inc(req.srv_class, "completed")
+        self.metrics.code(code)
+        return build_response(signer=self.signer, response_code=code, srv=req.srv.reference,
+                              srv_variant=req.srv.variant, request_id=req.request_id, payload=payload)
+
+    def _gbcs(self, req: Accepted) -> bytes:
+        return b"\xdd\x00" + (req.counter & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big") + self.rng.randbytes(22)
+
+    def _device_outcome(self, req: Accepted) -> str:
+        if req.srv.variant == "8.11":
+            text = req.body.findtext(f"{_SR}AddDeviceToCHFWhitelist/{_SR}JoinTimePeriod")
+            join = int(text) if text and text.strip().isdigit() else None
+            if self.faults.ppmid_join_rejected(join, req.smets1):
+                return C.E_PPMID_JOIN
+        return self.faults.burst_code(self.elapsed()) or C.I0
+
+    def _async_response(self, req: Accepted, code: str) -> bytes:
+        final = None if self.faults.drop_response_code() else code
+        self.metrics.code(final)
+        payload = payload_gbcs(self._gbcs(req)) if code == C.I0 else ""
+        return build_response(signer=self.signer, response_code=final, srv=req.srv.reference,
+                              srv_variant=req.srv.variant, request_id=req.request_id, payload=payload)
+
+    def _later(self, delay: float, item: Delivery) -> None:
+        assert self._loop is not None
+        if delay <= 0:
+            self.sender.put(item)
+        else:
+            self._loop.call_later(delay, self.sender.put, item)
+
+    def _delivered(self, item: Delivery, ok: bool) -> None:
+        if item.kind == "response":
+            self.in_flight -= 1
+            self.metrics.inc(item.srv_class, "responded")
+            self.metrics.inc(item.srv_class, "completed")
+        self.metrics.inc(item.srv_class, "callbacks_ok" if ok else "callbacks_failed")
+
+    # -- SECMP0192 S1SP alert, device alerts -----------------------------------------------
+    def _maybe_s1ve12(self, req: Accepted, schedule_id: int) -> None:
+        variant = req.extras.get("scheduled_variant")
+        if not req.extras.get("device_smets1") or not variant or variant in self._s1sp_cv9:
+            return
+        url = self.cfg.callback_for(req.originator)
+        if url is None:
+            return
+        device = req.extras.get("device") or req.target
+
+        def build() -> bytes:
+            alert = s1sp_alert(self.signer, code=C.S1SP_ALERT_CV9, request_id=req.request_id, device_id=device,
+                               info=f"SRV {variant} is not applicable to Command Variant 9", schedule_id=schedule_id)
+            return build_dcc_alert(signer=self.signer, response_id=response_id_for(req.request_id),
+                                   dcc_alert_code=C.DCC_ALERT_S1SP, alert=alert)
+
+        self.metrics.inc("alert", "alerts")
+        self._later(self.delay["device"].sample(), Delivery(url, build, "alert", kind="alert"))
+
+    async def _alert_loop(self) -> None:
+        tick = 0.1
+        while True:
+            await asyncio.sleep(tick)
+            lam = self.cfg.alerts.effective_rate() * tick
+            n = self._poisson(lam)
+            for _ in range(min(n, 10_000)):
+                self._device_alert()
+
+    def _poisson(self, lam: float) -> int:
+        if lam <= 0:
+            return 0
+        if lam > 30:
+            return max(0, round(self.rng.gauss(lam, math.sqrt(lam))))
+        limit, k, p = math.exp(-lam), 0, 1.0
+        while k < 1000:
+            p *= self.rng.random()
+            if p <= limit:
+                return k
+            k += 1
+        return k
+
+    def _device_alert(self) -> None:
+        if not self._recent:
+            return
+        device, user = self._recent[self.rng.randrange(len(self._recent))]
+        url = self.cfg.callback_for(user)
+        if url is None:
+            return
+        self._alert_counter += 1
+        rid = f"{device}:{user}:{self._alert_counter}"
+        code = self.rng.choice(self.cfg.alerts.codes)
+        gbcs = self.rng.randbytes(24)
+        self.metrics.inc("alert", "alerts")
+        self.sender.put(Delivery(url, lambda: build_device_alert(signer=self.signer, response_id=rid,
+                                                                 alert_code=code, gbcs=gbcs), "alert", "alert"))

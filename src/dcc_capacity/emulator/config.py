@@ -1,0 +1,298 @@
+"""Emulator configuration: one pydantic model, from a YAML/JSON/TOML file and CLI overrides.
+
+Every knob has a documented default (docs/emulator.md) chosen so that the
+suite's own short runs see a healthy system, while a stress ramp can find the
+knee: capacity 1,350 TPS (the DSP's capacity in SECMP0067, March 2020), a
+worker pool that can carry it, a bounded queue, and traffic management that
+admits a little more than capacity so latency rises before throttling bites.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import InputError
+
+__all__ = [
+    "AlertsConfig",
+    "CapacityConfig",
+    "CPConfig",
+    "EmulatorConfig",
+    "FaultsConfig",
+    "ServiceTime",
+    "ThrottleConfig",
+    "UserConfig",
+    "load_config",
+]
+
+SRV_CLASSES = ("critical", "device", "non_device")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServiceTime(_Model):
+    """A service-time distribution in milliseconds."""
+
+    dist: Literal["fixed", "exponential", "lognormal"] = "lognormal"
+    mean_ms: float = Field(ge=0, le=600_000)
+    sigma: float = Field(default=0.5, ge=0, le=3)
+    """Shape of the lognormal (standard deviation of the underlying normal)."""
+
+
+def _st(mean: float, dist: str = "lognormal") -> ServiceTime:
+    return ServiceTime(dist=dist, mean_ms=mean)  # type: ignore[arg-type]
+
+
+class CapacityConfig(_Model):
+    """The queueing model: a TPS ceiling, a worker pool, a bounded queue, service times per SRV class."""
+
+    tps: float = Field(default=1350.0, gt=0, le=1_000_000)
+    workers: int = Field(default=64, ge=1, le=10_000)
+    queue_limit: int = Field(default=5000, ge=0, le=10_000_000)
+    service_time: dict[str, ServiceTime] = Field(default_factory=lambda: {
+        "critical": _st(12.0), "device": _st(6.0), "non_device": _st(4.0)})
+    """Time a request holds a worker (the DCC's own processing) before its synchronous answer."""
+    device_delay: dict[str, ServiceTime] = Field(default_factory=lambda: {
+        "critical": _st(300.0), "device": _st(150.0), "non_device": _st(0.0, "fixed")})
+    """Extra time until the asynchronous response (WAN and device round trip; holds no worker)."""
+
+    @field_validator("service_time", "device_delay")
+    @classmethod
+    def _classes(cls, v: dict[str, ServiceTime]) -> dict[str, ServiceTime]:
+        bad = sorted(set(v) - set(SRV_CLASSES))
+        if bad:
+            raise ValueError(f"unknown SRV class {bad[0]!r}; use {', '.join(SRV_CLASSES)}")
+        return v
+
+
+class ThrottleConfig(_Model):
+    """SECMP0067 traffic management: per-Service-User fair shares of ``total_tps``."""
+
+    enabled: bool = True
+    total_tps: float | None = Field(default=None, gt=0)
+    """Admitted rate shared by all users; default 1.25 x capacity.tps."""
+    burst_s: float = Field(default=1.0, gt=0, le=60)
+    """Bucket depth in seconds of a user's share (short bursts pass)."""
+    window_s: float = Field(default=2.0, gt=0, le=300)
+    """A user counts as active if seen within this window."""
+
+
+class UserConfig(_Model):
+    """Per Service User settings, keyed by EUI-64."""
+
+    callback_url: str | None = None
+    roles: list[str] | None = None
+    weight: float = Field(default=1.0, gt=0, le=1000)
+
+
+class Window(_Model):
+    start_s: float = Field(ge=0)
+    duration_s: float = Field(gt=0)
+
+
+class OutageConfig(_Model):
+    """Windows (seconds since start) when the DCC processes nothing; requests queue, then the backlog drains."""
+
+    enabled: bool = False
+    windows: list[Window] = Field(default_factory=list)
+    every_s: float | None = Field(default=None, gt=0)
+    duration_s: float = Field(default=5.0, gt=0)
+
+
+class ErrorBurstConfig(_Model):
+    """Periodic windows in which a share of device requests fail asynchronously (e.g. E20)."""
+
+    enabled: bool = False
+    every_s: float = Field(default=60.0, gt=0)
+    duration_s: float = Field(default=5.0, gt=0)
+    share: float = Field(default=0.5, ge=0, le=1)
+    code: str = "E20"
+
+
+class ShareConfig(_Model):
+    enabled: bool = False
+    share: float = Field(default=0.01, ge=0, le=1)
+
+
+class PPMIDJoinConfig(_Model):
+    """SR 8.11 rejected when JoinTimePeriod > max_join_s (SMETS1 devices; live services criteria, issue 91342)."""
+
+    enabled: bool = True
+    max_join_s: int = Field(default=255, ge=1)
+    share: float = Field(default=1.0, ge=0, le=1)
+    smets1_only: bool = True
+
+
+class FallbackConfig(_Model):
+    """Migration fallout: a share of devices in a migration fails; resubmitting them succeeds."""
+
+    enabled: bool = False
+    share: float = Field(default=0.02, ge=0, le=1)
+    reprocess_succeeds: bool = True
+
+
+class FaultsConfig(_Model):
+    error_bursts: ErrorBurstConfig = Field(default_factory=ErrorBurstConfig)
+    missing_response_code: ShareConfig = Field(default_factory=ShareConfig)
+    outage: OutageConfig = Field(default_factory=OutageConfig)
+    ppmid_join: PPMIDJoinConfig = Field(default_factory=PPMIDJoinConfig)
+    migration_fallout: FallbackConfig = Field(default_factory=FallbackConfig)
+
+
+class AlertsConfig(_Model):
+    """Device alerts at ``per_device_per_day`` x ``devices``, compressed by ``time_scale``."""
+
+    enabled: bool = False
+    per_device_per_day: float = Field(default=1.0, ge=0)
+    devices: int = Field(default=0, ge=0)
+    time_scale: float = Field(default=1.0, gt=0)
+    rate_per_s: float | None = Field(default=None, ge=0, le=100_000)
+    """Overrides the computed rate when set."""
+    codes: list[str] = Field(default_factory=lambda: ["8F35", "8F36", "8F3E"])
+
+    def effective_rate(self) -> float:
+        if self.rate_per_s is not None:
+            return self.rate_per_s
+        return self.per_device_per_day * self.devices / 86400.0 * self.time_scale
+
+
+class Secmp0192Config(_Model):
+    """Which SRVs 5.1 may schedule for SMETS1, and which variants the S1SP accepts with CV 9."""
+
+    enabled: bool = True
+    s1sp_cv9_variants: list[str] | None = None
+    """Variants the S1SP accepts for DSP-scheduled (CV 9) delivery; default: all DSP-schedulable plus 4.3, 4.4.3.
+    Leave one out to see the S1VE12 alert the PIA describes."""
+
+
+class DevicesConfig(_Model):
+    """Which devices are SMETS1: a registry file, explicit EUIs or EUI prefixes."""
+
+    smets1_prefixes: list[str] = Field(default_factory=lambda: ["00-DB-51"])
+    smets1: list[str] = Field(default_factory=list)
+    registry: str | None = None
+    """CSV with columns device_id,smets (values SMETS1/SMETS2); overrides the prefix rule for listed devices."""
+    all_smets1: bool = False
+
+
+class CPConfig(_Model):
+    """The CP's SFTP server (``--sp CP``)."""
+
+    sftp_port: int = Field(default=0, ge=0, le=65535)
+    root: str | None = None
+    """Folder served; default a temporary folder."""
+    username: str = "cp"
+    password: str = "cp"
+
+
+class EmulatorConfig(_Model):
+    """Everything the embedded SUT needs; defaults in docs/emulator.md."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    sp: Literal["DSP", "S1SP", "DCO", "CP"] = "DSP"
+    paths: dict[str, str] = Field(default_factory=lambda: {
+        "S": "/api/v1/serviceS", "T": "/api/v1/serviceT", "D": "/api/v1/serviceD"})
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    schema_path: str | None = None
+    pki_dir: str | None = None
+    trust_certs: list[str] = Field(default_factory=list)
+    callback_url: str | None = None
+    users: dict[str, UserConfig] = Field(default_factory=dict)
+    counter_window: int = Field(default=10_000, ge=0, le=10_000_000)
+    """A RequestID counter may arrive up to this far below the originator's highest (if unseen); 0 = strict."""
+    strict_precommand: bool = True
+    capacity: CapacityConfig = Field(default_factory=CapacityConfig)
+    throttle: ThrottleConfig = Field(default_factory=ThrottleConfig)
+    faults: FaultsConfig = Field(default_factory=FaultsConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    secmp0192: Secmp0192Config = Field(default_factory=Secmp0192Config)
+    devices: DevicesConfig = Field(default_factory=DevicesConfig)
+    cp: CPConfig = Field(default_factory=CPConfig)
+    seed: int = 20191113
+    callback_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    callback_concurrency: int = Field(default=32, ge=1, le=1024)
+    log_level: Literal["debug", "info", "warning", "error"] = "warning"
+
+    @field_validator("host")
+    @classmethod
+    def _loopback(cls, v: str) -> str:
+        return v.strip()
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = sorted(set(v) - {"S", "T", "D"})
+        if bad or set(v) != {"S", "T", "D"}:
+            raise ValueError("paths needs exactly the keys S, T and D")
+        for key, path in v.items():
+            if not path.startswith("/"):
+                raise ValueError(f"path {key} must start with '/'")
+        return v
+
+    @field_validator("users")
+    @classmethod
+    def _users(cls, v: dict[str, UserConfig]) -> dict[str, UserConfig]:
+        return {k.upper(): u for k, u in v.items()}
+
+    @model_validator(mode="after")
+    def _throttle_default(self) -> EmulatorConfig:
+        if self.throttle.total_tps is None:
+            self.throttle.total_tps = self.capacity.tps * 1.25
+        return self
+
+    def callback_for(self, eui: str) -> str | None:
+        user = self.users.get(eui.upper())
+        return (user.callback_url if user and user.callback_url else None) or self.callback_url
+
+
+def _read(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read config: {exc.strerror}", file=path) from None
+    try:
+        if path.suffix == ".toml":
+            import tomllib  # Python 3.11+
+
+            data = tomllib.loads(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot parse config ({exc})", file=path) from None
+    data = data or {}
+    if not isinstance(data, dict):
+        raise InputError("the config must be a mapping", file=path)
+    return data.get("emulator", data) if isinstance(data.get("emulator"), dict) else data
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> EmulatorConfig:
+    """The config from ``path`` (YAML, JSON or TOML; optional) with ``overrides`` merged on top.
+
+    Bad values raise :class:`InputError` naming the file and the dotted key.
+    """
+    data = _read(Path(path)) if path else {}
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return EmulatorConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or None
+        raise InputError(err["msg"], file=path, key=key) from None

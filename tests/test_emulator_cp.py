@@ -52,7 +52,8 @@ def _outcomes(data: bytes) -> dict[str, tuple[str, str]]:
 def cp():
     cfg = {"port": 0, "pki_dir": str(PKI_DIR), "sp": "CP",
            "faults": {"migration_fallout": {"enabled": True, "share": 0.25}}}
-    with start_emulator(cfg) as h:
+    # A subprocess: Locust tests in the same pytest run gevent-patch this process (threads become greenlets).
+    with start_emulator(cfg, mode="subprocess") as h:
         yield h
 
 

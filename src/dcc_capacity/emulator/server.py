@@ -130,6 +130,11 @@ class EmulatorHandle:
         self.stop()
 
 
+def _gevent_patched() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("threading")
+
+
 def start_emulator(config: EmulatorConfig | dict | None = None, *,
                    mode: Literal["thread", "subprocess"] = "thread", timeout: float = 30.0,
                    cpu: int | None = None) -> EmulatorHandle:
@@ -141,6 +146,10 @@ def start_emulator(config: EmulatorConfig | dict | None = None, *,
     daemon thread of this process (``handle.app`` is then the live app).
     """
     cfg = config if isinstance(config, EmulatorConfig) else EmulatorConfig.model_validate(config or {})
+    if mode == "thread" and _gevent_patched():
+        # Under Locust's gevent patching a "thread" is a greenlet, and uvicorn's uvloop would block the
+        # whole hub: the emulator must have a process of its own there.
+        mode = "subprocess"
     if mode == "subprocess":
         return _start_subprocess(cfg, timeout, cpu)
     sock = _bind(cfg.host, cfg.port)

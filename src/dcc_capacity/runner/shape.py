@@ -1,0 +1,128 @@
+"""From the volume model to a running shape: target SRV/s per user class over time, per test type.
+
+``TestSpec`` is everything that decides the offered load (profile, SP, slot,
+test type, rate override, duration, stress/spike/catch-up knobs). It travels
+as Locust options, so ``locust -f locustfiles/dcc.py`` and ``dcc-capacity run``
+(and every worker) build the same shape from the same inputs. ``DccShape`` is
+the one LoadTestShape class in the locustfile: on first use it builds the
+concrete shape of ``shapes.py`` for the test and delegates to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..shapes import CatchupShape, LoadShape, RateShape, SoakShape, SpikeShape, StressShape
+from ..volume import SLOTS, VolumePlan
+from .spec import TestSpec, class_rates, resolve, scaled, spec_from_options
+
+__all__ = ["Built", "DccShape", "NoisyShape", "build_shape"]
+
+@dataclass
+class Built:
+    """The concrete shape plus what run.json / the emulator need to know about it."""
+
+    shape: RateShape
+    rates: dict[str, float]
+    """Per-class SRV/s at the reference point (the slot's peak or the override), before test factors."""
+    alerts_per_s: float
+    slot: str
+    plan: VolumePlan
+
+
+class NoisyShape(RateShape):
+    """Base rates all along; in the middle third ``NoisyNeighbour`` adds ``burst_factor`` x the base total."""
+
+    abstract = True
+    rates: dict[str, float] = {}
+    burst_factor: float = 2.0
+
+    def rates_at(self, t: float) -> dict[str, float] | None:
+        if t >= self.duration_s:
+            return None
+        out = dict(self.rates)
+        d = self.duration_s
+        out["NoisyNeighbour"] = sum(self.rates.values()) * self.burst_factor if d / 3 <= t < 2 * d / 3 else 0.0
+        return out
+
+
+def build_shape(spec: TestSpec) -> Built:
+    """The concrete shape of ``spec`` (InputError for a bad profile / SP / slot)."""
+    r = resolve(spec)
+    plan, slot, rates, alerts = r.plan, r.slot, r.rates, r.alerts_per_s
+    d = spec.duration_s
+    shape: RateShape
+    if spec.test == "load":
+        shape = LoadShape(rates=rates, duration_s=d)
+    elif spec.test == "stress":
+        shape = StressShape(rates=rates, start_factor=spec.start_factor, step_fraction=spec.step_fraction,
+                            step_s=spec.step_s, max_factor=spec.max_factor, max_error_rate=spec.max_error_rate,
+                            max_p95_ms=spec.max_p95_ms, duration_s=d)
+    elif spec.test == "soak":
+        slot_rates = {s: class_rates(plan, spec.sp, s, spec.secmp0192_share) for s in SLOTS}
+        peak = max(sum(r.values()) for r in slot_rates.values())
+        f = (spec.rate / peak) if (spec.rate is not None and peak > 0) else 1.0
+        shape = SoakShape(slot_rates={s: scaled(r, f) for s, r in slot_rates.items()}, duration_s=d)
+    elif spec.test == "spike":
+        shape = SpikeShape(rates=rates, spike_factor=spec.spike_factor, spike_at_s=d / 3, spike_s=d / 6,
+                           duration_s=d)
+    elif spec.test == "catchup":
+        outage = spec.outage_s or d / 6
+        if spec.client_hold:
+            shape = CatchupShape(rates=rates, outage_at_s=d / 3, outage_s=outage, hold_factor=0.0,
+                                 catchup_factor=2.0, duration_s=d)
+        else:  # the SUT has the outage (embedded emulator): clients keep sending, the SUT's backlog drains after
+            shape = CatchupShape(rates=rates, outage_at_s=d / 3, outage_s=outage, hold_factor=1.0,
+                                 catchup_factor=1.0, duration_s=d)
+    else:
+        shape = NoisyShape(rates=rates, burst_factor=spec.burst_factor, duration_s=d)
+    return Built(shape, rates, alerts, slot, plan)
+
+
+class DccShape(RateShape):
+    """The locustfile's shape: built from the Locust options on first use, then delegating to it."""
+
+    abstract = False
+    options: Any = None
+    """Set by the locustfile's init hook (the environment's parsed options)."""
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        self._inner: RateShape | None = None
+        self.built: Built | None = None
+
+    @property
+    def inner(self) -> RateShape:
+        if self._inner is None:
+            opts = self.options
+            if opts is None and self.runner is not None:
+                opts = self.runner.environment.parsed_options
+            self.built = build_shape(spec_from_options(opts))
+            self._inner = self.built.shape
+            self.duration_s = self._inner.duration_s
+        return self._inner
+
+    def _sync(self) -> RateShape:
+        inner = self.inner
+        inner.runner = self.runner
+        inner.start_time = self.start_time
+        return inner
+
+    def rates_at(self, t: float) -> dict[str, float] | None:
+        return self.inner.rates_at(t)
+
+    def tick(self) -> tuple[int, float, list] | None:
+        inner = self._sync()
+        out = inner.tick()
+        if out is None:
+            self.finish()
+        return out
+
+    def reset_time(self) -> None:
+        super().reset_time()
+        if self._inner is not None:
+            self._inner.start_time = self.start_time
+
+    def result(self) -> dict[str, Any]:
+        return self.inner.result()

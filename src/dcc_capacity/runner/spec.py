@@ -1,0 +1,151 @@
+"""What decides the offered load of a run (:class:`TestSpec`), and the volume model's rates per user class.
+
+Free of Locust, so the run command can validate input and write run.json
+without gevent's patching; ``shape.py`` turns a spec into a running shape.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..errors import InputError
+from ..users.rows import ROW_CLASSES
+from ..volume import SLOTS, SPS, VolumePlan, load_plan
+
+__all__ = ["TESTS", "Resolved", "TestSpec", "class_rates", "parse_duration", "resolve", "scaled", "spec_from_options"]
+
+TESTS = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour")
+
+
+def parse_duration(text: str | float | int, key: str = "--duration") -> float:
+    """``8s``, ``2m``, ``1h30m``, ``90`` -> seconds; InputError otherwise."""
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        s = str(text).strip().lower()
+        total, num = 0.0, ""
+        units = {"s": 1, "m": 60, "h": 3600}
+        try:
+            for ch in s:
+                if ch.isdigit() or ch == ".":
+                    num += ch
+                elif ch in units and num:
+                    total += float(num) * units[ch]
+                    num = ""
+                else:
+                    raise ValueError
+            value = total + (float(num) if num else 0.0)
+        except ValueError:
+            raise InputError(f"not a duration such as 30s, 5m or 1h (got {text!r})", key=key) from None
+    if not value > 0 or not math.isfinite(value):
+        raise InputError(f"must be > 0 (got {text!r})", key=key)
+    return value
+
+
+@dataclass
+class TestSpec:
+    """What decides the offered load of one run."""
+
+    test: str = "load"
+    profile: str = "volume_profiles/foc.yaml"
+    sp: str = "DSP"
+    slot: str | None = None
+    rate: float | None = None
+    duration_s: float = 60.0
+    normal: bool = False
+    secmp0192_share: float = 0.02
+    step_fraction: float = 0.1
+    step_s: float = 60.0
+    start_factor: float = 1.0
+    max_factor: float = 3.0
+    max_error_rate: float = 0.01
+    max_p95_ms: float | None = 1000.0
+    spike_factor: float = 3.0
+    burst_factor: float = 2.0
+    outage_s: float | None = None
+    client_hold: bool = False
+    """catchup: the Service Users hold their traffic in the outage and resend it (for a SUT without an outage)."""
+
+    def check(self) -> TestSpec:
+        if self.test not in TESTS:
+            raise InputError(f"unknown test {self.test!r} (one of {', '.join(TESTS)})", key="--test")
+        if self.sp not in SPS:
+            raise InputError(f"unknown Service Provider {self.sp!r} (one of {', '.join(SPS)})", key="--sp")
+        if self.slot is not None and self.slot not in SLOTS:
+            raise InputError(f"unknown slot {self.slot!r} (one of {', '.join(SLOTS)})", key="--slot")
+        if self.rate is not None and not self.rate > 0:
+            raise InputError(f"must be > 0 (got {self.rate})", key="--rate")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def class_rates(plan: VolumePlan, sp: str, slot: str, secmp0192_share: float = 0.0) -> dict[str, float]:
+    """SRV/s per user class for ``sp`` in ``slot`` (alerts excluded: northbound); SECMP0192 taken out of BAU."""
+    rows = plan.row_rates(sp, slot)
+    rates = {ROW_CLASSES[row]: rate for row, rate in rows.items() if row in ROW_CLASSES}
+    if secmp0192_share > 0 and rates.get("Bau", 0.0) > 0:
+        part = rates["Bau"] * secmp0192_share
+        rates["Bau"] -= part
+        rates["Secmp0192Schedules"] = part
+    return rates
+
+
+def scaled(rates: dict[str, float], factor: float) -> dict[str, float]:
+    return {k: v * factor for k, v in rates.items()}
+
+
+def spec_from_options(opts: Any) -> TestSpec:
+    """The TestSpec carried by Locust's parsed options (see users/locustfile.py)."""
+    def get(name: str, default: Any) -> Any:
+        v = getattr(opts, name, None) if opts is not None else None
+        return default if v in (None, "") else v
+
+    p95 = float(get("stress_max_p95_ms", 1000.0))
+    return TestSpec(test=get("dcc_test", "load"), profile=get("volume_profile", "volume_profiles/foc.yaml"),
+                    sp=get("sp", "DSP"), slot=get("slot", None),
+                    rate=float(get("dcc_rate", 0)) or None, duration_s=parse_duration(get("dcc_duration", "60s")),
+                    normal=bool(get("normal", False)), secmp0192_share=float(get("secmp0192_share", 0.02)),
+                    step_fraction=float(get("stress_step", 0.1)), step_s=parse_duration(get("step_duration", "60s"),
+                                                                                      "--step-duration"),
+                    start_factor=float(get("stress_start", 1.0)), max_factor=float(get("stress_max", 3.0)),
+                    max_error_rate=float(get("stress_max_error_rate", 0.01)), max_p95_ms=p95 if p95 > 0 else None,
+                    spike_factor=float(get("spike_factor", 3.0)), burst_factor=float(get("burst_factor", 2.0)),
+                    client_hold=bool(get("client_hold", False)))
+
+
+
+
+@dataclass
+class Resolved:
+    """A spec's plan, slot and reference rates (the slot's peak, its average with --normal, or --rate)."""
+
+    plan: VolumePlan
+    slot: str
+    rates: dict[str, float]
+    alerts_per_s: float
+
+
+def resolve(spec: TestSpec) -> Resolved:
+    """Load the profile and compute the per-class rates of ``spec`` (InputError for bad input)."""
+    spec.check()
+    plan = load_plan(spec.profile)
+    slot = spec.slot or plan.busiest_slot(spec.sp)
+    rates = class_rates(plan, spec.sp, slot, spec.secmp0192_share)
+    alerts = plan.row_rates(spec.sp, slot).get("alerts", 0.0)
+    total = sum(rates.values())
+    factor = 1.0
+    if spec.rate is not None:
+        if total <= 0:
+            raise InputError(f"{spec.sp} sends nothing in the {slot} slot of this profile: no mix to scale",
+                             file=spec.profile, key="--rate")
+        factor = spec.rate / total
+    elif spec.normal:
+        factor = 1.0 / max(plan.profile.peak_to_average(spec.sp, slot), 1e-9)
+    if total * factor <= 0 and spec.test != "soak":
+        raise InputError(f"{spec.sp} sends nothing in the {slot} slot (all rates 0); choose another --slot",
+                         file=spec.profile, key="--slot")
+    return Resolved(plan, slot, scaled(rates, factor), alerts * factor)

@@ -1,0 +1,105 @@
+"""The Locust user classes, one per Table A2 row (plus SECMP0192 scheduling), and their rate keys.
+
+Each class's target rate (SRV/s) comes from the running shape under the class
+name; ``ROW_CLASSES`` maps the volume model's rows to these names. A journey
+class sends its row's SRVs in order for ONE installation (SMETS2 rows take
+SMETS2 installations, migration rows SMETS1 ones), each step starting when
+the previous one is done (its async response where the real process waits for
+one), so its arrivals/s = row rate / journey length (``srvs_per_arrival``).
+The ``alerts`` row has no class: the SUT generates alerts (northbound).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ..duis.mix import BauMix
+from ..volume import DEFAULT_JOURNEYS, METER_READ_PREPAY_VARIANTS, METER_READ_VARIANTS
+from .base import DuisUser, Journey
+from .rows import ROW_CLASSES
+
+__all__ = ["ALL_CLASSES", "ROW_CLASSES", "Bau", "MeterReads", "NoisyNeighbour", "S1MigrationCredit",
+           "S1MigrationPrepay", "S2IcCredit", "S2IcPrepay", "Secmp0192Schedules"]
+
+
+class MeterReads(DuisUser):
+    """Scheduled-style reads: 4.6.1 / 4.8.1 for every meter, plus 4.14 for prepayment meters."""
+
+    abstract = False
+
+    def journey(self) -> Journey:
+        inst = self.kit.installation(self.rng)
+        variants = METER_READ_VARIANTS + (METER_READ_PREPAY_VARIANTS if inst.prepay else ())
+        yield from self.srv(variants[self.rng.randrange(len(variants))], inst)
+
+
+class _JourneyUser(DuisUser):
+    abstract = True
+    row: ClassVar[str] = ""
+    smets: ClassVar[int] = 2
+    prepay: ClassVar[bool] = False
+    steps: ClassVar[tuple[str, ...]] = ()
+
+    def journey(self) -> Journey:
+        inst = self.kit.installation(self.rng, self.smets, self.prepay)
+        for variant in self.steps:
+            res = yield from self.srv(variant, inst)
+            if res is not None and not res.ok:
+                return res  # a failed step ends the journey (after its retries)
+        return None
+
+
+def _journey(name: str, row: str, smets: int, prepay: bool) -> type[_JourneyUser]:
+    steps = DEFAULT_JOURNEYS[row]
+    return type(name, (_JourneyUser,), {"abstract": False, "row": row, "smets": smets, "prepay": prepay,
+                                        "steps": steps, "srvs_per_arrival": float(len(steps)),
+                                        "__doc__": f"Table A2 {row}: {', '.join(steps)} for one installation.",
+                                        "__module__": __name__})
+
+
+S2IcCredit = _journey("S2IcCredit", "s2_ic_credit", 2, False)
+S2IcPrepay = _journey("S2IcPrepay", "s2_ic_prepay", 2, True)
+S1MigrationCredit = _journey("S1MigrationCredit", "s1_migration_credit", 1, False)
+S1MigrationPrepay = _journey("S1MigrationPrepay", "s1_migration_prepay", 1, True)
+
+
+class Bau(DuisUser):
+    """All other SRVs, drawn by the BAU mix weights (srv_templates/bau_mix.csv)."""
+
+    abstract = False
+    _pick = None
+
+    def journey(self) -> Journey:
+        if self._pick is None:
+            self._pick = BauMix.load().picker(self.rng)
+        variant = self._pick()
+        for _ in range(5):  # a variant may need a device the installation lacks (e.g. GSME): try another
+            res = yield from self.srv(variant, self.kit.installation(self.rng))
+            if res is not None:
+                return res
+        return None
+
+
+class Secmp0192Schedules(DuisUser):
+    """SECMP0192: 5.1 Create Schedule for 4.3 / 4.4.3 on SMETS1 installations (non-device, answered at once)."""
+
+    abstract = False
+
+    def journey(self) -> Journey:
+        inst = self.kit.installation(self.rng, smets=1)
+        scheduled = "4.3" if self.rng.random() < 0.5 else "4.4.3"
+        yield from self.srv("5.1", inst, scheduled_variant=scheduled)
+
+
+class NoisyNeighbour(MeterReads):
+    """Meter reads sent by ONE Service User (the first supplier), for the noisy-neighbour test's burst."""
+
+    abstract = False
+
+    def journey(self) -> Journey:
+        inst = self.kit.installation(self.rng)
+        yield from self.srv("4.6.1", inst, originator=self.kit.noisy_originator())
+
+
+ALL_CLASSES = (MeterReads, S2IcCredit, S2IcPrepay, S1MigrationCredit, S1MigrationPrepay, Bau, Secmp0192Schedules,
+               NoisyNeighbour)

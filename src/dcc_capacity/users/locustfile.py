@@ -1,0 +1,75 @@
+"""The locustfile behind ``dcc-capacity run`` and ``locust -f locustfiles/dcc.py``.
+
+Registers the DUIS user classes, the volume-model shape (:class:`DccShape`)
+and the options that choose the load. With plain Locust::
+
+    locust -f locustfiles/dcc.py --headless --host http://127.0.0.1:8080 \\
+        --volume-profile volume_profiles/foc.yaml --sp DSP --slot night --dcc-test load \\
+        --dcc-duration 60s --run-dir results/x/records --callback-port 9001
+
+(``--profile`` is Locust's own option, hence ``--volume-profile``.) The
+SUT must POST async responses to this process's ``--callback-host``/``--callback-port``.
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+from locust import events
+
+from ..runner.shape import DccShape
+from .classes import (
+    Bau,
+    MeterReads,
+    NoisyNeighbour,
+    S1MigrationCredit,
+    S1MigrationPrepay,
+    S2IcCredit,
+    S2IcPrepay,
+    Secmp0192Schedules,
+)
+
+__all__ = ["Bau", "DccShape", "MeterReads", "NoisyNeighbour", "S1MigrationCredit", "S1MigrationPrepay",
+           "S2IcCredit", "S2IcPrepay", "Secmp0192Schedules"]
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any, **_: Any) -> None:
+    g = parser.add_argument_group("dcc-capacity load (volume model)")
+    g.add_argument("--volume-profile", default="volume_profiles/foc.yaml", help="Volume profile YAML.")
+    g.add_argument("--sp", default="DSP", help="Service Provider: DSP, S1SP, DCO or CP.")
+    g.add_argument("--slot", default="", help="night, day or evening (default: the SP's busiest slot).")
+    g.add_argument("--dcc-test", default="load", help="load, stress, soak, spike, catchup or noisy-neighbour.")
+    g.add_argument("--dcc-rate", type=float, default=0.0, help="Total SRV/s, overriding the profile (mix kept).")
+    g.add_argument("--dcc-duration", default="60s", help="Test duration (stress: the upper bound).")
+    g.add_argument("--normal", action="store_true", default=False, help="load: the slot's average, not its peak.")
+    g.add_argument("--secmp0192-share", type=float, default=0.02, help="Share of BAU sent as SECMP0192 5.1.")
+    g.add_argument("--stress-step", type=float, default=0.1, help="stress: step size as a fraction of the peak.")
+    g.add_argument("--step-duration", default="60s", help="stress: duration of each step.")
+    g.add_argument("--stress-start", type=float, default=1.0, help="stress: first step's factor of the peak.")
+    g.add_argument("--stress-max", type=float, default=3.0, help="stress: ceiling factor.")
+    g.add_argument("--stress-max-error-rate", type=float, default=0.01, help="stress: stop above this error rate.")
+    g.add_argument("--stress-max-p95-ms", type=float, default=1000.0, help="stress: stop above this ack p95 (0: off).")
+    g.add_argument("--spike-factor", type=float, default=3.0, help="spike: multiple of the base rate.")
+    g.add_argument("--burst-factor", type=float, default=2.0, help="noisy-neighbour: burst as a multiple of the rest.")
+    g.add_argument("--client-hold", action="store_true", default=False,
+                   help="catchup: Service Users hold traffic in the outage and resend it (SUT without an outage).")
+    g.add_argument("--fleet-seed", type=int, default=20240601, help="Fleet seed (same seed, same devices).")
+    g.add_argument("--fleet-size", type=int, default=1_000_000, help="Installations in the fleet.")
+    g.add_argument("--pool-size", type=int, default=1024, help="Installations per (SMETS, payment mode) pool.")
+    g.add_argument("--pki-dir", default="", help="Test PKI folder (default: $DCC_CAPACITY_PKI or the cache).")
+    g.add_argument("--callback-registry", default="",
+                   help="Folder where each process writes its callback URL (for a relay in front of workers).")
+    g.add_argument("--step-retries", type=int, default=0, help="Extra attempts of a failed SRV before a journey ends.")
+
+
+@events.init.add_listener
+def _init(environment: Any, **_: Any) -> None:
+    DccShape.options = environment.parsed_options
+
+
+@events.test_start.add_listener
+def _freeze(environment: Any, **_: Any) -> None:
+    gc.collect()
+    gc.freeze()  # setup objects (PKI, templates, pools) leave the GC's tracked set: cheaper collections under load

@@ -17,9 +17,11 @@ import gc
 from typing import Any
 
 from locust import events
+from locust.runners import MasterRunner
 
-from ..runner.shape import DccShape
-from .classes import (
+from dcc_capacity.duis.mix import BauMix
+from dcc_capacity.runner.shape import DccShape
+from dcc_capacity.users.classes import (
     Bau,
     MeterReads,
     NoisyNeighbour,
@@ -29,6 +31,7 @@ from .classes import (
     S2IcPrepay,
     Secmp0192Schedules,
 )
+from dcc_capacity.users.kit import get_kit
 
 __all__ = ["Bau", "DccShape", "MeterReads", "NoisyNeighbour", "S1MigrationCredit", "S1MigrationPrepay",
            "S2IcCredit", "S2IcPrepay", "Secmp0192Schedules"]
@@ -67,6 +70,10 @@ def _options(parser: Any, **_: Any) -> None:
 @events.init.add_listener
 def _init(environment: Any, **_: Any) -> None:
     DccShape.options = environment.parsed_options
+    if not isinstance(environment.runner, MasterRunner) and environment.parsed_options is not None:
+        # PKI, fleet pools, templates: built now, not in the first user's __init__ after the test clock started.
+        get_kit(environment.parsed_options)
+        BauMix.load()
 
 
 @events.test_start.add_listener

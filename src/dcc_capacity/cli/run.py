@@ -1,0 +1,86 @@
+"""`dcc-capacity run --test ... --out DIR`: one capacity test from the volume model, then its evidence report.
+
+Without ``--host`` the embedded emulator is started (a subprocess) with a
+capacity suited to the test. ``--workers N`` runs a Locust master and N
+workers on loopback; ``--web`` opens Locust's web UI instead of running
+headless. Exit status: 0 all NFRs met, 1 an NFR failed (or the run is
+incomplete), 2 bad input, 3 the run itself failed (a report is still written).
+See docs/running.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_parser", "run"]
+
+TESTS = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour")
+
+
+def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("run", help=help_text, description=help_text)
+    p.add_argument("--test", required=True, metavar="|".join(TESTS), help="the test to run")
+    p.add_argument("--profile", default="volume_profiles/foc.yaml", help="volume profile YAML (default foc)")
+    p.add_argument("--sp", default="DSP", help="Service Provider: DSP, S1SP, DCO or CP (default DSP)")
+    p.add_argument("--slot", default=None, help="night, day or evening (default: the SP's busiest slot)")
+    p.add_argument("--rate", type=float, default=None, help="total SRV/s, overriding the profile (mix kept)")
+    p.add_argument("--normal", action="store_true", help="load: the slot's average rate instead of its peak")
+    p.add_argument("--duration", default="60s", help="test duration, e.g. 30s, 5m (stress: upper bound)")
+    p.add_argument("--host", default=None, help="URL of the SUT; default: start the embedded emulator")
+    p.add_argument("--workers", type=int, default=0, help="Locust workers on loopback (0: one process)")
+    p.add_argument("--web", action="store_true", help="open Locust's web UI instead of running headless")
+    p.add_argument("--web-port", type=int, default=8089, help="web UI port (with --web)")
+    p.add_argument("--baseline", type=Path, default=None, help="baseline run folder for 'no degradation'")
+    p.add_argument("--nfr", type=Path, default=None, help="NFR file (copied into the run folder as nfr.yaml)")
+    p.add_argument("--seed", type=int, default=20240601, help="fleet seed (same seed, same devices)")
+    p.add_argument("--fleet-size", type=int, default=1_000_000, help="installations in the fleet")
+    p.add_argument("--retries", type=int, default=0, help="extra attempts of a failed SRV before a journey ends")
+    p.add_argument("--emulator-tps", type=float, default=None, help="embedded emulator capacity (TPS)")
+    g = p.add_argument_group("stress / spike / catch-up / noisy neighbour")
+    g.add_argument("--step", type=float, default=0.1, help="stress step, as a fraction of the peak (default 0.1)")
+    g.add_argument("--step-duration", default="60s", help="stress: length of each step (default 60s)")
+    g.add_argument("--start-factor", type=float, default=1.0, help="stress: first step as a multiple of the peak")
+    g.add_argument("--max-factor", type=float, default=3.0, help="stress: ceiling as a multiple of the peak")
+    g.add_argument("--max-error-rate", type=float, default=0.01, help="stress: stop when a step's errors exceed this")
+    g.add_argument("--max-p95-ms", type=float, default=1000.0, help="stress: stop when a step's ack p95 exceeds this")
+    g.add_argument("--spike-factor", type=float, default=3.0, help="spike: multiple of the base rate")
+    g.add_argument("--burst-factor", type=float, default=2.0, help="noisy-neighbour: burst as a multiple of the rest")
+    g.add_argument("--client-hold", action="store_true",
+                   help="catchup against --host: Service Users hold traffic in the outage, then send the backlog")
+    p.add_argument("--out", required=True, type=Path, help="run folder to write (must be new or empty)")
+    p.set_defaults(handler=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..runner.orchestrate import RunOptions, run_test
+    from ..runner.spec import TestSpec, parse_duration
+
+    if args.test not in TESTS:
+        raise InputError(f"unknown test {args.test!r} (one of {', '.join(TESTS)})", key="--test")
+    if args.host is not None and not args.host.startswith(("http://", "https://")):
+        raise InputError(f"must be an http(s) URL (got {args.host!r})", key="--host")
+    spec = TestSpec(test=args.test, profile=_profile(args.profile), sp=args.sp, slot=args.slot, rate=args.rate,
+                    duration_s=parse_duration(args.duration), normal=args.normal, step_fraction=args.step,
+                    step_s=parse_duration(args.step_duration, "--step-duration"), start_factor=args.start_factor,
+                    max_factor=args.max_factor, max_error_rate=args.max_error_rate,
+                    max_p95_ms=args.max_p95_ms if args.max_p95_ms > 0 else None, spike_factor=args.spike_factor,
+                    burst_factor=args.burst_factor, client_hold=args.client_hold)
+    opts = RunOptions(spec=spec, out=args.out, host=args.host, workers=args.workers, web=args.web,
+                      web_port=args.web_port, baseline=args.baseline, nfr=args.nfr, seed=args.seed,
+                      fleet_size=args.fleet_size, emulator_tps=args.emulator_tps, retries=args.retries,
+                      command_line=["dcc-capacity", *sys.argv[1:]])
+    return run_test(opts)
+
+
+def _profile(value: str) -> str:
+    """A path, or a bare ioc/moc/foc naming the shipped example (as `plan` accepts)."""
+    p = Path(value)
+    if not p.exists() and value.lower() in ("ioc", "moc", "foc"):
+        from ..paths import data_dir
+
+        return str(data_dir("volume_profiles") / f"{value.lower()}.yaml")
+    return str(p)

@@ -1,0 +1,376 @@
+"""One test run end to end: run folder, embedded emulator, Locust (single or master + workers), report.
+
+The CLI process stays free of Locust and gevent: Locust runs as subprocesses
+(``python -m locust -f users/locustfile.py``), the emulator as another, and
+this process only starts them, polls the emulator's ``/metrics`` into
+``metrics.csv``, watches for a dead SUT, and at the end writes ``run.json``
+and calls :func:`dcc_capacity.report.build.build_report`. Every wait is
+bounded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import InputError, RunError
+from .finish import export_records_for_report, rates_from_records
+from .spec import Resolved, TestSpec, resolve
+
+__all__ = ["RunOptions", "run_test"]
+
+LOCUSTFILE = Path(__file__).resolve().parents[1] / "users" / "locustfile.py"
+SRC_DIR = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class RunOptions:
+    """Everything ``dcc-capacity run`` was asked for."""
+
+    spec: TestSpec
+    out: Path
+    host: str | None = None
+    workers: int = 0
+    web: bool = False
+    web_port: int = 8089
+    baseline: Path | None = None
+    nfr: Path | None = None
+    seed: int = 20240601
+    fleet_size: int = 1_000_000
+    pool_size: int = 1024
+    emulator_tps: float | None = None
+    retries: int = 0
+    progress_interval: float = 5.0
+    command_line: list[str] = field(default_factory=list)
+    extra_locust_args: list[str] = field(default_factory=list)
+    log: Any = None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _say(opts: RunOptions, msg: str) -> None:
+    print(f"dcc-capacity run: {msg}", file=opts.log or sys.stderr, flush=True)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(SRC_DIR) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _check_inputs(opts: RunOptions) -> Resolved:
+    if opts.workers < 0 or opts.workers > 64:
+        raise InputError(f"must be 0..64 (got {opts.workers})", key="--workers")
+    if opts.nfr is not None and not opts.nfr.is_file():
+        raise InputError("no such file", file=opts.nfr, key="--nfr")
+    if opts.baseline is not None and not (opts.baseline / "run.json").is_file():
+        raise InputError("not a run folder (no run.json)", file=opts.baseline, key="--baseline")
+    if not Path(opts.spec.profile).is_file():
+        raise InputError("no such file", file=opts.spec.profile, key="--profile")
+    return resolve(opts.spec)
+
+
+def _emulator_config(opts: RunOptions, r: Resolved, callback_url: str, registry: Path) -> dict[str, Any]:
+    spec = opts.spec
+    peak = sum(r.rates.values())
+    if spec.test == "stress":
+        peak *= spec.max_factor
+    elif spec.test == "spike":
+        peak *= spec.spike_factor
+    elif spec.test == "noisy-neighbour":
+        peak *= 1 + spec.burst_factor
+    tps = opts.emulator_tps or max(1350.0, 2.0 * peak)
+    cfg: dict[str, Any] = {
+        "port": 0, "sp": "CP" if spec.sp == "CP" else spec.sp, "callback_url": callback_url,
+        "capacity": {"tps": tps}, "devices": {"registry": str(registry)},
+        "alerts": {"enabled": r.alerts_per_s > 0, "rate_per_s": min(r.alerts_per_s, 100_000.0)},
+    }
+    if spec.sp == "CP":
+        cfg["sp"] = "DSP"  # the CP's DUIS side: migration journeys; the SFTP files are the CP test's own
+    if spec.test == "stress":
+        cfg["capacity"]["queue_limit"] = max(10, int(tps * 0.2))  # a short queue: overload shows as E48 quickly
+    if spec.test == "noisy-neighbour" and opts.emulator_tps is None:
+        cfg["capacity"]["tps"] = max(10.0, 1.5 * sum(r.rates.values()))  # the burst exceeds it: SECMP0067 decides
+    return cfg
+
+
+class _MetricsPoller(threading.Thread):
+    """Polls the emulator's /metrics once a second into metrics.csv (bounded by stop())."""
+
+    COLUMNS = ("ts", "cpu_percent", "rss_bytes", "queue_depth", "in_flight", "throttled", "rejected")
+
+    def __init__(self, url: str, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.url, self.path = url.rstrip("/") + "/metrics.json", path
+        self._stop_evt = threading.Event()
+        self.failures = 0
+
+    def run(self) -> None:
+        with self.path.open("w", encoding="utf-8") as fh:
+            fh.write(",".join(self.COLUMNS) + "\n")
+            while not self._stop_evt.wait(1.0):
+                try:
+                    with urllib.request.urlopen(self.url, timeout=2) as resp:  # noqa: S310 - loopback
+                        m = json.loads(resp.read())
+                except Exception:
+                    self.failures += 1
+                    continue
+                totals = m.get("totals") or {}
+                row = [m.get("time", time.time()), m.get("cpu_percent", ""), m.get("rss_bytes", ""),
+                       m.get("queue_depth", ""), m.get("in_flight", ""), totals.get("throttled", ""),
+                       totals.get("rejected", "")]
+                fh.write(",".join(str(v) for v in row) + "\n")
+                fh.flush()
+
+    def stop(self) -> None:
+        self._stop_evt.set()
+        self.join(5)
+
+
+def _locust_args(opts: RunOptions, host: str, records: Path) -> list[str]:
+    s = opts.spec
+    a = ["-f", str(LOCUSTFILE), "--host", host, "--run-dir", str(records), "--volume-profile", s.profile,
+         "--sp", s.sp, "--dcc-test", s.test, "--dcc-duration", f"{s.duration_s}s",
+         "--secmp0192-share", str(s.secmp0192_share), "--stress-step", str(s.step_fraction),
+         "--step-duration", f"{s.step_s}s", "--stress-start", str(s.start_factor), "--stress-max", str(s.max_factor),
+         "--stress-max-error-rate", str(s.max_error_rate), "--stress-max-p95-ms", str(s.max_p95_ms or 0),
+         "--spike-factor", str(s.spike_factor), "--burst-factor", str(s.burst_factor),
+         "--fleet-seed", str(opts.seed), "--fleet-size", str(opts.fleet_size), "--pool-size", str(opts.pool_size),
+         "--step-retries", str(opts.retries), "--exit-code-on-error", "0", "--loglevel", "WARNING"]
+    if s.slot:
+        a += ["--slot", s.slot]
+    if s.rate:
+        a += ["--dcc-rate", str(s.rate)]
+    if s.normal:
+        a.append("--normal")
+    if s.client_hold:
+        a.append("--client-hold")
+    if opts.nfr is not None:
+        a += ["--nfr", str(opts.nfr)]
+    return a + list(opts.extra_locust_args)
+
+
+def _popen(args: list[str], log: Path) -> subprocess.Popen:
+    fh = open(log, "ab")  # noqa: SIM115 - lives as long as the process
+    return subprocess.Popen([sys.executable, "-m", "locust", *args], stdout=fh, stderr=subprocess.STDOUT,
+                            env=_env(), start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def run_test(opts: RunOptions) -> int:
+    """Run the test of ``opts`` and return the exit status (0/1 NFRs, 2 bad input, 3 run failed)."""
+    resolved = _check_inputs(opts)
+    spec = opts.spec
+    out = opts.out
+    if out.exists() and any(out.iterdir()):
+        raise InputError("the output folder exists and is not empty", file=out, key="--out")
+    records = out / "records"
+    records.mkdir(parents=True, exist_ok=True)
+    logs = out / "logs"
+    logs.mkdir(exist_ok=True)
+    from ..fleet import Fleet
+    from ..pki import TestPKI
+    from ..users.kit import fleet_pools, write_device_registry
+
+    TestPKI.load_or_create()  # once, before several processes could race to create it
+    emulator = relay = master = None
+    workers: list[subprocess.Popen] = []
+    poller: _MetricsPoller | None = None
+    failure = ""
+    started = time.time()
+    target = opts.host or "embedded emulator"
+    callback_port = _free_port()
+    registry_dir = out / "logs" / "callbacks"
+    try:
+        if opts.workers:
+            relay_port = callback_port
+            relay = subprocess.Popen([sys.executable, "-m", "dcc_capacity.runner.relay", "--port", str(relay_port),
+                                      "--registry", str(registry_dir)], env=_env(),
+                                     stdout=open(logs / "relay.log", "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+        host = opts.host
+        if host is None:
+            from ..emulator import start_emulator
+
+            fleet = Fleet(seed=opts.seed, size=opts.fleet_size)
+            registry = write_device_registry(fleet, fleet_pools(fleet, opts.pool_size), logs / "devices.csv")
+            cfg = _emulator_config(opts, resolved, f"http://127.0.0.1:{callback_port}/", registry)
+            if spec.test == "catchup" and not spec.client_hold:
+                lead = 3.0 if not opts.workers else 5.0  # emulator start -> test start, roughly
+                cfg.setdefault("faults", {})["outage"] = {
+                    "enabled": True, "windows": [{"start_s": lead + spec.duration_s / 3,
+                                                  "duration_s": spec.outage_s or spec.duration_s / 6}]}
+            (logs / "emulator-config.json").write_text(json.dumps(cfg, indent=2))
+            emulator = start_emulator(cfg, mode="subprocess")
+            host = emulator.url
+            poller = _MetricsPoller(host, out / "metrics.csv")
+            poller.start()
+            _say(opts, f"embedded emulator on {host} (capacity {cfg['capacity']['tps']:g} TPS)")
+        assert host is not None
+        base = _locust_args(opts, host, records)
+        ui = (["--web-host", "127.0.0.1", "--web-port", str(opts.web_port)] if opts.web
+              else ["--headless", "--progress-interval", str(opts.progress_interval)])
+        started = time.time()
+        if opts.workers:
+            mport = _free_port()
+            master = _popen([*base, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(mport),
+                             "--expect-workers", str(opts.workers), *ui], logs / "master.log")
+            for i in range(opts.workers):
+                workers.append(_popen([*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(mport),
+                                       "--callback-registry", str(registry_dir)], logs / f"worker-{i}.log"))
+        else:
+            master = _popen([*base, "--callback-port", str(callback_port), *ui], logs / "locust.log")
+        if opts.web:
+            _say(opts, f"web UI on http://127.0.0.1:{opts.web_port} (Ctrl-C ends the run)")
+        _say(opts, f"{spec.test} test, {spec.sp} {resolved.slot}, {sum(resolved.rates.values()):.1f} SRV/s, "
+                   f"{spec.duration_s:g} s, {opts.workers or 1} load process(es); logs in {logs}")
+        failure = _watch(opts, master, workers, emulator)
+    except KeyboardInterrupt:
+        failure = "interrupted"
+        _stop(master, signal.SIGINT)
+    finally:
+        for w in workers:
+            _stop(w)
+        _stop(master)
+        if poller is not None:
+            poller.stop()
+        if emulator is not None:
+            emulator.stop()
+        _stop(relay)
+    ended = time.time()
+    return _finish(opts, resolved, started, ended, failure, target)
+
+
+def _tail(path: Path, n: int = 1500) -> str:
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
+def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.Popen], emulator: Any) -> str:
+    """Wait for Locust to finish (bounded); return why the run failed ('' when it did not)."""
+    spec = opts.spec
+    limit = None if opts.web else spec.duration_s + 120 + (opts.workers * 10)
+    t0 = time.monotonic()
+    while master.poll() is None:
+        if emulator is not None and emulator.returncode is not None:
+            _say(opts, "the system under test (embedded emulator) died mid-run")
+            _stop(master, signal.SIGINT)
+            return "the system under test died mid-run"
+        if limit is not None and time.monotonic() - t0 > limit:
+            _stop(master, signal.SIGINT)
+            return f"Locust did not finish within {limit:g} s"
+        time.sleep(0.25)
+    if master.returncode not in (0, None):
+        log = opts.out / "logs" / ("master.log" if opts.workers else "locust.log")
+        return f"Locust exited with status {master.returncode}: {_tail(log, 600)}"
+    return ""
+
+
+def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure: str, target: str) -> int:
+    from ..report.build import build_report
+
+    out, spec = opts.out, opts.spec
+    shape_file = out / "records" / "shape.json"
+    shape = json.loads(shape_file.read_text()) if shape_file.exists() else None
+    if shape_file.exists():
+        shape_file.replace(out / "shape.json")
+    first, last, counts = rates_from_records(out / "records")
+    start = first if first is not None else started
+    duration = spec.duration_s
+    if spec.test == "stress" and shape and shape.get("steps"):
+        duration = len(shape["steps"]) * spec.step_s
+    if failure and last is not None:
+        duration = min(duration, max(last - start, 1e-3))
+    rates = {cls: {"offered": c["requests"] / duration, "achieved": c["ok"] / duration} for cls, c in counts.items()}
+    export_records_for_report(out, start, spec.step_s if spec.test == "stress" else None)
+    if opts.nfr is not None:
+        shutil.copyfile(opts.nfr, out / "nfr.yaml")
+    plan_doc = r.plan.to_dict()
+    plan_doc["test_scale"] = {sp: r.plan.profile.test_scale(sp) for sp in ("DSP", "S1SP", "DCO", "CP")}
+    (out / "plan.json").write_text(json.dumps(plan_doc, indent=2) + "\n")
+    import locust
+
+    targets = {cls: rate for cls, rate in r.rates.items()}
+    run = {
+        "schema_version": 1,
+        "test_id": f"{spec.test.upper()}-{spec.sp}-{r.slot.upper()}",
+        "test_name": f"{spec.test.capitalize()}, {spec.sp}, {r.slot}",
+        "test_type": spec.test, "sp": spec.sp, "slot": r.slot,
+        "status": "incomplete" if failure else "complete",
+        "start": start, "duration_s": duration,
+        "profile": {"path": spec.profile, "sha256": _sha256(Path(spec.profile))},
+        "command_line": opts.command_line or ["dcc-capacity", "run"],
+        "seed": opts.seed, "target": target,
+        "versions": {"dcc_capacity": __version__, "locust": locust.__version__,
+                     "python": platform.python_version()},
+        "rates": {cls: {"target": targets.get(cls, 0.0), "offered": rates.get(cls, {}).get("offered", 0.0),
+                        "achieved": rates.get(cls, {}).get("achieved", 0.0)}
+                  for cls in sorted(set(targets) | set(rates))},
+        "spec": spec.to_dict(), "workers": opts.workers, "alerts_per_s": r.alerts_per_s,
+    }
+    if not failure:
+        run["end"] = ended
+    else:
+        run["failure"] = failure
+    if opts.nfr is not None:
+        run["nfr_file"] = {"path": str(opts.nfr), "sha256": _sha256(opts.nfr)}
+    if shape is not None:
+        run["shape"] = shape
+        if spec.test == "stress":
+            run["stress"] = {"steps": [{"step": s["step"], "target_rate": s["total_rate"], "start_s": s["step"] *
+                                        spec.step_s, "end_s": (s["step"] + 1) * spec.step_s, "passed": s["passed"]}
+                                       for s in shape.get("steps", [])],
+                             "knee": shape.get("knee_rate")}
+    if spec.test == "noisy-neighbour":
+        from .finish import shares_by_user
+
+        run["user_shares"] = shares_by_user(out / "records")
+    (out / "run.json").write_text(json.dumps(run, indent=2, default=float) + "\n")
+    _say(opts, "building the report")
+    outcome = build_report(out, baseline_dir=opts.baseline, progress=lambda m: None)
+    _say(opts, f"report: {outcome.html}")
+    if spec.test == "stress":
+        knee = (shape or {}).get("knee_rate")
+        _say(opts, f"stress knee: {knee:.1f} SRV/s" if knee else "stress knee: none (the first step failed)")
+    if failure:
+        _say(opts, f"run FAILED: {failure}")
+        raise RunError(failure.splitlines()[0])
+    return outcome.exit_code

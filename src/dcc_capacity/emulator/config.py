@@ -206,8 +206,9 @@ class EmulatorConfig(_Model):
     trust_certs: list[str] = Field(default_factory=list)
     callback_url: str | None = None
     users: dict[str, UserConfig] = Field(default_factory=dict)
-    counter_window: int = Field(default=10_000, ge=0, le=10_000_000)
-    """A RequestID counter may arrive up to this far below the originator's highest (if unseen); 0 = strict."""
+    counter_window: int = Field(default=10_000, ge=0, le=1 << 50)
+    """A RequestID counter may arrive up to this far below the originator's highest (if unseen); 0 = strict.
+    The suite's counters are microseconds << 10: 1 s of reordering is about 1.02e9 (``run`` sets 2 s)."""
     strict_precommand: bool = True
     capacity: CapacityConfig = Field(default_factory=CapacityConfig)
     throttle: ThrottleConfig = Field(default_factory=ThrottleConfig)

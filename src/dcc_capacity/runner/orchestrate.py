@@ -112,6 +112,9 @@ def _emulator_config(opts: RunOptions, r: Resolved, callback_url: str, registry:
         "capacity": {"tps": tps}, "devices": {"registry": str(registry)},
         "alerts": {"enabled": r.alerts_per_s > 0, "rate_per_s": min(r.alerts_per_s, 100_000.0)},
     }
+    # Concurrent senders (greenlets, workers) signing as one Service User reach the SUT slightly out of counter
+    # order (a greenlet that signed first may send later); counters are µs << 10 | slot: accept 2 s of reordering.
+    cfg["counter_window"] = 2_000_000 << 10
     if spec.sp == "CP":
         cfg["sp"] = "DSP"  # the CP's DUIS side: migration journeys; the SFTP files are the CP test's own
     if spec.test == "stress":
@@ -249,8 +252,10 @@ def run_test(opts: RunOptions) -> int:
         started = time.time()
         if opts.workers:
             mport = _free_port()
+            # The master forwards its custom options to the workers (overriding theirs): give it the registry too.
             master = _popen([*base, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(mport),
-                             "--expect-workers", str(opts.workers), *ui], logs / "master.log")
+                             "--expect-workers", str(opts.workers), "--callback-registry", str(registry_dir), *ui],
+                            logs / "master.log")
             for i in range(opts.workers):
                 workers.append(_popen([*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(mport),
                                        "--callback-registry", str(registry_dir)], logs / f"worker-{i}.log"))

@@ -1,0 +1,97 @@
+"""`dcc-capacity run` end to end on the embedded emulator: run folder, report, workers, stress knee, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dcc_capacity.records import load_records
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    env = {"PYTHONPATH": str(ROOT / "src")}
+    import os
+
+    env = {**os.environ, **env}
+    return subprocess.run([sys.executable, "-m", "dcc_capacity", "run", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env=env)
+
+
+@pytest.mark.slow
+def test_load_run_writes_the_run_folder_and_offers_the_target_rate(tmp_path):
+    out = tmp_path / "load"
+    p = run("--test", "load", "--rate", "60", "--duration", "8s", "--out", str(out))
+    assert p.returncode == 0, p.stderr[-2000:]
+    for name in ("run.json", "plan.json", "metrics.csv", "summary.json", "junit.xml", "report.html"):
+        assert (out / name).is_file(), name
+    run_doc = json.loads((out / "run.json").read_text())
+    assert run_doc["test_type"] == "load" and run_doc["sp"] == "DSP" and run_doc["slot"] == "night"
+    assert run_doc["status"] == "complete" and len(run_doc["profile"]["sha256"]) == 64
+    assert run_doc["command_line"][:3] == ["dcc-capacity", "run", "--test"]
+    summary = json.loads((out / "summary.json").read_text())
+    # CV 4 + CV 5 of a critical BAU SRV are two requests for one SRV: a few % above the SRV/s target
+    assert 60 * 0.98 <= summary["offered_rate"] <= 60 * 1.06, summary["offered_rate"]
+    assert summary["failures"] == 0
+    reads = run_doc["rates"]["MeterReads"]
+    assert abs(reads["offered"] - reads["target"]) / reads["target"] < 0.03  # one SRV per arrival: exact
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert len(metrics) >= 5 and metrics["rss_bytes"].min() > 0
+    df = load_records(out / "records")
+    assert {"ok"} == set(df[df["kind"] == "request"]["outcome"])
+    assert (df[df["label"] == "4.6.1"]["trt_ms"] > 0).all()
+    assert (df["kind"] == "alert").sum() > 0  # the emulator raises alerts at the profile's rate
+
+
+@pytest.mark.slow
+def test_two_workers_give_one_summary_with_records_from_both(tmp_path):
+    out = tmp_path / "w2"
+    p = run("--test", "load", "--rate", "60", "--duration", "8s", "--workers", "2", "--out", str(out))
+    assert p.returncode == 0, p.stderr[-2000:]
+    files = sorted((out / "records").glob("records-*.arrows"))
+    assert len(files) == 2
+    df = load_records(out / "records")
+    req = df[df["kind"] == "request"]
+    assert req["process"].nunique() == 2 and req.groupby("process").size().min() > 100
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["requests"] == len(req)
+    assert 60 * 0.98 <= summary["offered_rate"] <= 60 * 1.06 and summary["failures"] == 0
+
+
+@pytest.mark.slow
+def test_stress_finds_the_knee_of_the_emulator_within_15_percent(tmp_path):
+    out = tmp_path / "stress"
+    p = run("--test", "stress", "--rate", "100", "--start-factor", "1.2", "--step", "0.1", "--step-duration", "3s",
+            "--max-factor", "2.5", "--emulator-tps", "150", "--duration", "60s", "--out", str(out))
+    assert p.returncode in (0, 1), p.stderr[-2000:]
+    shape = json.loads((out / "shape.json").read_text())
+    assert shape["knee_rate"] is not None and abs(shape["knee_rate"] - 150) <= 0.15 * 150, shape
+    assert not shape["ceiling_reached"] and shape["steps"][-1]["passed"] is False
+    run_doc = json.loads((out / "run.json").read_text())
+    assert run_doc["stress"]["knee"] == shape["knee_rate"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--test", "smoke"], "--test: unknown test 'smoke'"),
+    (["--test", "load", "--profile", "nope.yaml"], "nope.yaml: --profile: no such file"),
+    (["--test", "load", "--sp", "XYZ"], "--sp: unknown Service Provider 'XYZ'"),
+    (["--test", "load", "--duration", "soon"], "--duration: not a duration"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, args, needle):
+    p = run(*args, "--out", str(tmp_path / "x"), timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert needle in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_bad_profile_content_names_the_file_and_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schema_version: 1\ncapability: XOC\n")
+    p = run("--test", "load", "--profile", str(bad), "--out", str(tmp_path / "x"), timeout=60)
+    assert p.returncode == 2 and "bad.yaml" in p.stderr and "Traceback" not in p.stderr

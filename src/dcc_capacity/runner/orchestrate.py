@@ -375,6 +375,9 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     if spec.test == "stress":
         knee = (shape or {}).get("knee_rate")
         _say(opts, f"stress knee: {knee:.1f} SRV/s" if knee else "stress knee: none (the first step failed)")
+    for user, share in (run.get("user_shares") or {}).items():
+        _say(opts, f"Service User {user}: {share['requests']} requests, {share['throttled']} throttled, "
+                   f"{share['achieved_share']:.1%} of all achieved")
     if failure:
         _say(opts, f"run FAILED: {failure}")
         raise RunError(failure.splitlines()[0])

@@ -117,7 +117,28 @@ class DccShape(RateShape):
         out = inner.tick()
         if out is None:
             self.finish()
-        return out
+            return None
+        # One scheduler per class that has a rate at ANY time of the test, from the start: Locust's dispatcher
+        # does not reliably add a class that joins mid-test (soak's day slot, the noisy neighbour's burst), and a
+        # scheduler whose rate is 0 just waits.
+        names = self._all_classes()
+        classes = [c for c in (self.runner.user_classes if self.runner else []) if c.__name__ in names]
+        return (self.workers() * len(classes), out[1], classes)
+
+    def _all_classes(self) -> set[str]:
+        if getattr(self, "_names", None) is None:
+            inner = self.inner
+            end = inner.duration_s if inner.duration_s != float("inf") else 3600.0
+            names: set[str] = set()
+            t, step = 0.0, max(0.05, min(1.0, end / 500))
+            if isinstance(inner, StressShape):
+                names = {k for k, v in inner.rates.items() if v > 0}
+            else:
+                while t < end:
+                    names |= {k for k, v in (inner.rates_at(t) or {}).items() if v > 0}
+                    t += step
+            self._names = names
+        return self._names
 
     def reset_time(self) -> None:
         super().reset_time()

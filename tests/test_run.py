@@ -108,3 +108,21 @@ def test_noisy_neighbour_is_throttled_while_the_others_keep_their_share(tmp_path
     others = [s for u, s in shares.items() if u != noisy]
     assert others and all(s["ok_ratio"] >= 0.99 for s in others)  # SECMP0067 fair share protects them
     assert "Service User " + noisy in p.stderr
+
+
+@pytest.mark.slow
+def test_duis_users_against_a_stalling_server_keep_the_rate_and_show_the_stall(tmp_path):
+    """Coordinated omission with the real DUIS users: a Starlette server (not ours) holds every response in the
+    first 1 s of each 5 s. Offered rate within 2%; p99 from the intended send time >= 0.75 s (theory 0.95 s)."""
+    from _load_helpers import stall_server
+
+    out = tmp_path / "co"
+    with stall_server(period=5, stall=1) as url:
+        p = run("--test", "load", "--rate", "100", "--duration", "10s", "--host", url, "--out", str(out))
+    assert p.returncode in (0, 1), p.stderr[-2000:]
+    df = load_records(out / "records")
+    req = df[df["kind"] == "request"]
+    it = req["intended_ts"]
+    assert (len(req) - 1) / (it.max() - it.min()) == pytest.approx(100, rel=0.02)
+    assert req["ack_ms"].quantile(0.99) >= 750 and req["ack_ms"].quantile(0.50) < 100
+    assert json.loads((out / "run.json").read_text())["target"] == url

@@ -126,3 +126,37 @@ def test_duis_users_against_a_stalling_server_keep_the_rate_and_show_the_stall(t
     assert (len(req) - 1) / (it.max() - it.min()) == pytest.approx(100, rel=0.02)
     assert req["ack_ms"].quantile(0.99) >= 750 and req["ack_ms"].quantile(0.50) < 100
     assert json.loads((out / "run.json").read_text())["target"] == url
+
+
+@pytest.mark.slow
+def test_web_ui_shows_the_run_live_and_the_report_is_written(tmp_path):
+    import os
+    import time
+    import urllib.request
+
+    from _load_helpers import free_port
+
+    port, out = free_port(), tmp_path / "web"
+    proc = subprocess.Popen([sys.executable, "-m", "dcc_capacity", "run", "--test", "load", "--rate", "30",
+                             "--duration", "6s", "--web", "--web-port", str(port), "--out", str(out)],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen: set[str] = set()
+        deadline = time.time() + 40
+        while time.time() < deadline and proc.poll() is None and "4.6.1 ack" not in seen:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats/requests", timeout=2) as r:
+                    seen |= {s["name"] for s in json.loads(r.read())["stats"]}
+            except OSError:
+                pass
+            time.sleep(0.5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+            assert r.status == 200 and b"locust" in r.read().lower()
+        assert {"4.6.1 ack", "4.6.1 TRT"} <= seen  # ack and TRT rows under clear names in the live UI
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert (out / "report.html").is_file() and json.loads((out / "summary.json").read_text())["requests"] > 100

@@ -247,7 +247,8 @@ def run_test(opts: RunOptions) -> int:
             _say(opts, f"embedded emulator on {host} (capacity {cfg['capacity']['tps']:g} TPS)")
         assert host is not None
         base = _locust_args(opts, host, records)
-        ui = (["--web-host", "127.0.0.1", "--web-port", str(opts.web_port)] if opts.web
+        ui = (["--web-host", "127.0.0.1", "--web-port", str(opts.web_port), "--autostart", "--autoquit", "10"]
+              if opts.web
               else ["--headless", "--progress-interval", str(opts.progress_interval)])
         started = time.time()
         if opts.workers:
@@ -262,7 +263,7 @@ def run_test(opts: RunOptions) -> int:
         else:
             master = _popen([*base, "--callback-port", str(callback_port), *ui], logs / "locust.log")
         if opts.web:
-            _say(opts, f"web UI on http://127.0.0.1:{opts.web_port} (Ctrl-C ends the run)")
+            _say(opts, f"web UI on http://127.0.0.1:{opts.web_port} (it quits 10 s after the test ends)")
         _say(opts, f"{spec.test} test, {spec.sp} {resolved.slot}, {sum(resolved.rates.values()):.1f} SRV/s, "
                    f"{spec.duration_s:g} s, {opts.workers or 1} load process(es); logs in {logs}")
         failure = _watch(opts, master, workers, emulator)
@@ -292,7 +293,7 @@ def _tail(path: Path, n: int = 1500) -> str:
 def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.Popen], emulator: Any) -> str:
     """Wait for Locust to finish (bounded); return why the run failed ('' when it did not)."""
     spec = opts.spec
-    limit = None if opts.web else spec.duration_s + 120 + (opts.workers * 10)
+    limit = spec.duration_s + 120 + (opts.workers * 10) + (10 if opts.web else 0)
     t0 = time.monotonic()
     while master.poll() is None:
         if emulator is not None and emulator.returncode is not None:

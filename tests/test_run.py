@@ -160,3 +160,70 @@ def test_web_ui_shows_the_run_live_and_the_report_is_written(tmp_path):
             proc.kill()
     assert proc.returncode == 0, err[-2000:]
     assert (out / "report.html").is_file() and json.loads((out / "summary.json").read_text())["requests"] > 100
+
+
+@pytest.mark.slow
+def test_sut_dying_mid_run_exits_3_with_an_incomplete_report(tmp_path):
+    import os
+    import time
+
+    import psutil
+
+    out = tmp_path / "died"
+    proc = subprocess.Popen([sys.executable, "-m", "dcc_capacity", "run", "--test", "load", "--rate", "30",
+                             "--duration", "30s", "--out", str(out)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 40
+        emulator = None
+        while time.time() < deadline and emulator is None:
+            time.sleep(0.5)
+            if list((out / "records").glob("*.arrows")) and (out / "metrics.csv").exists():
+                kids = psutil.Process(proc.pid).children(recursive=True)
+                emulator = next((k for k in kids if "emulator" in " ".join(k.cmdline())), None)
+        assert emulator is not None
+        time.sleep(3)
+        emulator.kill()  # the SUT dies mid-run
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, err[-2000:]
+    assert "died mid-run" in err and "Traceback" not in err
+    run_doc = json.loads((out / "run.json").read_text())
+    assert run_doc["status"] == "incomplete" and "end" not in run_doc
+    assert (out / "report.html").is_file() and "INCOMPLETE" in (out / "report.html").read_text()
+    assert json.loads((out / "summary.json").read_text())["requests"] > 50
+
+
+@pytest.mark.slow
+def test_plain_locust_runs_the_volume_model_against_the_emulator(tmp_path):
+    """`locust -f locustfiles/dcc.py` with the profile, SP, slot and test as Locust options."""
+    import os
+
+    from _load_helpers import free_port
+    from dcc_capacity.emulator import start_emulator
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    listed = subprocess.run([sys.executable, "-m", "locust", "-f", "locustfiles/dcc.py", "--list"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)
+    for cls in ("MeterReads", "S2IcCredit", "S2IcPrepay", "S1MigrationCredit", "S1MigrationPrepay", "Bau",
+                "Secmp0192Schedules"):
+        assert cls in listed.stdout
+    from dcc_capacity.users.kit import get_kit, write_device_registry
+
+    kit = get_kit(None)  # the locustfile's defaults: same fleet seed, size and pools
+    registry = write_device_registry(kit.fleet, kit.pools, tmp_path / "devices.csv")
+    port = free_port()
+    with start_emulator({"port": 0, "callback_url": f"http://127.0.0.1:{port}/", "counter_window": 1 << 31,
+                         "devices": {"registry": str(registry)}}, mode="subprocess") as emu:
+        p = subprocess.run([sys.executable, "-m", "locust", "-f", "locustfiles/dcc.py", "--headless", "--host",
+                            emu.url, "--callback-port", str(port), "--volume-profile", "volume_profiles/foc.yaml",
+                            "--sp", "DSP", "--slot", "night", "--dcc-test", "load", "--dcc-rate", "20",
+                            "--dcc-duration", "3s", "--run-dir", str(tmp_path / "records"), "--only-summary"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+    assert p.returncode == 0, p.stderr[-2000:]
+    df = load_records(tmp_path / "records")
+    reads = df[(df["kind"] == "request") & (df["user_class"] == "MeterReads")]
+    assert 35 <= len(reads) <= 55 and set(reads["outcome"]) == {"ok"}

@@ -29,12 +29,14 @@ def _requests(records_dir: Path) -> Any:
 
 
 def rates_from_records(records_dir: Path) -> tuple[float | None, float | None, dict[str, dict[str, int]]]:
-    """(first intended_ts, last intended_ts, {user_class: {requests, ok}}) over the request rows."""
+    """(first intended_ts, last intended_ts, {user_class: {requests, ok}}): SRVs per class (CV 4 rows left out)."""
     df = _requests(records_dir)
     if df is None or df.empty:
         return None, None, {}
     counts: dict[str, dict[str, int]] = {}
-    for cls, g in df.groupby("user_class", observed=True):
+    # Rates are SRV/s: a critical SRV's CV 4 (Transform) row is the first half of one SRV, not another one.
+    srvs = df[~df["label"].astype(str).str.endswith(" CV4")] if "label" in df.columns else df
+    for cls, g in srvs.groupby("user_class", observed=True):
         counts[str(cls)] = {"requests": int(len(g)), "ok": int((g["outcome"] == "ok").sum())}
     return float(df["intended_ts"].min()), float(df["intended_ts"].max()), counts
 

@@ -84,9 +84,11 @@ class Kit:
     retries: int = 0
     secmp0192_share: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    default_smets: int | None = None
+    """SMETS generation of installations picked without one (S1SP / DCO tests: SMETS1 only)."""
 
     def installation(self, rng: random.Random, smets: int | None = None, prepay: bool | None = None) -> Installation:
-        return self.fleet[self.pools.pick(rng, smets, prepay)]
+        return self.fleet[self.pools.pick(rng, smets if smets is not None else self.default_smets, prepay)]
 
     def noisy_originator(self) -> str:
         """The Service User that bursts in the noisy-neighbour test: the first supplier (role IS) with a key."""
@@ -115,7 +117,9 @@ def get_kit(opts: Any = None) -> Kit:
         pools = fleet_pools(fleet, int(opt("pool_size", DEFAULT_POOL_SIZE)))
         paths = {"S": opt("path_s", "/api/v1/serviceS"), "T": opt("path_t", "/api/v1/serviceT"),
                  "D": opt("path_d", "/api/v1/serviceD")}
-        _kit = Kit(fleet, factory, pools, paths, retries=int(opt("step_retries", 0)))
+        sp = str(opt("sp", "DSP")).upper()
+        _kit = Kit(fleet, factory, pools, paths, retries=int(opt("step_retries", 0)),
+                   default_smets=1 if sp in ("S1SP", "DCO") else None)
     return _kit
 
 

@@ -55,7 +55,8 @@ class RunOptions:
     pool_size: int = 1024
     emulator_tps: float | None = None
     retries: int = 0
-    progress_interval: float = 5.0
+    progress_interval: float | None = None
+    """Seconds between progress lines; default: every 5 s, or 1/60 of a longer run (about 60 lines at most)."""
     command_line: list[str] = field(default_factory=list)
     extra_locust_args: list[str] = field(default_factory=list)
     log: Any = None
@@ -249,7 +250,8 @@ def run_test(opts: RunOptions) -> int:
         base = _locust_args(opts, host, records)
         ui = (["--web-host", "127.0.0.1", "--web-port", str(opts.web_port), "--autostart", "--autoquit", "10"]
               if opts.web
-              else ["--headless", "--progress-interval", str(opts.progress_interval)])
+              else ["--headless", "--progress-interval",
+                    str(opts.progress_interval or max(5.0, round(spec.duration_s / 60)))])
         started = time.time()
         if opts.workers:
             mport = _free_port()
@@ -290,12 +292,34 @@ def _tail(path: Path, n: int = 1500) -> str:
         return ""
 
 
+class _Follow:
+    """New complete lines of a growing log file (bounded reads)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.pos, self.rest = path, 0, b""
+
+    def new_lines(self) -> list[str]:
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.pos)
+                data = fh.read(1 << 20)
+        except OSError:
+            return []
+        self.pos += len(data)
+        *lines, self.rest = (self.rest + data).split(b"\n")
+        return [ln.decode("utf-8", "replace") for ln in lines]
+
+
 def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.Popen], emulator: Any) -> str:
     """Wait for Locust to finish (bounded); return why the run failed ('' when it did not)."""
     spec = opts.spec
     limit = spec.duration_s + 120 + (opts.workers * 10) + (10 if opts.web else 0)
     t0 = time.monotonic()
+    follow = _Follow(opts.out / "logs" / ("master.log" if opts.workers else "locust.log"))
     while master.poll() is None:
+        for line in follow.new_lines():  # Locust's own table stays in the log; the progress line comes here
+            if line.startswith("[dcc-capacity]"):
+                print(line, file=opts.log or sys.stderr, flush=True)
         if emulator is not None and emulator.returncode is not None:
             _say(opts, "the system under test (embedded emulator) died mid-run")
             _stop(master, signal.SIGINT)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,10 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
-    env = {"PYTHONPATH": str(ROOT / "src")}
-    import os
-
-    env = {**os.environ, **env}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.run([sys.executable, "-m", "dcc_capacity", "run", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env=env)
 
@@ -130,8 +129,6 @@ def test_duis_users_against_a_stalling_server_keep_the_rate_and_show_the_stall(t
 
 @pytest.mark.slow
 def test_web_ui_shows_the_run_live_and_the_report_is_written(tmp_path):
-    import os
-    import time
     import urllib.request
 
     from _load_helpers import free_port
@@ -164,9 +161,6 @@ def test_web_ui_shows_the_run_live_and_the_report_is_written(tmp_path):
 
 @pytest.mark.slow
 def test_sut_dying_mid_run_exits_3_with_an_incomplete_report(tmp_path):
-    import os
-    import time
-
     import psutil
 
     out = tmp_path / "died"
@@ -200,8 +194,6 @@ def test_sut_dying_mid_run_exits_3_with_an_incomplete_report(tmp_path):
 @pytest.mark.slow
 def test_plain_locust_runs_the_volume_model_against_the_emulator(tmp_path):
     """`locust -f locustfiles/dcc.py` with the profile, SP, slot and test as Locust options."""
-    import os
-
     from _load_helpers import free_port
     from dcc_capacity.emulator import start_emulator
 

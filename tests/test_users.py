@@ -36,11 +36,12 @@ class Schedules(Secmp0192Schedules):
     rate = 10.0
 
 
-def _run(user_classes, tmp_path, seconds: float, wait: float):  # noqa: ANN001, ANN202
+def _run(user_classes, tmp_path, seconds: float, wait: float, **emulator):  # noqa: ANN001, ANN003, ANN202
     kit = get_kit(None)
     registry = write_device_registry(kit.fleet, kit.pools, tmp_path / "devices.csv")
     port = free_port()
-    cfg = {"port": 0, "callback_url": f"http://127.0.0.1:{port}/", "devices": {"registry": str(registry)}}
+    cfg = {"port": 0, "callback_url": f"http://127.0.0.1:{port}/", "devices": {"registry": str(registry)},
+           **emulator}
     with start_emulator(cfg, mode="subprocess") as emu:
         env = Environment(user_classes=user_classes, events=Events(), host=emu.url)
         runner = env.create_local_runner()
@@ -90,6 +91,22 @@ def test_secmp0192_schedules_go_to_smets1_devices_and_are_accepted(tmp_path):
     assert len(df) >= 8
     assert set(df["srv_variant"]) == {"5.1"}
     assert (df["outcome"] == "ok").all(), df[["outcome", "error"]].value_counts()  # E050110 if judged SMETS2
+
+
+class RetryOnce(S2IcCredit):
+    rate = 12.0  # one journey a second
+    retries = 1
+
+
+@pytest.mark.slow
+def test_a_failed_step_is_retried_as_configured_then_ends_the_journey(tmp_path):
+    burst = {"enabled": True, "every_s": 1000, "duration_s": 1000, "share": 1.0, "code": "E20"}
+    _env, df = _run([RetryOnce], tmp_path, 0.5, 5.0, faults={"error_bursts": burst})
+    assert df["arrival"].nunique() == 1
+    steps = df.sort_values("step")
+    assert list(steps["label"]) == ["12.2", "8.11", "8.11"]  # non-device ok; device SRV fails (E20), retried once
+    assert list(steps["outcome"]) == ["ok", "error", "error"]
+    assert list(steps["response_code"])[1:] == ["E20", "E20"] and steps["request_id"].nunique() == 3
 
 
 def test_fleet_pools_match_the_registry_the_emulator_reads(tmp_path):

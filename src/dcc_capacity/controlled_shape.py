@@ -260,6 +260,9 @@ class ControlledShape(RateShape):
         prev = self._snap
         hist = {k: v - prev[2].get(k, 0) for k, v in now[2].items()}
         req, fail = now[0] - prev[0], now[1] - prev[1]
+        self._snap = None
+        if req == 0 and t - self._step_started < 1.0:
+            return None  # a level left at once (two clicks in a row): nothing was measured there
         p95 = _percentile(hist, 0.95)
         passed = req > 0 and fail / req <= self.max_error_rate
         if self.auto_criterion == "p95" and self.max_p95_ms:
@@ -268,7 +271,6 @@ class ControlledShape(RateShape):
                          started_t=self._step_started, ended_t=t, requests=req, failures=fail, p95_ms=p95,
                          passed=passed)
         self.steps.append(rec)
-        self._snap = None
         return rec
 
     def _cumulative(self) -> tuple[int, int, dict[int, int]]:

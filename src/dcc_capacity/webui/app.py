@@ -26,6 +26,7 @@ from typing import Any
 
 import gevent
 from flask import Blueprint, Response, jsonify, request, send_from_directory
+from locust.runners import MasterRunner
 
 from ..controlled_shape import ControlledShape
 from .live import LiveStats
@@ -89,7 +90,8 @@ class CapacityUI:
         live = self.live.snapshot()
         shape = self.shape
         return {"time": time.time(),
-                "runner": {"state": getattr(runner, "state", None), "workers": getattr(runner, "worker_count", 0),
+                "runner": {"state": getattr(runner, "state", None),
+                           "workers": runner.worker_count if isinstance(runner, MasterRunner) else 0,
                            "user_count": getattr(runner, "user_count", 0), "host": self.environment.host},
                 "shape": shape.state() if shape is not None else None,
                 "plan": self.plan, "live": live, "nfrs": judge_nfrs(self.nfrs, live), "resources": self.resources()}

@@ -52,7 +52,8 @@ class LiveStats:
         self.environment = environment
         self.window_s = window_s
         self.throttle_codes = throttle_codes
-        self.worker_counts: dict[str, dict[str, dict[str, int]]] = {}
+        self.worker_counts: dict[str, deque[tuple[float, dict[str, dict[str, int]]]]] = {}
+        """Per worker: its last reports (arrival time, cumulative counts); Locust sends one every 3 s."""
         self.history: deque[tuple[float, dict[str, Any]]] = deque(maxlen=120)
         ev = environment.events
         ev.report_to_master.add_listener(self._on_report_to_master)
@@ -68,7 +69,7 @@ class LiveStats:
     def _on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         counts = data.get(REPORT_KEY)
         if isinstance(counts, dict):
-            self.worker_counts[client_id] = counts
+            self.worker_counts.setdefault(client_id, deque(maxlen=10)).append((time.time(), counts))
 
     def _on_test_start(self, **_: Any) -> None:
         self.worker_counts.clear()
@@ -79,7 +80,7 @@ class LiveStats:
         runner = self.environment.runner
         out: dict[str, dict[str, int]] = {"offered": {}, "achieved": {}, "dropped": {}}
         if isinstance(runner, MasterRunner):
-            sources = list(self.worker_counts.values())
+            sources = [reports[-1][1] for reports in list(self.worker_counts.values()) if reports]
         elif isinstance(runner, WorkerRunner):
             sources = []
         else:
@@ -115,6 +116,27 @@ class LiveStats:
             return
         self.history.append((now, {"classes": self.class_counts(), **self._locust_counts()}))
 
+    def _worker_rates(self) -> dict[str, dict[str, float]]:
+        """Master: per-class rates from each worker's own reports, timed by when they arrived, summed.
+
+        Worker reports come every 3 s, so the window is at least two report
+        gaps long; rates use the reports' own times, not the sampling clock.
+        """
+        out: dict[str, dict[str, float]] = {}
+        span_wanted = max(self.window_s, 6.5)
+        for reports in list(self.worker_counts.values()):
+            if len(reports) < 2:
+                continue
+            t1, last = reports[-1]
+            t0, first = next(((t, c) for t, c in reports if t1 - t <= span_wanted), reports[-2])
+            if t1 - t0 <= 0:
+                t0, first = reports[-2]
+            for key in ("offered", "achieved", "dropped"):
+                for cls, n in dict(last.get(key, {})).items():
+                    rate = (int(n) - int(dict(first.get(key, {})).get(cls, 0))) / (t1 - t0)
+                    out.setdefault(cls, {})[f"{key}_rate"] = out.get(cls, {}).get(f"{key}_rate", 0.0) + rate
+        return out
+
     def _window(self) -> tuple[float, dict[str, Any], dict[str, Any]] | None:
         if len(self.history) < 2:
             return None
@@ -144,6 +166,9 @@ class LiveStats:
                 for key in ("offered", "achieved", "dropped"):
                     row[f"{key}_rate"] = (b["classes"][key].get(cls, 0) - a["classes"][key].get(cls, 0)) / span
             classes[cls] = row
+        if isinstance(self.environment.runner, MasterRunner):
+            for cls, rates in self._worker_rates().items():
+                classes.setdefault(cls, {}).update(rates)
         latency: dict[str, dict[str, Any]] = {}
         for rtype in ("ACK", "TRT"):
             cur = last["types"].get(rtype)

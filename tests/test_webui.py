@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from _load_helpers import PY, ROOT, free_port, stall_server
-from dcc_capacity.controlled_shape import ACTIONS_FILE, ControlledShape
+from dcc_capacity.controlled_shape import ACTIONS_FILE, ControlledShape, load_operator_actions, stress_section
 from dcc_capacity.nfr import load_nfrs
 from dcc_capacity.webui.live import error_code
 from dcc_capacity.webui.views import judge_nfrs, normalise_nfrs, plan_view
@@ -80,6 +80,12 @@ def test_steps_change_the_rates_and_are_recorded(tmp_path):
         ("step_down", "bob", 100.0, 75.0), ("set", "carol", 75.0, 150.0), ("stop", "carol", 150.0, 0.0)]
     assert [r["t"] for r in rows[:3]] == [0.0, 3.0, 5.0]
     assert shape.result()["operator_actions"] == rows
+    with (tmp_path / ACTIONS_FILE).open("a") as f:
+        f.write('{"time": 1, "who": "x", "act')  # a killed process's last, partial line
+    assert load_operator_actions(tmp_path) == rows
+    stress = stress_section(shape.result())
+    assert [(s["target_rate"], s["start_s"], s["end_s"]) for s in stress["steps"]] == [
+        (50.0, 0.0, 3.0), (75.0, 3.0, 5.0)]  # the levels left at once (same clock) measured nothing: not steps
 
 
 def test_auto_ramp_stops_at_the_error_criterion_and_holds_at_the_knee():

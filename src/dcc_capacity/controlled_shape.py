@@ -43,7 +43,8 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from .shapes import Rates, RateShape, _percentile
 
-__all__ = ["ACTIONS_FILE", "RATES_MESSAGE", "STOP_CRITERIA", "ControlledShape", "StepRecord", "attach"]
+__all__ = ["ACTIONS_FILE", "RATES_MESSAGE", "STOP_CRITERIA", "ControlledShape", "StepRecord", "attach",
+           "load_operator_actions", "stress_section"]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,14 @@ class ControlledShape(RateShape):
         self._snap: tuple[int, int, dict[int, int]] | None = None
         self._next_auto: float | None = None
         self._started = False
+
+    def reset_time(self) -> None:
+        """Locust calls this when a shape test starts: a second start from the web UI is a fresh ramp."""
+        super().reset_time()
+        if getattr(self, "_started", False):
+            self.factor, self.mode, self.auto_criterion = float(self.start_factor), "manual", self.stop_criterion
+            self.steps, self.knee, self.actions = [], None, []
+            self._snap, self._next_auto, self._started, self._finished = None, None, False, False
 
     # -- what the users read ---------------------------------------------------------
     def current_rates(self) -> dict[str, float]:
@@ -331,6 +340,34 @@ class ControlledShape(RateShape):
         return {**super().result(), "knee": asdict(self.knee) if self.knee else None,
                 "knee_rate": self.knee.total_rate if self.knee else None, "steps": [asdict(s) for s in self.steps],
                 "operator_actions": self.actions}
+
+
+def load_operator_actions(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The run's operator actions, in order, for run.json's ``operator_actions`` ([] when there are none).
+
+    A line cut short by a killed process is skipped: the file is written one
+    whole line per action, so only the last one can be partial.
+    """
+    path = Path(run_dir) / ACTIONS_FILE
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and {"time", "who", "action"} <= row.keys():
+            out.append(row)
+    return out
+
+
+def stress_section(result: dict[str, Any]) -> dict[str, Any]:
+    """run.json's ``stress`` object from :meth:`ControlledShape.result` (shape.json): steps and the knee."""
+    steps = [{"step": s["step"], "target_rate": s["total_rate"], "start_s": s["started_t"], "end_s": s["ended_t"],
+              "requests": s["requests"], "failures": s["failures"], "p95_ms": s["p95_ms"], "passed": s["passed"]}
+             for s in result.get("steps") or []]
+    return {"steps": steps, "knee": result.get("knee_rate")}
 
 
 def attach(environment: Any) -> ControlledShape | None:

@@ -12,7 +12,9 @@ web UI does (``locust -f ...`` and ``dcc-capacity run --web``). Routes:
 Locust's own tab bar gets a "Capacity" tab too, through its supported
 ``extended_tabs``/``extended_tables`` template args: a live table (offered vs
 achieved per class, NFRs, the shape's state), fed by ``extended_stats`` added
-to ``/stats/requests``; the full console with the controls is linked from it.
+to ``/stats/requests``. Locust's stock tabs can only hold a table, so a small
+script added to Locust's index page lays the full console (in an iframe)
+over that tab while it is selected; without the script the table remains.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = ["CapacityUI", "TAB_KEY"]
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 TAB_KEY = "capacity"
+_TAB_SCRIPT = '<script src="./capacity/static/locust-tab.js"></script>'
 _TABLE = [{"key": "item", "title": "Item"}, {"key": "now", "title": "Now"},
           {"key": "target", "title": "Target / threshold"}, {"key": "status", "title": "Status"}]
 
@@ -152,7 +155,8 @@ class CapacityUI:
 
     # -- wiring ----------------------------------------------------------------------------
     def _mount(self, web_ui: Any) -> None:
-        bp = Blueprint("dcc_capacity", __name__, url_prefix="/capacity")
+        base = (getattr(self.environment.parsed_options, "web_base_path", None) or "").rstrip("/")
+        bp = Blueprint("dcc_capacity", __name__, url_prefix=f"{base}/capacity")
         guard = web_ui.auth_required_if_enabled
 
         @bp.route("/")
@@ -188,6 +192,12 @@ class CapacityUI:
 
         @web_ui.app.after_request
         def extend_stats(response: Response) -> Response:
+            if request.endpoint == "locust.index" and response.mimetype == "text/html" \
+                    and not response.direct_passthrough:
+                html = response.get_data(as_text=True)
+                if "</body>" in html and "locust-tab.js" not in html:
+                    response.set_data(html.replace("</body>", f"{_TAB_SCRIPT}</body>", 1))
+                return response
             if request.path.endswith("/stats/requests") and response.is_json:
                 try:
                     data = response.get_json()

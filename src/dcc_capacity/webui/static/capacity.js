@@ -117,5 +117,6 @@ document.querySelectorAll("button[data-action]").forEach((b) => b.addEventListen
 $("#btn-set").addEventListener("click", () => control("set", {factor: Number($("#set-factor").value)}));
 $("#btn-apply").addEventListener("click", () => control("configure", {settings: settings()}));
 $("#btn-auto").addEventListener("click", () => control("auto", {settings: settings(), criterion: $("#criterion").value}));
+if (new URLSearchParams(window.location.search).has("embedded")) document.body.classList.add("embedded");
 poll();
 setInterval(poll, 1000);

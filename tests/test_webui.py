@@ -247,3 +247,27 @@ def test_distributed_master_steers_its_workers(tmp_path):
     assert per_worker.min() == pytest.approx(per_worker.max(), rel=0.1), per_worker.to_dict()
     actions = [json.loads(line)["action"] for line in (run_dir / ACTIONS_FILE).read_text().splitlines()]
     assert actions == ["start", "step_up", "step_up", "stop"]
+
+
+def test_sut_resources_from_the_emulators_metrics():
+    """The resources panel reads the embedded emulator's /metrics JSON, and says so when the SUT is gone."""
+    from locust.env import Environment
+
+    from dcc_capacity.emulator import start_emulator
+    from dcc_capacity.webui import CapacityUI
+
+    env = Environment(user_classes=[])
+    env.create_local_runner()
+    with start_emulator({"port": 0}, mode="subprocess") as emu:
+        ui = CapacityUI(env, metrics_url=f"{emu.url}/metrics.json")
+        res = ui.resources()
+        assert res["ok"] is True, res
+        assert res["gauges"]["rss_bytes"] > 1_000_000 and "cpu_percent" in res["gauges"]
+        assert isinstance(res["by_code"], dict) and "totals" in res
+    ui._metrics = (0.0, None)
+    gone = ui.resources()
+    assert gone["ok"] is False and "Error" in gone["error"]
+    state = ui.state()
+    assert state["shape"] is None and state["live"]["classes"] == {} and state["resources"]["ok"] is False
+    with pytest.raises(ValueError, match="not a ControlledShape"):
+        ui.control({"action": "step_up"})

@@ -24,6 +24,7 @@ import pytest
 
 from _load_helpers import PY, ROOT, free_port, stall_server
 from conftest import CHROMIUM_ARGS
+from dcc_capacity.emulator import start_emulator
 
 pytestmark = pytest.mark.browser
 
@@ -32,13 +33,13 @@ LOCUSTFILE = ROOT / "locustfiles" / "stress_web.py"
 
 
 @contextlib.contextmanager
-def locust_web(host: str, run_dir: Path):
+def locust_web(host: str, run_dir: Path, metrics_url: str):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])}
     cmd = [PY, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host, "--web-host", "127.0.0.1", "--web-port",
            str(port), "--autostart", "--autoquit", "1", "--run-dir", str(run_dir), "--stress-peak", str(PEAK),
            "--stress-start", "0.5", "--stress-step", "0.25", "--ui-profile", str(ROOT / "volume_profiles" / "moc.yaml"),
-           "--drain", "1", "--loglevel", "WARNING"]
+           "--ui-metrics-url", metrics_url, "--drain", "1", "--loglevel", "WARNING"]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 20
@@ -83,7 +84,10 @@ def test_step_up_twice_from_the_capacity_tab(tmp_path, chromium):
     run_dir = tmp_path / "run"
     shots = tmp_path / "shots"
     started = time.time()
-    with stall_server() as host, locust_web(host, run_dir) as (base, proc), sync_api.sync_playwright() as pw:
+    # The load goes to the test sink (it calls back, so TRT is live); the resources panel polls an embedded
+    # emulator's /metrics JSON, the way it would poll the SUT's.
+    with stall_server() as host, start_emulator({"port": 0}, mode="subprocess") as emu, \
+            locust_web(host, run_dir, f"{emu.url}/metrics.json") as (base, proc), sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1300})
         page.on("dialog", lambda d: d.accept())
@@ -114,6 +118,7 @@ def test_step_up_twice_from_the_capacity_tab(tmp_path, chromium):
         assert ui.locator("#nfrs tr.ok").count() >= 3 and ui.locator("#nfrs tr.fail").count() == 0
         assert "DSP, night: 83.48 SRV/s" in ui.locator("#plan").inner_text()  # moc.yaml, Table A7
         assert ui.locator("#actions tr[data-action=step_up]").count() == 2
+        assert "rss_bytes" in ui.locator("#resources").inner_text()
         shots.mkdir()
         page.screenshot(path=str(shots / "web-ui-capacity.png"))
 

@@ -271,3 +271,15 @@ def test_sut_resources_from_the_emulators_metrics():
     assert state["shape"] is None and state["live"]["classes"] == {} and state["resources"]["ok"] is False
     with pytest.raises(ValueError, match="not a ControlledShape"):
         ui.control({"action": "step_up"})
+
+
+def test_a_new_test_after_the_end_starts_a_fresh_ramp():
+    shape, _, clock = make_shape()
+    shape.tick()
+    shape.step_up("op")
+    shape.reset_time()  # Locust resets the clock at the start of a shape test: the running ramp is kept
+    assert shape.factor == 0.75
+    shape.on_test_stop()
+    shape.reset_time()
+    shape.tick()
+    assert shape.factor == 0.5 and [a["action"] for a in shape.actions] == ["start"]

@@ -107,11 +107,14 @@ class ControlledShape(RateShape):
         self._snap: tuple[int, int, dict[int, int]] | None = None
         self._next_auto: float | None = None
         self._started = False
+        self._ended = False
+        """Set when a test ends (``test_stop``), so that the next start begins afresh."""
 
     def reset_time(self) -> None:
-        """Locust calls this when a shape test starts: a second start from the web UI is a fresh ramp."""
+        """Locust calls this when a shape test starts: a start after a finished test is a fresh ramp."""
         super().reset_time()
-        if getattr(self, "_started", False):
+        if getattr(self, "_ended", False):
+            self._ended = False
             self.factor, self.mode, self.auto_criterion = float(self.start_factor), "manual", self.stop_criterion
             self.steps, self.knee, self.actions = [], None, []
             self._snap, self._next_auto, self._started, self._finished = None, None, False, False
@@ -321,6 +324,9 @@ class ControlledShape(RateShape):
             rates = self.current_rates() if self.mode != "stopped" else {}
             runner.send_message(RATES_MESSAGE, rates)
 
+    def on_test_stop(self, **_: Any) -> None:
+        self._ended = True
+
     def on_rates_message(self, msg: Any, **_: Any) -> None:
         self.remote_rates = {str(k): float(v) for k, v in dict(msg.data).items()}
 
@@ -375,11 +381,15 @@ def attach(environment: Any) -> ControlledShape | None:
     shape = environment.shape_class
     if not isinstance(shape, ControlledShape):
         return None
+    if getattr(shape, "_attached", False):
+        return shape
+    shape._attached = True
     runner = environment.runner
-    if isinstance(runner, WorkerRunner) and not getattr(shape, "_attached", False):
+    if isinstance(runner, WorkerRunner):
         shape.runner = runner
         runner.register_message(RATES_MESSAGE, shape.on_rates_message)
-        shape._attached = True
+    else:
+        environment.events.test_stop.add_listener(shape.on_test_stop)
     return shape
 
 

@@ -217,6 +217,8 @@ def distributed(host: str, run_dir: Path, workers: int = 2):
                 p.kill()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(120)
 def test_distributed_master_steers_its_workers(tmp_path):
     """Master + 2 workers: two step-ups through the HTTP API reach both workers; records show 100/s after."""
     from dcc_capacity.records import load_records

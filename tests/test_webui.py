@@ -74,6 +74,8 @@ def test_steps_change_the_rates_and_are_recorded(tmp_path):
     assert shape.factor == 1.5 and shape.total() == 150.0
     shape.stop("carol")
     assert shape.rates_at(6.0) is None and shape.rate_for("A", 6.0) == 0.0
+    with pytest.raises(ValueError, match="stopped"):
+        shape.step_up("late")
     rows = [json.loads(line) for line in (tmp_path / ACTIONS_FILE).read_text().splitlines()]
     assert [(r["action"], r["who"], r["from_rate"], r["to_rate"]) for r in rows] == [
         ("start", "shape", 0.0, 50.0), ("step_up", "alice", 50.0, 75.0), ("step_up", "alice", 75.0, 100.0),
@@ -285,3 +287,17 @@ def test_a_new_test_after_the_end_starts_a_fresh_ramp():
     shape.reset_time()
     shape.tick()
     assert shape.factor == 0.5 and [a["action"] for a in shape.actions] == ["start"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--ui-profile", "nope.yaml"], "error: nope.yaml: no such file"),
+    (["--ui-profile", "volume_profiles/moc.yaml", "--ui-sp", "XYZ"],
+     "error: --ui-sp/--ui-slot: unknown Service Provider 'XYZ' (one of DSP, S1SP, DCO, CP)"),
+])
+def test_bad_tab_options_are_one_line_and_exit_2(args, message):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run([PY, "-m", "locust", "-f", str(ROOT / "locustfiles" / "stress_web.py"), "--headless",
+                           "--host", "http://127.0.0.1:9", "--loglevel", "ERROR", *args],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == message and "Traceback" not in proc.stderr

@@ -152,6 +152,7 @@ class ControlledShape(RateShape):
 
     def set_factor(self, factor: float, who: str = "operator", action: str = "set") -> float:
         """Move to ``factor`` x peak (clamped to [min_factor, max_factor]); returns the new factor."""
+        self._check_running()
         new = round(min(self.max_factor, max(self.min_factor, float(factor))), 6)
         old = self.factor
         if new != old:
@@ -211,6 +212,7 @@ class ControlledShape(RateShape):
             raise ValueError(f"stop criterion must be one of {', '.join(STOP_CRITERIA)}")
         if criterion == "p95" and not self.max_p95_ms:
             raise ValueError("stop criterion p95 needs max_p95_ms")
+        self._check_running()
         self.auto_criterion = criterion
         self.mode = "auto"
         t = self.get_run_time()
@@ -222,12 +224,17 @@ class ControlledShape(RateShape):
 
     def stop(self, who: str = "operator") -> None:
         """End the test (the shape returns None at its next tick; Locust stops the users)."""
+        self._check_running()
         self._end_step(self.get_run_time())
         old = self.total()
         self.mode = "stopped"
         self._next_auto = None
         self.record("stop", who, old, 0.0)
         self.broadcast()
+
+    def _check_running(self) -> None:
+        if self.mode == "stopped":
+            raise ValueError("the test has been stopped: start a new one to steer it")
 
     def _cancel_auto(self, who: str) -> None:
         if self.mode == "auto":

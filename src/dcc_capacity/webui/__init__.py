@@ -20,13 +20,19 @@ read-only. See docs/web-ui.md.
 
 from __future__ import annotations
 
+import sys
 import weakref
+from pathlib import Path
 from typing import Any
 
 from locust import events
 
 from ..controlled_shape import attach
+from ..errors import InputError
+from ..nfr import load_nfrs
+from ..volume import load_plan
 from .app import TAB_KEY, CapacityUI
+from .views import plan_view
 
 __all__ = ["TAB_KEY", "CapacityUI", "install"]
 
@@ -41,33 +47,42 @@ def install(environment: Any, plan: Any = None, nfrs: Any = None, *, sp: str | N
     ``sp``/``slot``: which A7 cell to show (default DSP, its busiest slot);
     ``row_classes``: volume row -> user class name; ``nfrs``: Nfr models or
     ``{id, metric, stat, threshold}`` dicts; ``metrics_url``: the SUT's
-    ``/metrics`` JSON. Unset ones fall back to the ``--ui-*`` Locust options.
+    ``/metrics`` JSON. Unset ones fall back to the ``--ui-*`` Locust options
+    and ``--nfr`` (else the shipped NFRs).
+
+    A bad profile, SP, slot or NFR file raises :class:`~dcc_capacity.errors.InputError`;
+    when they came from Locust's command line, it prints that one line and exits 2.
     """
     ui = _installed.get(environment)
     if ui is not None:
         return ui
     opts = environment.parsed_options
-    plan = plan if plan is not None else (getattr(opts, "ui_profile", "") or None)
-    sp = sp or getattr(opts, "ui_sp", "") or None
-    slot = slot or getattr(opts, "ui_slot", "") or None
+    from_options = plan is None and nfrs is None
+    try:
+        if plan is None and getattr(opts, "ui_profile", ""):
+            plan = opts.ui_profile
+        if isinstance(plan, (str, Path)):
+            plan = load_plan(plan)
+        if nfrs is None:
+            nfrs = load_nfrs(getattr(opts, "nfr", "") or None)
+        sp = sp or getattr(opts, "ui_sp", "") or None
+        slot = slot or getattr(opts, "ui_slot", "") or None
+        if plan is not None:
+            try:  # an unknown SP or slot is the user's mistake: say so now, not in the page
+                plan_view(plan, sp, slot)
+            except InputError as e:
+                raise InputError(f"--ui-sp/--ui-slot: {e.detail}" if from_options else e.detail) from None
+    except InputError as e:
+        if not from_options:
+            raise
+        # From Locust's own command line (an init listener): one line and exit 2, as the suite's CLI does.
+        sys.stderr.write(f"error: {e}\n")
+        raise SystemExit(2) from None
     metrics_url = metrics_url or getattr(opts, "ui_metrics_url", "") or None
-    if nfrs is None:
-        nfrs = _default_nfrs(getattr(opts, "nfr", "") or None)
     attach(environment)
     ui = CapacityUI(environment, plan, nfrs, sp=sp, slot=slot, row_classes=row_classes, metrics_url=metrics_url)
     _installed[environment] = ui
     return ui
-
-
-def _default_nfrs(path: str | None) -> list[Any]:
-    """The ``--nfr`` file, else the shipped defaults; an unreadable file shows no NFRs rather than no tab."""
-    from ..errors import InputError
-    from ..nfr import load_nfrs
-
-    try:
-        return list(load_nfrs(path))
-    except (InputError, OSError):
-        return []
 
 
 @events.init_command_line_parser.add_listener

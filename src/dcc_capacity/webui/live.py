@@ -98,13 +98,12 @@ class LiveStats:
         by_type: dict[str, dict[str, Any]] = {}
         errors: dict[str, int] = {}
         if stats is not None:
-            for (name, method), entry in list(stats.entries.items()):
-                agg = by_type.setdefault(method, {"requests": 0, "failures": 0, "hist": {}, "by_name": {}})
+            for (_name, method), entry in list(stats.entries.items()):
+                agg = by_type.setdefault(method, {"requests": 0, "failures": 0, "hist": {}})
                 agg["requests"] += entry.num_requests
                 agg["failures"] += entry.num_failures
                 for k, v in entry.response_times.items():
                     agg["hist"][k] = agg["hist"].get(k, 0) + v
-                agg["by_name"][name] = dict(entry.response_times)
             for err in list(stats.errors.values()):
                 code = error_code(str(err.error))
                 errors[code] = errors.get(code, 0) + int(err.occurrences)

@@ -1,6 +1,6 @@
 """Append-only request/response records, one file per Locust process, flushed every second.
 
-Why Arrow IPC stream files (``records-<host>-<pid>.arrows``):
+Why Arrow IPC stream files (``<run>/records/records-<host>-<pid>.arrows``):
 
 - a day-long soak at DSP peak is ~100 million rows; zstd-compressed columnar
   batches are ~10x smaller than CSV and load into pandas at millions of rows
@@ -24,7 +24,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -35,8 +36,11 @@ __all__ = [
     "COLUMNS",
     "OUTCOMES",
     "RecordWriter",
+    "RecordStats",
     "iter_raw_batches",
+    "iter_records",
     "load_records",
+    "record_files",
     "process_tag",
 ]
 
@@ -92,9 +96,10 @@ class RecordWriter:
     def __init__(self, run_dir: str | Path, *, tag: str | None = None, flush_interval: float = 1.0,
                  compression: str | None = "zstd", start_flusher: bool = True) -> None:
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.records_dir = self.run_dir / "records"
+        self.records_dir.mkdir(parents=True, exist_ok=True)
         self.tag = tag or process_tag()
-        self.path = self.run_dir / f"records-{self.tag}.arrows"
+        self.path = self.records_dir / f"records-{self.tag}.arrows"
         self.flush_interval = flush_interval
         self.rows_written = 0
         self._buf: dict[str, list] = {c: [] for c in COLUMNS}
@@ -170,24 +175,47 @@ class RecordWriter:
 
 
 # -- reading ---------------------------------------------------------------
-def iter_raw_batches(path: str | Path) -> Iterator[pa.RecordBatch]:
+@dataclass
+class RecordStats:
+    """What a read found besides rows: files read, files cut mid-message (a killed writer), alert rows."""
+
+    files: int = 0
+    truncated: list[str] = field(default_factory=list)
+    alerts: int = 0
+    raw_rows: int = 0
+
+
+def record_files(run_dir: str | Path) -> list[Path]:
+    """The run's record files: ``<run>/records/records-*.arrows`` (and, from older runs, ``<run>/records-*.arrows``)."""
+    run = Path(run_dir)
+    return sorted({*run.glob("records/records-*.arrows"), *run.glob("records-*.arrows")})
+
+
+def iter_raw_batches(path: str | Path, stats: RecordStats | None = None) -> Iterator[pa.RecordBatch]:
     """Batches of one file, stopping quietly at a truncated tail (a killed writer's last second)."""
     with pa.memory_map(str(path), "r") as source:
         try:
             reader = pa.ipc.open_stream(source)
         except (pa.ArrowInvalid, OSError):  # killed before the schema made it to disk
+            if stats is not None and source.size():
+                stats.truncated.append(Path(path).name)
             return
         while True:
             try:
-                yield reader.read_next_batch()
+                batch = reader.read_next_batch()
             except StopIteration:
                 return
             except (pa.ArrowInvalid, OSError):
+                if stats is not None:
+                    stats.truncated.append(Path(path).name)
                 return
+            if stats is not None:
+                stats.raw_rows += batch.num_rows
+            yield batch
 
 
 def _raw_table(run_dir: Path) -> pa.Table:
-    batches = [b for p in sorted(run_dir.glob("records-*.arrows")) for b in iter_raw_batches(p)]
+    batches = [b for p in record_files(run_dir) for b in iter_raw_batches(p)]
     return pa.Table.from_batches(batches, schema=SCHEMA)
 
 
@@ -236,3 +264,101 @@ def load_records(run_dir: str | Path, *, raw: bool = False) -> pd.DataFrame:
     if not raw:
         table = _fold(table)
     return table.to_pandas()
+
+
+# -- streaming read ----------------------------------------------------------
+MISSING_HOLD = 100_000
+"""Rows folded as ``missing`` kept back per file in case a late response follows: the callback listener
+remembers the same number of expired RequestIDs, so no late row it can write is lost (see :func:`iter_records`)."""
+_FKEY = ["request_id", "step"]
+
+
+class _FileFold:
+    """Folds one process's file chunk by chunk; state is bounded by the requests still in flight."""
+
+    def __init__(self, stats: RecordStats | None, kinds: Sequence[str], columns: Sequence[str] | None) -> None:
+        self.stats = stats
+        self.kinds = tuple(kinds)
+        self.columns = list(columns) if columns is not None else list(COLUMNS)
+        self.held = SCHEMA.empty_table().to_pandas()
+        """Request rows whose outcome a callback row may still change: ``pending`` ones, and recent ``missing``."""
+        self.orphans = self.held[[*_FKEY, *_FROM_CALLBACK]]
+        """Callback rows that came before their request row (a fast response): kept for one more chunk."""
+
+    def step(self, batches: list[pa.RecordBatch], final: bool) -> pd.DataFrame:
+        df = pa.Table.from_batches(batches, schema=SCHEMA).to_pandas()
+        kind = df["kind"]
+        alerts = df[kind == "alert"]
+        if self.stats is not None:
+            self.stats.alerts += len(alerts)
+        req = df[kind == "request"]
+        waiting = req["outcome"] == "pending"
+        cbs = pd.concat([self.orphans, df.loc[kind == "callback", [*_FKEY, *_FROM_CALLBACK]]], ignore_index=True)
+        cbs = cbs.drop_duplicates(_FKEY, keep="last")  # the last callback row wins (late after missing)
+        pool = pd.concat([d for d in (self.held, req[waiting]) if len(d)] or [self.held], ignore_index=True)
+        if len(cbs) and len(pool):
+            pool["step"] = pool["step"].astype("int32")
+            cbs["step"] = cbs["step"].astype("int32")
+            merged = pool.merge(cbs, on=_FKEY, how="left", suffixes=("", "_cb"), indicator=True)
+            hit = merged["_merge"] == "both"
+            for c in _FROM_CALLBACK:
+                merged[c] = merged[f"{c}_cb"].where(hit, merged[c])
+            pool = merged[list(COLUMNS)]
+            seen = pd.MultiIndex.from_frame(pool[_FKEY])
+            self.orphans = cbs[~pd.MultiIndex.from_frame(cbs[_FKEY]).isin(seen)]
+        else:
+            self.orphans = cbs
+        out = [req[~waiting]]
+        if final:
+            out.append(pool)
+            self.held = pool.iloc[:0]
+        else:
+            still = pool["outcome"].isin(["pending", "missing"])
+            out.append(pool[~still])
+            held = pool[still]
+            missing = held.index[held["outcome"] == "missing"]
+            if len(missing) > MISSING_HOLD:  # the oldest missing rows can no longer turn late: release them
+                release = missing[: len(missing) - MISSING_HOLD]
+                out.append(held.loc[release])
+                held = held.drop(release)
+            self.held = held
+        if "alert" in self.kinds:
+            out.append(alerts)
+        rows = pd.concat([d for d in out if len(d)] or [req.iloc[:0]], ignore_index=True)
+        if "request" not in self.kinds:
+            rows = rows[rows["kind"] != "request"]
+        return rows[self.columns]
+
+
+def iter_records(run_dir: str | Path, *, batch_rows: int = 1_000_000, columns: Sequence[str] | None = None,
+                 kinds: Sequence[str] = ("request",), stats: RecordStats | None = None) -> Iterator[pd.DataFrame]:
+    """The run's records folded like :func:`load_records`, as DataFrames of about ``batch_rows`` rows each.
+
+    Why not :func:`load_records`: a day-long soak does not fit in memory.
+    Each process's file is read in chunks of ``batch_rows`` raw rows; a
+    request whose callback row has not come yet stays in a small held map
+    and is emitted with the chunk its callback arrives in (or at the end of
+    the file, still ``pending``). Rows folded as ``missing`` are held too
+    (at most :data:`MISSING_HOLD`), because a late response can still follow;
+    a callback row that comes before its request row waits one chunk.
+    Memory: one chunk plus the requests in flight. A truncated tail is
+    skipped (``stats.truncated`` names the file). ``kinds``: which rows to
+    yield ("request", "alert"); ``columns``: which columns (default: all).
+    """
+    stats = stats if stats is not None else RecordStats()
+    for path in record_files(run_dir):
+        stats.files += 1
+        fold = _FileFold(stats, kinds, columns)
+        chunk: list[pa.RecordBatch] = []
+        n = 0
+        for batch in iter_raw_batches(path, stats):
+            chunk.append(batch)
+            n += batch.num_rows
+            if n >= batch_rows:
+                rows = fold.step(chunk, final=False)
+                chunk, n = [], 0
+                if len(rows):
+                    yield rows
+        rows = fold.step(chunk, final=True)
+        if len(rows):
+            yield rows

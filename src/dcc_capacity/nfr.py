@@ -217,7 +217,8 @@ def _value(nfr: Nfr, row: Mapping[str, Any], duration_s: float | None) -> tuple[
     """(measured, samples) of one group row of the report's metrics tables; NaN when not measurable."""
     if nfr.metric in ("ack_ms", "trt_ms"):
         short = nfr.metric.split("_")[0]
-        n = int(_num(row.get(f"{short}_n")) or 0)
+        count = _num(row.get(f"{short}_n"))
+        n = 0 if math.isnan(count) else int(count)
         return (_num(row.get(f"{short}_{nfr.stat}")) if n else math.nan), n
     finished = int(row.get("requests", 0)) - int(row.get("pending", 0))
     if nfr.metric == "requests":

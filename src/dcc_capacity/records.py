@@ -280,13 +280,16 @@ class _FileFold:
         self.stats = stats
         self.kinds = tuple(kinds)
         self.columns = list(columns) if columns is not None else list(COLUMNS)
-        self.held = SCHEMA.empty_table().to_pandas()
+        need = {*self.columns, "kind", *_FKEY, *_FROM_CALLBACK}
+        self.read = [c for c in COLUMNS if c in need]
+        """Only these columns leave Arrow: turning unused strings (error texts) into Python objects is the cost."""
+        self.held = SCHEMA.empty_table().select(self.read).to_pandas()
         """Request rows whose outcome a callback row may still change: ``pending`` ones, and recent ``missing``."""
         self.orphans = self.held[[*_FKEY, *_FROM_CALLBACK]]
         """Callback rows that came before their request row (a fast response): kept for one more chunk."""
 
     def step(self, batches: list[pa.RecordBatch], final: bool) -> pd.DataFrame:
-        df = pa.Table.from_batches(batches, schema=SCHEMA).to_pandas()
+        df = pa.Table.from_batches(batches, schema=SCHEMA).select(self.read).to_pandas()
         kind = df["kind"]
         alerts = df[kind == "alert"]
         if self.stats is not None:
@@ -303,7 +306,7 @@ class _FileFold:
             hit = merged["_merge"] == "both"
             for c in _FROM_CALLBACK:
                 merged[c] = merged[f"{c}_cb"].where(hit, merged[c])
-            pool = merged[list(COLUMNS)]
+            pool = merged[self.read]
             seen = pd.MultiIndex.from_frame(pool[_FKEY])
             self.orphans = cbs[~pd.MultiIndex.from_frame(cbs[_FKEY]).isin(seen)]
         else:

@@ -255,6 +255,7 @@ class Aggregator:
                 short = m.split("_")[0]
                 for q in [*QUANTILES, "n"]:
                     df[f"{short}_{q}"] = [res.get(i, {}).get(q, np.nan) for i in range(len(labels))]
+                df[f"{short}_n"] = df[f"{short}_n"].fillna(0).astype(np.int64)  # a count: 0, never NaN
             df = df[keep]
             groups[dim] = df.iloc[sorted(range(len(df)), key=lambda i, d=df: _natural(d.index[i]))]
         codes = pd.DataFrame([(*k, v) for k, v in sorted(self.code_counts.items())],

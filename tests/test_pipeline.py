@@ -145,6 +145,7 @@ def test_streaming_fold_equals_the_whole_run_fold(run, batch_rows):
     a = streamed.sort_values(key).reset_index(drop=True)
     b = whole.sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    assert a["ack_code"].dtype.kind == "i" and a["step"].dtype.kind == "i"
     assert stats.truncated == ["records-host-1.arrows"] and stats.alerts >= 1 and stats.files == 2
     assert len(a) == len(ref)
     assert set(a["outcome"]) == {"ok", "error", "throttled", "late", "missing", "dropped", "pending"}

@@ -302,13 +302,20 @@ class _FileFold:
         if len(cbs) and len(pool):
             pool["step"] = pool["step"].astype("int32")
             cbs["step"] = cbs["step"].astype("int32")
-            merged = pool.merge(cbs, on=_FKEY, how="left", suffixes=("", "_cb"), indicator=True)
-            hit = merged["_merge"] == "both"
+            # One outer merge: "both" folds, "right_only" are callbacks still waiting for their request row.
+            merged = pool.merge(cbs, on=_FKEY, how="outer", suffixes=("", "_cb"), indicator=True, sort=False)
+            side = merged["_merge"]
+            orphan = side == "right_only"
+            self.orphans = merged.loc[orphan, [*_FKEY, *(f"{c}_cb" for c in _FROM_CALLBACK)]].set_axis(
+                [*_FKEY, *_FROM_CALLBACK], axis=1)
+            merged = merged[~orphan]
+            hit = side[~orphan] == "both"
             for c in _FROM_CALLBACK:
                 merged[c] = merged[f"{c}_cb"].where(hit, merged[c])
-            pool = merged[self.read]
-            seen = pd.MultiIndex.from_frame(pool[_FKEY])
-            self.orphans = cbs[~pd.MultiIndex.from_frame(cbs[_FKEY]).isin(seen)]
+            pool = merged[self.read].reset_index(drop=True)
+            for c in ("arrival", "step", "ack_code"):  # orphan rows made them float (NaN) during the merge
+                if c in pool.columns and pool[c].dtype != self.held[c].dtype:
+                    pool[c] = pool[c].astype(self.held[c].dtype)
         else:
             self.orphans = cbs
         out = [req[~waiting]]

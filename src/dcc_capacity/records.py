@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -191,11 +192,18 @@ def record_files(run_dir: str | Path) -> list[Path]:
     return sorted({*run.glob("records/records-*.arrows"), *run.glob("records-*.arrows")})
 
 
-def iter_raw_batches(path: str | Path, stats: RecordStats | None = None) -> Iterator[pa.RecordBatch]:
-    """Batches of one file, stopping quietly at a truncated tail (a killed writer's last second)."""
+def iter_raw_batches(path: str | Path, stats: RecordStats | None = None,
+                     columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Batches of one file, stopping quietly at a truncated tail (a killed writer's last second).
+
+    ``columns``: decompress only these (in file order); the others are never materialised.
+    """
+    options = None
+    if columns is not None:
+        options = pa.ipc.IpcReadOptions(included_fields=[i for i, c in enumerate(COLUMNS) if c in set(columns)])
     with pa.memory_map(str(path), "r") as source:
         try:
-            reader = pa.ipc.open_stream(source)
+            reader = pa.ipc.open_stream(source, options=options)
         except (pa.ArrowInvalid, OSError):  # killed before the schema made it to disk
             if stats is not None and source.size():
                 stats.truncated.append(Path(path).name)
@@ -274,73 +282,78 @@ _FKEY = ["request_id", "step"]
 
 
 class _FileFold:
-    """Folds one process's file chunk by chunk; state is bounded by the requests still in flight."""
+    """Folds one process's file chunk by chunk, in Arrow; state is bounded by the requests still in flight.
+
+    Only the wanted columns become pandas at the end: the key (``request_id``)
+    and the error texts never need to be Python objects for the report.
+    """
 
     def __init__(self, stats: RecordStats | None, kinds: Sequence[str], columns: Sequence[str] | None) -> None:
         self.stats = stats
         self.kinds = tuple(kinds)
         self.columns = list(columns) if columns is not None else list(COLUMNS)
-        need = {*self.columns, "kind", *_FKEY, *_FROM_CALLBACK}
+        need = {*self.columns, "kind", *_FKEY, *_FROM_CALLBACK, "intended_ts"}
         self.read = [c for c in COLUMNS if c in need]
-        """Only these columns leave Arrow: turning unused strings (error texts) into Python objects is the cost."""
-        self.held = SCHEMA.empty_table().select(self.read).to_pandas()
+        self.schema = pa.schema([SCHEMA.field(c) for c in self.read])
+        self.held = self.schema.empty_table()
         """Request rows whose outcome a callback row may still change: ``pending`` ones, and recent ``missing``."""
-        self.orphans = self.held[[*_FKEY, *_FROM_CALLBACK]]
+        self.orphans = SCHEMA.empty_table().select([*_FKEY, *_FROM_CALLBACK])
         """Callback rows that came before their request row (a fast response): kept for one more chunk."""
 
     def step(self, batches: list[pa.RecordBatch], final: bool) -> pd.DataFrame:
-        df = pa.Table.from_batches(batches, schema=SCHEMA).select(self.read).to_pandas()
-        kind = df["kind"]
-        alerts = df[kind == "alert"]
+        table = pa.Table.from_batches(batches, schema=self.schema)
+        kind = table.column("kind")
         if self.stats is not None:
-            self.stats.alerts += len(alerts)
-        req = df[kind == "request"]
-        waiting = req["outcome"] == "pending"
-        cbs = pd.concat([self.orphans, df.loc[kind == "callback", [*_FKEY, *_FROM_CALLBACK]]], ignore_index=True)
-        cbs = cbs.drop_duplicates(_FKEY, keep="last")  # the last callback row wins (late after missing)
-        pool = pd.concat([d for d in (self.held, req[waiting]) if len(d)] or [self.held], ignore_index=True)
-        if len(cbs) and len(pool):
-            pool["step"] = pool["step"].astype("int32")
-            cbs["step"] = cbs["step"].astype("int32")
-            # One outer merge: "both" folds, "right_only" are callbacks still waiting for their request row.
-            merged = pool.merge(cbs, on=_FKEY, how="outer", suffixes=("", "_cb"), indicator=True, sort=False)
-            side = merged["_merge"]
-            orphan = side == "right_only"
-            self.orphans = merged.loc[orphan, [*_FKEY, *(f"{c}_cb" for c in _FROM_CALLBACK)]].set_axis(
-                [*_FKEY, *_FROM_CALLBACK], axis=1)
-            merged = merged[~orphan]
-            hit = side[~orphan] == "both"
-            for c in _FROM_CALLBACK:
-                merged[c] = merged[f"{c}_cb"].where(hit, merged[c])
-            pool = merged[self.read].reset_index(drop=True)
-            for c in ("arrival", "step", "ack_code"):  # orphan rows made them float (NaN) during the merge
-                if c in pool.columns and pool[c].dtype != self.held[c].dtype:
-                    pool[c] = pool[c].astype(self.held[c].dtype)
+            self.stats.alerts += int(pc.sum(pc.equal(kind, "alert")).as_py() or 0)
+        req = table.filter(pc.equal(kind, "request"))
+        waiting = pc.equal(req.column("outcome"), "pending")
+        cbs = pa.concat_tables([self.orphans, table.filter(pc.equal(kind, "callback")).select(
+            [*_FKEY, *_FROM_CALLBACK])])
+        pool = pa.concat_tables([self.held, req.filter(waiting)])
+        if cbs.num_rows and pool.num_rows:
+            # The last callback row per key wins (late after missing).
+            cbs = cbs.append_column("_i", pa.array(range(cbs.num_rows), pa.int64()))
+            last = cbs.group_by(_FKEY, use_threads=False).aggregate([("_i", "max")]).column("_i_max")
+            cbs = cbs.take(last).drop_columns(["_i"])
+            cbs = cbs.rename_columns([*_FKEY, *(f"_cb_{c}" for c in _FROM_CALLBACK)])
+            cbs = cbs.append_column("_r", pa.array(np.ones(cbs.num_rows, dtype=bool)))
+            pool = pool.append_column("_l", pa.array(np.ones(pool.num_rows, dtype=bool)))
+            joined = pool.join(cbs, keys=_FKEY, join_type="full outer", use_threads=False)
+            left = pc.is_valid(joined.column("_l"))
+            orphan = joined.filter(pc.invert(left))
+            self.orphans = orphan.select([*_FKEY, *(f"_cb_{c}" for c in _FROM_CALLBACK)]).rename_columns(
+                [*_FKEY, *_FROM_CALLBACK])
+            joined = joined.filter(left)
+            hit = pc.is_valid(joined.column("_r"))
+            pool = pa.table({c: pc.if_else(hit, joined.column(f"_cb_{c}"), joined.column(c))
+                             if c in _FROM_CALLBACK else joined.column(c) for c in self.read},
+                            schema=self.held.schema)
         else:
             self.orphans = cbs
-        out = [req[~waiting]]
+        out = [req.filter(pc.invert(waiting))]
         if final:
             out.append(pool)
-            self.held = pool.iloc[:0]
+            self.held = self.held.slice(0, 0)
         else:
-            still = pool["outcome"].isin(["pending", "missing"])
-            out.append(pool[~still])
-            held = pool[still]
-            missing = held.index[held["outcome"] == "missing"]
-            if len(missing) > MISSING_HOLD:  # the oldest missing rows can no longer turn late: release them
-                release = missing[: len(missing) - MISSING_HOLD]
-                out.append(held.loc[release])
-                held = held.drop(release)
+            still = pc.is_in(pool.column("outcome"), value_set=pa.array(["pending", "missing"]))
+            out.append(pool.filter(pc.invert(still)))
+            held = pool.filter(still)
+            is_missing = pc.equal(held.column("outcome"), "missing")
+            n_missing = int(pc.sum(is_missing).as_py() or 0)
+            if n_missing > MISSING_HOLD:  # the oldest missing rows can no longer turn late: release them
+                missing = held.filter(is_missing).sort_by("intended_ts")
+                out.append(missing.slice(0, n_missing - MISSING_HOLD))
+                held = pa.concat_tables([held.filter(pc.invert(is_missing)), missing.slice(n_missing - MISSING_HOLD)])
             self.held = held
+        rows = pa.concat_tables(out)
         if "alert" in self.kinds:
-            out.append(alerts)
-        rows = pd.concat([d for d in out if len(d)] or [req.iloc[:0]], ignore_index=True)
+            rows = pa.concat_tables([rows, table.filter(pc.equal(kind, "alert"))])
         if "request" not in self.kinds:
-            rows = rows[rows["kind"] != "request"]
-        return rows[self.columns]
+            rows = rows.filter(pc.not_equal(rows.column("kind"), "request"))
+        return rows.select(self.columns).to_pandas()
 
 
-def iter_records(run_dir: str | Path, *, batch_rows: int = 1_000_000, columns: Sequence[str] | None = None,
+def iter_records(run_dir: str | Path, *, batch_rows: int = 250_000, columns: Sequence[str] | None = None,
                  kinds: Sequence[str] = ("request",), stats: RecordStats | None = None) -> Iterator[pd.DataFrame]:
     """The run's records folded like :func:`load_records`, as DataFrames of about ``batch_rows`` rows each.
 
@@ -361,7 +374,7 @@ def iter_records(run_dir: str | Path, *, batch_rows: int = 1_000_000, columns: S
         fold = _FileFold(stats, kinds, columns)
         chunk: list[pa.RecordBatch] = []
         n = 0
-        for batch in iter_raw_batches(path, stats):
+        for batch in iter_raw_batches(path, stats, fold.read):
             chunk.append(batch)
             n += batch.num_rows
             if n >= batch_rows:

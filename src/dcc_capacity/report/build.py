@@ -77,7 +77,7 @@ def _analyse(folder: RunFolder, progress: Callable[[str], None],
     return metrics, evaluate(folder, metrics, duration), duration
 
 
-def summarise_folder(path: Path, batch_rows: int = 1_000_000) -> dict[str, Any]:
+def summarise_folder(path: Path, batch_rows: int = 250_000) -> dict[str, Any]:
     """A folder's summary.json document without rendering anything (used for baselines with no summary)."""
     folder = load_run(path)
     metrics, trace, duration = _analyse(folder, lambda _m: None, batch_rows)
@@ -111,7 +111,7 @@ def _risks(folder: RunFolder, trace: Traceability, extra: dict[str, Any],
 
 
 def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None, tolerance_pct: float = 5.0,
-                 progress: Callable[[str], None] = lambda _m: None, batch_rows: int = 1_000_000) -> ReportOutcome:
+                 progress: Callable[[str], None] = lambda _m: None, batch_rows: int = 250_000) -> ReportOutcome:
     """Write ``report.html``, ``summary.json`` and ``junit.xml`` into ``run_dir``.
 
     Raises :class:`~dcc_capacity.errors.InputError` for a missing or malformed

@@ -148,7 +148,7 @@ def load_run(run_dir: str | Path) -> RunFolder:
                      external_results=external, sut_metrics=_load_sut_metrics(path / "metrics.csv"))
 
 
-def iter_record_batches(run_dir: str | Path, columns: list[str] | None = None, batch_rows: int = 1_000_000,
+def iter_record_batches(run_dir: str | Path, columns: list[str] | None = None, batch_rows: int = 250_000,
                         stats: RecordStats | None = None, folder: RunFolder | None = None) -> Iterator[pd.DataFrame]:
     """The run's request rows, folded by :func:`dcc_capacity.records.iter_records`, batch by batch.
 

@@ -275,7 +275,7 @@ def judge(nfr: Nfr, groups: Mapping[str, pd.DataFrame], duration_s: float | None
         return NfrResult(nfr, None, samples, "no data" if nfr.required else "pass",
                          "no data" + ("" if nfr.required else " (not required)"), evidence, per)
     ok = nfr.passes(measured)
-    bad = [g for g, v in per.items() if v is None or not nfr.passes(v)]
+    bad = [g for g, v in per.items() if v is not None and not nfr.passes(v)]  # None: nothing measured there
     msg = "" if ok else (f"{nfr.what} = {measured:.4g}, needs {nfr.op} {nfr.threshold:g}"
                          + (f" (failing: {', '.join(bad)})" if bad else ""))
     return NfrResult(nfr, measured, samples, "pass" if ok else "fail", msg, evidence, per)

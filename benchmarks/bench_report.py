@@ -117,12 +117,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000_000)
     parser.add_argument("--keep", type=Path, help="write the run folder here and keep it")
+    parser.add_argument("--write-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.write_only:
+        write_run(args.write_only, args.records)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = args.keep or Path(tmp) / "run"
         t = time.perf_counter()
         if not (run_dir / "run.json").exists():
-            write_run(run_dir, args.records)
+            # In a child: Linux children inherit the parent's peak RSS, which would then swamp both measurements.
+            subprocess.run([sys.executable, __file__, "--records", str(args.records), "--write-only", str(run_dir)],
+                           check=True)
         print(f"wrote {args.records:,} records in {time.perf_counter() - t:.1f} s", file=sys.stderr)
         reference_s, ref_rss = timed(REFERENCE, run_dir)
         print(f"reference: {reference_s:.2f} s, peak RSS {ref_rss:.0f} MiB", file=sys.stderr)

@@ -62,14 +62,15 @@ def normalise_nfrs(nfrs: Iterable[Any] | None) -> list[dict[str, Any]]:
                 threshold = _get(item, "max")
             elif _get(item, "min") is not None:
                 threshold, bound = _get(item, "min"), "min"
-        elif metric == "rate_ratio":
+        elif metric in ("achieved_ratio", "achieved_rate"):
             bound = "min"
         try:
             threshold = float(threshold)
         except (TypeError, ValueError):
             continue
         out.append({"id": str(nid), "metric": str(metric), "stat": _get(item, "stat"), "threshold": threshold,
-                    "bound": bound, "srv": _get(item, "srv"), "user_class": _get(item, "user_class")})
+                    "bound": bound, "srv": _get(item, "srv"), "user_class": _get(item, "user_class"),
+                    "scoped": any(_get(item, k) for k in ("srv", "user_class", "srv_class", "slot", "per"))})
     return out
 
 
@@ -85,15 +86,16 @@ def judge_nfrs(nfrs: list[dict[str, Any]], live: Mapping[str, Any]) -> list[dict
     for n in nfrs:
         value: float | None = None
         note = ""
-        if n.get("srv") or n.get("user_class"):
+        if n.get("scoped") or n.get("srv") or n.get("user_class"):
             note = "judged from the records at the end"
         elif n["metric"] in _TIMED:
             value = latency.get(_TIMED[n["metric"]], {}).get(str(n.get("stat") or "p95"))
             if n.get("stat") not in ("p50", "p95", "p99", "max"):
                 value, note = None, f"{n.get('stat')}: judged at the end"
-        elif n["metric"] == "error_rate":
+        elif n["metric"] in ("error_rate", "failure_rate"):
+            # Live, Locust's stats know failures, not their kinds: the end-of-run records split them.
             value = latency.get("ACK", {}).get("error_rate")
-        elif n["metric"] == "rate_ratio":
+        elif n["metric"] == "achieved_ratio":
             off = sum(c.get("offered_rate", 0.0) for c in classes.values())
             ach = sum(c.get("achieved_rate", 0.0) for c in classes.values())
             value = ach / off if off > 0 else None

@@ -91,7 +91,15 @@ class Accepted:
 
 
 class DeviceRule:
-    """Which devices are SMETS1: a registry CSV, explicit EUIs, EUI prefixes, or everything (S1SP)."""
+    """Which devices are SMETS1: a registry CSV, explicit EUIs, EUI prefixes, the project's Fleet, or all (S1SP).
+
+    Order: registry and ``devices.smets1`` EUIs, then ``all_smets1``/S1SP, then the
+    prefix rule, then (when ``fleet_seed``/``fleet_size`` are set) the Fleet's own
+    record of the installation's generation; anything else is SMETS2. Fleet
+    look-ups regenerate an installation, so answers are cached per EUI.
+    """
+
+    _CACHE_LIMIT = 200_000
 
     def __init__(self, cfg: EmulatorConfig) -> None:
         d = cfg.devices
@@ -100,13 +108,30 @@ class DeviceRule:
         self.known: dict[str, bool] = {e.upper(): True for e in d.smets1}
         if d.registry:
             self.known.update(_load_registry(Path(d.registry)))
+        self.fleet = None
+        if cfg.fleet_seed is not None and cfg.fleet_size is not None:
+            from ..fleet import Fleet
+
+            self.fleet = Fleet(cfg.fleet_seed, cfg.fleet_size)
+        self._cache: dict[str, bool] = {}
 
     def is_smets1(self, eui: str) -> bool:
         eui = eui.upper()
         hit = self.known.get(eui)
         if hit is not None:
             return hit
-        return self.all or eui.startswith(self.prefixes)
+        if self.all or eui.startswith(self.prefixes):
+            return True
+        if self.fleet is None:
+            return False
+        hit = self._cache.get(eui)
+        if hit is None:
+            found = self.fleet.find(eui)
+            hit = found is not None and found[0].smets == 1
+            if len(self._cache) >= self._CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[eui] = hit
+        return hit
 
 
 def _load_registry(path: Path) -> dict[str, bool]:

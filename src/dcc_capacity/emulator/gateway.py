@@ -243,7 +243,7 @@ class Gateway:
         if admit is not None and not admit(originator):
             return Rejected(C.E_THROTTLED, f"SECMP0067: {originator} is over its fair share", **base)
         try:
-            signer = verify_enveloped(root, self.trust).signer
+            signer = verify_enveloped(root, self.trust, raw=data).signer
         except UnknownSignerError as exc:
             return Rejected(C.E_UNKNOWN_CERT, str(exc), **base)
         except SignatureError as exc:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -272,6 +273,10 @@ class LeanServer:
                 loop.add_signal_handler(sig, self._exit)
         await self.app.startup()
         servers = [await loop.create_server(lambda: _Conn(self), sock=s, backlog=2048) for s in sockets]
+        # Everything alive now (config, PKI, catalogue, libraries) lives as long as the server: keep it out of
+        # the collector's generations so full collections only walk per-request garbage (own process only).
+        if signals:
+            gc.freeze()
         self.started = True
         try:
             tick = 0

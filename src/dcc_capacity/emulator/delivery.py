@@ -17,6 +17,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 __all__ = ["CallbackSender", "Delivery"]
@@ -45,6 +46,17 @@ class Delivery:
     build: Callable[[], bytes]
     srv_class: str
     kind: str = "response"
+
+
+@lru_cache(maxsize=1024)
+def _target(url: str) -> tuple[tuple[str, int], bytes]:
+    """(host, port) and the request head up to the Content-Length value, once per callback URL."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"not an http:// URL: {url}")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    head = f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/xml\r\nContent-Length: "
+    return (parts.hostname, parts.port or 80), head.encode("latin-1")
 
 
 class _Conn:
@@ -109,22 +121,17 @@ class CallbackSender:
                     waiter = self._gate()
                     if waiter is not None:
                         await waiter
-                groups: dict[tuple[str, int, str], list[tuple[Delivery, bytes, bytes]]] = {}
+                groups: dict[tuple[str, int], list[tuple[Delivery, bytes, bytes]]] = {}
                 for item in batch:
                     try:
-                        parts = urlsplit(item.url)
-                        if parts.scheme != "http" or not parts.hostname:
-                            raise ValueError(f"not an http:// URL: {item.url}")
+                        key, prefix = _target(item.url)
                         body = item.build()
                     except Exception as exc:  # noqa: BLE001 - one bad delivery must not kill the sender
                         log.debug("callback to %s not sent: %s", item.url, exc)
                         self._report(item, False)
                         continue
-                    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-                    head = (f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/xml\r\n"
-                            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
-                    groups.setdefault((parts.hostname, parts.port or 80, parts.netloc), []).append((item, head, body))
-                for (host, port, _), entries in groups.items():
+                    groups.setdefault(key, []).append((item, prefix + b"%d\r\n\r\n" % len(body), body))
+                for (host, port), entries in groups.items():
                     done = await self._post_many(conns, (host, port), entries)
                     for (item, _, _), ok in zip(entries, done, strict=True):
                         self._report(item, ok)

@@ -3,11 +3,11 @@
 Why not uvicorn + ASGI: the gateway is the request path the whole suite
 measures against, and uvicorn's generic machinery (a task, a cycle object
 and four ASGI message dicts per request, head and body written separately)
-cost about a quarter of the emulator's time per request - more than the
-ECDSA signature check. Here a request that the app can answer at once (the
-usual case: checks, a free worker, the signed answer) is answered inside
-``data_received`` with one write and no task at all; only requests that
-wait for a worker or a queue get a task.
+is work the emulator's one core could spend on signatures: replacing it
+gained 5-7 % requests/s (docs/performance.md). Here a request that the app
+can answer at once (the usual case: checks, a free worker, the signed
+answer) is answered inside ``data_received`` with one write and no task at
+all; only requests that wait for a worker or a queue get a task.
 
 HTTP semantics kept: keep-alive (HTTP/1.1 default, ``Connection: close``,
 HTTP/1.0), pipelining (answers in request order), ``Expect: 100-continue``,
@@ -257,7 +257,7 @@ class LeanServer:
             import uvloop
 
             factory = uvloop.new_event_loop
-        except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+        except ImportError:  # pragma: no cover - uvicorn[standard] brings uvloop
             factory = asyncio.new_event_loop
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(self.serve(sockets))

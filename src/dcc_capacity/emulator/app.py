@@ -194,7 +194,7 @@ class EmulatorApp:
             if msg["type"] == "lifespan.startup":
                 try:
                     await self.startup()
-                except Exception as exc:  # noqa: BLE001 - reported to uvicorn, which exits non-zero
+                except Exception as exc:  # noqa: BLE001 - reported to the ASGI server, which exits non-zero
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})

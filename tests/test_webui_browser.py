@@ -138,7 +138,7 @@ def test_step_up_twice_from_the_capacity_tab(tmp_path, chromium):
     assert actions[1]["time"] < actions[2]["time"] < actions[3]["time"]
     shape = json.loads((run_dir / "shape.json").read_text())
     assert [a["action"] for a in shape["operator_actions"]] == ["start", "step_up", "step_up", "stop"]
-    assert list(run_dir.glob("records-*.arrows")), "the run's request records"
+    assert list(run_dir.glob("records/records-*.arrows")), "the run's request records"
     if os.environ.get("DCC_UPDATE_SCREENSHOTS"):
         for png in shots.glob("*.png"):
             shutil.copy(png, ROOT / "docs" / "img" / png.name)

@@ -23,8 +23,8 @@ class Idle(User):
 
 NFRS = [Nfr(id="NFR-ACK-P95", metric="ack_ms", stat="p95", max=500),
         Nfr(id="NFR-TRT-P95", metric="trt_ms", stat="p95", max=1000),
-        Nfr(id="NFR-ERR", metric="error_rate", max=0.01),
-        Nfr(id="NFR-RATE", metric="rate_ratio", min=0.98),
+        Nfr(id="NFR-ERR", metric="failure_rate", max=0.01),
+        Nfr(id="NFR-RATE", metric="achieved_ratio", min=0.98),
         Nfr(id="NFR-SRV", metric="ack_ms", stat="p95", max=1, per="srv")]
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from dcc_capacity.records import COLUMNS, RecordWriter, iter_raw_batches, load_records
@@ -115,3 +116,28 @@ def test_writer_throughput(tmp_path):
     print(f"records written: {rate:,.0f} rows/s")
     assert rate > 20_000  # measured ~260k rows/s; the generator needs a few thousand per second
     assert len(load_records(tmp_path)) == n
+
+
+def test_iter_records_streams_the_same_fold_and_reads_old_folders(tmp_path):
+    from dcc_capacity.records import RecordStats, iter_records
+
+    legacy = tmp_path / "records-old.arrows"  # runs before records/ existed wrote into the run folder itself
+    with RecordWriter(tmp_path, tag="p1", start_flusher=False) as w:
+        _req(w, "a")
+        w.flush()
+        _req(w, "b")
+        w.write(kind="callback", request_id="b", outcome="missing", error="no async response")
+        w.flush()
+        w.write(kind="alert", callback_ts=101.0)
+        w.write(kind="callback", request_id="a", callback_ts=100.5, trt_ms=500.0, response_code="I0", outcome="ok")
+        w.flush()
+        w.write(kind="callback", request_id="b", callback_ts=103.0, trt_ms=3000.0, outcome="late")
+    (tmp_path / "records" / "records-p1.arrows").rename(legacy)
+    stats = RecordStats()
+    batches = list(iter_records(tmp_path, batch_rows=1, kinds=("request", "alert"), stats=stats))
+    df = pd.concat(batches, ignore_index=True)
+    assert len(batches) >= 2 and stats.files == 1 and stats.alerts == 1 and not stats.truncated
+    rows = df[df.kind == "request"].set_index("request_id")
+    assert rows.loc["a", "outcome"] == "ok" and rows.loc["a", "trt_ms"] == 500.0
+    assert rows.loc["b", "outcome"] == "late" and rows.loc["b", "trt_ms"] == 3000.0
+    assert (df.kind == "alert").sum() == 1

@@ -23,14 +23,15 @@ def test_cli_writes_three_files_and_prints_progress(tmp_path, run_cli):
         assert step in proc.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary.keys() >= CONTRACT_KEYS
-    assert set(summary["ack_ms"]) == {"p50", "p95", "p99", "max"}
+    assert set(summary["ack_ms"]) >= {"p50", "p95", "p99", "max"}
     assert set(summary["by_srv"]["4.6.1"]) >= {"requests", "failures", "ack_ms", "trt_ms"}
     assert {"id", "pass"} <= summary["nfr"][0].keys()
     suite = ET.parse(run / "junit.xml").getroot().find("testsuite")
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases if c.get("classname") == "LOAD-DSP-NIGHT"] == [
         "NFR-ACK-P95", "NFR-TRT-P99", "NFR-ERR", "NFR-461-P95", "NFR-RATE"]
-    assert suite.get("failures") == "0" and suite.get("skipped") == "1"
+    assert len(cases) == 5  # one per NFR this run judged; the STRESS-DSP row is "not run", in the HTML only
+    assert suite.get("failures") == "0" and suite.get("skipped") == "0"
 
 
 def test_cli_exit_1_when_an_nfr_fails(tmp_path, run_cli):
@@ -73,15 +74,17 @@ def test_invalid_json_and_bad_catalogue_name_file_and_field(tmp_path):
     with pytest.raises(InputError, match=r"run\.json:1: not valid JSON"):
         build_report(run)
     run = make_run(tmp_path / "run2", make_records(n=100))
-    (run / "nfr.yaml").write_text("nfrs:\n  - {id: A, metric: ack_ms.p42, threshold: 1}\ntests: []\n")
-    with pytest.raises(InputError, match=r"nfr\.yaml: nfrs\.0\.metric: must be one of"):
+    (run / "nfr.yaml").write_text("schema_version: 2\nnfrs:\n  - {id: A, metric: ack_ms.p42, max: 1}\n")
+    with pytest.raises(InputError, match=r"nfr\.yaml:3: nfrs\[0\]\.metric: must be one of"):
         build_report(run)
 
 
-def test_missing_record_column_names_it(tmp_path):
-    recs = make_records(n=100).drop(columns=["trt_ms"])
-    with pytest.raises(InputError, match="trt_ms"):
-        build_report(make_run(tmp_path / "run", recs))
+def test_run_folder_without_record_files_names_the_folder(tmp_path):
+    run = make_run(tmp_path / "run", make_records(n=100))
+    (run / "records" / "records-syn-1.arrows").unlink()
+    with pytest.raises(InputError, match="no record files") as info:
+        build_report(run)
+    assert info.value.file.endswith("records")
 
 
 def test_baseline_equal_run_shows_no_degradation(tmp_path, run_cli):

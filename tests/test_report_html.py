@@ -123,8 +123,8 @@ def test_incomplete_run_is_reported_and_marked(tmp_path):
 
 def test_truncated_records_mark_the_report_incomplete(tmp_path):
     run = make_run(tmp_path / "run", make_records(n=1_000))
-    part = run / "records" / "part-0.csv"
-    part.write_bytes(part.read_bytes()[:-40])  # killed mid-line
+    part = run / "records" / "records-syn-1.arrows"
+    part.write_bytes(part.read_bytes()[:-300])  # the writer was killed mid-batch
     outcome = build_report(run)
     assert outcome.summary_doc["complete"] is False
     assert "records truncated" in Page(outcome.html).by_id("verdict").text_content()
@@ -136,8 +136,9 @@ def test_stress_knee_is_found(tmp_path):
     frames = []
     for step, slow in ((1, 1.0), (2, 1.0), (3, 30.0)):
         r = make_records(n=2_000, seed=step, duration_s=100, slow=slow)
-        r["intended_ts"] += (step - 1) * 100
-        r["step"] = str(step)
+        for col in ("intended_ts", "sent_ts", "ack_ts", "callback_ts"):
+            r[col] += (step - 1) * 100
+        r["request_id"] = f"s{step}-" + r["request_id"]
         frames.append(r)
     import pandas as pd
 

@@ -1,70 +1,82 @@
-"""NFR thresholds: a YAML file of ids and limits, checked against a run's measurements.
+"""The NFR catalogue: one schema for thresholds, tests and traceability, and the one place NFRs are judged.
 
-File format (schema_version 1)::
+Why one file for both: the live progress line, summary.json, junit.xml and
+the report's traceability matrix must all speak of the *same* NFR ids with
+the *same* thresholds; two files would drift. File format (schema_version 2,
+every key in docs/measurement.md, "NFR catalogue")::
 
-    schema_version: 1
+    schema_version: 2
     nfrs:
-      - id: NFR-ACK-P95            # unique; the traceability matrix and junit.xml use it
-        description: Sync ack within 3 s for 95% of requests
-        metric: ack_ms             # ack_ms | trt_ms | error_rate | rate_ratio
-        stat: p95                  # ack_ms/trt_ms only: p50 p90 p95 p99 p99.9 max mean
-        max: 3000                  # pass when measured <= max   (ack_ms, trt_ms, error_rate)
-        # min: 0.98                # pass when measured >= min   (rate_ratio)
-        srv: "4.6.1"               # optional: only this SRV variant
-        user_class: MeterReads     # optional: only this user class
-        per: srv                   # optional: srv | user_class - check each group, the worst decides
-        required: true             # optional (default true): with no data to judge, fail (true) or pass (false)
+      - id: NFR-ACK-P95          # unique; junit.xml, summary.json and the matrix use it
+        text: Sync ack within 3 s for 95 % of requests
+        source: SCTAD 3.5        # the requirement's origin (clause, contract)
+        metric: ack_ms           # see METRICS
+        stat: p95                # ack_ms/trt_ms only: p50 p95 p99 max
+        max: 3000                # pass when measured <= max   (or min: pass when >= min)
+        srv: "4.6.1"             # optional scope, at most one of srv / user_class / srv_class / slot
+        per: srv                 # optional: judge each srv / user_class / srv_class / slot; the worst decides
+        required: true           # no data to judge: fail (true, default) or pass (false)
+        severity: 2              # 1 (highest) .. 4: severity of the issue a failure raises
+    tests:                       # the SP's planned tests and the NFRs each covers
+      - {id: LOAD, name: Load test, type: load, nfr_ids: [NFR-ACK-P95]}
+    issue_thresholds: {1: 0, 2: 0, 3: 5, 4: 10}
 
-Metrics: ``ack_ms`` counts from the intended send time to the sync answer;
-``trt_ms`` to the async response (a missing response counts as infinitely
-slow, so it can never help a percentile pass); ``error_rate`` is the share of
-finished requests whose outcome is not ok (error, throttled, late, missing,
-dropped); ``rate_ratio`` is achieved / offered (ok requests / requests
-scheduled). Requests still ``pending`` when the run stopped are left out.
-An NFR with no requests to judge fails ("no data": a threshold nobody
-measured is not met) unless it says ``required: false``.
-
-Unknown keys, a wrong type, a duplicate id or a metric/stat/bound that does
-not fit are :class:`~dcc_capacity.errors.InputError` naming the file and key.
+Evaluation (:func:`judge`) works on the report's aggregated group tables
+(exact streaming percentiles and outcome counts), never on a DataFrame of
+all records, so it scales to a day-long soak.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .errors import InputError
 from .paths import data_dir
+from .validation import validate
+from .yamlsource import load_yaml
 
-__all__ = ["FAILED_OUTCOMES", "Nfr", "NfrFile", "NfrResult", "default_nfr_path", "evaluate", "load_nfrs",
-           "percentile"]
+__all__ = ["FAILED_OUTCOMES", "METRICS", "STATS", "SCOPE_DIMS", "TEST_TYPES", "Nfr", "TestDef", "NfrCatalogue",
+           "NfrResult", "default_nfr_path", "load_catalogue", "load_nfrs", "judge"]
 
-FAILED_OUTCOMES = frozenset({"error", "throttled", "late", "missing", "dropped"})
-STATS = ("p50", "p90", "p95", "p99", "p99.9", "max", "mean")
+SCHEMA_VERSION = 2
+FAILED_OUTCOMES = ("error", "throttled", "late", "missing", "dropped")
+"""Outcomes that count as failures. ``pending`` (the run ended before the response was due) is neither."""
+STATS = ("p50", "p95", "p99", "max")
+METRICS = ("ack_ms", "trt_ms", "error_rate", "throttle_rate", "missing_rate", "failure_rate", "achieved_ratio",
+           "achieved_rate", "requests", "external")
+"""What an NFR can measure; rates are shares of *finished* requests (all but ``pending``)."""
+SCOPE_DIMS = {"srv": "srv", "user_class": "class", "srv_class": "srv_class", "slot": "slot"}
+"""NFR key -> the report's grouping dimension."""
+TEST_TYPES = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "baseline")
+DEFAULT_ISSUE_THRESHOLDS = {1: 0, 2: 0, 3: 5, 4: 10}
 
 
 class Nfr(BaseModel):
-    """One threshold."""
+    """One non-functional requirement: what is measured, where, and the bound it must meet."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(min_length=1)
-    description: str = ""
-    metric: Literal["ack_ms", "trt_ms", "error_rate", "rate_ratio"]
-    stat: Literal["p50", "p90", "p95", "p99", "p99.9", "max", "mean"] | None = None
-    max: float | None = Field(default=None, ge=0)
-    min: float | None = Field(default=None, ge=0)
+    text: str = ""
+    source: str = ""
+    metric: Literal["ack_ms", "trt_ms", "error_rate", "throttle_rate", "missing_rate", "failure_rate",
+                    "achieved_ratio", "achieved_rate", "requests", "external"]
+    stat: Literal["p50", "p95", "p99", "max"] | None = None
+    max: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    min: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     srv: str | None = None
     user_class: str | None = None
-    per: Literal["srv", "user_class"] | None = None
+    srv_class: str | None = None
+    slot: str | None = None
+    per: Literal["srv", "user_class", "srv_class", "slot"] | None = None
     required: bool = True
+    severity: Literal[1, 2, 3, 4] = 2
 
     @model_validator(mode="after")
     def _fits(self) -> Nfr:
@@ -73,187 +85,197 @@ class Nfr(BaseModel):
             raise ValueError(f"stat: required for metric {self.metric} (one of {', '.join(STATS)})")
         if not timed and self.stat is not None:
             raise ValueError(f"stat: not used with metric {self.metric}")
-        if (self.max is None) == (self.min is None):
+        if self.metric != "external" and (self.max is None) == (self.min is None):
             raise ValueError("give exactly one of max or min")
-        if self.metric == "rate_ratio" and self.min is None:
-            raise ValueError("rate_ratio takes min (achieved/offered must be at least it)")
-        if self.metric != "rate_ratio" and self.max is None:
-            raise ValueError(f"{self.metric} takes max")
+        scopes = [k for k in SCOPE_DIMS if getattr(self, k) is not None]
+        if len(scopes) > 1 or (scopes and self.per):
+            raise ValueError(f"at most one of {', '.join(SCOPE_DIMS)} or per (got {', '.join(scopes)}"
+                             f"{', per' if self.per else ''})")
         return self
 
     @property
-    def threshold(self) -> float:
-        return float(self.max if self.max is not None else self.min)  # type: ignore[arg-type]
+    def scope(self) -> tuple[str, str | None]:
+        """(report dimension, label): ``("all", None)`` for the whole run, ``("srv", "4.6.1")`` ..."""
+        for key, dim in SCOPE_DIMS.items():
+            value = getattr(self, key)
+            if value is not None:
+                return dim, value
+        return "all", None
+
+    @property
+    def scope_text(self) -> str:
+        dim, value = self.scope
+        if self.per:
+            return f"each {self.per}"
+        return "all" if value is None else f"{next(k for k, d in SCOPE_DIMS.items() if d == dim)} {value}"
+
+    @property
+    def threshold(self) -> float | None:
+        return self.max if self.max is not None else self.min
+
+    @property
+    def op(self) -> str:
+        return "<=" if self.max is not None else ">="
+
+    @property
+    def what(self) -> str:
+        return f"{self.metric}{'.' + self.stat if self.stat else ''}"
 
     def passes(self, measured: float) -> bool:
-        if math.isnan(measured):
+        if measured is None or math.isnan(measured):
             return False
-        return measured <= self.max if self.max is not None else measured >= self.min  # type: ignore[operator]
+        if self.max is not None:
+            return measured <= self.max
+        return self.min is None or measured >= self.min
 
 
-class NfrFile(BaseModel):
+class TestDef(BaseModel):
+    """A planned test of the SP's test specification and the NFRs it covers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    name: str = ""
+    type: Literal["load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "baseline"]
+    nfr_ids: tuple[str, ...] = ()
+
+
+class NfrCatalogue(BaseModel):
+    """The whole file."""
+
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: Literal[1]
+    schema_version: Literal[2]
     nfrs: list[Nfr] = Field(min_length=1)
+    tests: list[TestDef] = []
+    issue_thresholds: dict[Literal[1, 2, 3, 4], int] = Field(default_factory=lambda: dict(DEFAULT_ISSUE_THRESHOLDS))
 
     @model_validator(mode="after")
-    def _unique(self) -> NfrFile:
-        seen: set[str] = set()
-        for n in self.nfrs:
-            if n.id in seen:
-                raise ValueError(f"duplicate NFR id {n.id!r}")
-            seen.add(n.id)
+    def _defaults(self) -> NfrCatalogue:
+        self.issue_thresholds = {**DEFAULT_ISSUE_THRESHOLDS, **self.issue_thresholds}
         return self
 
 
-class NfrResult(BaseModel):
-    """The verdict on one NFR; ``groups`` has each group's value when the NFR is checked ``per`` group."""
-
-    id: str
-    description: str = ""
-    metric: str
-    stat: str | None = None
-    bound: Literal["max", "min"]
-    threshold: float
-    measured: float | None
-    samples: int
-    passed: bool = Field(serialization_alias="pass")
-    message: str = ""
-    groups: dict[str, float | None] = {}
-
-
 def default_nfr_path() -> Path:
-    """The shipped defaults, ``volume_profiles/nfr-default.yaml``."""
+    """The shipped catalogue, ``volume_profiles/nfr-default.yaml`` (example thresholds)."""
     return data_dir("volume_profiles") / "nfr-default.yaml"
 
 
+def _hint(key: str, kind: str, value: Any) -> str | None:
+    if key == "schema_version":
+        return f"must be {SCHEMA_VERSION} (this suite reads NFR catalogue schema {SCHEMA_VERSION})"
+    return None
+
+
+def load_catalogue(path: str | Path | None = None) -> NfrCatalogue:
+    """Read and validate an NFR catalogue (default: the shipped one); any problem is one InputError."""
+    src = load_yaml(Path(path) if path is not None else default_nfr_path())
+    if not isinstance(src.data, dict):
+        raise src.error(None, "must be a mapping with schema_version, nfrs and tests")
+    cat = validate(NfrCatalogue, src, hint=_hint)
+    ids: dict[str, int] = {}
+    for i, n in enumerate(cat.nfrs):
+        if n.id in ids:
+            raise src.error(f"nfrs[{i}].id", f"duplicate NFR id {n.id!r} (first in nfrs[{ids[n.id]}])")
+        ids[n.id] = i
+    tids: set[str] = set()
+    for i, t in enumerate(cat.tests):
+        if t.id in tids:
+            raise src.error(f"tests[{i}].id", f"duplicate test id {t.id!r}")
+        tids.add(t.id)
+        for ref in t.nfr_ids:
+            if ref not in ids:
+                raise src.error(f"tests[{i}].nfr_ids", f"unknown NFR {ref!r} (not in nfrs)")
+    return cat
+
+
 def load_nfrs(path: str | Path | None = None) -> list[Nfr]:
-    """Read and validate an NFR file (default: the shipped one)."""
-    p = Path(path) if path is not None else default_nfr_path()
+    """Just the NFRs of a catalogue (what the live progress line needs)."""
+    return load_catalogue(path).nfrs
+
+
+# -- evaluation ---------------------------------------------------------------
+@dataclass
+class NfrResult:
+    """The verdict on one NFR. ``status``: pass, fail or "no data"; ``groups`` has each group's value for ``per``."""
+
+    nfr: Nfr
+    measured: float | None
+    samples: int
+    status: str
+    message: str = ""
+    evidence: tuple[str, str] | None = None
+    """(dimension, label) of the metrics row the figure comes from."""
+    groups: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+
+def _value(nfr: Nfr, row: Mapping[str, Any], duration_s: float | None) -> tuple[float, int]:
+    """(measured, samples) of one group row of the report's metrics tables; NaN when not measurable."""
+    if nfr.metric in ("ack_ms", "trt_ms"):
+        short = nfr.metric.split("_")[0]
+        count = _num(row.get(f"{short}_n"))
+        n = 0 if math.isnan(count) else int(count)
+        return (_num(row.get(f"{short}_{nfr.stat}")) if n else math.nan), n
+    finished = int(row.get("requests", 0)) - int(row.get("pending", 0))
+    if nfr.metric == "requests":
+        return float(row.get("requests", 0)), int(row.get("requests", 0))
+    if finished <= 0:
+        return math.nan, 0
+    count = {
+        "error_rate": row.get("error", 0), "throttle_rate": row.get("throttled", 0),
+        "missing_rate": row.get("missing", 0) + row.get("dropped", 0),
+        "failure_rate": sum(row.get(o, 0) for o in FAILED_OUTCOMES), "achieved_ratio": row.get("ok", 0),
+    }
+    if nfr.metric == "achieved_rate":
+        return (row.get("ok", 0) / duration_s if duration_s else math.nan), finished
+    return float(count[nfr.metric]) / finished, finished
+
+
+def _num(x: Any) -> float:
     try:
-        raw = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise InputError("NFR file not found", file=p) from None
-    except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        raise InputError(f"not valid YAML: {getattr(e, 'problem', e)}", file=p,
-                         line=line + 1 if line is not None else None) from None
-    if not isinstance(raw, dict):
-        raise InputError("must be a mapping with schema_version and nfrs", file=p)
-    try:
-        return NfrFile.model_validate(raw).nfrs
-    except ValidationError as e:
-        err = e.errors()[0]
-        key = _key(raw, err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif not isinstance(err.get("input"), (dict, list)) and err["type"] != "missing":
-            msg += f" (got {err.get('input')!r})"
-        raise InputError(msg, file=p, key=key) from None
+        return math.nan if x is None else float(x)
+    except (TypeError, ValueError):
+        return math.nan
 
 
-def _key(raw: Any, loc: Iterable[Any]) -> str:
-    """``nfrs[2] (NFR-X).stat``: the YAML path of a validation error, with the NFR's id when it has one."""
-    parts: list[str] = []
-    node = raw
-    for part in loc:
-        if isinstance(part, int):
-            ident = node[part].get("id") if isinstance(node, list) and part < len(node) and isinstance(
-                node[part], dict) else None
-            parts[-1] += f"[{part}]" + (f" ({ident})" if ident else "")
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-        else:
-            parts.append(str(part))
-            node = node.get(part) if isinstance(node, dict) else None
-    return ".".join(parts) or "(top level)"
+def judge(nfr: Nfr, groups: Mapping[str, pd.DataFrame], duration_s: float | None) -> NfrResult:
+    """The verdict on ``nfr`` from the report's group tables (``Metrics.groups``: dimension -> label rows).
 
-
-# -- evaluation -------------------------------------------------------------
-def percentile(values: np.ndarray, stat: str) -> float:
-    """Nearest-rank percentile (no interpolation: every reported value was really measured)."""
-    if values.size == 0:
-        return float("nan")
-    if stat == "max":
-        return float(np.max(values))
-    if stat == "mean":
-        return float(np.mean(values))
-    q = float(stat[1:]) / 100
-    return float(np.quantile(values, q, method="inverted_cdf"))
-
-
-def _finished(df: pd.DataFrame) -> pd.DataFrame:
-    if df.empty:
-        return df
-    return df[(df["kind"] == "request") & (df["outcome"] != "pending")]
-
-
-def _measure(n: Nfr, rows: pd.DataFrame) -> tuple[float, int]:
-    if n.metric == "ack_ms":
-        v = rows["ack_ms"].to_numpy(dtype=float)
-        v = v[np.isfinite(v)]
-        return percentile(v, n.stat or "p95"), int(v.size)
-    if n.metric == "trt_ms":
-        cb = rows[rows["trt_ms"].notna() | (rows["outcome"] == "missing")]
-        v = np.where(cb["outcome"].to_numpy() == "missing", np.inf, cb["trt_ms"].to_numpy(dtype=float))
-        return percentile(v, n.stat or "p95"), int(v.size)
-    total = len(rows)
-    if not total:
-        return float("nan"), 0
-    failed = int(rows["outcome"].isin(FAILED_OUTCOMES).sum())
-    if n.metric == "error_rate":
-        return failed / total, total
-    return (total - failed) / total, total  # rate_ratio: achieved / offered
-
-
-def _select(n: Nfr, df: pd.DataFrame) -> pd.DataFrame:
-    if n.srv is not None:
-        df = df[df["_srv"] == n.srv]
-    if n.user_class is not None:
-        df = df[df["user_class"] == n.user_class]
-    return df
-
-
-def evaluate(nfrs: Iterable[Nfr], records: pd.DataFrame) -> list[NfrResult]:
-    """Judge every NFR against the merged records (:func:`dcc_capacity.records.load_records`)."""
-    rows = _finished(records)
-    if not rows.empty:  # a step without an SRV variant (e.g. a test journey) is grouped by its label
-        rows = rows.assign(_srv=rows["srv_variant"].where(rows["srv_variant"] != "", rows["label"]))
+    ``per``: every group is judged and the worst value is the measured one;
+    the message names the failing groups. No data: fail unless ``required: false``.
+    ``external`` NFRs are judged from ``nfr_results.json`` by the report, not here.
+    """
+    if nfr.metric == "external":
+        return NfrResult(nfr, None, 0, "no data", "external result missing")
+    measured, samples, evidence = math.nan, 0, None
+    per: dict[str, float | None] = {}
+    if nfr.per:
+        dim = SCOPE_DIMS[nfr.per]
+        table = groups.get(dim, pd.DataFrame())
+        worst = math.nan
+        for label, row in table.to_dict("index").items():
+            v, k = _value(nfr, row, duration_s)
+            per[str(label)] = None if math.isnan(v) else v
+            samples += k
+            if not math.isnan(v) and (math.isnan(worst) or (v > worst if nfr.max is not None else v < worst)):
+                worst, evidence = v, (dim, str(label))
+        measured = worst
     else:
-        rows = rows.assign(_srv=pd.Series(dtype=object))
-    out: list[NfrResult] = []
-    for n in nfrs:
-        sel = _select(n, rows)
-        groups: dict[str, float | None] = {}
-        if n.per is not None and not sel.empty:
-            col = "_srv" if n.per == "srv" else "user_class"
-            worst: float | None = None
-            samples = 0
-            for g, part in sel.groupby(col, sort=True):
-                m, k = _measure(n, part)
-                groups[str(g)] = None if math.isnan(m) else m
-                samples += k
-                if not math.isnan(m) and (worst is None or (m > worst if n.max is not None else m < worst)):
-                    worst = m
-            measured = float("nan") if worst is None else worst
-        else:
-            measured, samples = _measure(n, sel)
-        bad = [g for g, v in groups.items() if v is None or not n.passes(v)]
-        if samples:
-            ok, msg = n.passes(measured), ""
-            msg = "" if ok else _msg(n, measured, bad)
-        else:
-            ok, msg = not n.required, "no data" + ("" if n.required else " (not required)")
-        out.append(NfrResult(id=n.id, description=n.description, metric=n.metric, stat=n.stat,
-                             bound="max" if n.max is not None else "min", threshold=n.threshold,
-                             measured=None if math.isnan(measured) else measured, samples=samples, passed=ok,
-                             message=msg, groups=groups))
-    return out
-
-
-def _msg(n: Nfr, measured: float, bad: list[str]) -> str:
-    what = f"{n.metric}{' ' + n.stat if n.stat else ''}"
-    op = "<=" if n.max is not None else ">="
-    where = f" (failing: {', '.join(bad)})" if bad else ""
-    return f"{what} = {measured:.4g}, needs {op} {n.threshold:g}{where}"
+        dim, label = nfr.scope
+        table = groups.get(dim, pd.DataFrame())
+        key = "all" if dim == "all" else label
+        if key in table.index:
+            measured, samples = _value(nfr, table.loc[key].to_dict(), duration_s)
+            evidence = (dim, str(key))
+    if not samples or math.isnan(measured):
+        return NfrResult(nfr, None, samples, "no data" if nfr.required else "pass",
+                         "no data" + ("" if nfr.required else " (not required)"), evidence, per)
+    ok = nfr.passes(measured)
+    bad = [g for g, v in per.items() if v is not None and not nfr.passes(v)]  # None: nothing measured there
+    msg = "" if ok else (f"{nfr.what} = {measured:.4g}, needs {nfr.op} {nfr.threshold:g}"
+                         + (f" (failing: {', '.join(bad)})" if bad else ""))
+    return NfrResult(nfr, measured, samples, "pass" if ok else "fail", msg, evidence, per)

@@ -4,7 +4,7 @@ CI logs must stay readable for an hour-long soak, so this prints one short
 line per interval (not Locust's full stats table). It reads Locust's own
 stats, which on a master are the workers' aggregated numbers, so the line is
 right in distributed runs too. The final verdict comes from the records
-(:mod:`dcc_capacity.summary`); this line is the early warning. NFRs that
+(:func:`dcc_capacity.report.build_report`); this line is the early warning. NFRs that
 need a per-SRV or per-class split are judged only at the end ("at end").
 
 Example::
@@ -88,19 +88,25 @@ def snapshot(stats: RequestStats) -> StatsSnapshot:
 
 
 def judge_live(nfrs: Sequence[Nfr], s: StatsSnapshot) -> tuple[list[str], list[str], list[str]]:
-    """(ok ids, failing ids, ids judged only at the end) from the live stats."""
+    """(ok ids, failing ids, ids judged only at the end) from the live stats.
+
+    The same :class:`~dcc_capacity.nfr.Nfr` objects as the final verdict, read
+    from Locust's stats: whole-run ack/TRT percentiles (Locust's histogram,
+    rounded like Locust's own table), ``failure_rate`` and ``achieved_ratio``.
+    Scoped, ``per`` group and outcome-specific NFRs need the records: "at end".
+    """
     ok: list[str] = []
     bad: list[str] = []
     later: list[str] = []
     for n in nfrs:
-        if n.srv or n.user_class or n.per:
+        if n.scope != ("all", None) or n.per:
             later.append(n.id)
             continue
         if n.metric in ("ack_ms", "trt_ms"):
             measured = s.percentile("ACK" if n.metric == "ack_ms" else "TRT", n.stat or "p95")
-        elif s.offered == 0:
+        elif n.metric not in ("failure_rate", "achieved_ratio") or s.offered == 0:
             measured = float("nan")
-        elif n.metric == "error_rate":
+        elif n.metric == "failure_rate":
             measured = (s.f("ACK") + s.f("TRT") + s.n("DROPPED")) / s.offered
         else:
             measured = s.achieved / s.offered

@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
     p.add_argument("--baseline", type=Path, metavar="DIR", help="baseline run folder to show 'no degradation'")
     p.add_argument("--tolerance", type=float, default=5.0, metavar="PCT",
                    help="allowed worsening against the baseline, in percent (default 5)")
-    p.add_argument("--batch-rows", type=int, default=1_000_000, metavar="N", help="records per batch (memory)")
+    p.add_argument("--batch-rows", type=int, default=250_000, metavar="N", help="raw record rows per batch (memory)")
     p.set_defaults(handler=run)
     return p
 

@@ -181,15 +181,12 @@ def _finish(header: str, body: str, signer: ResponseSigner | None) -> bytes:
 
 
 def _header(request_id: str | None, response_id: str | None, code: str | None, when: str | None) -> str:
-    parts = []
-    if request_id:
-        parts.append(_el("RequestID", request_id))
+    h = f"<sr:RequestID>{_text(request_id)}</sr:RequestID>" if request_id else ""
     if response_id:
-        parts.append(_el("ResponseID", response_id))
+        h += f"<sr:ResponseID>{_text(response_id)}</sr:ResponseID>"
     if code is not None:  # None models the "missing response code" failure mode of the seeds
-        parts.append(_el("ResponseCode", code))
-    parts.append(_el("ResponseDateTime", when or _now()))
-    return "".join(parts)
+        h += f"<sr:ResponseCode>{_text(code)}</sr:ResponseCode>"
+    return h + f"<sr:ResponseDateTime>{_text(when or _now())}</sr:ResponseDateTime>"
 
 
 def build_response(*, signer: ResponseSigner | None, response_code: str | None, srv: str, srv_variant: str,
@@ -203,7 +200,8 @@ def build_response(*, signer: ResponseSigner | None, response_code: str | None, 
     """
     if response_id is None and request_id:
         response_id = response_id_for(request_id)
-    body = (f"<sr:ResponseMessage>{_el('ServiceReference', srv)}{_el('ServiceReferenceVariant', srv_variant)}"
+    body = (f"<sr:ResponseMessage><sr:ServiceReference>{_text(srv)}</sr:ServiceReference>"
+            f"<sr:ServiceReferenceVariant>{_text(srv_variant)}</sr:ServiceReferenceVariant>"
             f"{payload}</sr:ResponseMessage>")
     return _finish(_header(request_id, response_id, response_code, when), body, signer)
 

@@ -21,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -299,14 +300,95 @@ def _prefixes(method: etree._Element) -> list[str] | None:
     return inc.get("PrefixList", "").split() if inc is not None else None
 
 
-def verify_enveloped(data: bytes | etree._Element, trust: TrustStore) -> Verified:
+# --- the canonical fast path ------------------------------------------------------------
+# A Signature exactly as this project's signers (and any signer writing canonical XML) produce it. Matching
+# this pattern *proves* the SignedInfo bytes are already in exclusive-c14n form (every element, attribute and
+# algorithm is fixed; DigestValue and SignatureValue are plain base64), so c14n(SignedInfo) is these bytes with
+# the ds namespace declared on it.
+_SI_FAST = (
+    rf'<ds:CanonicalizationMethod Algorithm="{re.escape(C14N_EXC)}"></ds:CanonicalizationMethod>'
+    rf'<ds:SignatureMethod Algorithm="{re.escape(SIG_ECDSA_SHA256)}"></ds:SignatureMethod>'
+    rf'<ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="{re.escape(ENVELOPED)}"></ds:Transform>'
+    rf'(?:<ds:Transform Algorithm="{re.escape(C14N_EXC)}"></ds:Transform>)?</ds:Transforms>'
+    rf'<ds:DigestMethod Algorithm="{re.escape(DIGEST_SHA256)}"></ds:DigestMethod>'
+    r"<ds:DigestValue>(?P<dv>[A-Za-z0-9+/]{43}=)</ds:DigestValue></ds:Reference>"
+)
+_SIG_OPEN_FAST = f'<ds:Signature xmlns:ds="{NS_DS}">'.encode()
+_FAST = re.compile((
+    re.escape(f'<ds:Signature xmlns:ds="{NS_DS}"><ds:SignedInfo>') + f"(?P<si>{_SI_FAST})</ds:SignedInfo>"
+    r"<ds:SignatureValue>(?P<sv>[A-Za-z0-9+/]{86}==)</ds:SignatureValue>"
+    r"<ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial><ds:X509IssuerName>(?P<iss>[^<&\r]{1,1024})</ds:X509IssuerName>"
+    r"<ds:X509SerialNumber>(?P<ser>[0-9]{1,60})</ds:X509SerialNumber></ds:X509IssuerSerial></ds:X509Data>"
+    r"</ds:KeyInfo></ds:Signature>(?P<tail>[ \t\n]*)"
+    r"</(?P<close>[A-Za-z_][A-Za-z0-9_.-]*(?::[A-Za-z_][A-Za-z0-9_.-]*)?)>[ \t\n]*\Z").encode())
+_SI_OPEN_C14N = f'<ds:SignedInfo xmlns:ds="{NS_DS}">'.encode()
+_DECL_UTF8 = b'<?xml version="1.0" encoding="UTF-8"?>'
+
+
+def _verify_canonical(raw: bytes, root: etree._Element, trust: TrustStore) -> Verified | None:
+    """Verify without re-serialising, for documents already in canonical form; None means "use the slow path".
+
+    The enveloped-signature transform leaves "the document without its
+    Signature", canonicalised. When the raw bytes of the root element with
+    the Signature's byte span cut out hash to the signed DigestValue, those
+    bytes *are* the canonical form the signer digested (SHA-256 second-preimage
+    resistance), so re-canonicalising them would only reproduce them. That
+    needs the bytes outside the root to carry no meaning: nothing before it but
+    a UTF-8 XML declaration and whitespace, only whitespace after it. A
+    mismatch proves nothing (the document may just not be canonical, like
+    DCC Boxed's), so the caller falls back to lxml c14n.
+    """
+    start = raw.rfind(_SIG_OPEN_FAST)
+    if start < 0:
+        return None
+    m = _FAST.match(raw, start)
+    if m is None or root.tag.rpartition("}")[2] != m["close"].rpartition(b":")[2].decode():
+        return None
+    head = raw[:raw.index(b"<")] if raw[:1] != b"<" else b""
+    begin = len(head)
+    if head.strip():
+        return None
+    if raw.startswith(_DECL_UTF8, begin):
+        begin += len(_DECL_UTF8)
+        begin += len(raw[begin:begin + 64]) - len(raw[begin:begin + 64].lstrip(b" \t\r\n"))
+    if raw[begin:begin + 2] in (b"<?", b"<!"):
+        return None
+    end = m.end("close") + 1
+    doc = hashlib.sha256(raw[begin:start])
+    doc.update(raw[m.start("tail"):end])
+    if not hmac.compare_digest(base64.b64encode(doc.digest()), m["dv"]):
+        return None
+    sig = root[-1] if len(root) else None
+    if sig is None or sig.tag != _SIGNATURE:
+        return None
+    signer = trust.lookup(m["iss"].decode("utf-8", "replace").strip(), int(m["ser"]))
+    if signer is None:
+        raise UnknownSignerError(f"no trusted certificate for issuer {m['iss'].decode(errors='replace')!r} "
+                                 f"serial {m['ser'].decode()}")
+    sv = base64.b64decode(m["sv"])
+    der = encode_dss_signature(int.from_bytes(sv[:32], "big"), int.from_bytes(sv[32:], "big"))
+    try:
+        signer.public_key.verify(der, _SI_OPEN_C14N + m["si"] + b"</ds:SignedInfo>", _ECDSA_SHA256)
+    except InvalidSignature:
+        raise SignatureError("signature value does not verify with the named certificate") from None
+    return Verified(root=root, signer=signer)
+
+
+def verify_enveloped(data: bytes | etree._Element, trust: TrustStore, *, raw: bytes | None = None) -> Verified:
     """Check the enveloped ECDSA-SHA256 signature of a DUIS message against ``trust``.
 
     ``data`` is the raw bytes (parsed with :func:`parse_hardened`) or an already
-    parsed root. Raises :class:`XmlError`, :class:`SignatureError` or
+    parsed root; pass the bytes it was parsed from as ``raw`` to allow the
+    canonical fast path. Raises :class:`XmlError`, :class:`SignatureError` or
     :class:`UnknownSignerError`; returns the root and the :class:`Signer`.
     """
+    if not isinstance(data, etree._Element):
+        raw = bytes(data)
     root = data if isinstance(data, etree._Element) else parse_hardened(data)
+    if raw is not None:
+        fast = _verify_canonical(raw, root, trust)
+        if fast is not None:
+            return fast
     sig = root[-1] if len(root) else None
     if sig is None or sig.tag != _SIGNATURE:
         raise SignatureError("no enveloped ds:Signature as the last child of the root")

@@ -14,10 +14,12 @@ fault mode picks) POSTed to the user's callback after the device delay.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import random
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
 
 from ..catalogue import catalogue
@@ -37,6 +39,7 @@ from ..duis.responses import (
 from ..duis.verify import TrustStore, cert_eui
 from ..pki import DEFAULT_USERS, TestPKI, load_certificate
 from . import codes as C
+from ._http import Reply
 from .capacity import FairShare, QueueFull, ServiceSampler, WorkerPool
 from .config import SRV_CLASSES, EmulatorConfig
 from .delivery import CallbackSender, Delivery
@@ -48,7 +51,7 @@ __all__ = ["EmulatorApp", "build_trust"]
 
 log = logging.getLogger("dcc_capacity.emulator")
 _SR = "{" + NS_SR + "}"
-_XML = [(b"content-type", b"application/xml")]
+_CT_XML = b"application/xml"
 _DRAIN_LIMIT = 64 * 1024 * 1024
 
 
@@ -138,32 +141,52 @@ class EmulatorApp:
             self.pool.set_outage(self.faults.in_outage(self.elapsed()))
             await asyncio.sleep(0.02)
 
-    # -- ASGI ------------------------------------------------------------------------------
+    # -- HTTP --------------------------------------------------------------------------------
+    def route(self, method: bytes, path: str, query: bytes, accept: bytes,
+              body: bytes | None) -> Reply | Awaitable[Reply]:
+        """One HTTP request -> (status, body, content type), or an awaitable of it when it must wait.
+
+        ``body`` is None when it exceeded ``max_body_bytes``. Called by the lean
+        server (``_http.py``) straight from the parser callback, so the common
+        case - checks pass, a worker is free - completes without a task.
+        """
+        service = self._routes.get(path)
+        if service is not None and method == b"POST":
+            if body is None:
+                self.metrics.inc("unknown", "rejected")
+                return 413, self._error(Rejected(C.E_TOO_LARGE, "request body too large")), _CT_XML
+            out = self.handle_now(service, body)
+            if isinstance(out, tuple):
+                return out[0], out[1], _CT_XML
+            return self._later_reply(out)
+        if path in ("/metrics", "/metrics.json", "/metrics/prometheus") and method == b"GET":
+            return self._metrics(path, query, accept)
+        if path == "/health" and method == b"GET":
+            return 200, b'{"status": "ok"}', b"application/json"
+        if service is not None or path.startswith("/metrics"):
+            return 405, b"method not allowed\n", b"text/plain"
+        return 404, b"not found\n", b"text/plain"
+
+    @staticmethod
+    async def _later_reply(out: Awaitable[tuple[int, bytes]]) -> Reply:
+        status, body = await out
+        return status, body, _CT_XML
+
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        """ASGI entry point (any ASGI server can host the emulator; the bundled one calls ``route``)."""
         kind = scope["type"]
         if kind == "lifespan":
             await self._lifespan(receive, send)
             return
         if kind != "http":
             return
-        path, method = scope["path"], scope["method"]
-        service = self._routes.get(path)
-        if service is not None and method == "POST":
-            body = await self._read_body(scope, receive)
-            if body is None:
-                status, out = 413, self._error(Rejected(C.E_TOO_LARGE, "request body too large"))
-                self.metrics.inc("unknown", "rejected")
-            else:
-                status, out = await self.handle(service, body)
-            await self._send(send, status, out, _XML)
-        elif path in ("/metrics", "/metrics.json", "/metrics/prometheus") and method == "GET":
-            await self._metrics(scope, send)
-        elif path == "/health" and method == "GET":
-            await self._send(send, 200, b'{"status": "ok"}', [(b"content-type", b"application/json")])
-        elif service is not None or path.startswith("/metrics"):
-            await self._send(send, 405, b"method not allowed\n", [(b"content-type", b"text/plain")])
-        else:
-            await self._send(send, 404, b"not found\n", [(b"content-type", b"text/plain")])
+        body = await self._read_body(scope, receive) if scope["method"] == "POST" else b""
+        accept = dict(scope["headers"]).get(b"accept", b"")
+        reply = self.route(scope["method"].encode(), scope["path"], scope.get("query_string", b""), accept, body)
+        if not isinstance(reply, tuple):
+            reply = await reply
+        status, out, ctype = reply
+        await self._send(send, status, out, [(b"content-type", ctype)])
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -171,7 +194,7 @@ class EmulatorApp:
             if msg["type"] == "lifespan.startup":
                 try:
                     await self.startup()
-                except Exception as exc:  # noqa: BLE001 - reported to uvicorn, which exits non-zero
+                except Exception as exc:  # noqa: BLE001 - reported to the ASGI server, which exits non-zero
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
@@ -215,18 +238,12 @@ class EmulatorApp:
                 break
         return None if too_large else b"".join(chunks)
 
-    async def _metrics(self, scope: dict, send: Any) -> None:
+    def _metrics(self, path: str, query: bytes, accept: bytes) -> Reply:
         snap = self.snapshot()
-        query = scope.get("query_string", b"")
-        accept = dict(scope["headers"]).get(b"accept", b"")
-        if scope["path"] == "/metrics/prometheus" or b"format=prometheus" in query or (
-                b"text/plain" in accept and b"json" not in accept and scope["path"] != "/metrics.json"):
-            await self._send(send, 200, Metrics.prometheus(snap).encode(),
-                             [(b"content-type", b"text/plain; version=0.0.4")])
-        else:
-            import json
-
-            await self._send(send, 200, json.dumps(snap).encode(), [(b"content-type", b"application/json")])
+        if path == "/metrics/prometheus" or b"format=prometheus" in query or (
+                b"text/plain" in accept and b"json" not in accept and path != "/metrics.json"):
+            return 200, Metrics.prometheus(snap).encode(), b"text/plain; version=0.0.4"
+        return 200, json.dumps(snap).encode(), b"application/json"
 
     def snapshot(self) -> dict[str, Any]:
         return self.metrics.snapshot(
@@ -244,6 +261,11 @@ class EmulatorApp:
 
     async def handle(self, service: str, body: bytes) -> tuple[int, bytes]:
         """One request to service ``S``, ``T`` or ``D``: (HTTP status, response bytes)."""
+        out = self.handle_now(service, body)
+        return out if isinstance(out, tuple) else await out
+
+    def handle_now(self, service: str, body: bytes) -> tuple[int, bytes] | Awaitable[tuple[int, bytes]]:
+        """The answer now when no wait is needed (the usual case), else an awaitable of it (queued for a worker)."""
         res = self.gateway.check(service, body, self.fair.allow if self.fair else None)
         if isinstance(res, Rejected):
             self.metrics.inc(res.srv_class, "received")
@@ -255,15 +277,28 @@ class EmulatorApp:
         self.metrics.inc(cls, "received")
         self.in_flight += 1  # queued, in service, or awaiting its async response
         try:
-            await self.pool.submit(self.service[cls].sample(), res.originator)
+            fut = self.pool.submit(self.service[cls].sample(), res.originator)
+        except QueueFull:
+            return self._queue_full(res)
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            return 200, self._answer(res)
+        return self._after_queue(res, fut)
+
+    async def _after_queue(self, res: Accepted, fut: asyncio.Future[float]) -> tuple[int, bytes]:
+        try:
+            await fut
         except (QueueFull, asyncio.CancelledError) as exc:
-            self.in_flight -= 1
             if isinstance(exc, asyncio.CancelledError):
+                self.in_flight -= 1
                 raise
-            self.metrics.inc(cls, "queue_full")
-            r = Rejected(C.E_QUEUE_FULL, "queue full", res.request_id, res.srv.reference, res.srv.variant, cls)
-            return r.http, self._error(r)
+            return self._queue_full(res)
         return 200, self._answer(res)
+
+    def _queue_full(self, res: Accepted) -> tuple[int, bytes]:
+        self.in_flight -= 1
+        self.metrics.inc(res.srv_class, "queue_full")
+        r = Rejected(C.E_QUEUE_FULL, "queue full", res.request_id, res.srv.reference, res.srv.variant, res.srv_class)
+        return r.http, self._error(r)
 
     def _answer(self, req: Accepted) -> bytes:
         srv, cls = req.srv, req.srv_class

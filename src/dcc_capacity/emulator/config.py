@@ -218,6 +218,10 @@ class EmulatorConfig(_Model):
     devices: DevicesConfig = Field(default_factory=DevicesConfig)
     cp: CPConfig = Field(default_factory=CPConfig)
     seed: int = 20191113
+    fleet_seed: int | None = None
+    """With ``fleet_size``: the project's :class:`~dcc_capacity.fleet.Fleet` classifies devices no registry,
+    explicit EUI or prefix rule names (its installations know their SMETS generation)."""
+    fleet_size: int | None = Field(default=None, ge=1, le=1 << 32)
     callback_timeout_s: float = Field(default=10.0, gt=0, le=300)
     callback_concurrency: int = Field(default=32, ge=1, le=1024)
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
@@ -242,6 +246,12 @@ class EmulatorConfig(_Model):
     @classmethod
     def _users(cls, v: dict[str, UserConfig]) -> dict[str, UserConfig]:
         return {k.upper(): u for k, u in v.items()}
+
+    @model_validator(mode="after")
+    def _fleet_pair(self) -> EmulatorConfig:
+        if (self.fleet_seed is None) != (self.fleet_size is None):
+            raise ValueError("fleet_seed and fleet_size go together (set both or neither)")
+        return self
 
     @model_validator(mode="after")
     def _throttle_default(self) -> EmulatorConfig:

@@ -42,6 +42,7 @@ from .config import EmulatorConfig
 __all__ = ["Accepted", "DeviceRule", "Gateway", "Rejected", "SECMP0192_VARIANTS"]
 
 _SR = "{" + NS_SR + "}"
+_HEADER, _BODY = _SR + "Header", _SR + "Body"
 _EUI = r"([0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){7})"
 _RID = re.compile(rf"^{_EUI}:{_EUI}:(0|[1-9][0-9]{{0,19}})$")
 _HEADER_REQUIRED = ("RequestID", "CommandVariant", "ServiceReference", "ServiceReferenceVariant")
@@ -91,7 +92,15 @@ class Accepted:
 
 
 class DeviceRule:
-    """Which devices are SMETS1: a registry CSV, explicit EUIs, EUI prefixes, or everything (S1SP)."""
+    """Which devices are SMETS1: a registry CSV, explicit EUIs, EUI prefixes, the project's Fleet, or all (S1SP).
+
+    Order: registry and ``devices.smets1`` EUIs, then ``all_smets1``/S1SP, then the
+    prefix rule, then (when ``fleet_seed``/``fleet_size`` are set) the Fleet's own
+    record of the installation's generation; anything else is SMETS2. Fleet
+    look-ups regenerate an installation, so answers are cached per EUI.
+    """
+
+    _CACHE_LIMIT = 200_000
 
     def __init__(self, cfg: EmulatorConfig) -> None:
         d = cfg.devices
@@ -100,13 +109,30 @@ class DeviceRule:
         self.known: dict[str, bool] = {e.upper(): True for e in d.smets1}
         if d.registry:
             self.known.update(_load_registry(Path(d.registry)))
+        self.fleet = None
+        if cfg.fleet_seed is not None and cfg.fleet_size is not None:
+            from ..fleet import Fleet
+
+            self.fleet = Fleet(cfg.fleet_seed, cfg.fleet_size)
+        self._cache: dict[str, bool] = {}
 
     def is_smets1(self, eui: str) -> bool:
         eui = eui.upper()
         hit = self.known.get(eui)
         if hit is not None:
             return hit
-        return self.all or eui.startswith(self.prefixes)
+        if self.all or eui.startswith(self.prefixes):
+            return True
+        if self.fleet is None:
+            return False
+        hit = self._cache.get(eui)
+        if hit is None:
+            found = self.fleet.find(eui)
+            hit = found is not None and found[0].smets == 1
+            if len(self._cache) >= self._CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[eui] = hit
+        return hit
 
 
 def _load_registry(path: Path) -> dict[str, bool]:
@@ -190,73 +216,89 @@ class Gateway:
             return Rejected(C.E_MALFORMED, str(exc))
         if root.tag != _SR + "Request":
             return Rejected(C.E_MALFORMED, f"root element is {root.tag!r}, expected sr:Request in {NS_SR}")
-        header = root.find(_SR + "Header")
-        fields = {}
+        # One pass over the root's and the Header's children (lxml element access is the cost here).
+        header = body_el = None
+        for child in root:
+            tag = child.tag
+            if tag == _HEADER:
+                if header is None:
+                    header = child
+            elif tag == _BODY and body_el is None:
+                body_el = child
+        fields: dict[str, str] = {}
+        names: list[str] = []
         if header is not None:
             for el in header:
-                if isinstance(el.tag, str) and el.tag.startswith(_SR):
-                    fields[el.tag[len(_SR):]] = (el.text or "").strip()
+                tag = el.tag
+                if isinstance(tag, str):
+                    local = tag.rpartition("}")[2]
+                    names.append(local)
+                    if tag.startswith(_SR):
+                        text = el.text
+                        fields[local] = text.strip() if text else ""
         rid = fields.get("RequestID")
         m = _RID.match(rid or "")
         variant = fields.get("ServiceReferenceVariant")
         srv = get_srv(variant) if variant else None
-        base = dict(request_id=rid if m else None, srv=fields.get("ServiceReference"), srv_variant=variant,
-                    srv_class=srv.srv_class() if srv else "unknown", originator=m.group(1).upper() if m else None)
+
+        def base() -> dict:
+            return dict(request_id=rid if m else None, srv=fields.get("ServiceReference"), srv_variant=variant,
+                        srv_class=srv.srv_class() if srv else "unknown",
+                        originator=m.group(1).upper() if m else None)
+
         if self.schema is not None:
             errors = schema_errors(self.schema, root)
             if errors:
-                return Rejected(C.E_SCHEMA, "schema: " + errors[0], **base)
-        problem = self._structure(root, header, fields, m, srv)
+                return Rejected(C.E_SCHEMA, "schema: " + errors[0], **base())
+        problem = self._structure(root, header, body_el, names, fields, m, srv)
         if problem:
-            return Rejected(C.E_SCHEMA, problem, **base)
+            return Rejected(C.E_SCHEMA, problem, **base())
         assert m is not None and srv is not None
         originator, target, counter = m.group(1).upper(), m.group(2).upper(), int(m.group(3))
         try:
             cv = int(fields["CommandVariant"])
         except ValueError:
-            return Rejected(C.E_SCHEMA, "CommandVariant is not an integer", **base)
+            return Rejected(C.E_SCHEMA, "CommandVariant is not an integer", **base())
         if admit is not None and not admit(originator):
-            return Rejected(C.E_THROTTLED, f"SECMP0067: {originator} is over its fair share", **base)
+            return Rejected(C.E_THROTTLED, f"SECMP0067: {originator} is over its fair share", **base())
         try:
-            signer = verify_enveloped(root, self.trust).signer
+            signer = verify_enveloped(root, self.trust, raw=data).signer
         except UnknownSignerError as exc:
-            return Rejected(C.E_UNKNOWN_CERT, str(exc), **base)
+            return Rejected(C.E_UNKNOWN_CERT, str(exc), **base())
         except SignatureError as exc:
-            return Rejected(C.E_SIGNATURE, str(exc), **base)
+            return Rejected(C.E_SIGNATURE, str(exc), **base())
         if signer.eui != originator:
             return Rejected(C.E_ROLE_USER, f"signed by {signer.eui}, but the RequestID originator is {originator}",
-                            **base)
+                            **base())
         roles = self._roles_of(signer, originator)
         if not roles:
-            return Rejected(C.E_ROLE_USER, f"{originator} holds no Service User role", **base)
+            return Rejected(C.E_ROLE_USER, f"{originator} holds no Service User role", **base())
         if not roles & srv.eligible_roles:
             return Rejected(C.E_ROLE_SRV, f"roles {sorted(roles)} may not send {srv.variant} "
-                            f"(eligible: {sorted(srv.eligible_roles) or 'none'})", **base)
+                            f"(eligible: {sorted(srv.eligible_roles) or 'none'})", **base())
         allowed = (8,) if srv.non_device else (4, 5, 6) if srv.critical else (1, 2)
         if cv not in allowed:
-            return Rejected(C.E_CV, f"CV {cv} is not applicable to {srv.variant} (expected {allowed})", **base)
+            return Rejected(C.E_CV, f"CV {cv} is not applicable to {srv.variant} (expected {allowed})", **base())
         if _CV_SERVICE[cv] != service:
-            return Rejected(C.E_URL, f"CV {cv} belongs to {self.cfg.paths[_CV_SERVICE[cv]]}, not this URL", **base)
-        body = root.find(_SR + "Body")[0]  # type: ignore[index]
+            return Rejected(C.E_URL, f"CV {cv} belongs to {self.cfg.paths[_CV_SERVICE[cv]]}, not this URL", **base())
         req = Accepted(request_id=rid, originator=originator, target=target, counter=counter, cv=cv, srv=srv,  # type: ignore[arg-type]
-                       body=body, signer=signer, smets1=self.devices.is_smets1(target))
+                       body=body_el[0], signer=signer, smets1=self.devices.is_smets1(target))  # type: ignore[index]
         if cv in (5, 6):
             problem = self._signed_precommand(req)
             if problem:
-                return Rejected(C.E_PRECOMMAND, problem, **base)
+                return Rejected(C.E_PRECOMMAND, problem, **base())
         elif not self._counters.accept(originator, counter):
-            return Rejected(C.E_REPLAY, f"RequestID counter {counter} is not increasing for {originator}", **base)
+            return Rejected(C.E_REPLAY, f"RequestID counter {counter} is not increasing for {originator}", **base())
         if srv.variant == "5.1" and self.cfg.secmp0192.enabled:
             problem = self._secmp0192(req)
             if problem:
-                return Rejected(C.E_SECMP0192, problem, **base)
+                return Rejected(C.E_SECMP0192, problem, **base())
         return req
 
-    def _structure(self, root: etree._Element, header: etree._Element | None, fields: dict[str, str],
-                   m: re.Match[str] | None, srv: Srv | None) -> str | None:
+    def _structure(self, root: etree._Element, header: etree._Element | None, body: etree._Element | None,
+                   names: list[str], fields: dict[str, str], m: re.Match[str] | None, srv: Srv | None) -> str | None:
         if header is None:
             return "sr:Header is missing"
-        names = [el.tag.rpartition("}")[2] for el in header if isinstance(el.tag, str)]
         missing = [n for n in _HEADER_REQUIRED if n not in names]
         if missing:
             return f"sr:Header lacks {', '.join(missing)}"
@@ -271,7 +313,6 @@ class Gateway:
             return f"ServiceReference {fields.get('ServiceReference')!r} does not match variant {srv.variant}"
         if not root.get("schemaVersion"):
             return "sr:Request lacks schemaVersion"
-        body = root.find(_SR + "Body")
         kids = [el for el in body if isinstance(el.tag, str)] if body is not None else []
         if len(kids) != 1 or not kids[0].tag.startswith(_SR):
             return "sr:Body must hold exactly one SRV element"

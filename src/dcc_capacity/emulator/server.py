@@ -9,7 +9,6 @@ a free one) so the caller learns the URL before any request is sent.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -20,15 +19,12 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import uvicorn
-
 from ..errors import InputError, RunError
-from ._http import CoalescingHttpToolsProtocol
+from ._http import LeanServer
 from .app import EmulatorApp
 from .config import EmulatorConfig
 
@@ -50,33 +46,8 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Server(uvicorn.Server):
-    """uvicorn re-raises SIGINT/SIGTERM after a graceful shutdown; we exit 0 instead (a clean stop)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
-def _server(app: EmulatorApp, cfg: EmulatorConfig) -> uvicorn.Server:
-    try:
-        import uvloop  # noqa: F401
-
-        loop = "uvloop"
-    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
-        loop = "asyncio"
-    config = uvicorn.Config(app, loop=loop, http=CoalescingHttpToolsProtocol, lifespan="on", access_log=False,
-                            log_level=cfg.log_level, timeout_keep_alive=30, backlog=2048, proxy_headers=False,
-                            server_header=False, date_header=False)
-    return _Server(config)
+def _server(app: EmulatorApp, cfg: EmulatorConfig) -> LeanServer:
+    return LeanServer(app, max_body=cfg.max_body_bytes, log_level=cfg.log_level)
 
 
 @dataclass
@@ -89,7 +60,7 @@ class EmulatorHandle:
     config: EmulatorConfig
     mode: str
     app: EmulatorApp | None = None
-    _server: uvicorn.Server | None = field(default=None, repr=False)
+    _server: LeanServer | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
     _proc: subprocess.Popen | None = field(default=None, repr=False)
     _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
@@ -142,12 +113,13 @@ def start_emulator(config: EmulatorConfig | dict | None = None, *,
 
     ``config`` is an :class:`EmulatorConfig` or a dict of its fields (port 0 =
     any free port). ``mode="subprocess"`` runs ``python -m dcc_capacity
-    emulator`` (pinned to ``cpu`` when given); ``"thread"`` runs uvicorn in a
-    daemon thread of this process (``handle.app`` is then the live app).
+    emulator`` (pinned to ``cpu`` when given); ``"thread"`` runs the server in a
+    daemon thread of this process (``handle.app`` is then the live app). Either way the HTTP server is
+    the lean httptools one in ``_http.py``.
     """
     cfg = config if isinstance(config, EmulatorConfig) else EmulatorConfig.model_validate(config or {})
     if mode == "thread" and _gevent_patched():
-        # Under Locust's gevent patching a "thread" is a greenlet, and uvicorn's uvloop would block the
+        # Under Locust's gevent patching a "thread" is a greenlet, and the server's uvloop would block the
         # whole hub: the emulator must have a process of its own there.
         mode = "subprocess"
     if mode == "subprocess":
@@ -209,7 +181,7 @@ def _start_subprocess(cfg: EmulatorConfig, timeout: float, cpu: int | None) -> E
 
 
 def serve(cfg: EmulatorConfig, ready_file: str | None = None, announce: bool = True) -> int:
-    """Run in the foreground until SIGINT/SIGTERM; uvicorn handles the signals and shuts down cleanly."""
+    """Run in the foreground until SIGINT/SIGTERM; the server handles the signals and shuts down cleanly."""
     sock = _bind(cfg.host, cfg.port)
     port = sock.getsockname()[1]
     app = EmulatorApp(cfg)

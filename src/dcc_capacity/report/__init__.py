@@ -1,12 +1,13 @@
 """The evidence report: run folder -> report.html, summary.json, junit.xml (SCTAD 6.3 completion evidence).
 
-Modules, one job each: ``inputs`` (run-folder adapter), ``nfrs`` (NFR/test catalogue,
-issues), ``_files`` (file and field checks), ``quantiles`` (exact
-out-of-core percentiles), ``metrics`` (streaming aggregation), ``traceability``
-(NFR verdicts, matrix, exit criteria), ``analysis`` (stress knee,
-extrapolation), ``baseline`` (no-degradation comparison), ``charts``
-(matplotlib -> inline SVG), ``render`` (Jinja2), ``outputs`` (summary.json,
-junit.xml) and ``build`` (the whole pipeline).
+Modules, one job each: ``inputs`` (run-folder adapter; records through
+:func:`dcc_capacity.records.iter_records`), ``issues`` (issues.yaml),
+``_files`` (file and field checks), ``quantiles`` (exact out-of-core
+percentiles), ``metrics`` (streaming aggregation), ``traceability`` (matrix
+and exit criteria; the verdicts are :func:`dcc_capacity.nfr.judge`),
+``analysis`` (stress knee, extrapolation), ``baseline`` (no-degradation
+comparison), ``charts`` (matplotlib -> inline SVG), ``render`` (Jinja2),
+``outputs`` (summary.json, junit.xml) and ``build`` (the whole pipeline).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .inputs import Nfr, RunFolder
+from ..nfr import Nfr
+from .inputs import RunFolder
 from .metrics import Metrics
 
 __all__ = ["stress_steps", "extrapolation", "DEGRADED_ERROR_RATE", "DEGRADED_ACHIEVED_RATIO"]
@@ -24,8 +25,8 @@ DEGRADED_ACHIEVED_RATIO = 0.95
 def _ack_limit(nfrs: list[Nfr]) -> tuple[str, float] | None:
     for metric in ("ack_ms.p95", "trt_ms.p95", "ack_ms.p99", "trt_ms.p99"):
         for n in nfrs:
-            if n.metric == metric and n.scope == "all" and n.threshold is not None:
-                return metric, n.threshold
+            if n.what == metric and n.scope == ("all", None) and not n.per and n.max is not None:
+                return metric, n.max
     return None
 
 

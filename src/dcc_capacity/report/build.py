@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..records import RecordStats
 from . import charts
+from ._files import read_json
 from .analysis import extrapolation, stress_steps
 from .baseline import compare, load_baseline
 from .inputs import RunFolder, iter_record_batches, load_run
@@ -63,18 +65,23 @@ def _duration(folder: RunFolder, metrics: Metrics) -> float | None:
 def _analyse(folder: RunFolder, progress: Callable[[str], None],
              batch_rows: int) -> tuple[Metrics, Traceability, float | None]:
     progress(f"loading records from {folder.path / 'records'}")
-    metrics = compute_metrics(lambda: iter_record_batches(folder.path, NEEDED_COLUMNS, batch_rows),
+    stats = RecordStats()
+    metrics = compute_metrics(lambda: iter_record_batches(folder.path, NEEDED_COLUMNS, batch_rows, stats, folder),
                               folder.start_epoch, folder.run.get("slot"), folder.duration_s, progress)
+    folder.truncated = bool(stats.truncated)
+    folder.alerts = stats.alerts
+    if stats.truncated:
+        progress(f"truncated record files (their writer was killed): {', '.join(stats.truncated)}")
     progress(f"computing verdicts for {len(folder.nfrs)} NFRs over {metrics.requests:,} records")
     duration = _duration(folder, metrics)
     return metrics, evaluate(folder, metrics, duration), duration
 
 
-def summarise_folder(path: Path, batch_rows: int = 1_000_000) -> dict[str, Any]:
+def summarise_folder(path: Path, batch_rows: int = 250_000) -> dict[str, Any]:
     """A folder's summary.json document without rendering anything (used for baselines with no summary)."""
     folder = load_run(path)
     metrics, trace, duration = _analyse(folder, lambda _m: None, batch_rows)
-    return summary(folder.run, metrics, trace, duration, folder.incomplete, {})
+    return summary(folder.run, metrics, trace, duration, folder.incomplete, {}, folder.alerts)
 
 
 def _risks(folder: RunFolder, trace: Traceability, extra: dict[str, Any],
@@ -104,7 +111,7 @@ def _risks(folder: RunFolder, trace: Traceability, extra: dict[str, Any],
 
 
 def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None, tolerance_pct: float = 5.0,
-                 progress: Callable[[str], None] = lambda _m: None, batch_rows: int = 1_000_000) -> ReportOutcome:
+                 progress: Callable[[str], None] = lambda _m: None, batch_rows: int = 250_000) -> ReportOutcome:
     """Write ``report.html``, ``summary.json`` and ``junit.xml`` into ``run_dir``.
 
     Raises :class:`~dcc_capacity.errors.InputError` for a missing or malformed
@@ -118,14 +125,17 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
     extra: dict[str, Any] = {"extrapolation": extrapolation(folder, metrics, stress, duration, trace.all_pass)}
     issues, issue_rows = issue_counts(folder, trace)
     criteria = exit_criteria(folder, trace, issue_rows)
-    doc = summary(folder.run, metrics, trace, duration, folder.incomplete, {})
+    doc = summary(folder.run, metrics, trace, duration, folder.incomplete, {}, folder.alerts)
     comparison = None
     if base is not None:
         progress(f"comparing with baseline {baseline_dir} (tolerance {tolerance_pct:g} %)")
         comparison = compare(doc, base, trace, tolerance_pct)
         doc = summary(folder.run, metrics, trace, duration, folder.incomplete,
                       {"baseline": {"test": comparison["test"], "tolerance_pct": tolerance_pct,
-                                    "no_degradation": comparison["no_degradation"]}})
+                                    "no_degradation": comparison["no_degradation"]}}, folder.alerts)
+    shape_file = Path(run_dir) / "shape.json"
+    if shape_file.exists():  # what the load shape found (e.g. the stress knee), written by the run
+        doc["shape"] = read_json(shape_file)
     doc["exit_criteria"] = [{"id": c["id"], "status": c["status"]} for c in criteria]
     doc["extrapolation"] = extra["extrapolation"]
     progress("charting")

@@ -10,33 +10,28 @@ memory at once. The contract is documented in ``docs/report.md``.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..paths import data_dir
+from ..nfr import TEST_TYPES, Nfr, TestDef, default_nfr_path, load_catalogue
+from ..records import COLUMNS, OUTCOMES, RecordStats, iter_records, record_files
 from ._files import check, parse_time, read_json, require
-from .nfrs import TEST_TYPES, Issue, Nfr, TestDef, load_catalogue, load_issues
+from .issues import Issue, load_issues
 
 __all__ = [
-    "RECORD_COLUMNS", "TEST_TYPES", "STATUSES", "SPS", "OUTCOMES", "Nfr", "TestDef", "Issue", "RunFolder",
+    "TEST_TYPES", "STATUSES", "SPS", "OUTCOMES", "Nfr", "TestDef", "Issue", "RunFolder",
     "load_run", "iter_record_batches", "parse_time",
 ]
 
-RECORD_COLUMNS = (
-    "process_id", "request_id", "user_class", "srv_variant", "step", "intended_ts", "sent_ts", "ack_ts",
-    "ack_ms", "ack_code", "callback_ts", "trt_ms", "response_code", "outcome", "error",
-)
-"""Columns of a request/response record (``records/``); ``slot`` is optional."""
 STATUSES = ("complete", "incomplete", "failed")
 SPS = ("DSP", "S1SP", "DCO", "CP")
 SLOTS = ("night", "day", "evening")
-OUTCOMES = ("ok", "error", "throttled", "late", "missing", "dropped")
 _EPOCH = pd.Timestamp(0, tz="UTC")
 @dataclass
 class RunFolder:
@@ -53,6 +48,9 @@ class RunFolder:
     external_results: list[dict[str, Any]] = field(default_factory=list)
     sut_metrics: pd.DataFrame | None = None
     truncated: bool = False
+    alerts: int = 0
+    """Alert rows in the records (async messages with no RequestID)."""
+    """Set after the records were read: a record file ends mid-message (its writer was killed)."""
 
     @property
     def start_epoch(self) -> float:
@@ -136,102 +134,60 @@ def load_run(run_dir: str | Path) -> RunFolder:
         raise InputError("must be a JSON object", file=path / "plan.json")
     cat = path / "nfr.yaml"
     if not cat.exists():
-        cat = data_dir("reports") / "nfr-catalogue.yaml"
-    nfrs, tests, thresholds = load_catalogue(cat)
+        cat = default_nfr_path()
+    catalogue = load_catalogue(cat)
     external: list[dict[str, Any]] = []
     if (path / "nfr_results.json").exists():
         external = read_json(path / "nfr_results.json")
         if not isinstance(external, list):
             raise InputError("must be a list of {id, test_id, measured, threshold, pass}",
                              file=path / "nfr_results.json")
-    folder = RunFolder(path=path, run=run, plan=plan, nfrs=nfrs, tests=tests,
-                       nfr_source=str(cat if cat.parent == path else f"default catalogue ({cat.name})"),
-                       issue_thresholds=thresholds, issues=load_issues(path / "issues.yaml"),
-                       external_results=external, sut_metrics=_load_sut_metrics(path / "metrics.csv"))
-    folder.truncated = _csv_truncated(path)
-    return folder
+    return RunFolder(path=path, run=run, plan=plan, nfrs=list(catalogue.nfrs), tests=list(catalogue.tests),
+                     nfr_source=str(cat if cat.parent == path else f"default catalogue ({cat.name})"),
+                     issue_thresholds=dict(catalogue.issue_thresholds), issues=load_issues(path / "issues.yaml"),
+                     external_results=external, sut_metrics=_load_sut_metrics(path / "metrics.csv"))
 
 
-def _csv_files(path: Path) -> list[Path]:
-    return sorted((path / "records").glob("*.csv"))
+def iter_record_batches(run_dir: str | Path, columns: list[str] | None = None, batch_rows: int = 250_000,
+                        stats: RecordStats | None = None, folder: RunFolder | None = None) -> Iterator[pd.DataFrame]:
+    """The run's request rows, folded by :func:`dcc_capacity.records.iter_records`, batch by batch.
 
-
-def _csv_truncated(path: Path) -> bool:
-    """A record file that does not end in a newline was cut mid-write (the run was killed)."""
-    for f in _csv_files(path):
-        if f.stat().st_size:
-            with f.open("rb") as fh:
-                fh.seek(-1, 2)
-                if fh.read(1) != b"\n":
-                    return True
-    return False
-
-
-def _records_module():
-    try:
-        return importlib.import_module("dcc_capacity.records")
-    except ModuleNotFoundError as exc:
-        if exc.name == "dcc_capacity.records":
-            return None
-        raise
-
-
-def iter_record_batches(run_dir: str | Path, columns: list[str] | None = None,
-                        batch_rows: int = 1_000_000) -> Iterator[pd.DataFrame]:
-    """Yield the run's records as DataFrames of at most about ``batch_rows`` rows.
-
-    Order of preference: ``dcc_capacity.records.iter_records`` (streaming, the
-    suite's own format), then ``records/*.csv`` read in chunks, then
-    ``dcc_capacity.records.read_records`` (one batch). Timestamps come out as
-    float epoch seconds whatever the source wrote.
+    Two report views are added to the writer's columns: a step without an
+    SRV variant (a journey's login, say) is grouped under its label, and
+    ``step`` becomes the *stress step* the request was planned in (from
+    run.json ``stress.steps`` start_s/end_s, "-" outside any step); the
+    writer's journey step index is kept as ``journey_step``.
     """
     path = Path(run_dir)
-    mod = _records_module()
-    csvs = _csv_files(path)
-    if mod is not None and hasattr(mod, "iter_records"):
-        source: Iterator[pd.DataFrame] = mod.iter_records(path, columns=columns, batch_rows=batch_rows)
-    elif csvs:
-        source = _iter_csv(csvs, columns, batch_rows)
-    elif mod is not None and hasattr(mod, "read_records"):
-        source = iter([mod.read_records(path)])
-    else:
-        if not (path / "records").is_dir():
-            raise InputError("records folder is missing", file=path / "records")
-        return
-    for batch in source:
-        if columns is not None:
-            missing = [c for c in columns if c not in batch.columns and c != "slot"]
-            if missing:
-                raise InputError("record column is missing", file=path / "records", key=missing[0])
-        yield _normalise(batch)
+    if not record_files(path):
+        raise InputError("no record files (records/records-*.arrows)", file=path / "records")
+    want = None if columns is None else [c for c in dict.fromkeys([*columns, "label", "srv_variant", "intended_ts"])
+                                         if c in COLUMNS]
+    steps = _stress_windows(folder)
+    for batch in iter_records(path, batch_rows=batch_rows, columns=want, stats=stats):
+        srv = batch["srv_variant"]
+        batch["srv_variant"] = srv.where(srv != "", batch["label"])
+        if "step" in batch.columns:
+            batch = batch.rename(columns={"step": "journey_step"})
+        batch["step"] = _stress_step(batch["intended_ts"].to_numpy(dtype=float), steps)
+        yield batch if columns is None else batch[[c for c in columns if c in batch.columns]]
 
 
-def _iter_csv(files: list[Path], columns: list[str] | None, batch_rows: int) -> Iterator[pd.DataFrame]:
-    # Low-cardinality text as categories: parsed straight into codes, the cheapest form to group by.
-    dtypes = {"user_class": "category", "srv_variant": "category", "step": "category", "ack_code": "category",
-              "response_code": "category", "outcome": "category", "request_id": "string", "error": "string",
-              "process_id": "category", "slot": "category"}
-    for f in files:
-        with f.open("rb") as fh:
-            header = fh.readline().decode("utf-8", "replace").strip().split(",")
-        use = None if columns is None else [c for c in columns if c in header]
-        if columns is not None and len(use) < len([c for c in columns if c != "slot"]):
-            missing = [c for c in columns if c not in header and c != "slot"]
-            raise InputError("record column is missing", file=f, key=missing[0])
-        try:
-            yield from pd.read_csv(f, usecols=use, chunksize=batch_rows,
-                                   dtype={k: v for k, v in dtypes.items() if use is None or k in use},
-                                   on_bad_lines="skip", engine="c")
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise InputError(f"unreadable records ({exc})", file=f) from None
+def _stress_windows(folder: RunFolder | None) -> list[tuple[float, float, str]]:
+    if folder is None:
+        return []
+    out = []
+    for s in (folder.run.get("stress") or {}).get("steps") or []:
+        if s.get("start_s") is not None and s.get("end_s") is not None:
+            out.append((folder.start_epoch + float(s["start_s"]), folder.start_epoch + float(s["end_s"]),
+                        str(s["step"])))
+    return sorted(out)
 
 
-def _normalise(batch: pd.DataFrame) -> pd.DataFrame:
-    for col in ("intended_ts", "sent_ts", "ack_ts", "callback_ts"):
-        if col in batch.columns and not pd.api.types.is_numeric_dtype(batch[col]):
-            parsed = pd.to_datetime(batch[col], utc=True, errors="coerce", format="ISO8601")
-            batch[col] = (parsed - _EPOCH) / pd.Timedelta(seconds=1)
-    for col in ("ack_ms", "trt_ms"):
-        if col in batch.columns and not pd.api.types.is_float_dtype(batch[col]):
-            batch[col] = pd.to_numeric(batch[col], errors="coerce").astype("float64")
-    return batch
+def _stress_step(intended: np.ndarray, windows: list[tuple[float, float, str]]) -> pd.Categorical:
+    labels = ["-"] + [w[2] for w in windows]
+    codes = np.zeros(len(intended), dtype=np.int64)
+    for i, (lo, hi, _label) in enumerate(windows, 1):
+        codes[(intended >= lo) & (intended < hi)] = i
+    return pd.Categorical.from_codes(codes, categories=pd.Index(labels).unique()) if len(set(labels)) == len(
+        labels) else pd.Categorical(np.array(labels, dtype=object)[codes])

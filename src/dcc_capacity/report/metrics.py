@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ..catalogue import get_srv
-from .inputs import OUTCOMES
+from ..nfr import FAILED_OUTCOMES
+from ..records import OUTCOMES
 from .quantiles import COARSE, NBINS, QUANTILES, GroupedQuantiles, bin_index, quantile_from_hist
 
 __all__ = ["DIMENSIONS", "NEEDED_COLUMNS", "Metrics", "Aggregator", "compute_metrics"]
@@ -28,7 +29,7 @@ __all__ = ["DIMENSIONS", "NEEDED_COLUMNS", "Metrics", "Aggregator", "compute_met
 DIMENSIONS = ("all", "srv", "srv_class", "class", "slot", "step", "srv_slot")
 """Groupings every count and percentile is given for."""
 NEEDED_COLUMNS = ["user_class", "srv_variant", "step", "intended_ts", "ack_ts", "callback_ts", "ack_ms", "trt_ms",
-                  "ack_code", "response_code", "outcome", "slot"]
+                  "ack_code", "response_code", "outcome"]
 LATENCIES = ("ack_ms", "trt_ms")
 MAX_BUCKETS = 600
 """At most this many time buckets in the over-time series (they merge when a run outlives its plan)."""
@@ -248,12 +249,13 @@ class Aggregator:
             df = pd.DataFrame(self.outcomes[dim][: len(labels)], columns=_OUT, index=pd.Index(labels, name=dim))
             df.insert(0, "requests", df.sum(axis=1))
             keep = df["requests"].to_numpy() > 0
-            df["failures"] = df["requests"] - df["ok"]
+            df["failures"] = df[list(FAILED_OUTCOMES)].sum(axis=1)
             for m in LATENCIES:
                 res = self.lat[(m, dim)].result()
                 short = m.split("_")[0]
                 for q in [*QUANTILES, "n"]:
                     df[f"{short}_{q}"] = [res.get(i, {}).get(q, np.nan) for i in range(len(labels))]
+                df[f"{short}_n"] = df[f"{short}_n"].fillna(0).astype(np.int64)  # a count: 0, never NaN
             df = df[keep]
             groups[dim] = df.iloc[sorted(range(len(df)), key=lambda i, d=df: _natural(d.index[i]))]
         codes = pd.DataFrame([(*k, v) for k, v in sorted(self.code_counts.items())],

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..records import OUTCOMES
 from .metrics import Metrics
 from .traceability import Traceability
 
@@ -35,35 +36,53 @@ def clean(value: Any) -> Any:
 
 
 def _lat(row: pd.Series | dict[str, Any], short: str) -> dict[str, Any]:
-    return {q: row.get(f"{short}_{q}") for q in ("p50", "p95", "p99", "max")}
+    out: dict[str, Any] = {q: row.get(f"{short}_{q}") for q in ("p50", "p95", "p99", "max")}
+    out["count"] = int(row.get(f"{short}_n") or 0)
+    return out
 
 
-def _group(row: dict[str, Any]) -> dict[str, Any]:
-    return {"requests": int(row["requests"]), "failures": int(row["failures"]),
-            "ack_ms": _lat(row, "ack"), "trt_ms": _lat(row, "trt")}
+def _group(row: dict[str, Any], duration_s: float | None) -> dict[str, Any]:
+    return {"requests": int(row["requests"]), "failures": int(row["failures"]), "ok": int(row["ok"]),
+            "offered_rate": row["requests"] / duration_s if duration_s else None,
+            "achieved_rate": row["ok"] / duration_s if duration_s else None,
+            "ack_ms": _lat(row, "ack"), "trt_ms": _lat(row, "trt") | {"missing": int(row["missing"])},
+            "outcomes": {k: int(row.get(k, 0)) for k in OUTCOMES}}
 
 
 def summary(run: dict[str, Any], metrics: Metrics, trace: Traceability, duration_s: float | None,
-            incomplete: bool, extra: dict[str, Any]) -> dict[str, Any]:
-    """The summary.json document (contract keys first, then detail)."""
+            incomplete: bool, extra: dict[str, Any], alerts: int = 0) -> dict[str, Any]:
+    """The summary.json document: the design.md contract keys first, then detail.
+
+    ``requests`` counts request rows (sent or dropped, ``pending`` included);
+    ``failures`` those whose outcome is error, throttled, late, missing or
+    dropped; ``offered_rate`` = requests / duration, ``achieved_rate`` = ok
+    requests / duration. Percentiles are exact (linear interpolation, as
+    numpy/pandas) over measured values; a missing response has no TRT and
+    is counted in ``trt_ms.missing`` (NFR-LOST judges it).
+    """
     overall = metrics.overall()
     req = int(overall.get("requests", 0))
+    groups = metrics.groups
     doc: dict[str, Any] = {
-        "test": run["test_id"], "test_type": run["test_type"], "sp": run["sp"], "slot": run.get("slot"),
-        "status": run["status"], "complete": not incomplete,
-        "offered_rate": req / duration_s if duration_s else None,
+        "test": run["test_id"], "offered_rate": req / duration_s if duration_s else None,
         "achieved_rate": overall.get("ok", 0) / duration_s if duration_s else None,
         "duration_s": duration_s, "requests": req, "failures": int(overall.get("failures", 0)),
-        "failure_rate": overall.get("failures", 0) / req if req else None,
-        "ack_ms": _lat(overall, "ack"), "trt_ms": _lat(overall, "trt"),
-        "by_srv": {str(k): _group(r) for k, r in metrics.groups["srv"].to_dict("index").items()},
-        "by_class": {str(k): _group(r) for k, r in metrics.groups["class"].to_dict("index").items()},
-        "by_slot": {str(k): _group(r) for k, r in metrics.groups["slot"].to_dict("index").items()},
-        "outcomes": {k: int(overall.get(k, 0)) for k in ("ok", "error", "throttled", "late", "missing", "dropped")},
-        "nfr": [{"id": r.nfr.id, "test_id": r.test_id, "measured": r.measured, "threshold": r.nfr.threshold,
-                 "op": r.nfr.op, "pass": r.status == "pass", "status": r.status,
+        "ack_ms": _lat(overall, "ack"), "trt_ms": _lat(overall, "trt") | {"missing": int(overall.get("missing", 0))},
+        "by_srv": {str(k): _group(r, duration_s) for k, r in groups["srv"].to_dict("index").items()},
+        "nfr": [{"id": r.nfr.id, "pass": r.status == "pass", "status": r.status, "test_id": r.test_id,
+                 "metric": r.nfr.what, "scope": r.nfr.scope_text, "measured": r.measured, "op": r.nfr.op,
+                 "threshold": r.nfr.threshold, "samples": r.samples, "message": r.message,
+                 **({"groups": r.groups} if r.groups else {}),
                  **({"baseline": r.baseline, "no_degradation": r.no_degradation} if r.baseline is not None else {})}
                 for r in trace.results if r.status != "not run"],
+        "pass": trace.all_pass and not incomplete,
+        "test_type": run["test_type"], "sp": run["sp"], "slot": run.get("slot"),
+        "status": run["status"], "complete": not incomplete,
+        "failure_rate": overall.get("failures", 0) / req if req else None,
+        "outcomes": {k: int(overall.get(k, 0)) for k in OUTCOMES},
+        "alerts": alerts,
+        "by_class": {str(k): _group(r, duration_s) for k, r in groups["class"].to_dict("index").items()},
+        "by_slot": {str(k): _group(r, duration_s) for k, r in groups["slot"].to_dict("index").items()},
     }
     doc.update(extra)
     return clean(doc)
@@ -74,14 +93,21 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
 
 
 def write_junit(path: Path, trace: Traceability, incomplete: bool, suite: str) -> None:
-    """One <testcase> per NFR result row; not-run rows are <skipped/>, an incomplete run fails every row."""
+    """One <testcase> per NFR this run judged; an incomplete run fails every one.
+
+    Rows of the catalogue's other tests ("not run" here) stay in the HTML
+    traceability matrix but are left out: a CI dashboard shows this run's verdicts.
+    """
     cases = []
     for r in trace.results:
-        case = ET.Element("testcase", name=r.nfr.id, classname=r.test_id)
-        detail = f"{r.nfr.metric} [{r.nfr.scope}] measured {r.measured} {r.nfr.op} {r.nfr.threshold}"
         if r.status == "not run":
-            ET.SubElement(case, "skipped", message="test not executed in this run folder")
-        elif r.status != "pass" or incomplete or r.no_degradation is False:
+            continue
+        case = ET.Element("testcase", name=r.nfr.id, classname=r.test_id)
+        detail = (f"{r.nfr.text}\n{r.nfr.what} [{r.nfr.scope_text}] measured {r.measured} {r.nfr.op} "
+                  f"{r.nfr.threshold} (samples {r.samples})" + (f"; {r.message}" if r.message else ""))
+        if r.groups:
+            detail += "\n" + "\n".join(f"  {g}: {v}" for g, v in r.groups.items())
+        if r.status != "pass" or incomplete or r.no_degradation is False:
             why = r.status if r.status != "pass" else ("run incomplete" if incomplete else "degraded vs baseline")
             ET.SubElement(case, "failure", message=f"{why}: {detail}", type=why)
         else:

@@ -9,18 +9,15 @@ vanishing from the evidence.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .inputs import Issue, Nfr, RunFolder, TestDef
+from ..nfr import Nfr, TestDef, judge
+from .inputs import Issue, RunFolder
 from .metrics import Metrics
 
-__all__ = ["Result", "Traceability", "anchor", "measure", "evaluate", "exit_criteria", "issue_counts"]
-
-_DIM = {"all": "all", "srv": "srv", "srv_class": "srv_class", "class": "class", "slot": "slot"}
-
+__all__ = ["Result", "Traceability", "anchor", "evaluate", "exit_criteria", "issue_counts"]
 
 def anchor(prefix: str, value: Any) -> str:
     """An HTML id that survives any label (SRV variants have dots, classes may have spaces)."""
@@ -39,6 +36,10 @@ class Result:
     """``pass``, ``fail``, ``no data`` (test ran, nothing measured) or ``not run``."""
     evidence: str | None = None
     """Anchor of the metrics row the figure comes from."""
+    message: str = ""
+    samples: int = 0
+    groups: dict[str, float | None] = field(default_factory=dict)
+    """Each group's value when the NFR is judged ``per`` group."""
     baseline: float | None = None
     change_pct: float | None = None
     no_degradation: bool | None = None
@@ -71,50 +72,21 @@ class Traceability:
         return bool(ran) and all(r.status == "pass" for r in ran)
 
 
-def _row(metrics: Metrics, nfr: Nfr) -> tuple[dict[str, Any] | None, str | None]:
-    dim = _DIM[nfr.scope_dim]
-    table = metrics.groups.get(dim)
-    label = "all" if dim == "all" else nfr.scope_value
-    if table is None or label not in table.index:
-        return None, None
-    return table.loc[label].to_dict(), anchor(f"m-{dim}", label)
-
-
-def measure(nfr: Nfr, metrics: Metrics, duration_s: float | None,
-            external: list[dict[str, Any]], test_id: str) -> tuple[float | None, str | None]:
-    """The measured value of ``nfr`` and the anchor of its evidence row (None when not measurable)."""
-    if nfr.metric == "external":
-        for ext in external:
-            if str(ext.get("id")) == nfr.id and str(ext.get("test_id", test_id)) == test_id:
-                val = ext.get("measured")
-                return (float(val) if isinstance(val, (int, float)) else None), None
-        return None, None
-    row, ev = _row(metrics, nfr)
-    if row is None or not row.get("requests"):
-        return None, ev
-    req = row["requests"]
-    if "." in nfr.metric:
-        base, q = nfr.metric.split(".")
-        val = row.get(f"{base.split('_')[0]}_{q}")
-    else:
-        val = {
-            "error_rate": row["error"] / req, "throttle_rate": row["throttled"] / req,
-            "missing_rate": (row["missing"] + row["dropped"]) / req, "failure_rate": row["failures"] / req,
-            "achieved_ratio": row["ok"] / req, "requests": float(req),
-            "achieved_rate": row["ok"] / duration_s if duration_s else None,
-        }[nfr.metric]
-    if val is None or (isinstance(val, float) and math.isnan(val)):
-        return None, ev
-    return float(val), ev
-
-
-def _meets(value: float, nfr: Nfr) -> bool:
-    thr = nfr.threshold if nfr.threshold is not None else math.nan
-    return {"<=": value <= thr, "<": value < thr, ">=": value >= thr, ">": value > thr}[nfr.op]
+def _external(nfr: Nfr, external: list[dict[str, Any]], test_id: str) -> tuple[float | None, str]:
+    """An NFR measured outside this suite (``nfr_results.json``): its value and verdict as given."""
+    for ext in external:
+        if str(ext.get("id")) == nfr.id and str(ext.get("test_id", test_id)) == test_id:
+            val = ext.get("measured")
+            return (float(val) if isinstance(val, (int, float)) else None), ("pass" if ext.get("pass") else "fail")
+    return None, "no data"
 
 
 def evaluate(folder: RunFolder, metrics: Metrics, duration_s: float | None) -> Traceability:
-    """Result rows for every (test, NFR) of the catalogue; only the folder's own test is measured."""
+    """Result rows for every (test, NFR) of the catalogue; only the folder's own test is measured.
+
+    The verdict itself is :func:`dcc_capacity.nfr.judge`, the one NFR
+    evaluation of the suite (summary.json, junit.xml and this matrix share it).
+    """
     tests = list(folder.tests)
     test_id = folder.run["test_id"]
     notes = []
@@ -131,13 +103,14 @@ def evaluate(folder: RunFolder, metrics: Metrics, duration_s: float | None) -> T
             if test.id != test_id:
                 results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=None, status="not run"))
                 continue
-            val, ev = measure(nfr, metrics, duration_s, folder.external_results, test_id)
             if nfr.metric == "external":
-                ext = next((e for e in folder.external_results if str(e.get("id")) == nid), None)
-                status = "no data" if ext is None else ("pass" if ext.get("pass") else "fail")
-            else:
-                status = "no data" if val is None else ("pass" if _meets(val, nfr) else "fail")
-            results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=val, status=status, evidence=ev))
+                val, status = _external(nfr, folder.external_results, test_id)
+                results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=val, status=status))
+                continue
+            v = judge(nfr, metrics.groups, duration_s)
+            results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=v.measured, status=v.status,
+                                  evidence=anchor(f"m-{v.evidence[0]}", v.evidence[1]) if v.evidence else None,
+                                  message=v.message, samples=v.samples, groups=v.groups))
     return Traceability(nfrs=list(folder.nfrs), tests=tests, results=results, executed={test_id}, notes=notes)
 
 

@@ -1,36 +1,31 @@
-"""After the load: what the records say about rates, shares and the report's input.
+"""After the load: what the records say about each class's SRV rate and each Service User's share.
 
-``export_records_for_report`` is a bridge: the report reads ``records/*.csv``
-(or ``records.iter_records`` once the records module offers it), while the
-load processes write Arrow streams. Until the report reads Arrow itself, the
-run writes one CSV of folded request rows beside the Arrow files; when
-``dcc_capacity.records.iter_records`` exists, nothing is exported.
+The report computes everything else from the same records (``records.iter_records``);
+these two go into run.json because they need run-level knowledge: SRVs (not
+requests) per class against the target, and the originator in the RequestID.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["export_records_for_report", "rates_from_records", "shares_by_user"]
-
-REPORT_COLUMNS = ["process_id", "request_id", "user_class", "srv_variant", "step", "intended_ts", "sent_ts",
-                  "ack_ts", "ack_ms", "ack_code", "callback_ts", "trt_ms", "response_code", "outcome", "error"]
+__all__ = ["rates_from_records", "shares_by_user"]
 
 
-def _requests(records_dir: Path) -> Any:
-    from ..records import load_records
 
-    if not any(records_dir.glob("*.arrows")):
+def _requests(run_dir: Path) -> Any:
+    from ..records import load_records, record_files
+
+    if not record_files(run_dir):
         return None
-    df = load_records(records_dir)
+    df = load_records(run_dir)
     return df[df["kind"] == "request"] if "kind" in df.columns else df
 
 
-def rates_from_records(records_dir: Path) -> tuple[float | None, float | None, dict[str, dict[str, int]]]:
+def rates_from_records(run_dir: Path) -> tuple[float | None, float | None, dict[str, dict[str, int]]]:
     """(first intended_ts, last intended_ts, {user_class: {requests, ok}}): SRVs per class (CV 4 rows left out)."""
-    df = _requests(records_dir)
+    df = _requests(run_dir)
     if df is None or df.empty:
         return None, None, {}
     counts: dict[str, dict[str, int]] = {}
@@ -41,9 +36,9 @@ def rates_from_records(records_dir: Path) -> tuple[float | None, float | None, d
     return float(df["intended_ts"].min()), float(df["intended_ts"].max()), counts
 
 
-def shares_by_user(records_dir: Path) -> dict[str, dict[str, float]]:
+def shares_by_user(run_dir: Path) -> dict[str, dict[str, float]]:
     """Per Service User (the RequestID originator): requests, ok, and each one's share of what was achieved."""
-    df = _requests(records_dir)
+    df = _requests(run_dir)
     if df is None or df.empty:
         return {}
     users = df["request_id"].astype(str).str.split(":", n=1).str[0]
@@ -56,27 +51,3 @@ def shares_by_user(records_dir: Path) -> dict[str, dict[str, float]]:
         out[str(user)] = {"requests": int(len(g)), "ok": ok, "throttled": int((g["outcome"] == "throttled").sum()),
                           "achieved_share": ok / total_ok, "ok_ratio": ok / len(g)}
     return out
-
-
-def export_records_for_report(run_dir: Path, start: float, step_s: float | None) -> Path | None:
-    """Write ``records/requests.csv`` (the report's columns) unless the report can read the Arrow records."""
-    from .. import records as records_mod
-
-    if hasattr(records_mod, "iter_records"):
-        return None
-    df = _requests(run_dir / "records")
-    path = run_dir / "records" / "requests.csv"
-    if df is None:
-        path.write_text(",".join(REPORT_COLUMNS) + "\n")
-        return path
-    df = df.rename(columns={"process": "process_id"}).copy()
-    if step_s:
-        df["step"] = ((df["intended_ts"] - start) // step_s).clip(lower=0).astype("Int64")
-    else:
-        df["step"] = None
-    df["outcome"] = df["outcome"].astype(str).replace({"pending": "missing"})
-    for col in REPORT_COLUMNS:
-        if col not in df.columns:
-            df[col] = math.nan
-    df[REPORT_COLUMNS].to_csv(path, index=False)
-    return path

@@ -29,7 +29,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import InputError, RunError
-from .finish import export_records_for_report, rates_from_records
+from .finish import rates_from_records
 from .spec import Resolved, TestSpec, resolve
 
 __all__ = ["RunOptions", "run_test"]
@@ -158,9 +158,9 @@ class _MetricsPoller(threading.Thread):
         self.join(5)
 
 
-def _locust_args(opts: RunOptions, host: str, records: Path) -> list[str]:
+def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
     s = opts.spec
-    a = ["-f", str(LOCUSTFILE), "--host", host, "--run-dir", str(records), "--volume-profile", s.profile,
+    a = ["-f", str(LOCUSTFILE), "--host", host, "--run-dir", str(run_dir), "--volume-profile", s.profile,
          "--sp", s.sp, "--dcc-test", s.test, "--dcc-duration", f"{s.duration_s}s",
          "--secmp0192-share", str(s.secmp0192_share), "--stress-step", str(s.step_fraction),
          "--step-duration", f"{s.step_s}s", "--stress-start", str(s.start_factor), "--stress-max", str(s.max_factor),
@@ -247,7 +247,7 @@ def run_test(opts: RunOptions) -> int:
             poller.start()
             _say(opts, f"embedded emulator on {host} (capacity {cfg['capacity']['tps']:g} TPS)")
         assert host is not None
-        base = _locust_args(opts, host, records)
+        base = _locust_args(opts, host, out)
         ui = (["--web-host", "127.0.0.1", "--web-port", str(opts.web_port), "--autostart", "--autoquit", "10"]
               if opts.web
               else ["--headless", "--progress-interval",
@@ -338,11 +338,9 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     from ..report.build import build_report
 
     out, spec = opts.out, opts.spec
-    shape_file = out / "records" / "shape.json"
+    shape_file = out / "shape.json"  # written by the shape (on the master) into --run-dir
     shape = json.loads(shape_file.read_text()) if shape_file.exists() else None
-    if shape_file.exists():
-        shape_file.replace(out / "shape.json")
-    first, last, counts = rates_from_records(out / "records")
+    first, last, counts = rates_from_records(out)
     start = first if first is not None else started
     duration = spec.duration_s
     if spec.test == "stress" and shape and shape.get("steps"):
@@ -350,7 +348,6 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     if failure and last is not None:
         duration = min(duration, max(last - start, 1e-3))
     rates = {cls: {"offered": c["requests"] / duration, "achieved": c["ok"] / duration} for cls, c in counts.items()}
-    export_records_for_report(out, start, spec.step_s if spec.test == "stress" else None)
     if opts.nfr is not None:
         shutil.copyfile(opts.nfr, out / "nfr.yaml")
     plan_doc = r.plan.to_dict()
@@ -392,7 +389,7 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     if spec.test == "noisy-neighbour":
         from .finish import shares_by_user
 
-        run["user_shares"] = shares_by_user(out / "records")
+        run["user_shares"] = shares_by_user(out)
     (out / "run.json").write_text(json.dumps(run, indent=2, default=float) + "\n")
     _say(opts, "building the report")
     outcome = build_report(out, baseline_dir=opts.baseline, progress=lambda m: None)

@@ -5,7 +5,7 @@ and the options that choose the load. With plain Locust::
 
     locust -f locustfiles/dcc.py --headless --host http://127.0.0.1:8080 \\
         --volume-profile volume_profiles/foc.yaml --sp DSP --slot night --dcc-test load \\
-        --dcc-duration 60s --run-dir results/x/records --callback-port 9001
+        --dcc-duration 60s --run-dir results/x --callback-port 9001
 
 (``--profile`` is Locust's own option, hence ``--volume-profile``.) The
 SUT must POST async responses to this process's ``--callback-host``/``--callback-port``.

@@ -154,6 +154,10 @@ def test_web_ui_shows_the_run_live_and_the_report_is_written(tmp_path):
             time.sleep(0.5)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
             assert r.status == 200 and b"locust" in r.read().lower()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/capacity/api/state", timeout=5) as r:
+            state = json.loads(r.read())  # the Capacity tab: the FOC plan, the NFRs and the emulator's resources
+        assert state["plan"]["a7_rate"] > 0 and state["nfrs"]
+        assert "rss_bytes" in json.dumps(state["resources"])
         assert {"4.6.1 ack", "4.6.1 TRT"} <= seen  # ack and TRT rows under clear names in the live UI
         _, err = proc.communicate(timeout=90)
     finally:

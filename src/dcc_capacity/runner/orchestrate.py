@@ -248,7 +248,8 @@ def run_test(opts: RunOptions) -> int:
             _say(opts, f"embedded emulator on {host} (capacity {cfg['capacity']['tps']:g} TPS)")
         assert host is not None
         base = _locust_args(opts, host, out)
-        ui = (["--web-host", "127.0.0.1", "--web-port", str(opts.web_port), "--autostart", "--autoquit", "10"]
+        ui = (["--web-host", "127.0.0.1", "--web-port", str(opts.web_port), "--autostart", "--autoquit", "10",
+               *(["--ui-metrics-url", f"{host}/metrics"] if emulator is not None else [])]
               if opts.web
               else ["--headless", "--progress-interval",
                     str(opts.progress_interval or max(5.0, round(spec.duration_s / 60)))])

@@ -19,7 +19,9 @@ from typing import Any
 from locust import events
 from locust.runners import MasterRunner
 
+from dcc_capacity import webui  # registers the Capacity tab's Locust options (--ui-*)
 from dcc_capacity.duis.mix import BauMix
+from dcc_capacity.nfr import load_nfrs
 from dcc_capacity.runner.shape import DccShape
 from dcc_capacity.users.classes import (
     Bau,
@@ -32,6 +34,7 @@ from dcc_capacity.users.classes import (
     Secmp0192Schedules,
 )
 from dcc_capacity.users.kit import get_kit
+from dcc_capacity.users.rows import ROW_CLASSES
 
 __all__ = ["Bau", "DccShape", "MeterReads", "NoisyNeighbour", "S1MigrationCredit", "S1MigrationPrepay",
            "S2IcCredit", "S2IcPrepay", "Secmp0192Schedules"]
@@ -74,6 +77,12 @@ def _init(environment: Any, **_: Any) -> None:
         # PKI, fleet pools, templates: built now, not in the first user's __init__ after the test clock started.
         get_kit(environment.parsed_options)
         BauMix.load()
+    opts = environment.parsed_options
+    if opts is not None and not getattr(opts, "headless", False):
+        # The Capacity tab (plan, live offered vs achieved, NFRs, SUT resources); workers install it too so
+        # their per-class counts reach the master.
+        webui.install(environment, plan=opts.volume_profile or None, sp=opts.sp or None, slot=opts.slot or None,
+                      row_classes=ROW_CLASSES, nfrs=load_nfrs(getattr(opts, "nfr", "") or None))
 
 
 @events.test_start.add_listener

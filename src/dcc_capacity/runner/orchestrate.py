@@ -10,6 +10,7 @@ bounded.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -311,6 +312,11 @@ class _Follow:
         return [ln.decode("utf-8", "replace") for ln in lines]
 
 
+def _iso(epoch: float) -> str:
+    """run.json times for people (the report reads ISO and epoch alike): UTC, milliseconds."""
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
 def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.Popen], emulator: Any) -> str:
     """Wait for Locust to finish (bounded); return why the run failed ('' when it did not)."""
     spec = opts.spec
@@ -363,7 +369,7 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
         "test_name": f"{spec.test.capitalize()}, {spec.sp}, {r.slot}",
         "test_type": spec.test, "sp": spec.sp, "slot": r.slot,
         "status": "incomplete" if failure else "complete",
-        "start": start, "duration_s": duration,
+        "start": _iso(start), "duration_s": duration,
         "profile": {"path": spec.profile, "sha256": _sha256(Path(spec.profile))},
         "command_line": opts.command_line or ["dcc-capacity", "run"],
         "seed": opts.seed, "target": target,
@@ -375,7 +381,7 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
         "spec": spec.to_dict(), "workers": opts.workers, "alerts_per_s": r.alerts_per_s,
     }
     if not failure:
-        run["end"] = ended
+        run["end"] = _iso(ended)
     else:
         run["failure"] = failure
     if opts.nfr is not None:

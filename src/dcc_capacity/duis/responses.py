@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from lxml import etree
 
 from . import NS_DS, NS_SR
+from .c14n import c14n_text
 from .verify import C14N_EXC, DIGEST_SHA256, ENVELOPED, SIG_ECDSA_SHA256, XmlError, parse_hardened
 
 __all__ = [
@@ -66,22 +67,9 @@ _SI_TAIL = (
 )
 
 
-def _text(value: object) -> str:
-    """Escape text content exactly as C14N writes it."""
-    s = str(value)
-    if "&" in s:
-        s = s.replace("&", "&amp;")
-    if "<" in s:
-        s = s.replace("<", "&lt;")
-    if ">" in s:
-        s = s.replace(">", "&gt;")
-    if "\r" in s:
-        s = s.replace("\r", "&#xD;")
-    return s
-
 
 def _el(name: str, value: object) -> str:
-    return f"<sr:{name}>{_text(value)}</sr:{name}>"
+    return f"<sr:{name}>{c14n_text(value)}</sr:{name}>"
 
 
 def _b64(data: bytes) -> str:
@@ -145,7 +133,7 @@ class ResponseSigner:
         self._key = key
         self._key_info = (
             "<ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial>"
-            f"<ds:X509IssuerName>{_text(issuer_name)}</ds:X509IssuerName>"
+            f"<ds:X509IssuerName>{c14n_text(issuer_name)}</ds:X509IssuerName>"
             f"<ds:X509SerialNumber>{int(serial)}</ds:X509SerialNumber>"
             "</ds:X509IssuerSerial></ds:X509Data></ds:KeyInfo>"
         )
@@ -181,12 +169,12 @@ def _finish(header: str, body: str, signer: ResponseSigner | None) -> bytes:
 
 
 def _header(request_id: str | None, response_id: str | None, code: str | None, when: str | None) -> str:
-    h = f"<sr:RequestID>{_text(request_id)}</sr:RequestID>" if request_id else ""
+    h = f"<sr:RequestID>{c14n_text(request_id)}</sr:RequestID>" if request_id else ""
     if response_id:
-        h += f"<sr:ResponseID>{_text(response_id)}</sr:ResponseID>"
+        h += f"<sr:ResponseID>{c14n_text(response_id)}</sr:ResponseID>"
     if code is not None:  # None models the "missing response code" failure mode of the seeds
-        h += f"<sr:ResponseCode>{_text(code)}</sr:ResponseCode>"
-    return h + f"<sr:ResponseDateTime>{_text(when or _now())}</sr:ResponseDateTime>"
+        h += f"<sr:ResponseCode>{c14n_text(code)}</sr:ResponseCode>"
+    return h + f"<sr:ResponseDateTime>{c14n_text(when or _now())}</sr:ResponseDateTime>"
 
 
 def build_response(*, signer: ResponseSigner | None, response_code: str | None, srv: str, srv_variant: str,
@@ -200,8 +188,8 @@ def build_response(*, signer: ResponseSigner | None, response_code: str | None, 
     """
     if response_id is None and request_id:
         response_id = response_id_for(request_id)
-    body = (f"<sr:ResponseMessage><sr:ServiceReference>{_text(srv)}</sr:ServiceReference>"
-            f"<sr:ServiceReferenceVariant>{_text(srv_variant)}</sr:ServiceReferenceVariant>"
+    body = (f"<sr:ResponseMessage><sr:ServiceReference>{c14n_text(srv)}</sr:ServiceReference>"
+            f"<sr:ServiceReferenceVariant>{c14n_text(srv_variant)}</sr:ServiceReferenceVariant>"
             f"{payload}</sr:ResponseMessage>")
     return _finish(_header(request_id, response_id, response_code, when), body, signer)
 

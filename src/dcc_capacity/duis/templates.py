@@ -35,6 +35,7 @@ from jinja2 import meta
 from ..catalogue import Srv, get_srv
 from ..errors import InputError
 from ..paths import data_dir
+from .c14n import c14n_text
 
 __all__ = ["TemplateInfo", "available_variants", "environment", "precompile", "render_body", "template_globals",
            "template_info"]
@@ -64,19 +65,6 @@ class _JoinedLinesLoader(jinja2.FileSystemLoader):
         return "".join(out), filename, uptodate
 
 
-def _c14n_text(value: Any) -> str:
-    """Escape a value as canonical XML escapes character data."""
-    text = value if isinstance(value, str) else str(value)
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    if "\r" in text:
-        text = text.replace("\r", "&#xD;")
-    return text
-
 
 @lru_cache(maxsize=4)
 def environment(directory: str | None = None) -> jinja2.Environment:
@@ -85,7 +73,7 @@ def environment(directory: str | None = None) -> jinja2.Environment:
     return jinja2.Environment(
         loader=_JoinedLinesLoader(folder),
         undefined=jinja2.StrictUndefined,
-        finalize=_c14n_text,
+        finalize=c14n_text,
         autoescape=False,
         auto_reload=False,
         keep_trailing_newline=False,

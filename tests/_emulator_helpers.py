@@ -116,16 +116,20 @@ def service_for(cv: int) -> str:
 
 
 class CallbackListener:
-    """A real HTTP server on 127.0.0.1 that records every POSTed body (the Service User's endpoint)."""
+    """A real HTTP server on 127.0.0.1 that records every POSTed body (the Service User's endpoint).
 
-    def __init__(self) -> None:
+    ``status`` is what it answers; ``protocol="HTTP/1.0"`` closes the connection after every answer, so a
+    pipelining sender must reconnect and resend.
+    """
+
+    def __init__(self, status: int = 200, protocol: str = "HTTP/1.1") -> None:
         self.bodies: list[bytes] = []
         self.times: list[float] = []
         self._cond = threading.Condition()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+            protocol_version = protocol
 
             def do_POST(self) -> None:  # noqa: N802 - http.server naming
                 n = int(self.headers.get("Content-Length", "0"))
@@ -134,7 +138,7 @@ class CallbackListener:
                     outer.bodies.append(data)
                     outer.times.append(time.monotonic())
                     outer._cond.notify_all()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
 import socket
-import threading
 import time
 
 import pytest
@@ -16,34 +14,9 @@ FAST = {"critical": {"dist": "fixed", "mean_ms": 1}, "device": {"dist": "fixed",
         "non_device": {"dist": "fixed", "mean_ms": 0}}
 
 
-class _Http10Listener(CallbackListener):
+def _http10_listener(status: int = 200) -> CallbackListener:
     """Answers every POST, then closes the connection (HTTP/1.0): the sender must reconnect and resend."""
-
-    def __init__(self, status: int = 200) -> None:
-        super().__init__()
-        self.close()
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server naming
-                data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with outer._cond:
-                    outer.bodies.append(data)
-                    outer._cond.notify_all()
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *a: object) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/cb"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+    return CallbackListener(status=status, protocol="HTTP/1.0")
 
 
 def _settle(emu, timeout: float = 15.0) -> dict:  # noqa: ANN001
@@ -55,7 +28,7 @@ def _settle(emu, timeout: float = 15.0) -> dict:  # noqa: ANN001
     return m
 
 
-@pytest.mark.parametrize("listener_cls", [CallbackListener, _Http10Listener])
+@pytest.mark.parametrize("listener_cls", [CallbackListener, _http10_listener])
 def test_every_async_response_is_delivered_once_per_request(listener_cls):
     listener = listener_cls()
     try:
@@ -80,7 +53,7 @@ def test_refused_and_failing_callbacks_are_counted_and_released():
     sock.bind(("127.0.0.1", 0))
     dead = f"http://127.0.0.1:{sock.getsockname()[1]}/cb"
     sock.close()                                          # nothing listens there
-    failing = _Http10Listener(status=500)
+    failing = _http10_listener(status=500)
     try:
         for url in (dead, failing.url):
             with start_emulator({"port": 0, "pki_dir": str(PKI_DIR), "callback_url": url,

@@ -177,6 +177,8 @@ def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
         a.append("--normal")
     if s.client_hold:
         a.append("--client-hold")
+    if s.interactive:
+        a.append("--dcc-interactive")
     # --nfr is not passed on: the live progress line reads nfr.py's schema, the report the catalogue's (one
     # schema after the NFR unification); the progress line uses the shipped defaults meanwhile.
     return a + list(opts.extra_locust_args)
@@ -342,6 +344,7 @@ def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.
 
 
 def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure: str, target: str) -> int:
+    from ..operator_log import load_operator_actions, stress_section
     from ..report.build import build_report
 
     out, spec = opts.out, opts.spec
@@ -350,7 +353,9 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     first, last, counts = rates_from_records(out)
     start = first if first is not None else started
     duration = spec.duration_s
-    if spec.test == "stress" and shape and shape.get("steps"):
+    if spec.interactive and shape and shape.get("steps"):
+        duration = max(s["ended_t"] for s in shape["steps"])  # the operator ended it (or --duration did)
+    elif spec.test == "stress" and shape and shape.get("steps"):
         duration = len(shape["steps"]) * spec.step_s
     if failure and last is not None:
         duration = min(duration, max(last - start, 1e-3))
@@ -388,11 +393,16 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
         run["nfr_file"] = {"path": str(opts.nfr), "sha256": _sha256(opts.nfr)}
     if shape is not None:
         run["shape"] = shape
-        if spec.test == "stress":
+        if spec.interactive:
+            run["stress"] = stress_section(shape)
+        elif spec.test == "stress":
             run["stress"] = {"steps": [{"step": s["step"], "target_rate": s["total_rate"], "start_s": s["step"] *
                                         spec.step_s, "end_s": (s["step"] + 1) * spec.step_s, "passed": s["passed"]}
                                        for s in shape.get("steps", [])],
                              "knee": shape.get("knee_rate")}
+    actions = load_operator_actions(out)  # who steered the load from the web UI, and when
+    if actions:
+        run["operator_actions"] = actions
     if spec.test == "noisy-neighbour":
         from .finish import shares_by_user
 

@@ -413,7 +413,8 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     _say(opts, f"report: {outcome.html}")
     if spec.test == "stress":
         knee = (shape or {}).get("knee_rate")
-        _say(opts, f"stress knee: {knee:.1f} SRV/s" if knee else "stress knee: none (the first step failed)")
+        none = "not marked (steered from the web UI)" if spec.interactive else "none (the first step failed)"
+        _say(opts, f"stress knee: {knee:.1f} SRV/s" if knee else f"stress knee: {none}")
     for user, share in (run.get("user_shares") or {}).items():
         _say(opts, f"Service User {user}: {share['requests']} requests, {share['throttled']} throttled, "
                    f"{share['achieved_share']:.1%} of all achieved")

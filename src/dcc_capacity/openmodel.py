@@ -25,6 +25,11 @@ Rates: the target (SRV/s) comes from the running shape's
 ``rate``; it is divided by ``srvs_per_arrival`` (journey length) to get
 arrivals/s and shared among all scheduler users of the class (see
 :mod:`dcc_capacity.runcontext` for the distributed rule).
+
+Transport: each step goes out through the class's target adapter
+(``--adapter``, default DUIS over HTTP(S); :mod:`dcc_capacity.adapters`,
+docs/adapters.md), so the same journeys can drive an SFTP intake or an SP's
+internal interface.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from .. import __version__
 from ..errors import InputError, RunError
 from .finish import rates_from_records
 from .spec import Resolved, TestSpec, resolve
+from .target import callback_scheme, client_context
 
 __all__ = ["RunOptions", "run_test"]
 
@@ -60,6 +61,8 @@ class RunOptions:
     """Seconds between progress lines; default: every 5 s, or 1/60 of a longer run (about 60 lines at most)."""
     command_line: list[str] = field(default_factory=list)
     extra_locust_args: list[str] = field(default_factory=list)
+    emulator_config: dict[str, Any] = field(default_factory=dict)
+    """Merged over the embedded emulator's generated config (e.g. ``tls``, ``callback_tls``, ``faults``)."""
     log: Any = None
 
 
@@ -123,6 +126,10 @@ def _emulator_config(opts: RunOptions, r: Resolved, callback_url: str, registry:
         cfg["capacity"]["queue_limit"] = max(10, int(tps * 0.2))  # a short queue: overload shows as E48 quickly
     if spec.test == "noisy-neighbour" and opts.emulator_tps is None:
         cfg["capacity"]["tps"] = max(10.0, 1.5 * sum(r.rates.values()))  # the burst exceeds it: SECMP0067 decides
+    if opts.emulator_config:
+        from ..emulator.config import _merge
+
+        cfg = _merge(cfg, opts.emulator_config)
     return cfg
 
 
@@ -131,8 +138,9 @@ class _MetricsPoller(threading.Thread):
 
     COLUMNS = ("ts", "cpu_percent", "rss_bytes", "queue_depth", "in_flight", "throttled", "rejected")
 
-    def __init__(self, url: str, path: Path) -> None:
+    def __init__(self, url: str, path: Path, context: Any = None) -> None:
         super().__init__(daemon=True)
+        self.context = context
         self.url, self.path = url.rstrip("/") + "/metrics.json", path
         self._stop_evt = threading.Event()
         self.failures = 0
@@ -142,7 +150,8 @@ class _MetricsPoller(threading.Thread):
             fh.write(",".join(self.COLUMNS) + "\n")
             while not self._stop_evt.wait(1.0):
                 try:
-                    with urllib.request.urlopen(self.url, timeout=2) as resp:  # noqa: S310 - loopback
+                    with urllib.request.urlopen(self.url, timeout=2,  # noqa: S310 - loopback
+                                                context=self.context) as resp:
                         m = json.loads(resp.read())
                 except Exception:
                     self.failures += 1
@@ -237,7 +246,8 @@ def run_test(opts: RunOptions) -> int:
 
             fleet = Fleet(seed=opts.seed, size=opts.fleet_size)
             registry = write_device_registry(fleet, fleet_pools(fleet, opts.pool_size), logs / "devices.csv")
-            cfg = _emulator_config(opts, resolved, f"http://127.0.0.1:{callback_port}/", registry)
+            scheme = callback_scheme(opts.extra_locust_args)
+            cfg = _emulator_config(opts, resolved, f"{scheme}://127.0.0.1:{callback_port}/", registry)
             if spec.test == "catchup" and not spec.client_hold:
                 lead = 3.0 if not opts.workers else 5.0  # emulator start -> test start, roughly
                 cfg.setdefault("faults", {})["outage"] = {
@@ -246,7 +256,7 @@ def run_test(opts: RunOptions) -> int:
             (logs / "emulator-config.json").write_text(json.dumps(cfg, indent=2))
             emulator = start_emulator(cfg, mode="subprocess")
             host = emulator.url
-            poller = _MetricsPoller(host, out / "metrics.csv")
+            poller = _MetricsPoller(host, out / "metrics.csv", client_context(opts.extra_locust_args))
             poller.start()
             _say(opts, f"embedded emulator on {host} (capacity {cfg['capacity']['tps']:g} TPS)")
         assert host is not None

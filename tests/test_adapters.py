@@ -177,6 +177,6 @@ def test_a_custom_adapter_from_a_module_in_tmp_path_runs_under_locust(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     sent = [json.loads(line) for line in journal.read_text().splitlines()]
     df = load_records(tmp_path / "run")
-    assert len(sent) == len(df) >= 30  # 20/s for ~2-3 s: every arrival went through the user's adapter
+    assert len(sent) == len(df) >= 20  # 20/s for ~2-3 s (less on a loaded box): every arrival used the adapter
     assert {s["path"] for s in sent} == {"/api/v1/serviceS"} and {s["host"] for s in sent} == {"internal://s1sp"}
     assert set(df["outcome"]) == {"ok"} and set(df["ack_code"]) == {200}

@@ -72,6 +72,14 @@ def _options(parser: Any, **_: Any) -> None:
     g.add_argument("--callback-registry", default="",
                    help="Folder where each process writes its callback URL (for a relay in front of workers).")
     g.add_argument("--step-retries", type=int, default=0, help="Extra attempts of a failed SRV before a journey ends.")
+    r = parser.add_argument_group("dcc-capacity real environment (docs/real-environment.md)")
+    r.add_argument("--signing-keys", default="", help="JSON file of the Service Users' own signing keys (paths, "
+                   "EUIs, roles, password environment variables) instead of the test PKI.")
+    r.add_argument("--path-s", default="/api/v1/serviceS", help="Send Command Service path (CV 1, 3, 5, 7).")
+    r.add_argument("--path-t", default="/api/v1/serviceT", help="Transform Service path (CV 4).")
+    r.add_argument("--path-d", default="/api/v1/serviceD", help="Non-Device Service path (CV 2, 6, 8).")
+    r.add_argument("--max-rate", type=float, default=0.0, help="Hard ceiling on the total SRV/s offered (0: none).")
+    r.add_argument("--max-duration", default="", help="Hard ceiling on the test's length, e.g. 2h (default none).")
 
 
 @events.init.add_listener

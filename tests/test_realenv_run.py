@@ -91,6 +91,7 @@ duration = "9s"
     assert len(signing[OWN_EUI]["cert_sha256"].split(":")) == 32
     assert signing[OWN_EUI]["password_env"] == "OWN_PEM_PASSWORD"
     assert (out / "run-config.json").is_file() and (out / "signing-keys.json").is_file()
+    assert signing[OTHER_EUI]["cert_sha256"] in (out / "report.html").read_text()  # the report's audit trail
 
     # Grep every output file, as bytes, for every form of both keys and both passwords.
     files = [f for f in out.rglob("*") if f.is_file()]

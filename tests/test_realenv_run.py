@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from _realenv_helpers import OWN_EUI, OwnKeys, make_own_keys
 
+from _realenv_helpers import OWN_EUI, OwnKeys, make_own_keys
 from dcc_capacity.records import load_records
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -59,7 +59,9 @@ def test_the_shipped_example_loads_validates_and_maps_with_real_keys(tmp_path, m
         "soak", "foc", "1h", 20.0, "https://dsp-test.example.net:8443")
     m = map_config(cfg, src, args, tmp_path / "out")
     assert m.confirmed is False and m.max_rate == 60.0 and m.max_duration_s == 7200.0
-    assert (m.callback_host, m.callback_port, m.public_url) == ("0.0.0.0", 9443, "https://loadgen.example.net:9443/")
+    assert (m.callback_host, m.callback_port) == ("0.0.0.0", 9443)
+    assert m.emulator_callback_url is None  # not loopback: only recorded, never given to an embedded emulator
+    assert m.audit["callback"]["public_url"] == "https://loadgen.example.net:9443/"
     a = m.locust_args
     assert a[a.index("--tls-key-password-env") + 1] == "DCC_TLS_PASSWORD"
     assert a[a.index("--signing-keys") + 1] == str((tmp_path / "out" / "signing-keys.json").resolve())

@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     m = map_config(cfg, src, args, args.out)
     opts.extra_locust_args += m.locust_args
     opts.confirm_non_loopback, opts.max_rate, opts.max_duration_s = m.confirmed, m.max_rate, m.max_duration_s
-    opts.callback_host, opts.callback_port, opts.callback_url = m.callback_host, m.callback_port, m.public_url
+    opts.callback_host, opts.callback_port = m.callback_host, m.callback_port
+    opts.callback_url = m.emulator_callback_url
     opts.emulator_config.update(m.emulator)  # trust the user's own signing certificates, their roles, paths
     opts.run_files, opts.audit = m.files, m.audit
     return run_test(opts)

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..redact import redact
+from .safety import is_loopback
 
 __all__ = ["Mapped", "add_options", "locust_args_for", "map_config", "resolve_args"]
 
@@ -112,7 +113,8 @@ class Mapped:
     max_duration_s: float | None = None
     callback_host: str = "127.0.0.1"
     callback_port: int = 0
-    public_url: str | None = None
+    emulator_callback_url: str | None = None
+    """callback.public_url when it is loopback (what an embedded emulator may post to), else None."""
 
 
 def locust_args_for(cfg: Any, signing_keys: Path | None) -> list[str]:
@@ -162,8 +164,10 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
     m.max_rate = cfg.safety.max_rate
     if cfg.safety.max_duration:
         m.max_duration_s = parse_duration(cfg.safety.max_duration, "safety.max_duration")
-    m.callback_host, m.callback_port, m.public_url = (cfg.callback.listen_host, cfg.callback.listen_port,
-                                                      cfg.callback.public_url)
+    m.callback_host, m.callback_port = cfg.callback.listen_host, cfg.callback.listen_port
+    # The embedded emulator calls back the public URL only on loopback: a rehearsal never posts to the outside.
+    url = cfg.callback.public_url
+    m.emulator_callback_url = url if url and is_loopback(url) else None
     if cfg.tls.callback_cert and getattr(args, "workers", 0):
         raise InputError("callback TLS needs workers = 0 (the callback relay in front of workers is plain HTTP)",
                          file=file, key="tls.callback_cert")

@@ -47,6 +47,7 @@ def test_the_shipped_example_loads_validates_and_maps_with_real_keys(tmp_path, m
         shutil.copy(sup.cert_pem if name.endswith(".pem") else sup.key_pem, tmp_path / "certs" / name)
     monkeypatch.setenv("DCC_SUPPLIER_KEY_PASSWORD", sup.password)
     monkeypatch.setenv("DCC_NETWORK_P12_PASSWORD", net.password)
+    monkeypatch.setenv("DCC_TLS_PASSWORD", sup.password)  # the TLS client key is opened once too
 
     cfg, src = load_run_config(cfg_path)
     assert cfg.target.host == "https://dsp-test.example.net:8443" and cfg.safety.max_rate == 60.0
@@ -169,6 +170,15 @@ def test_encrypted_pem_and_pkcs12_open_only_with_their_password(tmp_path, monkey
     monkeypatch.delenv("OWN_PW", raising=False)
     with pytest.raises(InputError, match="environment variable OWN_PW .* is not set"):
         map_config(model, src, _args("--test", "load", "--out", "x"), tmp_path / "out")
+    tls = _write(tmp_path, f'[tls]\npkcs12 = "{k.p12}"\nkey_password_env = "TLS_PW"\n', "tls.toml")
+    model, src = load_run_config(tls)
+    monkeypatch.setenv("TLS_PW", "not-it")
+    with pytest.raises(InputError, match="tls.pkcs12: cannot open own.p12 .wrong password") as e3:
+        map_config(model, src, _args("--test", "load", "--out", "x"), tmp_path / "out")
+    assert "not-it" not in str(e3.value)
+    monkeypatch.setenv("TLS_PW", k.password)
+    m = map_config(model, src, _args("--test", "load", "--out", "x"), tmp_path / "out")
+    assert m.audit["tls"]["client_cert_sha256"] == pem.fingerprint()
 
 
 def test_the_kit_signs_with_the_users_own_keys(tmp_path, monkeypatch):

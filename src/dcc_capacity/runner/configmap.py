@@ -192,8 +192,45 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
         ep = cfg.target.endpoints
         m.emulator["paths"] = {"S": ep.S, "T": ep.T, "D": ep.D}
     m.audit = _audit(cfg, src, entries, creds)
+    m.audit["tls"].update(_open_tls_key(cfg, file))
     m.files["run-config.json"] = (json.dumps(redact(cfg.model_dump(mode="json")), indent=2) + "\n").encode()
     return m
+
+
+def _open_tls_key(cfg: Any, file: str) -> dict[str, Any]:
+    """Open the TLS client key (or PKCS#12) once with its password, so a wrong one is exit 2 before any load.
+
+    Returns the audit additions (the PKCS#12 certificate's fingerprint); the key itself is dropped at once.
+    """
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from ..signingkeys import password_from_env
+
+    t = cfg.tls
+    if not (t.client_key or t.pkcs12):
+        return {}
+    password = password_from_env(t.key_password_env, file=file, key="tls.key_password_env")
+    path = Path(t.pkcs12 or t.client_key)
+    data = path.read_bytes()
+    try:
+        if t.pkcs12:
+            key, cert, _ = pkcs12.load_key_and_certificates(data, password)
+            if key is None or cert is None:
+                raise InputError("the PKCS#12 file must hold the client key and certificate", file=file,
+                                 key="tls.pkcs12")
+            return {"client_cert_sha256": cert.fingerprint(hashes.SHA256()).hex(":")}
+        loader = serialization.load_pem_private_key if b"-----BEGIN" in data else \
+            serialization.load_der_private_key
+        loader(data, password=password)
+    except TypeError:
+        raise InputError("the key is encrypted: name its password's environment variable in tls.key_password_env"
+                         if password is None else "the key is not encrypted: drop tls.key_password_env",
+                         file=file, key="tls.pkcs12" if t.pkcs12 else "tls.client_key") from None
+    except ValueError:
+        raise InputError(f"cannot open {path.name} (wrong password, or not a key)", file=file,
+                         key="tls.pkcs12" if t.pkcs12 else "tls.client_key") from None
+    return {}
 
 
 def _cert_fp(path: str | None) -> str | None:

@@ -312,6 +312,7 @@ def run_test(opts: RunOptions) -> int:
                    f"{spec.duration_s:g} s, {opts.workers or 1} load process(es); logs in {logs}")
         failure = _watch(opts, master, workers, emulator)
     except KeyboardInterrupt as exc:
+        stop_signals.defer()
         failure = f"interrupted ({exc.args[0] if exc.args else 'Ctrl-C'}): the load was stopped early"
         _say(opts, f"{failure}; writing the report from what was recorded")
         _stop(master, signal.SIGINT)

@@ -118,3 +118,27 @@ def test_redaction_of_configs_and_command_lines():
             "--out", "o"]
     assert redact_argv(argv) == ["dcc-capacity", "run", "--password", REDACTED, "--tls-key-password-env", "ENV",
                                  f"--api-key={REDACTED}", "--out", "o"]
+
+
+def test_plain_headless_locust_refuses_an_unconfirmed_real_host_too(tmp_path):
+    """`locust -f locustfiles/dcc.py --headless` (no `run` in front) exits 2 and never connects."""
+    own = _own_address()
+    srv = socket.socket()
+    try:
+        srv.bind((own or "127.0.0.1", 0))  # without an own address, TEST-NET-1 below (the socket stays idle)
+        srv.listen(8)
+        srv.settimeout(0.5)
+        host = f"http://{own or '192.0.2.1'}:{srv.getsockname()[1]}"
+        t0 = time.monotonic()
+        p = subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles/dcc.py"), "--headless",
+                            "--host", host, "--dcc-duration", "3s", "--run-dir", str(tmp_path / "run"),
+                            "--volume-profile", str(ROOT / "volume_profiles/foc.yaml")], capture_output=True,
+                           text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+        assert p.returncode == 2, p.stderr[-2000:]
+        assert f"--host {host} is not a loopback address" in p.stderr and "--confirm-non-loopback" in p.stderr
+        assert time.monotonic() - t0 < 30
+        assert not list((tmp_path / "run").glob("records/*"))
+        with pytest.raises(socket.timeout):
+            srv.accept()
+    finally:
+        srv.close()

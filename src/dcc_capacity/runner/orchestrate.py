@@ -207,6 +207,8 @@ def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
         a.append("--normal")
     if s.client_hold:
         a.append("--client-hold")
+    if opts.confirm_non_loopback:
+        a.append("--confirm-non-loopback")  # the Locust process checks the host again (runner/safety.py)
     if s.interactive:
         a.append("--dcc-interactive")
     # --nfr is not passed on: the live progress line reads nfr.py's schema, the report the catalogue's (one

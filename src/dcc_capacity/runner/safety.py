@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 
 from ..errors import InputError
 
-__all__ = ["SignalGuard", "cap_rates", "check_ceilings", "check_target", "interrupt_on_signals", "is_loopback"]
+__all__ = ["SignalGuard", "cap_rates", "check_ceilings", "check_target", "interrupt_on_signals", "is_loopback",
+           "refuse_unconfirmed_host"]
 
 
 def is_loopback(url: str) -> bool:
@@ -46,6 +47,22 @@ def check_target(host: str | None, confirmed: bool, *, web: bool = False) -> Non
     where = "the web UI would start it at once" if web else "this would send load to it"
     raise InputError(f"{host} is not a loopback address and {where}; confirm it is a test environment you may "
                      "load with --yes (or safety.confirm_non_loopback = true in the run configuration)", key="--host")
+
+
+def refuse_unconfirmed_host(opts: Any) -> None:
+    """In a Locust process (plain ``locust -f locustfiles/dcc.py`` too): exit 2 for an unconfirmed real target.
+
+    Applies when the test would start by itself (``--headless`` or ``--autostart``); in Locust's own web UI
+    the operator's Start, with the host in the form, is the confirmation.
+    """
+    host = getattr(opts, "host", None)
+    if not host or getattr(opts, "confirm_non_loopback", False) or is_loopback(host):
+        return
+    if not (getattr(opts, "headless", False) or getattr(opts, "autostart", False)):
+        return
+    print(f"dcc-capacity: --host {host} is not a loopback address and this would send load to it; confirm it is "
+          "a test environment you may load with --confirm-non-loopback", file=sys.stderr, flush=True)
+    raise SystemExit(2)
 
 
 def check_ceilings(rate: float, duration_s: float, max_rate: float | None, max_duration_s: float | None,

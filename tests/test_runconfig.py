@@ -170,6 +170,13 @@ def test_encrypted_pem_and_pkcs12_open_only_with_their_password(tmp_path, monkey
     monkeypatch.delenv("OWN_PW", raising=False)
     with pytest.raises(InputError, match="environment variable OWN_PW .* is not set"):
         map_config(model, src, _args("--test", "load", "--out", "x"), tmp_path / "out")
+    wrong = _write(tmp_path, f'[[signing]]\neui = "90-B3-D5-1F-30-01-00-00"\npkcs12 = "{k.p12}"\n'
+                             'password_env = "OWN_PW"\n', "wrong.toml")
+    monkeypatch.setenv("OWN_PW", k.password)
+    model, src = load_run_config(wrong)
+    with pytest.raises(InputError, match=f"signing\\[0\\].eui: eui 90-B3-D5-1F-30-01-00-00 differs from the "
+                                         f"certificate's {OWN_EUI}"):
+        map_config(model, src, _args("--test", "load", "--out", "x"), tmp_path / "out")
     tls = _write(tmp_path, f'[tls]\npkcs12 = "{k.p12}"\nkey_password_env = "TLS_PW"\n', "tls.toml")
     model, src = load_run_config(tls)
     monkeypatch.setenv("TLS_PW", "not-it")

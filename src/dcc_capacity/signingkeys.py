@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .pki import Credential, load_credential, load_pkcs12
+from .pki import Credential, eui_from_cert, load_credential, load_pkcs12
 
 __all__ = ["SigningKey", "audit_entry", "load_credentials", "password_from_env", "read_signing_keys",
            "signing_keys_json", "write_signing_keys"]
@@ -61,6 +61,10 @@ class SigningKey:
             cred = load_credential(self.key, self.cert, self.eui, password)
         else:
             raise InputError("give key and cert, or pkcs12", file=file, key=self.where)
+        in_cert = eui_from_cert(cred.cert)
+        if self.eui and in_cert and in_cert.upper() != self.eui.upper():
+            raise InputError(f"eui {self.eui} differs from the certificate's {in_cert}", file=file,
+                             key=f"{self.where}.eui")
         if cred.eui is None:
             raise InputError("the certificate carries no EUI-64 (x500UniqueIdentifier): give eui", file=file,
                              key=f"{self.where}.eui")

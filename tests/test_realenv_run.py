@@ -1,4 +1,4 @@
-"""Real runs with a run configuration: the user's own password-protected keys leak nowhere; SIGTERM still reports."""
+"""Real runs with a run configuration: own keys over mutual TLS leak nowhere; SIGTERM still writes the report."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from _realenv_helpers import OWN_EUI, OwnKeys, make_own_keys
+from _tls_helpers import TestCA
+from dcc_capacity.pki import TestPKI
 from dcc_capacity.records import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,13 +40,57 @@ def _needles(k: OwnKeys) -> dict[str, bytes]:
     return needles
 
 
+def _key_file_needles(path: Path, password: str | None) -> dict[str, bytes]:
+    """The same for a TLS key file (encrypted with ``password``, or not)."""
+    data = path.read_bytes()
+    key = serialization.load_pem_private_key(data, password.encode() if password else None)
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    scalar = key.private_numbers().private_value.to_bytes(32, "big")
+    out = {"DER key": der, "raw scalar": scalar, "scalar hex": scalar.hex().encode(),
+           "PEM body": base64.b64encode(der)[:64], "key file body": b"".join(data.splitlines()[1:-1])}
+    if password:
+        out["password"] = password.encode()
+    return out
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_own_password_protected_keys_sign_the_run_and_no_output_file_holds_a_secret(tmp_path):
+def test_own_keys_over_mutual_tls_sign_the_run_and_no_output_file_holds_a_secret(tmp_path):
+    """A configuration rehearsed on the embedded emulator: mutual TLS both ways, own signing keys, signatures
+    checked on every response; then every output file is searched for every key and password."""
     pem_user = make_own_keys(tmp_path / "keys-a", password="pem-Pa55-7f3e91", eui=OWN_EUI)
     p12_user = make_own_keys(tmp_path / "keys-b", password="p12-Pa55-c04d2a", eui=OTHER_EUI)
+    ca = TestCA(tmp_path / "tls")
+    tls_pw = "tls-Pa55-9b1e07"
+    load, listener = ca.issue("load-side", password=tls_pw.encode()), ca.issue("listener", server=True)
+    sut, deliveries = ca.issue("sut", server=True), ca.issue("emulator-deliveries")
+    dcc_pem = tmp_path / "dcc.pem"  # the embedded emulator signs with the test PKI's DCC key
+    dcc_pem.write_bytes(TestPKI.load_or_create().dcc.cert_pem())
     cfg = tmp_path / "real.toml"
     cfg.write_text(f'''seed = 11
+[tls]
+client_cert = "{load.cert}"
+client_key = "{load.key}"
+key_password_env = "OWN_TLS_PASSWORD"
+ca_bundle = "{ca.ca}"
+callback_cert = "{listener.cert}"
+callback_key = "{listener.key}"
+callback_client_ca = "{ca.ca}"
+
+[responses]
+dcc_certs = ["{dcc_pem}"]
+
+[emulator.tls]  # the rehearsal's SUT: HTTPS, client certificates required
+cert = "{sut.cert}"
+key = "{sut.key}"
+client_ca = "{ca.ca}"
+
+[emulator.callback_tls]
+client_cert = "{deliveries.cert}"
+client_key = "{deliveries.key}"
+ca = "{ca.ca}"
+
 [[signing]]  # first: it sends what its roles allow (4.8.1 is also an ED/OU SRV), the supplier the rest
 pkcs12 = "{p12_user.p12}"
 roles = ["ED", "GT", "OU", "RSA", "ES"]
@@ -67,8 +114,12 @@ duration = "9s"
     out = tmp_path / "run"
     p = subprocess.run([sys.executable, "-m", "dcc_capacity", "run", "--config", str(cfg), "--spike-factor", "3",
                         "--out", str(out)], capture_output=True, text=True, timeout=100, cwd=ROOT,
-                       env=_env(OWN_PEM_PASSWORD=pem_user.password, OWN_P12_PASSWORD=p12_user.password))
+                       env=_env(OWN_PEM_PASSWORD=pem_user.password, OWN_P12_PASSWORD=p12_user.password,
+                                OWN_TLS_PASSWORD=tls_pw))
     assert p.returncode == 0, p.stderr[-3000:]
+    emu = json.loads((out / "logs" / "emulator-config.json").read_text())
+    assert emu["tls"]["cert"] == str(sut.cert) and emu["callback_url"].startswith("https://127.0.0.1:")
+    assert "embedded emulator on https://127.0.0.1:" in p.stderr
 
     # Signed with the user's own keys (their EUIs exist in no built-in PKI), accepted by the emulator.
     df = load_records(out / "records")
@@ -99,12 +150,17 @@ duration = "9s"
     assert {"run.json", "summary.json", "report.html", "junit.xml", "run-config.json", "signing-keys.json",
             "logs/locust.log", "logs/emulator-config.json"} <= names
     assert any(n.startswith("records/") for n in names)
+    secrets = {f"{u.key_pem.parent.name} {what}": v for u in (pem_user, p12_user) for what, v in _needles(u).items()}
+    for name, issued, pw in (("TLS client", load, tls_pw), ("listener", listener, None), ("SUT", sut, None),
+                             ("deliveries", deliveries, None)):
+        secrets.update({f"{name} {what}": v for what, v in _key_file_needles(issued.key, pw).items()})
     for f in files:
         data = f.read_bytes()
-        for user in (pem_user, p12_user):
-            for what, needle in _needles(user).items():
-                assert needle not in data, f"{what} of {user.key_pem.parent.name} found in {f.relative_to(out)}"
-    assert pem_user.password not in p.stderr + p.stdout and p12_user.password not in p.stderr + p.stdout
+        for what, needle in secrets.items():
+            assert needle not in data, f"{what} found in {f.relative_to(out)}"
+    for pw in (pem_user.password, p12_user.password, tls_pw):
+        assert pw not in p.stderr + p.stdout
+    assert run_doc["real_environment"]["tls"]["client_cert_sha256"].count(":") == 31
 
 
 @pytest.mark.slow

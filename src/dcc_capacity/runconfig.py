@@ -162,6 +162,9 @@ class RunConfig(_M):
     responses: Responses = Field(default_factory=Responses)
     safety: Safety = Field(default_factory=Safety)
     run: RunKnobs = Field(default_factory=RunKnobs)
+    emulator: dict[str, Any] = Field(default_factory=dict)
+    """Embedded emulator settings (docs/emulator.md) merged over the generated ones when there is no target.host:
+    a loopback rehearsal of the real setup, e.g. its server TLS (``[emulator.tls]``). Validated by the emulator."""
 
 
 PATH_KEYS = ("tls.client_cert", "tls.client_key", "tls.pkcs12", "tls.ca_bundle", "tls.callback_cert",
@@ -270,6 +273,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     resp = out.get("responses")
     if isinstance(resp, dict) and isinstance(resp.get("dcc_certs"), list):
         resp["dcc_certs"] = [fix(v) for v in resp["dcc_certs"]]
+    emu = out.get("emulator")
+    if isinstance(emu, dict):
+        _resolve_emulator_paths(emu, fix)
     knobs = out.get("run")
     if isinstance(knobs, dict):
         if isinstance(knobs.get("nfr"), str):
@@ -278,6 +284,21 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         if isinstance(prof, str) and (base / prof).exists():  # else a bare ioc/moc/foc or a cwd-relative path
             knobs["profile"] = fix(prof)
     return out
+
+
+_EMULATOR_PATH_KEYS = frozenset({"cert", "key", "client_ca", "ca", "client_cert", "client_key", "registry",
+                                 "schema_path", "pki_dir", "root"})
+
+
+def _resolve_emulator_paths(d: dict[str, Any], fix: Any) -> None:
+    """The emulator section's file and folder paths (any depth), relative to the configuration's folder."""
+    for k, v in d.items():
+        if isinstance(v, dict):
+            _resolve_emulator_paths(v, fix)
+        elif k in _EMULATOR_PATH_KEYS and isinstance(v, str):
+            d[k] = fix(v)
+        elif k == "trust_certs" and isinstance(v, list):
+            d[k] = [fix(x) for x in v]
 
 
 def _check_files(cfg: RunConfig, src: YamlSource) -> None:

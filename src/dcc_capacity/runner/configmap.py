@@ -21,6 +21,7 @@ once with exit 2, before anything is started.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -179,6 +180,8 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
         keys_file = (out / "signing-keys.json").resolve()
         m.files["signing-keys.json"] = signing_keys_json(entries)  # run_test writes it (the folder is new then)
     m.locust_args = locust_args_for(cfg, keys_file)
+    if getattr(args, "host", None) is None:
+        m.emulator = copy.deepcopy(cfg.emulator)  # a rehearsal: the file's own emulator settings (its TLS ...)
     if creds and getattr(args, "host", None) is None:
         # The embedded emulator must trust the user's own certificates (and know their roles).
         trust = []
@@ -186,8 +189,11 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
             name = f"logs/signing-{(c.eui or '').replace('-', '')}.pem"
             m.files[name] = c.cert_pem()
             trust.append(str((out / name).resolve()))
-        m.emulator["trust_certs"] = trust
-        m.emulator["users"] = {c.eui: {"roles": sorted(c.roles)} for c in creds if c.roles}
+        m.emulator["trust_certs"] = [*m.emulator.get("trust_certs", []), *trust]
+        users = m.emulator.setdefault("users", {})
+        for c in creds:
+            if c.roles:
+                users.setdefault(c.eui, {}).setdefault("roles", sorted(c.roles))
     if getattr(args, "host", None) is None and cfg.target.endpoints != type(cfg.target.endpoints)():
         ep = cfg.target.endpoints
         m.emulator["paths"] = {"S": ep.S, "T": ep.T, "D": ep.D}

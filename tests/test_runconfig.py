@@ -210,3 +210,21 @@ def test_the_kit_signs_with_the_users_own_keys(tmp_path, monkeypatch):
         assert verify_enveloped(req.body, trust).signer.eui == OWN_EUI
     finally:
         kit.reset_kit()
+
+
+def test_the_emulator_section_is_only_for_a_loopback_rehearsal(tmp_path):
+    cfg = _write(tmp_path, '[emulator]\ntrust_certs = ["extra.pem"]\n[emulator.tls]\ncert = "certs/s.pem"\n'
+                           'key = "certs/s.key"\n[emulator.capacity]\ntps = 500\n')
+    model, src = load_run_config(cfg)
+    assert model.emulator["tls"] == {"cert": str(tmp_path / "certs/s.pem"), "key": str(tmp_path / "certs/s.key")}
+    local = _args("--config", str(cfg), "--test", "load", "--out", "x")
+    resolve_args(local)
+    m = map_config(model, src, local, tmp_path / "out")
+    assert m.emulator == {"trust_certs": [str(tmp_path / "extra.pem")], "tls": model.emulator["tls"],
+                          "capacity": {"tps": 500}}
+    real = _args("--config", str(cfg), "--test", "load", "--host", "https://dsp.example", "--out", "x")
+    resolve_args(real)
+    assert map_config(model, src, real, tmp_path / "out").emulator == {}
+    bad = _write(tmp_path, '[emulator.cp]\npassword = "cp"\n', "bad.toml")
+    with pytest.raises(InputError, match="bad.toml:2: emulator.cp.password: inline secrets are not accepted"):
+        load_run_config(bad)

@@ -94,6 +94,12 @@ def resolve_args(args: argparse.Namespace) -> tuple[Any, Any]:
     return cfg, src
 
 
+def _value(args: argparse.Namespace, name: str) -> Any:
+    """``args.<name>``, unwrapped when it is still a :class:`_Default` (not yet through resolve_args)."""
+    v = getattr(args, name, None)
+    return v.value if isinstance(v, _Default) else v
+
+
 def _get(obj: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         obj = getattr(obj, part, None)
@@ -161,6 +167,7 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
     from .spec import parse_duration
 
     file = str(src.path)
+    host = _value(args, "host")
     m.confirmed = m.confirmed or cfg.safety.confirm_non_loopback
     m.max_rate = cfg.safety.max_rate
     if cfg.safety.max_duration:
@@ -169,7 +176,7 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
     # The embedded emulator calls back the public URL only on loopback: a rehearsal never posts to the outside.
     url = cfg.callback.public_url
     m.emulator_callback_url = url if url and is_loopback(url) else None
-    if cfg.tls.callback_cert and getattr(args, "workers", 0):
+    if cfg.tls.callback_cert and _value(args, "workers"):
         raise InputError("callback TLS needs workers = 0 (the callback relay in front of workers is plain HTTP)",
                          file=file, key="tls.callback_cert")
     entries = [SigningKey(eui=u.eui, roles=tuple(u.roles), cert=u.cert, key=u.key, pkcs12=u.pkcs12,
@@ -180,9 +187,9 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
         keys_file = (out / "signing-keys.json").resolve()
         m.files["signing-keys.json"] = signing_keys_json(entries)  # run_test writes it (the folder is new then)
     m.locust_args = locust_args_for(cfg, keys_file)
-    if getattr(args, "host", None) is None:
+    if host is None:
         m.emulator = copy.deepcopy(cfg.emulator)  # a rehearsal: the file's own emulator settings (its TLS ...)
-    if creds and getattr(args, "host", None) is None:
+    if creds and host is None:
         # The embedded emulator must trust the user's own certificates (and know their roles).
         trust = []
         for c in creds:
@@ -194,7 +201,7 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
         for c in creds:
             if c.roles:
                 users.setdefault(c.eui, {}).setdefault("roles", sorted(c.roles))
-    if getattr(args, "host", None) is None and cfg.target.endpoints != type(cfg.target.endpoints)():
+    if host is None and cfg.target.endpoints != type(cfg.target.endpoints)():
         ep = cfg.target.endpoints
         m.emulator["paths"] = {"S": ep.S, "T": ep.T, "D": ep.D}
     m.audit = _audit(cfg, src, entries, creds)

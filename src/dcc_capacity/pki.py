@@ -37,6 +37,7 @@ __all__ = [
     "eui_from_cert",
     "load_certificate",
     "load_credential",
+    "load_pkcs12",
     "load_private_key",
 ]
 
@@ -117,8 +118,11 @@ class Credential:
         return self.cert.fingerprint(hashes.SHA256()).hex(":")
 
 
-def load_private_key(path: str | Path) -> ec.EllipticCurvePrivateKey:
-    """An EC private key from PEM or DER (PKCS#8 or SEC1) at ``path``."""
+def load_private_key(path: str | Path, password: bytes | None = None) -> ec.EllipticCurvePrivateKey:
+    """An EC private key from PEM or DER (PKCS#8 or SEC1) at ``path``; ``password`` opens an encrypted one.
+
+    Error messages never carry the password or key bytes: they end up on a terminal and in CI logs.
+    """
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -126,12 +130,46 @@ def load_private_key(path: str | Path) -> ec.EllipticCurvePrivateKey:
         raise InputError(f"cannot read key: {exc.strerror}", file=p) from None
     loader = serialization.load_pem_private_key if b"-----BEGIN" in data else serialization.load_der_private_key
     try:
-        key = loader(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"not a PEM or DER private key ({exc})", file=p) from None
+        key = loader(data, password=password)
+    except TypeError as exc:
+        if password is None:
+            raise InputError("the key is encrypted: name the environment variable holding its password "
+                             "(password_env)", file=p) from None
+        raise InputError(f"the key is not encrypted but a password was given ({_reason(exc)})", file=p) from None
+    except ValueError as exc:
+        if password is not None:
+            raise InputError("cannot decrypt the key (wrong password?) or not a PEM/DER private key", file=p) from None
+        raise InputError(f"not a PEM or DER private key ({_reason(exc)})", file=p) from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise InputError("DUIS signing needs an ECDSA P-256 key", file=p)
     return key
+
+
+def _reason(exc: Exception) -> str:
+    """cryptography's message, first line only (no key material is ever in it; keep it short anyway)."""
+    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+
+
+def load_pkcs12(path: str | Path, password: bytes | None, eui: str | None = None) -> Credential:
+    """A signing credential from a PKCS#12 bundle (key + certificate), opened with ``password``."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read PKCS#12 file: {exc.strerror}", file=p) from None
+    try:
+        key, cert, _extra = pkcs12.load_key_and_certificates(data, password)
+    except (ValueError, TypeError):
+        raise InputError("cannot open the PKCS#12 file (wrong password, or not PKCS#12)", file=p) from None
+    if key is None or cert is None:
+        raise InputError("the PKCS#12 file must hold a private key and its certificate", file=p)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise InputError("DUIS signing needs an ECDSA P-256 key", file=p)
+    if cert.public_key().public_numbers() != key.public_key().public_numbers():  # type: ignore[union-attr]
+        raise InputError("the key in this PKCS#12 file does not match its certificate", file=p)
+    return Credential(key=key, cert=cert, eui=eui or eui_from_cert(cert))
 
 
 def load_certificate(path: str | Path) -> x509.Certificate:
@@ -149,9 +187,10 @@ def load_certificate(path: str | Path) -> x509.Certificate:
         raise InputError(f"not a PEM or DER certificate ({exc})", file=p) from None
 
 
-def load_credential(key_path: str | Path, cert_path: str | Path, eui: str | None = None) -> Credential:
-    """A user's own key and certificate; the EUI defaults to the certificate's."""
-    key = load_private_key(key_path)
+def load_credential(key_path: str | Path, cert_path: str | Path, eui: str | None = None,
+                    password: bytes | None = None) -> Credential:
+    """A user's own key (encrypted with ``password``, or not) and certificate; the EUI defaults to the cert's."""
+    key = load_private_key(key_path, password)
     cert = load_certificate(cert_path)
     pub = cert.public_key()
     if not isinstance(pub, ec.EllipticCurvePublicKey) or pub.public_numbers() != key.public_key().public_numbers():

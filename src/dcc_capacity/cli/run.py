@@ -3,8 +3,10 @@
 Without ``--host`` the embedded emulator is started (a subprocess) with a
 capacity suited to the test. ``--workers N`` runs a Locust master and N
 workers on loopback; ``--web`` opens Locust's web UI instead of running
-headless. Exit status: 0 all NFRs met, 1 an NFR failed (or the run is
-incomplete), 2 bad input, 3 the run itself failed (a report is still written).
+headless. ``--config FILE`` adds a real environment (runner/configmap.py,
+docs/real-environment.md); a non-loopback ``--host`` needs ``--yes``. Exit
+status: 0 all NFRs met, 1 an NFR failed (or the run is incomplete), 2 bad
+input, 3 the run itself failed or was interrupted (a report is still written).
 See docs/running.md.
 """
 
@@ -50,15 +52,20 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
     g.add_argument("--client-hold", action="store_true",
                    help="catchup against --host: Service Users hold traffic in the outage, then send the backlog")
     p.add_argument("--out", required=True, type=Path, help="run folder to write (must be new or empty)")
+    from ..runner.configmap import add_options
+
+    add_options(p)  # --config FILE (flags override it), --yes
     p.set_defaults(handler=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
+    from ..runner.configmap import map_config, resolve_args
     from ..runner.orchestrate import RunOptions, run_test
     from ..runner.spec import TestSpec, parse_duration
 
+    cfg, src = resolve_args(args)
     if args.test not in TESTS:
         raise InputError(f"unknown test {args.test!r} (one of {', '.join(TESTS)})", key="--test")
     if args.host is not None and not args.host.startswith(("http://", "https://")):
@@ -74,6 +81,13 @@ def run(args: argparse.Namespace) -> int:
                       web_port=args.web_port, baseline=args.baseline, nfr=args.nfr, seed=args.seed,
                       fleet_size=args.fleet_size, emulator_tps=args.emulator_tps, retries=args.retries,
                       command_line=["dcc-capacity", *sys.argv[1:]])
+    m = map_config(cfg, src, args, args.out)
+    opts.extra_locust_args += m.locust_args
+    opts.confirm_non_loopback, opts.max_rate, opts.max_duration_s = m.confirmed, m.max_rate, m.max_duration_s
+    opts.callback_host, opts.callback_port = m.callback_host, m.callback_port
+    opts.callback_url = m.emulator_callback_url
+    opts.emulator_config.update(m.emulator)  # trust the user's own signing certificates, their roles, paths
+    opts.run_files, opts.audit = m.files, m.audit
     return run_test(opts)
 
 

@@ -30,7 +30,9 @@ from typing import Any
 
 from .. import __version__
 from ..errors import InputError, RunError
+from ..redact import redact_argv
 from .finish import rates_from_records
+from .safety import interrupt_on_signals
 from .spec import Resolved, TestSpec, resolve
 from .target import callback_scheme, client_context
 
@@ -64,6 +66,19 @@ class RunOptions:
     emulator_config: dict[str, Any] = field(default_factory=dict)
     """Merged over the embedded emulator's generated config (e.g. ``tls``, ``callback_tls``, ``faults``)."""
     log: Any = None
+    # A real environment (run --config, runner/configmap.py; docs/real-environment.md):
+    confirm_non_loopback: bool = False
+    """--yes / safety.confirm_non_loopback: a --host that is not loopback may be loaded (runner/safety.py)."""
+    max_rate: float | None = None
+    max_duration_s: float | None = None
+    callback_host: str = "127.0.0.1"
+    callback_port: int = 0
+    callback_url: str | None = None
+    """The URL the SUT posts async responses to (the embedded emulator's callback_url); default: loopback."""
+    run_files: dict[str, bytes] = field(default_factory=dict)
+    """Run-folder relative path -> content, written before Locust starts (signing-keys.json, run-config.json)."""
+    audit: dict[str, Any] = field(default_factory=dict)
+    """run.json ``real_environment``: target, certificates by fingerprint, key paths (no secret)."""
 
 
 def _free_port() -> int:
@@ -91,6 +106,9 @@ def _env() -> dict[str, str]:
 
 
 def _check_inputs(opts: RunOptions) -> Resolved:
+    from .safety import check_ceilings, check_target
+
+    check_target(opts.host, opts.confirm_non_loopback, web=opts.web)  # before anything is started or sent
     if opts.workers < 0 or opts.workers > 64:
         raise InputError(f"must be 0..64 (got {opts.workers})", key="--workers")
     if opts.nfr is not None and not opts.nfr.is_file():
@@ -99,7 +117,10 @@ def _check_inputs(opts: RunOptions) -> Resolved:
         raise InputError("not a run folder (no run.json)", file=opts.baseline, key="--baseline")
     if not Path(opts.spec.profile).is_file():
         raise InputError("no such file", file=opts.spec.profile, key="--profile")
-    return resolve(opts.spec)
+    resolved = resolve(opts.spec)
+    check_ceilings(opts.spec.rate or sum(resolved.rates.values()), opts.spec.duration_s, opts.max_rate,
+                   opts.max_duration_s)
+    return resolved
 
 
 def _emulator_config(opts: RunOptions, r: Resolved, callback_url: str, registry: Path) -> dict[str, Any]:
@@ -186,6 +207,8 @@ def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
         a.append("--normal")
     if s.client_hold:
         a.append("--client-hold")
+    if opts.confirm_non_loopback:
+        a.append("--confirm-non-loopback")  # the Locust process checks the host again (runner/safety.py)
     if s.interactive:
         a.append("--dcc-interactive")
     # --nfr is not passed on: the live progress line reads nfr.py's schema, the report the catalogue's (one
@@ -221,6 +244,9 @@ def run_test(opts: RunOptions) -> int:
     records.mkdir(parents=True, exist_ok=True)
     logs = out / "logs"
     logs.mkdir(exist_ok=True)
+    for name, content in opts.run_files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(content)
     from ..fleet import Fleet
     from ..pki import TestPKI
     from ..users.kit import fleet_pools, write_device_registry
@@ -232,12 +258,14 @@ def run_test(opts: RunOptions) -> int:
     failure = ""
     started = time.time()
     target = opts.host or "embedded emulator"
-    callback_port = _free_port()
+    callback_port = opts.callback_port or _free_port()
     registry_dir = out / "logs" / "callbacks"
+    stop_signals = interrupt_on_signals()
     try:
         if opts.workers:
             relay_port = callback_port
-            relay = subprocess.Popen([sys.executable, "-m", "dcc_capacity.runner.relay", "--port", str(relay_port),
+            relay = subprocess.Popen([sys.executable, "-m", "dcc_capacity.runner.relay", "--host", opts.callback_host,
+                                      "--port", str(relay_port),
                                       "--registry", str(registry_dir)], env=_env(),
                                      stdout=open(logs / "relay.log", "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
         host = opts.host
@@ -247,7 +275,8 @@ def run_test(opts: RunOptions) -> int:
             fleet = Fleet(seed=opts.seed, size=opts.fleet_size)
             registry = write_device_registry(fleet, fleet_pools(fleet, opts.pool_size), logs / "devices.csv")
             scheme = callback_scheme(opts.extra_locust_args)
-            cfg = _emulator_config(opts, resolved, f"{scheme}://127.0.0.1:{callback_port}/", registry)
+            cfg = _emulator_config(opts, resolved, opts.callback_url or f"{scheme}://127.0.0.1:{callback_port}/",
+                                   registry)
             if spec.test == "catchup" and not spec.client_hold:
                 lead = 3.0 if not opts.workers else 5.0  # emulator start -> test start, roughly
                 cfg.setdefault("faults", {})["outage"] = {
@@ -277,16 +306,20 @@ def run_test(opts: RunOptions) -> int:
                 workers.append(_popen([*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(mport),
                                        "--callback-registry", str(registry_dir)], logs / f"worker-{i}.log"))
         else:
-            master = _popen([*base, "--callback-port", str(callback_port), *ui], logs / "locust.log")
+            master = _popen([*base, "--callback-host", opts.callback_host, "--callback-port", str(callback_port),
+                             *ui], logs / "locust.log")
         if opts.web:
             _say(opts, f"web UI on http://127.0.0.1:{opts.web_port} (it quits 10 s after the test ends)")
         _say(opts, f"{spec.test} test, {spec.sp} {resolved.slot}, {sum(resolved.rates.values()):.1f} SRV/s, "
                    f"{spec.duration_s:g} s, {opts.workers or 1} load process(es); logs in {logs}")
         failure = _watch(opts, master, workers, emulator)
-    except KeyboardInterrupt:
-        failure = "interrupted"
+    except KeyboardInterrupt as exc:
+        stop_signals.defer()
+        failure = f"interrupted ({exc.args[0] if exc.args else 'Ctrl-C'}): the load was stopped early"
+        _say(opts, f"{failure}; writing the report from what was recorded")
         _stop(master, signal.SIGINT)
     finally:
+        stop_signals.defer()  # a second signal must not cut the report short (it is bounded)
         for w in workers:
             _stop(w)
         _stop(master)
@@ -296,7 +329,10 @@ def run_test(opts: RunOptions) -> int:
             emulator.stop()
         _stop(relay)
     ended = time.time()
-    return _finish(opts, resolved, started, ended, failure, target)
+    try:
+        return _finish(opts, resolved, started, ended, failure, target)
+    finally:
+        stop_signals.restore()
 
 
 def _tail(path: Path, n: int = 1500) -> str:
@@ -386,7 +422,7 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
         "status": "incomplete" if failure else "complete",
         "start": _iso(start), "duration_s": duration,
         "profile": {"path": spec.profile, "sha256": _sha256(Path(spec.profile))},
-        "command_line": opts.command_line or ["dcc-capacity", "run"],
+        "command_line": redact_argv(opts.command_line or ["dcc-capacity", "run"]),
         "seed": opts.seed, "target": target,
         "versions": {"dcc_capacity": __version__, "locust": locust.__version__,
                      "python": platform.python_version()},
@@ -399,6 +435,8 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
         run["end"] = _iso(ended)
     else:
         run["failure"] = failure
+    if opts.audit:
+        run["real_environment"] = opts.audit
     if opts.nfr is not None:
         run["nfr_file"] = {"path": str(opts.nfr), "sha256": _sha256(opts.nfr)}
     if shape is not None:

@@ -16,7 +16,8 @@ from typing import Any
 from ..controlled_shape import ControlledShape
 from ..shapes import CatchupShape, LoadShape, RateShape, SoakShape, SpikeShape, StressShape
 from ..volume import SLOTS, VolumePlan
-from .spec import TestSpec, class_rates, resolve, scaled, spec_from_options
+from .safety import cap_rates
+from .spec import TestSpec, class_rates, parse_duration, resolve, scaled, spec_from_options
 
 __all__ = ["Built", "DccShape", "NoisyShape", "build_shape"]
 
@@ -121,12 +122,30 @@ class DccShape(RateShape):
         inner.start_time = self.start_time
         return inner
 
+    def _ceilings(self) -> tuple[float | None, float | None]:
+        """``--max-rate`` / ``--max-duration`` (run configuration safety): enforced here, in every process."""
+        cached = self.__dict__.get("_ceiling_values")
+        if cached is not None:
+            return cached
+        opts = self.options if self.options is not None else getattr(getattr(self.runner, "environment", None),
+                                                                     "parsed_options", None)
+        rate = float(getattr(opts, "max_rate", 0) or 0) or None
+        dur = str(getattr(opts, "max_duration", "") or "")
+        values = (rate, parse_duration(dur, "--max-duration") if dur else None)
+        if opts is not None:
+            self._ceiling_values = values
+        return values
+
     def rates_at(self, t: float) -> dict[str, float] | None:
-        return self.inner.rates_at(t)
+        max_rate, max_s = self._ceilings()
+        if max_s is not None and t >= max_s:
+            return None
+        return cap_rates(self.inner.rates_at(t), max_rate)
 
     def tick(self) -> tuple[int, float, list] | None:
         inner = self._sync()
-        out = inner.tick()
+        max_s = self._ceilings()[1]
+        out = None if max_s is not None and self.get_run_time() >= max_s else inner.tick()
         if out is None:
             self.finish()
             return None

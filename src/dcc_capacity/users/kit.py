@@ -112,8 +112,7 @@ def get_kit(opts: Any = None) -> Kit:
         seed = int(opt("fleet_seed", DEFAULT_FLEET_SEED))
         size = int(opt("fleet_size", DEFAULT_FLEET_SIZE))
         fleet = Fleet(seed=seed, size=size)
-        pki = TestPKI.load_or_create(opt("pki_dir", None))
-        factory = RequestFactory.from_pki(pki, fleet)
+        factory = _factory(opt("signing_keys", None), opt("pki_dir", None), fleet)
         pools = fleet_pools(fleet, int(opt("pool_size", DEFAULT_POOL_SIZE)))
         paths = {"S": opt("path_s", "/api/v1/serviceS"), "T": opt("path_t", "/api/v1/serviceT"),
                  "D": opt("path_d", "/api/v1/serviceD")}
@@ -121,6 +120,17 @@ def get_kit(opts: Any = None) -> Kit:
         _kit = Kit(fleet, factory, pools, paths, retries=int(opt("step_retries", 0)),
                    default_smets=1 if sp in ("S1SP", "DCO") else None)
     return _kit
+
+
+def _factory(signing_keys: str | None, pki_dir: str | None, fleet: Fleet) -> RequestFactory:
+    """Sign with the user's own keys (``--signing-keys FILE``) when given, else as the generated test PKI."""
+    if signing_keys:
+        from ..duis.signing import Signer
+        from ..signingkeys import load_credentials, read_signing_keys
+
+        creds = load_credentials(read_signing_keys(signing_keys), signing_keys)
+        return RequestFactory([Signer(c) for c in creds], fleet, roles={c.eui: c.roles for c in creds if c.eui})
+    return RequestFactory.from_pki(TestPKI.load_or_create(pki_dir), fleet)
 
 
 def reset_kit() -> None:

@@ -23,6 +23,7 @@ from dcc_capacity import webui  # registers the Capacity tab's Locust options (-
 from dcc_capacity.controlled_shape import attach
 from dcc_capacity.duis.mix import BauMix
 from dcc_capacity.nfr import load_nfrs
+from dcc_capacity.runner.safety import refuse_unconfirmed_host
 from dcc_capacity.runner.shape import DccShape
 from dcc_capacity.users.classes import (
     Bau,
@@ -72,12 +73,25 @@ def _options(parser: Any, **_: Any) -> None:
     g.add_argument("--callback-registry", default="",
                    help="Folder where each process writes its callback URL (for a relay in front of workers).")
     g.add_argument("--step-retries", type=int, default=0, help="Extra attempts of a failed SRV before a journey ends.")
+    r = parser.add_argument_group("dcc-capacity real environment (docs/real-environment.md)")
+    r.add_argument("--signing-keys", default="", help="JSON file of the Service Users' own signing keys (paths, "
+                   "EUIs, roles, password environment variables) instead of the test PKI.")
+    r.add_argument("--path-s", default="/api/v1/serviceS", help="Send Command Service path (CV 1, 3, 5, 7).")
+    r.add_argument("--path-t", default="/api/v1/serviceT", help="Transform Service path (CV 4).")
+    r.add_argument("--path-d", default="/api/v1/serviceD", help="Non-Device Service path (CV 2, 6, 8).")
+    r.add_argument("--max-rate", type=float, default=0.0, help="Hard ceiling on the total SRV/s offered (0: none).")
+    r.add_argument("--max-duration", default="", help="Hard ceiling on the test's length, e.g. 2h (default none).")
+    r.add_argument("--confirm-non-loopback", action="store_true", default=False,
+                   help="A --host that is not loopback may be loaded headless or with --autostart (dcc-capacity "
+                        "run --yes).")
 
 
 @events.init.add_listener
 def _init(environment: Any, **_: Any) -> None:
     DccShape.options = environment.parsed_options
     opts = environment.parsed_options
+    if opts is not None and not isinstance(environment.runner, WorkerRunner):
+        refuse_unconfirmed_host(opts)  # exits 2 before any user, shape or connection exists
     if opts is not None and not opts.headless and opts.dcc_test == "stress" and not isinstance(
             environment.runner, MasterRunner | WorkerRunner):
         opts.dcc_interactive = True  # a one-process web UI stress test is steered from the Capacity tab

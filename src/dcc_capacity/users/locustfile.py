@@ -37,6 +37,7 @@ from dcc_capacity.users.classes import (
 )
 from dcc_capacity.users.kit import get_kit
 from dcc_capacity.users.rows import ROW_CLASSES
+from dcc_capacity.webui.guard import install_start_guard
 
 __all__ = ["Bau", "DccShape", "MeterReads", "NoisyNeighbour", "S1MigrationCredit", "S1MigrationPrepay",
            "S2IcCredit", "S2IcPrepay", "Secmp0192Schedules"]
@@ -81,9 +82,11 @@ def _options(parser: Any, **_: Any) -> None:
     r.add_argument("--path-d", default="/api/v1/serviceD", help="Non-Device Service path (CV 2, 6, 8).")
     r.add_argument("--max-rate", type=float, default=0.0, help="Hard ceiling on the total SRV/s offered (0: none).")
     r.add_argument("--max-duration", default="", help="Hard ceiling on the test's length, e.g. 2h (default none).")
-    r.add_argument("--confirm-non-loopback", action="store_true", default=False,
-                   help="A --host that is not loopback may be loaded headless or with --autostart (dcc-capacity "
-                        "run --yes).")
+    # On the parser itself (not a group) so that Locust draws it in the web UI's Start form: the operator ticks it
+    # there to confirm a non-loopback host (webui/guard.py).
+    parser.add_argument("--confirm-non-loopback", action="store_true", default=False, include_in_web_ui=True,
+                        help="Confirm: the --host that is not loopback is a test environment you may load "
+                             "(dcc-capacity run --yes).")
 
 
 @events.init.add_listener
@@ -106,6 +109,7 @@ def _init(environment: Any, **_: Any) -> None:
         # their per-class counts reach the master.
         webui.install(environment, plan=opts.volume_profile or None, sp=opts.sp or None, slot=opts.slot or None,
                       row_classes=ROW_CLASSES, nfrs=load_nfrs(getattr(opts, "nfr", "") or None))
+        install_start_guard(environment)  # Start to a non-loopback host needs the form's confirm-non-loopback
 
 
 @events.test_start.add_listener

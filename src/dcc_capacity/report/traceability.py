@@ -95,23 +95,25 @@ def evaluate(folder: RunFolder, metrics: Metrics, duration_s: float | None) -> T
         tests.append(TestDef(id=test_id, name=folder.run.get("test_name", "(not in the test specification)"),
                              type=folder.run["test_type"], nfr_ids=tuple(n.id for n in folder.nfrs)))
     by_id = {n.id: n for n in folder.nfrs}
+    # Tests a run executes besides its own (the negative run's cases): measured, their NFRs external results.
+    executed = {test_id} | {str(t) for t in folder.run.get("executed_tests") or [] if t in {x.id for x in tests}}
     results = []
     for test in tests:
         for nid in test.nfr_ids:
             nfr = by_id[nid]
             rid = f"{test.id}.{nid}"
-            if test.id != test_id:
+            if test.id not in executed:
                 results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=None, status="not run"))
                 continue
             if nfr.metric == "external":
-                val, status = _external(nfr, folder.external_results, test_id)
+                val, status = _external(nfr, folder.external_results, test.id)
                 results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=val, status=status))
                 continue
             v = judge(nfr, metrics.groups, duration_s)
             results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=v.measured, status=v.status,
                                   evidence=anchor(f"m-{v.evidence[0]}", v.evidence[1]) if v.evidence else None,
                                   message=v.message, samples=v.samples, groups=v.groups))
-    return Traceability(nfrs=list(folder.nfrs), tests=tests, results=results, executed={test_id}, notes=notes)
+    return Traceability(nfrs=list(folder.nfrs), tests=tests, results=results, executed=executed, notes=notes)
 
 
 def issue_counts(folder: RunFolder, trace: Traceability) -> tuple[list[Issue], list[dict[str, Any]]]:

@@ -187,7 +187,7 @@ def load_verdicts(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def _pct(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
+    return round(float(np.percentile(values, q)), 3) if values else None
 
 
 def summarise(lines: list[dict[str, Any]], cases: tuple[Case, ...] = CASES) -> list[dict[str, Any]]:

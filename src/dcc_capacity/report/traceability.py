@@ -72,13 +72,15 @@ class Traceability:
         return bool(ran) and all(r.status == "pass" for r in ran)
 
 
-def _external(nfr: Nfr, external: list[dict[str, Any]], test_id: str) -> tuple[float | None, str]:
-    """An NFR measured outside this suite (``nfr_results.json``): its value and verdict as given."""
+def _external(nfr: Nfr, external: list[dict[str, Any]], test_id: str) -> tuple[float | None, str, str | None]:
+    """An NFR measured outside this suite (``nfr_results.json``): its value, verdict and evidence anchor as given."""
     for ext in external:
         if str(ext.get("id")) == nfr.id and str(ext.get("test_id", test_id)) == test_id:
             val = ext.get("measured")
-            return (float(val) if isinstance(val, (int, float)) else None), ("pass" if ext.get("pass") else "fail")
-    return None, "no data"
+            evidence = ext.get("evidence")
+            return ((float(val) if isinstance(val, (int, float)) else None), ("pass" if ext.get("pass") else "fail"),
+                    evidence if isinstance(evidence, str) and evidence else None)
+    return None, "no data", None
 
 
 def evaluate(folder: RunFolder, metrics: Metrics, duration_s: float | None) -> Traceability:
@@ -106,8 +108,9 @@ def evaluate(folder: RunFolder, metrics: Metrics, duration_s: float | None) -> T
                 results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=None, status="not run"))
                 continue
             if nfr.metric == "external":
-                val, status = _external(nfr, folder.external_results, test.id)
-                results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=val, status=status))
+                val, status, evidence = _external(nfr, folder.external_results, test.id)
+                results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=val, status=status,
+                                      evidence=evidence))
                 continue
             v = judge(nfr, metrics.groups, duration_s)
             results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=v.measured, status=v.status,

@@ -423,7 +423,7 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     if spec.test == "negative":
         from ..report.negative import write_results
 
-        write_results(out, run, {"rate": sum(r.rates.values()), "target": target})
+        write_results(out, run, {"rate": sum(r.rates.values()), "target": target, "sftp": opts.host is None})
     (out / "run.json").write_text(json.dumps(run, indent=2, default=float) + "\n")
     _say(opts, "building the report")
     outcome = build_report(out, baseline_dir=opts.baseline, progress=lambda m: None)

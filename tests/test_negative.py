@@ -184,3 +184,33 @@ def test_malformed_negative_section_in_run_json_is_one_input_error():
         section({"negative": {"cases": [{"id": "NEG-SIG", "passed": True, "sent": "many"}]}})
     with pytest.raises(InputError, match="negative"):
         section({"negative": [1, 2]})
+
+
+def test_sftp_side_failing_fails_neg_fallout_with_what_came(tmp_path):
+    from dcc_capacity.negcases import load_verdicts
+    from dcc_capacity.runner.negative import MigrationCases
+
+    t = MigrationCases(1, tmp_path, [], 2.0)  # nothing listens on port 1
+    t.start()
+    t.join(15)
+    rows = {c["id"]: c for c in summarise(load_verdicts(tmp_path))}
+    assert "ConnectionRefusedError" in t.error
+    assert not rows["NEG-FALLOUT"]["passed"] and "SFTP: ConnectionRefusedError" in rows["NEG-FALLOUT"]["wrong_answers"][
+        0]["got"]
+
+
+def test_against_an_external_sut_the_sftp_cases_are_not_run_not_failed(tmp_path):
+    from dcc_capacity.report.negative import negative_results, nfr_results
+
+    w = VerdictWriter(tmp_path)
+    for cid in CASE_IDS[2:]:
+        w.sent(cid)
+        v = judge_code(cid, "E2", "E2", ack_ms=1.0)
+        v.case = cid
+        w.verdict(v)
+    w.close()
+    neg = negative_results(tmp_path, {"sftp": False})
+    assert neg["not_run"] == ["NEG-FALLOUT", "NEG-REPROCESS"] and neg["passed"]
+    assert [c["id"] for c in neg["cases"]] == list(CASE_IDS[2:])
+    assert {r["test_id"] for r in nfr_results(neg)} == {*CASE_IDS[2:], "NEGATIVE"}
+    assert not negative_results(tmp_path, {"sftp": True})["passed"]  # with an SFTP interface they must be sent

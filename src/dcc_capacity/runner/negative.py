@@ -87,8 +87,11 @@ class MigrationCases(threading.Thread):
         writer = VerdictWriter(self.run_dir, tag="cp")
         try:
             asyncio.run(self._main(writer))
-        except Exception as exc:  # noqa: BLE001 - reported in run.json; the cases then show as not (fully) sent
+        except Exception as exc:  # noqa: BLE001 - the SFTP side failed: NEG-FALLOUT shows what came, and fails
             self.error = f"{type(exc).__name__}: {exc}"
+            writer.sent("NEG-FALLOUT", "")
+            writer.verdict(Verdict("NEG-FALLOUT", "the CP's SFTP interface answering", f"SFTP: {self.error}"[:300],
+                                   False, ts=time.time()))
         finally:
             writer.close()
 

@@ -24,19 +24,21 @@ S1_COMBO_VARIANT = "4.14"
 S1SP_CV9_VARIANTS = ("14.1", "4.10", "4.12.1", "4.12.2", "4.15", "4.16", "4.17", "4.6.1", "4.6.2", "4.8.1", "4.8.2",
                      "4.8.3", "4.3", "4.4.3")
 """The negative run's S1SP CV 9 list: the DSP-schedulable SRVs and SECMP0192's 4.3 / 4.4.3, without 4.14."""
-_RID = re.compile(rb"(<sr:RequestID>[^<:]+:[^<:]+:)([0-9]+)(</sr:RequestID>)")
+_SIGVAL = re.compile(rb"(<(?:[\w.-]+:)?SignatureValue>)\s*([A-Za-z0-9+/=\s]+?)\s*</")
 
 
 def bad_signature(factory: RequestFactory, inst: Installation) -> SignedRequest:
-    """A 4.6.1 signed correctly, then its RequestID counter altered: the digest no longer matches (E42)."""
+    """A 4.6.1 whose SignatureValue has one character changed: it no longer verifies (E42).
+
+    The RequestID is left alone, so a SUT that wrongly accepts the request
+    answers a RequestID this process expects (and a relay routes it here).
+    """
     req = factory.build("4.6.1", inst)
-    m = _RID.search(req.body)
+    m = _SIGVAL.search(req.body)
     assert m is not None
-    counter = m.group(2)
-    forged = counter[:-1] + str((int(counter[-1:]) + 1) % 10).encode()
-    body = req.body[:m.start(2)] + forged + req.body[m.end(2):]
-    rid = req.request_id.rsplit(":", 1)[0] + ":" + forged.decode()
-    return SignedRequest(rid, req.variant, req.command_variant, req.originator, req.target, body)
+    i = (m.start(2) + m.end(2)) // 2
+    flipped = b"B" if req.body[i:i + 1] == b"A" else b"A"
+    return req._replace(body=req.body[:i] + flipped + req.body[i + 1:])
 
 
 def ineligible_role(factory: RequestFactory, inst: Installation, variant: str = "4.6.1") -> SignedRequest:

@@ -304,7 +304,7 @@ def _start_migrations(opts: RunOptions, emulator: Any) -> Any:
     fleet = Fleet(seed=opts.seed, size=opts.fleet_size)
     pools = fleet_pools(fleet, opts.pool_size)
     smets1 = sorted(i for (gen, _), idx in pools.by_kind.items() if gen == 1 for i in idx)
-    thread = MigrationCases(int(emulator.info["sftp_port"]), opts.out, [fleet[i] for i in smets1[:400]],
+    thread = MigrationCases(int(emulator.info["sftp_port"]), opts.out, [fleet[i] for i in smets1],
                             opts.spec.duration_s)
     thread.start()
     return thread

@@ -214,3 +214,17 @@ def test_against_an_external_sut_the_sftp_cases_are_not_run_not_failed(tmp_path)
     assert [c["id"] for c in neg["cases"]] == list(CASE_IDS[2:])
     assert {r["test_id"] for r in nfr_results(neg)} == {*CASE_IDS[2:], "NEGATIVE"}
     assert not negative_results(tmp_path, {"sftp": True})["passed"]  # with an SFTP interface they must be sent
+
+
+def test_a_run_outside_the_catalogue_is_not_judged_on_nfr_neg(tmp_path):
+    """A load run with the default catalogue: every NFR but NFR-NEG (no load run answers it) is judged."""
+    import yaml
+
+    from _report_helpers import make_run
+    from dcc_capacity.nfr import default_nfr_path
+    from dcc_capacity.report.build import build_report
+
+    doc = yaml.safe_load(default_nfr_path().read_text())
+    outcome = build_report(make_run(tmp_path / "r", nfr=doc))
+    judged = {n["id"] for n in outcome.summary_doc["nfr"]}
+    assert "NFR-NEG" not in judged and {"NFR-ERR", "NFR-LOST", "NFR-ACK-P95"} <= judged

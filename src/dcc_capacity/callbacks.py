@@ -11,6 +11,7 @@ POST arrives the listener takes the RequestID out of the bytes with one regex
   request_type ``TRT``, name ``"<label> TRT"`` and in the run's records;
 - wakes whoever waits for the response (a journey's next step);
 - a response after ``late_after_s`` is a failure ``late`` (with its real TRT);
+- a response with an ``E`` code, or with no ResponseCode at all, is an ``error``;
 - no response after ``missing_after_s``: a failure ``missing`` with
   response_time = the timeout (a floor, not a measurement), found by a
   sweeper greenlet, so nobody has to be waiting for it;
@@ -242,6 +243,8 @@ class CallbackListener:
             outcome, exc = "late", LateResponse(f"TRT {trt_ms / 1000:.1f} s > {self.late_after_s:g} s")
         elif code.startswith("E"):
             outcome, exc = "error", Exception(f"response code {code}")
+        elif not code:  # a response without ResponseCode (a failure the seeds report) is never a success
+            outcome, exc = "error", Exception("no ResponseCode in the response")
         else:
             outcome, exc = "ok", None
         self.counts[outcome] += 1

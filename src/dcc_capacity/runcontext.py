@@ -257,7 +257,12 @@ def _on_init(environment: Environment, **_: Any) -> None:
     interval = float(getattr(opts, "progress_interval", 0) or 0)
     if opts is not None and getattr(opts, "headless", False) and interval > 0 and not isinstance(
             environment.runner, WorkerRunner):
-        from .nfr import load_nfrs
+        from .nfr import load_catalogue
         from .progress import Progress
 
-        Progress(environment, load_nfrs(getattr(opts, "nfr", "") or None), interval=interval).install()
+        cat = load_catalogue(getattr(opts, "nfr", "") or None)
+        nfrs = cat.nfrs
+        if getattr(opts, "dcc_test", "") == "negative":  # error answers are the point: judge the NEGATIVE test's NFRs
+            ids = {n for t in cat.tests if t.id == "NEGATIVE" for n in t.nfr_ids}
+            nfrs = [n for n in cat.nfrs if n.id in ids] or nfrs
+        Progress(environment, nfrs, interval=interval).install()

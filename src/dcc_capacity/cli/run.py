@@ -18,7 +18,7 @@ from pathlib import Path
 
 __all__ = ["add_parser", "run"]
 
-TESTS = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour")
+TESTS = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative")
 
 
 def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argparse.ArgumentParser:

@@ -363,7 +363,7 @@ class EmulatorApp:
         return self.faults.burst_code(self.elapsed()) or C.I0
 
     def _async_response(self, req: Accepted, code: str) -> bytes:
-        final = None if self.faults.drop_response_code() else code
+        final = None if self.faults.drop_response_code(req.srv.variant) else code
         self.metrics.code(final)
         payload = payload_gbcs(self._gbcs(req)) if code == C.I0 else ""
         return self._tamper(build_response(signer=self.signer, response_code=final, srv=req.srv.reference,

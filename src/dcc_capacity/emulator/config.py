@@ -123,6 +123,12 @@ class ShareConfig(_Model):
     share: float = Field(default=0.01, ge=0, le=1)
 
 
+class MissingCodeConfig(ShareConfig):
+    """A share of async responses without ResponseCode; ``variants`` limits it to those SRVs (None: all)."""
+
+    variants: list[str] | None = None
+
+
 class PPMIDJoinConfig(_Model):
     """SR 8.11 rejected when JoinTimePeriod > max_join_s (SMETS1 devices; live services criteria, issue 91342)."""
 
@@ -145,7 +151,7 @@ class FaultsConfig(_Model):
     """A share of signed answers (async responses, alerts, CV 2/4/6/8 answers; not I99 acks or rejections) is
     changed after signing, as a man in the middle would: checking signatures (``--response-cert``) must catch it."""
     error_bursts: ErrorBurstConfig = Field(default_factory=ErrorBurstConfig)
-    missing_response_code: ShareConfig = Field(default_factory=ShareConfig)
+    missing_response_code: MissingCodeConfig = Field(default_factory=MissingCodeConfig)
     outage: OutageConfig = Field(default_factory=OutageConfig)
     ppmid_join: PPMIDJoinConfig = Field(default_factory=PPMIDJoinConfig)
     migration_fallout: FallbackConfig = Field(default_factory=FallbackConfig)

@@ -66,9 +66,11 @@ class Faults:
         t = self.cfg.tamper_responses
         return t.enabled and self._rng.random() < t.share
 
-    def drop_response_code(self) -> bool:
+    def drop_response_code(self, variant: str | None = None) -> bool:
         m = self.cfg.missing_response_code
-        return m.enabled and self._rng.random() < m.share
+        if not m.enabled or (m.variants is not None and variant not in m.variants):
+            return False
+        return self._rng.random() < m.share
 
     def ppmid_join_rejected(self, join_s: int | None, smets1: bool) -> bool:
         p = self.cfg.ppmid_join

@@ -23,6 +23,7 @@ from .analysis import extrapolation, stress_steps
 from .baseline import compare, load_baseline
 from .inputs import RunFolder, iter_record_batches, load_run
 from .metrics import NEEDED_COLUMNS, Metrics, compute_metrics
+from .negative import section as negative_section
 from .outputs import summary, write_json, write_junit
 from .render import render_html
 from .traceability import Traceability, anchor, evaluate, exit_criteria, issue_counts
@@ -160,6 +161,7 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
         "issue_rows": issue_rows, "criteria": criteria, "comparison": comparison, "charts": figures,
         "backlinks": backlinks, "verdict": verdict, "incomplete": folder.incomplete, "plan": folder.plan,
         "risks": _risks(folder, trace, extra, comparison), "out_of_scope": OUT_OF_SCOPE, "anchor": anchor,
+        "negative": negative_section(folder.run, folder.path / "run.json"),
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "generator": f"dcc-capacity {__version__} report, Python {platform.python_version()}",
         "build_s": time.monotonic() - started,

@@ -72,13 +72,15 @@ class Traceability:
         return bool(ran) and all(r.status == "pass" for r in ran)
 
 
-def _external(nfr: Nfr, external: list[dict[str, Any]], test_id: str) -> tuple[float | None, str]:
-    """An NFR measured outside this suite (``nfr_results.json``): its value and verdict as given."""
+def _external(nfr: Nfr, external: list[dict[str, Any]], test_id: str) -> tuple[float | None, str, str | None]:
+    """An NFR measured outside this suite (``nfr_results.json``): its value, verdict and evidence anchor as given."""
     for ext in external:
         if str(ext.get("id")) == nfr.id and str(ext.get("test_id", test_id)) == test_id:
             val = ext.get("measured")
-            return (float(val) if isinstance(val, (int, float)) else None), ("pass" if ext.get("pass") else "fail")
-    return None, "no data"
+            evidence = ext.get("evidence")
+            return ((float(val) if isinstance(val, (int, float)) else None), ("pass" if ext.get("pass") else "fail"),
+                    evidence if isinstance(evidence, str) and evidence else None)
+    return None, "no data", None
 
 
 def evaluate(folder: RunFolder, metrics: Metrics, duration_s: float | None) -> Traceability:
@@ -91,27 +93,35 @@ def evaluate(folder: RunFolder, metrics: Metrics, duration_s: float | None) -> T
     test_id = folder.run["test_id"]
     notes = []
     if test_id not in {t.id for t in tests}:
-        notes.append(f"Test {test_id} is not in the test catalogue: measured against every NFR.")
+        # ... except NFRs only negative tests cover (NFR-NEG): no load run answers them.
+        negative_only = ({n for t in tests if t.type == "negative" for n in t.nfr_ids}
+                         - {n for t in tests if t.type != "negative" for n in t.nfr_ids})
+        ids = tuple(n.id for n in folder.nfrs if folder.run["test_type"] == "negative" or n.id not in negative_only)
+        notes.append(f"Test {test_id} is not in the test catalogue: measured against every NFR"
+                     f"{' but those of the negative tests' if len(ids) < len(folder.nfrs) else ''}.")
         tests.append(TestDef(id=test_id, name=folder.run.get("test_name", "(not in the test specification)"),
-                             type=folder.run["test_type"], nfr_ids=tuple(n.id for n in folder.nfrs)))
+                             type=folder.run["test_type"], nfr_ids=ids))
     by_id = {n.id: n for n in folder.nfrs}
+    # Tests a run executes besides its own (the negative run's cases): measured, their NFRs external results.
+    executed = {test_id} | {str(t) for t in folder.run.get("executed_tests") or [] if t in {x.id for x in tests}}
     results = []
     for test in tests:
         for nid in test.nfr_ids:
             nfr = by_id[nid]
             rid = f"{test.id}.{nid}"
-            if test.id != test_id:
+            if test.id not in executed:
                 results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=None, status="not run"))
                 continue
             if nfr.metric == "external":
-                val, status = _external(nfr, folder.external_results, test_id)
-                results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=val, status=status))
+                val, status, evidence = _external(nfr, folder.external_results, test.id)
+                results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=val, status=status,
+                                      evidence=evidence))
                 continue
             v = judge(nfr, metrics.groups, duration_s)
             results.append(Result(id=rid, nfr=nfr, test_id=test.id, measured=v.measured, status=v.status,
                                   evidence=anchor(f"m-{v.evidence[0]}", v.evidence[1]) if v.evidence else None,
                                   message=v.message, samples=v.samples, groups=v.groups))
-    return Traceability(nfrs=list(folder.nfrs), tests=tests, results=results, executed={test_id}, notes=notes)
+    return Traceability(nfrs=list(folder.nfrs), tests=tests, results=results, executed=executed, notes=notes)
 
 
 def issue_counts(folder: RunFolder, trace: Traceability) -> tuple[list[Issue], list[dict[str, Any]]]:

@@ -147,6 +147,10 @@ def _emulator_config(opts: RunOptions, r: Resolved, callback_url: str, registry:
         cfg["capacity"]["queue_limit"] = max(10, int(tps * 0.2))  # a short queue: overload shows as E48 quickly
     if spec.test == "noisy-neighbour" and opts.emulator_tps is None:
         cfg["capacity"]["tps"] = max(10.0, 1.5 * sum(r.rates.values()))  # the burst exceeds it: SECMP0067 decides
+    if spec.test == "negative":  # the faults and the CP's SFTP the negative cases need (runner/negative.py)
+        from .negative import emulator_settings
+
+        cfg.update(emulator_settings(opts.out / "logs" / "cp"))
     if opts.emulator_config:
         from ..emulator.config import _merge
 
@@ -252,7 +256,7 @@ def run_test(opts: RunOptions) -> int:
     from ..users.kit import fleet_pools, write_device_registry
 
     TestPKI.load_or_create()  # once, before several processes could race to create it
-    emulator = relay = master = None
+    emulator = relay = master = migrations = None
     workers: list[subprocess.Popen] = []
     poller: _MetricsPoller | None = None
     failure = ""
@@ -312,6 +316,8 @@ def run_test(opts: RunOptions) -> int:
             _say(opts, f"web UI on http://127.0.0.1:{opts.web_port} (it quits 10 s after the test ends)")
         _say(opts, f"{spec.test} test, {spec.sp} {resolved.slot}, {sum(resolved.rates.values()):.1f} SRV/s, "
                    f"{spec.duration_s:g} s, {opts.workers or 1} load process(es); logs in {logs}")
+        if spec.test == "negative" and emulator is not None:
+            migrations = _start_migrations(opts, emulator)
         failure = _watch(opts, master, workers, emulator)
     except KeyboardInterrupt as exc:
         stop_signals.defer()
@@ -320,6 +326,8 @@ def run_test(opts: RunOptions) -> int:
         _stop(master, signal.SIGINT)
     finally:
         stop_signals.defer()  # a second signal must not cut the report short (it is bounded)
+        if migrations is not None:
+            migrations.stop()
         for w in workers:
             _stop(w)
         _stop(master)
@@ -333,6 +341,21 @@ def run_test(opts: RunOptions) -> int:
         return _finish(opts, resolved, started, ended, failure, target)
     finally:
         stop_signals.restore()
+
+
+def _start_migrations(opts: RunOptions, emulator: Any) -> Any:
+    """The negative run's SFTP migration cases (NEG-FALLOUT, NEG-REPROCESS), on SMETS1 installations of the fleet."""
+    from ..fleet import Fleet
+    from ..users.kit import fleet_pools
+    from .negative import MigrationCases
+
+    fleet = Fleet(seed=opts.seed, size=opts.fleet_size)
+    pools = fleet_pools(fleet, opts.pool_size)
+    smets1 = sorted(i for (gen, _), idx in pools.by_kind.items() if gen == 1 for i in idx)
+    thread = MigrationCases(int(emulator.info["sftp_port"]), opts.out, [fleet[i] for i in smets1],
+                            opts.spec.duration_s)
+    thread.start()
+    return thread
 
 
 def _tail(path: Path, n: int = 1500) -> str:
@@ -416,7 +439,7 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     targets = {cls: rate for cls, rate in r.rates.items()}
     run = {
         "schema_version": 1,
-        "test_id": f"{spec.test.upper()}-{spec.sp}-{r.slot.upper()}",
+        "test_id": "NEGATIVE" if spec.test == "negative" else f"{spec.test.upper()}-{spec.sp}-{r.slot.upper()}",
         "test_name": f"{spec.test.capitalize()}, {spec.sp}, {r.slot}",
         "test_type": spec.test, "sp": spec.sp, "slot": r.slot,
         "status": "incomplete" if failure else "complete",
@@ -455,6 +478,10 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
         from .finish import shares_by_user
 
         run["user_shares"] = shares_by_user(out)
+    if spec.test == "negative":
+        from ..report.negative import write_results
+
+        write_results(out, run, {"rate": sum(r.rates.values()), "target": target, "sftp": opts.host is None})
     (out / "run.json").write_text(json.dumps(run, indent=2, default=float) + "\n")
     _say(opts, "building the report")
     outcome = build_report(out, baseline_dir=opts.baseline, progress=lambda m: None)
@@ -466,7 +493,12 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     for user, share in (run.get("user_shares") or {}).items():
         _say(opts, f"Service User {user}: {share['requests']} requests, {share['throttled']} throttled, "
                    f"{share['achieved_share']:.1%} of all achieved")
+    for case in (run.get("negative") or {}).get("cases", []):
+        _say(opts, f"{case['id']}: {'PASS' if case['passed'] else 'FAIL'} - {case['as_required']} of "
+                   f"{case['sent']} answered as required{'; ' + case['reason'] if case['reason'] else ''}")
     if failure:
         _say(opts, f"run FAILED: {failure}")
         raise RunError(failure.splitlines()[0])
+    if not (run.get("negative") or {}).get("passed", True):
+        return max(outcome.exit_code, 1)  # a negative case not answered as required fails the run
     return outcome.exit_code

@@ -55,7 +55,7 @@ def build_shape(spec: TestSpec) -> Built:
     plan, slot, rates, alerts = r.plan, r.slot, r.rates, r.alerts_per_s
     d = spec.duration_s
     shape: RateShape
-    if spec.test == "load":
+    if spec.test in ("load", "negative"):
         shape = LoadShape(rates=rates, duration_s=d)
     elif spec.test == "stress" and spec.interactive:
         shape = ControlledShape(rates=rates, start_factor=spec.start_factor, step_fraction=spec.step_fraction,

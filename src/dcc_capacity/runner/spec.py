@@ -16,7 +16,9 @@ from ..volume import SLOTS, SPS, VolumePlan, load_plan
 
 __all__ = ["TESTS", "Resolved", "TestSpec", "class_rates", "parse_duration", "resolve", "scaled", "spec_from_options"]
 
-TESTS = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour")
+TESTS = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative")
+NEGATIVE_RATE = 4.0
+"""negative: DUIS case instances per second unless --rate says otherwise (modest: the error paths, not load)."""
 
 
 def parse_duration(text: str | float | int, key: str = "--duration") -> float:
@@ -137,6 +139,8 @@ def resolve(spec: TestSpec) -> Resolved:
     spec.check()
     plan = load_plan(spec.profile)
     slot = spec.slot or plan.busiest_slot(spec.sp)
+    if spec.test == "negative":  # the negative cases, not the profile's mix (the profile still names SP and slot)
+        return Resolved(plan, slot, {"NegativeCases": spec.rate or NEGATIVE_RATE}, 0.0)
     rates = class_rates(plan, spec.sp, slot, spec.secmp0192_share)
     alerts = plan.row_rates(spec.sp, slot).get("alerts", 0.0)
     total = sum(rates.values())

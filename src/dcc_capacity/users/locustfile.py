@@ -36,10 +36,11 @@ from dcc_capacity.users.classes import (
     Secmp0192Schedules,
 )
 from dcc_capacity.users.kit import get_kit
+from dcc_capacity.users.negative import NegativeCases
 from dcc_capacity.users.rows import ROW_CLASSES
 from dcc_capacity.webui.guard import install_start_guard
 
-__all__ = ["Bau", "DccShape", "MeterReads", "NoisyNeighbour", "S1MigrationCredit", "S1MigrationPrepay",
+__all__ = ["Bau", "DccShape", "MeterReads", "NegativeCases", "NoisyNeighbour", "S1MigrationCredit", "S1MigrationPrepay",
            "S2IcCredit", "S2IcPrepay", "Secmp0192Schedules"]
 
 
@@ -49,7 +50,8 @@ def _options(parser: Any, **_: Any) -> None:
     g.add_argument("--volume-profile", default="volume_profiles/foc.yaml", help="Volume profile YAML.")
     g.add_argument("--sp", default="DSP", help="Service Provider: DSP, S1SP, DCO or CP.")
     g.add_argument("--slot", default="", help="night, day or evening (default: the SP's busiest slot).")
-    g.add_argument("--dcc-test", default="load", help="load, stress, soak, spike, catchup or noisy-neighbour.")
+    g.add_argument("--dcc-test", default="load", help="load, stress, soak, spike, catchup,"
+                   " noisy-neighbour or negative.")
     g.add_argument("--dcc-rate", type=float, default=0.0, help="Total SRV/s, overriding the profile (mix kept).")
     g.add_argument("--dcc-duration", default="60s", help="Test duration (stress: the upper bound).")
     g.add_argument("--normal", action="store_true", default=False, help="load: the slot's average, not its peak.")

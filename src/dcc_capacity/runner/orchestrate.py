@@ -59,6 +59,10 @@ class RunOptions:
     progress_interval: float | None = None
     """Seconds between progress lines; default: every 5 s, or 1/60 of a longer run (about 60 lines at most)."""
     command_line: list[str] = field(default_factory=list)
+    tolerance_pct: float = 5.0
+    """--baseline: allowed worsening in percent."""
+    limits: dict[str, float] = field(default_factory=dict)
+    """Scenario verdict limits given on the command line (report/scenarios.py); run.json ``limits``."""
     extra_locust_args: list[str] = field(default_factory=list)
     log: Any = None
 
@@ -123,13 +127,19 @@ def _emulator_config(opts: RunOptions, r: Resolved, callback_url: str, registry:
         cfg["capacity"]["queue_limit"] = max(10, int(tps * 0.2))  # a short queue: overload shows as E48 quickly
     if spec.test == "noisy-neighbour" and opts.emulator_tps is None:
         cfg["capacity"]["tps"] = max(10.0, 1.5 * sum(r.rates.values()))  # the burst exceeds it: SECMP0067 decides
+    if spec.test == "catchup" and opts.emulator_tps is None:
+        # 3x the base rate: the backlog drains at the spare 2x, in about half the outage's length, so the
+        # catch-up and its peak rate show; the queue holds the whole backlog (nothing refused).
+        base = sum(r.rates.values())
+        cfg["capacity"]["tps"] = max(10.0, 3.0 * base)
+        cfg["capacity"]["queue_limit"] = max(5000, int(2 * base * (spec.outage_s or spec.duration_s / 6)))
     return cfg
 
 
 class _MetricsPoller(threading.Thread):
     """Polls the emulator's /metrics once a second into metrics.csv (bounded by stop())."""
 
-    COLUMNS = ("ts", "cpu_percent", "rss_bytes", "queue_depth", "in_flight", "throttled", "rejected")
+    COLUMNS = ("ts", "cpu_percent", "rss_bytes", "queue_depth", "in_flight", "throttled", "rejected", "outage")
 
     def __init__(self, url: str, path: Path) -> None:
         super().__init__(daemon=True)
@@ -150,7 +160,7 @@ class _MetricsPoller(threading.Thread):
                 totals = m.get("totals") or {}
                 row = [m.get("time", time.time()), m.get("cpu_percent", ""), m.get("rss_bytes", ""),
                        m.get("queue_depth", ""), m.get("in_flight", ""), totals.get("throttled", ""),
-                       totals.get("rejected", "")]
+                       totals.get("rejected", ""), m.get("outage", "")]
                 fh.write(",".join(str(v) for v in row) + "\n")
                 fh.flush()
 
@@ -177,6 +187,8 @@ def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
         a.append("--normal")
     if s.client_hold:
         a.append("--client-hold")
+    if s.exclude:
+        a += ["--dcc-exclude", ",".join(s.exclude)]
     # --nfr is not passed on: the live progress line reads nfr.py's schema, the report the catalogue's (one
     # schema after the NFR unification); the progress line uses the shipped defaults meanwhile.
     return a + list(opts.extra_locust_args)
@@ -216,6 +228,7 @@ def run_test(opts: RunOptions) -> int:
 
     TestPKI.load_or_create()  # once, before several processes could race to create it
     emulator = relay = master = None
+    emulator_t0: float | None = None
     workers: list[subprocess.Popen] = []
     poller: _MetricsPoller | None = None
     failure = ""
@@ -243,6 +256,7 @@ def run_test(opts: RunOptions) -> int:
                                                   "duration_s": spec.outage_s or spec.duration_s / 6}]}
             (logs / "emulator-config.json").write_text(json.dumps(cfg, indent=2))
             emulator = start_emulator(cfg, mode="subprocess")
+            emulator_t0 = time.time()  # its fault windows count from here (it answers within ~20 ms of starting)
             host = emulator.url
             poller = _MetricsPoller(host, out / "metrics.csv")
             poller.start()
@@ -284,7 +298,7 @@ def run_test(opts: RunOptions) -> int:
             emulator.stop()
         _stop(relay)
     ended = time.time()
-    return _finish(opts, resolved, started, ended, failure, target)
+    return _finish(opts, resolved, started, ended, failure, target, emulator_t0)
 
 
 def _tail(path: Path, n: int = 1500) -> str:
@@ -341,7 +355,8 @@ def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.
     return ""
 
 
-def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure: str, target: str) -> int:
+def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure: str, target: str,
+            emulator_t0: float | None = None) -> int:
     from ..report.build import build_report
 
     out, spec = opts.out, opts.spec
@@ -397,9 +412,12 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
         from .finish import shares_by_user
 
         run["user_shares"] = shares_by_user(out)
+    from .scenario_facts import scenario_facts
+
+    run.update(scenario_facts(spec, r, out, start, emulator_t0, opts.limits))
     (out / "run.json").write_text(json.dumps(run, indent=2, default=float) + "\n")
     _say(opts, "building the report")
-    outcome = build_report(out, baseline_dir=opts.baseline, progress=lambda m: None)
+    outcome = build_report(out, baseline_dir=opts.baseline, tolerance_pct=opts.tolerance_pct, progress=lambda m: None)
     _say(opts, f"report: {outcome.html}")
     if spec.test == "stress":
         knee = (shape or {}).get("knee_rate")
@@ -407,6 +425,8 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     for user, share in (run.get("user_shares") or {}).items():
         _say(opts, f"Service User {user}: {share['requests']} requests, {share['throttled']} throttled, "
                    f"{share['achieved_share']:.1%} of all achieved")
+    for line in (outcome.summary_doc.get("scenarios") or {}).get("lines", []):
+        _say(opts, line)
     if failure:
         _say(opts, f"run FAILED: {failure}")
         raise RunError(failure.splitlines()[0])

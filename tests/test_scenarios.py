@@ -88,6 +88,38 @@ def test_unknown_exclude_is_bad_input(tmp_path):
     assert "Traceback" not in p.stderr and not (tmp_path / "x").exists()
 
 
+def test_bad_limit_in_run_json_is_one_line_naming_the_field(tmp_path):
+    from _report_helpers import make_run
+
+    folder = make_run(tmp_path / "r", test_type="soak")
+    doc = json.loads((folder / "run.json").read_text())
+    doc["limits"] = {"drift_ms_per_h": "fast"}
+    (folder / "run.json").write_text(json.dumps(doc))
+    r = subprocess.run([sys.executable, "-m", "dcc_capacity", "report", str(folder)], capture_output=True, text=True,
+                       timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert r.returncode == 2 and "run.json: limits.drift_ms_per_h: must be a number >= 0 (got 'fast')" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_a_leaking_sut_fails_the_memory_drift_verdict(tmp_path):
+    """Synthetic soak folder whose SUT RSS grows 120 MiB/h: slope found within 2 %, verdict FAIL, a risk listed."""
+    from _report_helpers import START, make_run
+
+    from dcc_capacity.report.build import build_report
+
+    folder = make_run(tmp_path / "r", test_type="soak", limits={"memory_mib_per_h": 50})
+    t = START + np.arange(0, 600, 5.0)
+    rss = (300 + 120 * (t - START) / 3600 + np.tile([0.2, -0.2], len(t) // 2)) * 2**20
+    pd.DataFrame({"ts": t, "cpu_percent": 20.0, "rss_bytes": rss}).to_csv(folder / "metrics.csv", index=False)
+    outcome = build_report(folder)
+    d = outcome.summary_doc["scenarios"]["drift"]
+    assert d["rss"]["slope"] == pytest.approx(120, rel=0.02) and d["rss"]["ci_low"] > 50
+    assert d["rss"]["verdict"] == "fail" and d["verdict"] == "fail" and d["rss"]["points"] == 108  # 10 % warm-up
+    assert math.isfinite(d["ack_p95"]["slope"]) and d["ack_p95"]["groups"] == 1
+    html = outcome.html.read_text()
+    assert 'id="drift"' in html and "Soak: latency or SUT memory drifts upwards" in html
+
+
 # ---- the scenarios from the CLI -------------------------------------------------------------------------------
 
 @pytest.mark.slow

@@ -43,10 +43,28 @@ def limits_from_args(args: argparse.Namespace) -> dict[str, float]:
     return out
 
 
+def _limits(given: Any, path: Any) -> dict[str, Any]:
+    """run.json ``limits`` over the defaults; a hand-edited bad value is one line naming the field (exit 2)."""
+    if given is None:
+        return dict(DEFAULT_LIMITS)
+    if not isinstance(given, dict):
+        raise InputError("must be an object", file=path, key="limits")
+    out = dict(DEFAULT_LIMITS)
+    for key, value in given.items():
+        if key not in DEFAULT_LIMITS:
+            raise InputError(f"unknown limit (one of {', '.join(DEFAULT_LIMITS)})", file=path, key=f"limits.{key}")
+        if value is None and key == "recovery_target_s":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise InputError(f"must be a number >= 0 (got {value!r})", file=path, key=f"limits.{key}")
+        out[key] = float(value)
+    return out
+
+
 def analyse(folder: Any, metrics: Any, duration: float | None, batches: Any) -> dict[str, Any]:
     """The scenario figures of this run (empty for a test type without one); ``batches(columns)`` re-reads."""
     run = folder.run
-    limits = {**DEFAULT_LIMITS, **(run.get("limits") or {})}
+    limits = _limits(run.get("limits"), folder.path / "run.json")
     test = run.get("test_type")
     out: dict[str, Any] = {}
     if test == "soak":

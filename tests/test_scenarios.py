@@ -104,7 +104,6 @@ def test_bad_limit_in_run_json_is_one_line_naming_the_field(tmp_path):
 def test_a_leaking_sut_fails_the_memory_drift_verdict(tmp_path):
     """Synthetic soak folder whose SUT RSS grows 120 MiB/h: slope found within 2 %, verdict FAIL, a risk listed."""
     from _report_helpers import START, make_run
-
     from dcc_capacity.report.build import build_report
 
     folder = make_run(tmp_path / "r", test_type="soak", limits={"memory_mib_per_h": 50})

@@ -45,7 +45,9 @@ def soak_slots(spec: TestSpec, r: Resolved) -> list[dict[str, Any]]:
 
 
 def _outage(spec: TestSpec, run_dir: Path, test_start: float, emulator_t0: float | None) -> dict[str, Any] | None:
-    if spec.client_hold or emulator_t0 is None:
+    if not spec.client_hold and emulator_t0 is None:
+        return None  # --host without --client-hold: the SUT's own outage, if any, is not ours to know
+    if spec.client_hold:
         # The Service Users hold their traffic for the shape's window (CatchupShape: 1/3 of the run, 1/6 long).
         start = test_start + spec.duration_s / 3
         return {"start_epoch": start, "end_epoch": start + (spec.outage_s or spec.duration_s / 6),

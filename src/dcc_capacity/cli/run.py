@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                     max_p95_ms=args.max_p95_ms if args.max_p95_ms > 0 else None, spike_factor=args.spike_factor,
                     burst_factor=args.burst_factor, client_hold=args.client_hold,
                     exclude=tuple(n.strip() for n in args.exclude.split(",") if n.strip()))
-    from ..report.scenarios import limits_from_args
+    from ..runner.scenario_facts import limits_from_args
 
     if args.tolerance < 0:
         raise InputError(f"must be >= 0 (got {args.tolerance})", key="--tolerance")

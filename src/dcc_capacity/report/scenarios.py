@@ -10,37 +10,16 @@ exit status: they are judgements against limits the tester chose
 
 from __future__ import annotations
 
-import argparse
 import math
 from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["DEFAULT_LIMITS", "analyse", "limits_from_args", "public", "risks"]
+__all__ = ["DEFAULT_LIMITS", "analyse", "public", "risks"]
 
 DEFAULT_LIMITS: dict[str, Any] = {"drift_ms_per_h": 100.0, "memory_mib_per_h": 50.0, "fair_share_min": 0.9,
                                   "recovery_target_s": None}
 """Verdict limits when run.json gives none. recovery_target_s None: as long as the outage lasted."""
-
-
-def limits_from_args(args: argparse.Namespace) -> dict[str, float]:
-    """The limits given on the ``run`` command line (InputError for a bad one); run.json ``limits``."""
-    out: dict[str, float] = {}
-    for key, opt, value in (("drift_ms_per_h", "--drift-limit", args.drift_limit),
-                            ("memory_mib_per_h", "--memory-growth-limit", args.memory_growth_limit)):
-        if value is not None:
-            if not (value >= 0 and math.isfinite(value)):
-                raise InputError(f"must be >= 0 (got {value})", key=opt)
-            out[key] = float(value)
-    if args.fair_share_min is not None:
-        if not 0 < args.fair_share_min <= 1:
-            raise InputError(f"must be in (0, 1] (got {args.fair_share_min})", key="--fair-share-min")
-        out["fair_share_min"] = float(args.fair_share_min)
-    if args.recovery_target is not None:
-        from ..runner.spec import parse_duration
-
-        out["recovery_target_s"] = parse_duration(args.recovery_target, "--recovery-target")
-    return out
 
 
 def _limits(given: Any, path: Any) -> dict[str, Any]:

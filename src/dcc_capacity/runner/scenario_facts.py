@@ -9,15 +9,18 @@ Free of Locust (the CLI process stays unpatched).
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from ..volume import SLOT_SECONDS, SLOTS
-from .spec import Resolved, TestSpec, class_rates, drop, scaled
+from .spec import Resolved, TestSpec, class_rates, drop, parse_duration, scaled
 
-__all__ = ["scenario_facts", "soak_slots"]
+__all__ = ["limits_from_args", "scenario_facts", "soak_slots"]
 
 
 def _iso(epoch: float) -> str:
@@ -41,6 +44,24 @@ def soak_slots(spec: TestSpec, r: Resolved) -> list[dict[str, Any]]:
         out.append({"slot": s, "start_s": edge, "end_s": edge + span, "total_rate": sum(rates.values()),
                     "rates": rates})
         edge += span
+    return out
+
+
+def limits_from_args(args: argparse.Namespace) -> dict[str, float]:
+    """The limits given on the ``run`` command line (InputError for a bad one); run.json ``limits``."""
+    out: dict[str, float] = {}
+    for key, opt, value in (("drift_ms_per_h", "--drift-limit", args.drift_limit),
+                            ("memory_mib_per_h", "--memory-growth-limit", args.memory_growth_limit)):
+        if value is not None:
+            if not (value >= 0 and math.isfinite(value)):
+                raise InputError(f"must be >= 0 (got {value})", key=opt)
+            out[key] = float(value)
+    if args.fair_share_min is not None:
+        if not 0 < args.fair_share_min <= 1:
+            raise InputError(f"must be in (0, 1] (got {args.fair_share_min})", key="--fair-share-min")
+        out["fair_share_min"] = float(args.fair_share_min)
+    if args.recovery_target is not None:
+        out["recovery_target_s"] = parse_duration(args.recovery_target, "--recovery-target")
     return out
 
 

@@ -82,6 +82,22 @@ def test_exclude_smets1_keeps_the_other_classes_rates():
     assert full["S1MigrationCredit"] > 0 and full["S2IcCredit"] > 0  # day slot: both journeys at their peak
 
 
+def test_soak_offers_each_slots_a7_peak_as_run_json_declares():
+    """run.json soak.slots and the running SoakShape agree; the day slot is the A7 day peak, both journeys in it."""
+    spec = Spec(test="soak", profile=str(ROOT / "volume_profiles/foc.yaml"), duration_s=240.0)
+    r = resolve(spec)
+    slots = soak_slots(spec, r)
+    shape = build_shape(spec).shape
+    for s in slots:
+        mid = (s["start_s"] + s["end_s"]) / 2
+        assert {k: v for k, v in shape.rates_at(mid).items() if v > 0} == pytest.approx(s["rates"])
+        peak = {k: v for k, v in class_rates(r.plan, "DSP", s["slot"], spec.secmp0192_share).items() if v > 0}
+        assert s["rates"] == pytest.approx(peak)  # no --rate: every slot at its own A7 peak
+    assert sum(r.plan.row_rates("DSP", "day").values()) - r.plan.row_rates("DSP", "day")["alerts"] == pytest.approx(
+        slots[1]["total_rate"])
+    assert [s["end_s"] - s["start_s"] for s in slots] == pytest.approx([70, 120, 50])  # 7 h, 12 h, 5 h of 24
+
+
 def test_unknown_exclude_is_bad_input(tmp_path):
     p = run("--test", "load", "--exclude", "smets3", "--out", str(tmp_path / "x"), timeout=60)
     assert p.returncode == 2 and "--exclude: unknown user class or group 'smets3'" in p.stderr

@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
                     max_factor=args.max_factor, max_error_rate=args.max_error_rate,
                     max_p95_ms=args.max_p95_ms if args.max_p95_ms > 0 else None, spike_factor=args.spike_factor,
                     burst_factor=args.burst_factor, client_hold=args.client_hold,
+                    interactive=args.web and args.test == "stress",
                     exclude=tuple(n.strip() for n in args.exclude.split(",") if n.strip()))
     from ..runner.scenario_facts import limits_from_args
 

@@ -32,6 +32,7 @@ from .. import __version__
 from ..errors import InputError, RunError
 from .finish import rates_from_records
 from .spec import Resolved, TestSpec, resolve
+from .target import callback_scheme, client_context
 
 __all__ = ["RunOptions", "run_test"]
 
@@ -64,6 +65,8 @@ class RunOptions:
     limits: dict[str, float] = field(default_factory=dict)
     """Scenario verdict limits given on the command line (report/scenarios.py); run.json ``limits``."""
     extra_locust_args: list[str] = field(default_factory=list)
+    emulator_config: dict[str, Any] = field(default_factory=dict)
+    """Merged over the embedded emulator's generated config (e.g. ``tls``, ``callback_tls``, ``faults``)."""
     log: Any = None
 
 
@@ -133,6 +136,10 @@ def _emulator_config(opts: RunOptions, r: Resolved, callback_url: str, registry:
         base = sum(r.rates.values())
         cfg["capacity"]["tps"] = max(10.0, 3.0 * base)
         cfg["capacity"]["queue_limit"] = max(5000, int(2 * base * (spec.outage_s or spec.duration_s / 6)))
+    if opts.emulator_config:
+        from ..emulator.config import _merge
+
+        cfg = _merge(cfg, opts.emulator_config)
     return cfg
 
 
@@ -141,8 +148,9 @@ class _MetricsPoller(threading.Thread):
 
     COLUMNS = ("ts", "cpu_percent", "rss_bytes", "queue_depth", "in_flight", "throttled", "rejected", "outage")
 
-    def __init__(self, url: str, path: Path) -> None:
+    def __init__(self, url: str, path: Path, context: Any = None) -> None:
         super().__init__(daemon=True)
+        self.context = context
         self.url, self.path = url.rstrip("/") + "/metrics.json", path
         self._stop_evt = threading.Event()
         self.failures = 0
@@ -152,7 +160,8 @@ class _MetricsPoller(threading.Thread):
             fh.write(",".join(self.COLUMNS) + "\n")
             while not self._stop_evt.wait(1.0):
                 try:
-                    with urllib.request.urlopen(self.url, timeout=2) as resp:  # noqa: S310 - loopback
+                    with urllib.request.urlopen(self.url, timeout=2,  # noqa: S310 - loopback
+                                                context=self.context) as resp:
                         m = json.loads(resp.read())
                 except Exception:
                     self.failures += 1
@@ -189,6 +198,8 @@ def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
         a.append("--client-hold")
     if s.exclude:
         a += ["--dcc-exclude", ",".join(s.exclude)]
+    if s.interactive:
+        a.append("--dcc-interactive")
     # --nfr is not passed on: the live progress line reads nfr.py's schema, the report the catalogue's (one
     # schema after the NFR unification); the progress line uses the shipped defaults meanwhile.
     return a + list(opts.extra_locust_args)
@@ -248,7 +259,8 @@ def run_test(opts: RunOptions) -> int:
 
             fleet = Fleet(seed=opts.seed, size=opts.fleet_size)
             registry = write_device_registry(fleet, fleet_pools(fleet, opts.pool_size), logs / "devices.csv")
-            cfg = _emulator_config(opts, resolved, f"http://127.0.0.1:{callback_port}/", registry)
+            scheme = callback_scheme(opts.extra_locust_args)
+            cfg = _emulator_config(opts, resolved, f"{scheme}://127.0.0.1:{callback_port}/", registry)
             if spec.test == "catchup" and not spec.client_hold:
                 lead = 3.0 if not opts.workers else 5.0  # emulator start -> test start, roughly
                 cfg.setdefault("faults", {})["outage"] = {
@@ -258,7 +270,7 @@ def run_test(opts: RunOptions) -> int:
             emulator = start_emulator(cfg, mode="subprocess")
             emulator_t0 = time.time()  # its fault windows count from here (it answers within ~20 ms of starting)
             host = emulator.url
-            poller = _MetricsPoller(host, out / "metrics.csv")
+            poller = _MetricsPoller(host, out / "metrics.csv", client_context(opts.extra_locust_args))
             poller.start()
             _say(opts, f"embedded emulator on {host} (capacity {cfg['capacity']['tps']:g} TPS)")
         assert host is not None
@@ -357,6 +369,7 @@ def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.
 
 def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure: str, target: str,
             emulator_t0: float | None = None) -> int:
+    from ..operator_log import load_operator_actions, stress_section
     from ..report.build import build_report
 
     out, spec = opts.out, opts.spec
@@ -365,7 +378,9 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     first, last, counts = rates_from_records(out)
     start = first if first is not None else started
     duration = spec.duration_s
-    if spec.test == "stress" and shape and shape.get("steps"):
+    if spec.interactive and shape and shape.get("steps"):
+        duration = max(s["ended_t"] for s in shape["steps"])  # the operator ended it (or --duration did)
+    elif spec.test == "stress" and shape and shape.get("steps"):
         duration = len(shape["steps"]) * spec.step_s
     if failure and last is not None:
         duration = min(duration, max(last - start, 1e-3))
@@ -403,11 +418,16 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
         run["nfr_file"] = {"path": str(opts.nfr), "sha256": _sha256(opts.nfr)}
     if shape is not None:
         run["shape"] = shape
-        if spec.test == "stress":
+        if spec.interactive:
+            run["stress"] = stress_section(shape)
+        elif spec.test == "stress":
             run["stress"] = {"steps": [{"step": s["step"], "target_rate": s["total_rate"], "start_s": s["step"] *
                                         spec.step_s, "end_s": (s["step"] + 1) * spec.step_s, "passed": s["passed"]}
                                        for s in shape.get("steps", [])],
                              "knee": shape.get("knee_rate")}
+    actions = load_operator_actions(out)  # who steered the load from the web UI, and when
+    if actions:
+        run["operator_actions"] = actions
     if spec.test == "noisy-neighbour":
         from .finish import shares_by_user
 
@@ -421,7 +441,8 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     _say(opts, f"report: {outcome.html}")
     if spec.test == "stress":
         knee = (shape or {}).get("knee_rate")
-        _say(opts, f"stress knee: {knee:.1f} SRV/s" if knee else "stress knee: none (the first step failed)")
+        none = "not marked (steered from the web UI)" if spec.interactive else "none (the first step failed)"
+        _say(opts, f"stress knee: {knee:.1f} SRV/s" if knee else f"stress knee: {none}")
     for user, share in (run.get("user_shares") or {}).items():
         _say(opts, f"Service User {user}: {share['requests']} requests, {share['throttled']} throttled, "
                    f"{share['achieved_share']:.1%} of all achieved")

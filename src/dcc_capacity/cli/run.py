@@ -51,6 +51,20 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
     g.add_argument("--burst-factor", type=float, default=2.0, help="noisy-neighbour: burst as a multiple of the rest")
     g.add_argument("--client-hold", action="store_true",
                    help="catchup against --host: Service Users hold traffic in the outage, then send the backlog")
+    g.add_argument("--exclude", default="", metavar="CLASSES",
+                   help="user classes not sent, comma separated; 'smets1': the SMETS2-only baseline (others keep "
+                        "their rates)")
+    j = p.add_argument_group("scenario verdicts (docs/report.md)")
+    j.add_argument("--tolerance", type=float, default=5.0, metavar="PCT",
+                   help="with --baseline: allowed worsening in percent (default 5)")
+    j.add_argument("--drift-limit", type=float, default=None, metavar="MS_PER_H",
+                   help="soak: largest ack/TRT p95 trend, ms per hour (default 100)")
+    j.add_argument("--memory-growth-limit", type=float, default=None, metavar="MIB_PER_H",
+                   help="soak: largest SUT RSS growth, MiB per hour (default 50)")
+    j.add_argument("--fair-share-min", type=float, default=None, metavar="FRACTION",
+                   help="noisy-neighbour: share of its offered load a quiet user must keep (default 0.9)")
+    j.add_argument("--recovery-target", default=None, metavar="DURATION",
+                   help="catchup: longest acceptable time to recover (default: the outage's length)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write (must be new or empty)")
     from ..runner.configmap import add_options
 
@@ -76,11 +90,17 @@ def run(args: argparse.Namespace) -> int:
                     max_factor=args.max_factor, max_error_rate=args.max_error_rate,
                     max_p95_ms=args.max_p95_ms if args.max_p95_ms > 0 else None, spike_factor=args.spike_factor,
                     burst_factor=args.burst_factor, client_hold=args.client_hold,
-                    interactive=args.web and args.test == "stress")
+                    interactive=args.web and args.test == "stress",
+                    exclude=tuple(n.strip() for n in args.exclude.split(",") if n.strip()))
+    from ..runner.scenario_facts import limits_from_args
+
+    if args.tolerance < 0:
+        raise InputError(f"must be >= 0 (got {args.tolerance})", key="--tolerance")
     opts = RunOptions(spec=spec, out=args.out, host=args.host, workers=args.workers, web=args.web,
                       web_port=args.web_port, baseline=args.baseline, nfr=args.nfr, seed=args.seed,
                       fleet_size=args.fleet_size, emulator_tps=args.emulator_tps, retries=args.retries,
-                      command_line=["dcc-capacity", *sys.argv[1:]])
+                      command_line=["dcc-capacity", *sys.argv[1:]], tolerance_pct=args.tolerance,
+                      limits=limits_from_args(args))
     m = map_config(cfg, src, args, args.out)
     opts.extra_locust_args += m.locust_args
     opts.confirm_non_loopback, opts.max_rate, opts.max_duration_s = m.confirmed, m.max_rate, m.max_duration_s

@@ -54,6 +54,24 @@ def _change(current: float | None, base: float | None) -> float | None:
     return (current - base) / abs(base) * 100.0
 
 
+def _common_groups(measured: float, groups: dict[str, Any] | None, base: float, base_groups: Any,
+                   op: str) -> tuple[float, float]:
+    """A per-group NFR compared on the groups both runs have (worst of each side over those).
+
+    A group only this run has (SMETS1 migration traffic added to a SMETS2-only
+    baseline, say) has nothing to be degraded against: its NFR judges it. So
+    "no degradation" means the traffic of the baseline got no worse.
+    """
+    if not groups or not isinstance(base_groups, dict):
+        return measured, base
+    common = [g for g, v in groups.items()
+              if isinstance(v, (int, float)) and isinstance(base_groups.get(g), (int, float))]
+    if not common:
+        return measured, base
+    worst = max if op in ("<=", "<") else min
+    return worst(float(groups[g]) for g in common), worst(float(base_groups[g]) for g in common)
+
+
 def headline(summary: dict[str, Any]) -> dict[str, float | None]:
     """Flatten a summary's overall figures into the HEADLINE keys."""
     out: dict[str, float | None] = {}
@@ -76,9 +94,11 @@ def compare(current: dict[str, Any], base: dict[str, Any], trace: Traceability,
         b = base_nfr.get(r.nfr.id, {}).get("measured")
         if not isinstance(b, (int, float)):
             continue
+        measured, b = _common_groups(r.measured, r.groups, b, base_nfr[r.nfr.id].get("groups"), r.nfr.op)
         r.baseline = float(b)
-        r.change_pct = _change(r.measured, r.baseline)
-        r.no_degradation = not _degraded(r.measured, r.baseline, r.nfr.op in ("<=", "<"), tolerance_pct)
+        r.compared = measured if measured != r.measured else None
+        r.change_pct = _change(measured, r.baseline)
+        r.no_degradation = not _degraded(measured, r.baseline, r.nfr.op in ("<=", "<"), tolerance_pct)
     rows = []
     cur_h, base_h = headline(current), headline(base)
     for key in HEADLINE:

@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import __version__
 from ..records import RecordStats
-from . import charts
+from . import charts, scenarios
 from ._files import read_json
 from .analysis import extrapolation, stress_steps
 from .baseline import compare, load_baseline
@@ -137,6 +137,10 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
     shape_file = Path(run_dir) / "shape.json"
     if shape_file.exists():  # what the load shape found (e.g. the stress knee), written by the run
         doc["shape"] = read_json(shape_file)
+    scen = scenarios.analyse(folder, metrics, duration, lambda cols: iter_record_batches(
+        folder.path, cols, batch_rows, None, folder))  # soak drift, catch-up, fairness (docs/report.md)
+    if scen:
+        doc["scenarios"] = scenarios.public(scen)
     doc["exit_criteria"] = [{"id": c["id"], "status": c["status"]} for c in criteria]
     doc["extrapolation"] = extra["extrapolation"]
     progress("charting")
@@ -160,7 +164,8 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
         "summary": doc, "stress": stress, "extrapolation": extra["extrapolation"], "issues": issues,
         "issue_rows": issue_rows, "criteria": criteria, "comparison": comparison, "charts": figures,
         "backlinks": backlinks, "verdict": verdict, "incomplete": folder.incomplete, "plan": folder.plan,
-        "risks": _risks(folder, trace, extra, comparison), "out_of_scope": OUT_OF_SCOPE, "anchor": anchor,
+        "scenarios": scen, "risks": _risks(folder, trace, extra, comparison) + scenarios.risks(scen),
+        "out_of_scope": OUT_OF_SCOPE, "anchor": anchor,
         "negative": negative_section(folder.run, folder.path / "run.json"),
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "generator": f"dcc-capacity {__version__} report, Python {platform.python_version()}",

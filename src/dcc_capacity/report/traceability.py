@@ -41,6 +41,8 @@ class Result:
     groups: dict[str, float | None] = field(default_factory=dict)
     """Each group's value when the NFR is judged ``per`` group."""
     baseline: float | None = None
+    compared: float | None = None
+    """This run's figure on the groups the baseline also has, when that differs from ``measured``."""
     change_pct: float | None = None
     no_degradation: bool | None = None
 

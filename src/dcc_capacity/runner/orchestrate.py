@@ -62,6 +62,10 @@ class RunOptions:
     progress_interval: float | None = None
     """Seconds between progress lines; default: every 5 s, or 1/60 of a longer run (about 60 lines at most)."""
     command_line: list[str] = field(default_factory=list)
+    tolerance_pct: float = 5.0
+    """--baseline: allowed worsening in percent."""
+    limits: dict[str, float] = field(default_factory=dict)
+    """Scenario verdict limits given on the command line (report/scenarios.py); run.json ``limits``."""
     extra_locust_args: list[str] = field(default_factory=list)
     emulator_config: dict[str, Any] = field(default_factory=dict)
     """Merged over the embedded emulator's generated config (e.g. ``tls``, ``callback_tls``, ``faults``)."""
@@ -151,6 +155,12 @@ def _emulator_config(opts: RunOptions, r: Resolved, callback_url: str, registry:
         from .negative import emulator_settings
 
         cfg.update(emulator_settings(opts.out / "logs" / "cp"))
+    if spec.test == "catchup" and opts.emulator_tps is None:
+        # 3x the base rate: the backlog drains at the spare 2x, in about half the outage's length, so the
+        # catch-up and its peak rate show; the queue holds the whole backlog (nothing refused).
+        base = sum(r.rates.values())
+        cfg["capacity"]["tps"] = max(10.0, 3.0 * base)
+        cfg["capacity"]["queue_limit"] = max(5000, int(2 * base * (spec.outage_s or spec.duration_s / 6)))
     if opts.emulator_config:
         from ..emulator.config import _merge
 
@@ -161,7 +171,7 @@ def _emulator_config(opts: RunOptions, r: Resolved, callback_url: str, registry:
 class _MetricsPoller(threading.Thread):
     """Polls the emulator's /metrics once a second into metrics.csv (bounded by stop())."""
 
-    COLUMNS = ("ts", "cpu_percent", "rss_bytes", "queue_depth", "in_flight", "throttled", "rejected")
+    COLUMNS = ("ts", "cpu_percent", "rss_bytes", "queue_depth", "in_flight", "throttled", "rejected", "outage")
 
     def __init__(self, url: str, path: Path, context: Any = None) -> None:
         super().__init__(daemon=True)
@@ -184,7 +194,7 @@ class _MetricsPoller(threading.Thread):
                 totals = m.get("totals") or {}
                 row = [m.get("time", time.time()), m.get("cpu_percent", ""), m.get("rss_bytes", ""),
                        m.get("queue_depth", ""), m.get("in_flight", ""), totals.get("throttled", ""),
-                       totals.get("rejected", "")]
+                       totals.get("rejected", ""), m.get("outage", "")]
                 fh.write(",".join(str(v) for v in row) + "\n")
                 fh.flush()
 
@@ -213,6 +223,8 @@ def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
         a.append("--client-hold")
     if opts.confirm_non_loopback:
         a.append("--confirm-non-loopback")  # the Locust process checks the host again (runner/safety.py)
+    if s.exclude:
+        a += ["--dcc-exclude", ",".join(s.exclude)]
     if s.interactive:
         a.append("--dcc-interactive")
     # --nfr is not passed on: the live progress line reads nfr.py's schema, the report the catalogue's (one
@@ -257,6 +269,7 @@ def run_test(opts: RunOptions) -> int:
 
     TestPKI.load_or_create()  # once, before several processes could race to create it
     emulator = relay = master = migrations = None
+    emulator_t0: float | None = None
     workers: list[subprocess.Popen] = []
     poller: _MetricsPoller | None = None
     failure = ""
@@ -288,6 +301,7 @@ def run_test(opts: RunOptions) -> int:
                                                   "duration_s": spec.outage_s or spec.duration_s / 6}]}
             (logs / "emulator-config.json").write_text(json.dumps(cfg, indent=2))
             emulator = start_emulator(cfg, mode="subprocess")
+            emulator_t0 = time.time()  # its fault windows count from here (it answers within ~20 ms of starting)
             host = emulator.url
             poller = _MetricsPoller(host, out / "metrics.csv", client_context(opts.extra_locust_args))
             poller.start()
@@ -338,7 +352,7 @@ def run_test(opts: RunOptions) -> int:
         _stop(relay)
     ended = time.time()
     try:
-        return _finish(opts, resolved, started, ended, failure, target)
+        return _finish(opts, resolved, started, ended, failure, target, emulator_t0)
     finally:
         stop_signals.restore()
 
@@ -412,7 +426,8 @@ def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.
     return ""
 
 
-def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure: str, target: str) -> int:
+def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure: str, target: str,
+            emulator_t0: float | None = None) -> int:
     from ..operator_log import load_operator_actions, stress_section
     from ..report.build import build_report
 
@@ -482,9 +497,12 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
         from ..report.negative import write_results
 
         write_results(out, run, {"rate": sum(r.rates.values()), "target": target, "sftp": opts.host is None})
+    from .scenario_facts import scenario_facts
+
+    run.update(scenario_facts(spec, r, out, start, emulator_t0, opts.limits))
     (out / "run.json").write_text(json.dumps(run, indent=2, default=float) + "\n")
     _say(opts, "building the report")
-    outcome = build_report(out, baseline_dir=opts.baseline, progress=lambda m: None)
+    outcome = build_report(out, baseline_dir=opts.baseline, tolerance_pct=opts.tolerance_pct, progress=lambda m: None)
     _say(opts, f"report: {outcome.html}")
     if spec.test == "stress":
         knee = (shape or {}).get("knee_rate")
@@ -496,6 +514,8 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     for case in (run.get("negative") or {}).get("cases", []):
         _say(opts, f"{case['id']}: {'PASS' if case['passed'] else 'FAIL'} - {case['as_required']} of "
                    f"{case['sent']} answered as required{'; ' + case['reason'] if case['reason'] else ''}")
+    for line in (outcome.summary_doc.get("scenarios") or {}).get("lines", []):
+        _say(opts, line)
     if failure:
         _say(opts, f"run FAILED: {failure}")
         raise RunError(failure.splitlines()[0])

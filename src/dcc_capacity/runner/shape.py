@@ -17,7 +17,7 @@ from ..controlled_shape import ControlledShape
 from ..shapes import CatchupShape, LoadShape, RateShape, SoakShape, SpikeShape, StressShape
 from ..volume import SLOTS, VolumePlan
 from .safety import cap_rates
-from .spec import TestSpec, class_rates, parse_duration, resolve, scaled, spec_from_options
+from .spec import TestSpec, class_rates, drop, parse_duration, resolve, scaled, spec_from_options
 
 __all__ = ["Built", "DccShape", "NoisyShape", "build_shape"]
 
@@ -70,7 +70,8 @@ def build_shape(spec: TestSpec) -> Built:
         slot_rates = {s: class_rates(plan, spec.sp, s, spec.secmp0192_share) for s in SLOTS}
         peak = max(sum(r.values()) for r in slot_rates.values())
         f = (spec.rate / peak) if (spec.rate is not None and peak > 0) else 1.0
-        shape = SoakShape(slot_rates={s: scaled(r, f) for s, r in slot_rates.items()}, duration_s=d)
+        shape = SoakShape(slot_rates={s: drop(scaled(r, f), spec.exclude) for s, r in slot_rates.items()},
+                          duration_s=d)
     elif spec.test == "spike":
         shape = SpikeShape(rates=rates, spike_factor=spec.spike_factor, spike_at_s=d / 3, spike_s=d / 6,
                            duration_s=d)

@@ -14,11 +14,19 @@ from ..errors import InputError
 from ..users.rows import ROW_CLASSES
 from ..volume import SLOTS, SPS, VolumePlan, load_plan
 
-__all__ = ["TESTS", "Resolved", "TestSpec", "class_rates", "parse_duration", "resolve", "scaled", "spec_from_options"]
+__all__ = ["CLASS_GROUPS", "TESTS", "Resolved", "TestSpec", "class_rates", "drop", "excluded", "parse_duration",
+           "resolve", "scaled", "spec_from_options"]
 
 TESTS = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative")
 NEGATIVE_RATE = 4.0
 """negative: DUIS case instances per second unless --rate says otherwise (modest: the error paths, not load)."""
+
+CLASS_GROUPS: dict[str, tuple[str, ...]] = {
+    "smets1": ("S1MigrationCredit", "S1MigrationPrepay", "Secmp0192Schedules"),
+    "smets1-migration": ("S1MigrationCredit", "S1MigrationPrepay"),
+}
+"""``--exclude`` shorthands. ``smets1``: every class that only exists for SMETS1 (the migration journeys and the
+SECMP0192 schedules on SMETS1 installations), so what is left is the SMETS2-only baseline (R2.0)."""
 
 
 def parse_duration(text: str | float | int, key: str = "--duration") -> float:
@@ -69,6 +77,8 @@ class TestSpec:
     outage_s: float | None = None
     client_hold: bool = False
     """catchup: the Service Users hold their traffic in the outage and resend it (for a SUT without an outage)."""
+    exclude: tuple[str, ...] = ()
+    """User classes (or CLASS_GROUPS names) not sent; the others keep the rates they have with the full mix."""
     interactive: bool = False
     """stress: the operator steers the steps from the web UI's Capacity tab (a ControlledShape) instead of the
     fixed step ramp; ``--duration`` is then the upper bound and ``step_s`` the automatic ramp's hold time."""
@@ -82,6 +92,7 @@ class TestSpec:
             raise InputError(f"unknown slot {self.slot!r} (one of {', '.join(SLOTS)})", key="--slot")
         if self.rate is not None and not self.rate > 0:
             raise InputError(f"must be > 0 (got {self.rate})", key="--rate")
+        excluded(self.exclude)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,6 +114,30 @@ def scaled(rates: dict[str, float], factor: float) -> dict[str, float]:
     return {k: v * factor for k, v in rates.items()}
 
 
+def excluded(names: tuple[str, ...] | list[str] | str) -> frozenset[str]:
+    """The class names ``--exclude`` means (groups expanded); InputError for an unknown name."""
+    if isinstance(names, str):
+        names = tuple(n for n in names.split(",") if n.strip())
+    known = {*ROW_CLASSES.values(), "Secmp0192Schedules"}
+    out: set[str] = set()
+    for raw in names:
+        name = raw.strip()
+        if name in CLASS_GROUPS:
+            out.update(CLASS_GROUPS[name])
+        elif name in known:
+            out.add(name)
+        else:
+            choices = ", ".join([*CLASS_GROUPS, *sorted(known)])
+            raise InputError(f"unknown user class or group {name!r} (one of {choices})", key="--exclude")
+    return frozenset(out)
+
+
+def drop(rates: dict[str, float], exclude: tuple[str, ...] | list[str] | str) -> dict[str, float]:
+    """``rates`` without the excluded classes: the rest keep their rates (a baseline without SMETS1, say)."""
+    gone = excluded(exclude)
+    return {k: v for k, v in rates.items() if k not in gone}
+
+
 def spec_from_options(opts: Any) -> TestSpec:
     """The TestSpec carried by Locust's parsed options (see users/locustfile.py)."""
     def get(name: str, default: Any) -> Any:
@@ -119,7 +154,8 @@ def spec_from_options(opts: Any) -> TestSpec:
                     start_factor=float(get("stress_start", 1.0)), max_factor=float(get("stress_max", 3.0)),
                     max_error_rate=float(get("stress_max_error_rate", 0.01)), max_p95_ms=p95 if p95 > 0 else None,
                     spike_factor=float(get("spike_factor", 3.0)), burst_factor=float(get("burst_factor", 2.0)),
-                    client_hold=bool(get("client_hold", False)), interactive=bool(get("dcc_interactive", False)))
+                    client_hold=bool(get("client_hold", False)), interactive=bool(get("dcc_interactive", False)),
+                    exclude=tuple(n for n in str(get("dcc_exclude", "")).split(",") if n))
 
 
 
@@ -155,4 +191,10 @@ def resolve(spec: TestSpec) -> Resolved:
     if total * factor <= 0 and spec.test != "soak":
         raise InputError(f"{spec.sp} sends nothing in the {slot} slot (all rates 0); choose another --slot",
                          file=spec.profile, key="--slot")
-    return Resolved(plan, slot, scaled(rates, factor), alerts * factor)
+    # --rate scales the FULL mix; the excluded classes are then left out, so a baseline run without SMETS1 and
+    # the run with it offer the SMETS2 classes exactly the same rates.
+    kept = drop(scaled(rates, factor), spec.exclude)
+    if spec.exclude and sum(kept.values()) <= 0 and spec.test != "soak":
+        raise InputError(f"nothing left to send in the {slot} slot once {', '.join(spec.exclude)} is excluded",
+                         key="--exclude")
+    return Resolved(plan, slot, kept, alerts * factor)

@@ -69,6 +69,7 @@ def _options(parser: Any, **_: Any) -> None:
     g.add_argument("--burst-factor", type=float, default=2.0, help="noisy-neighbour: burst as a multiple of the rest.")
     g.add_argument("--client-hold", action="store_true", default=False,
                    help="catchup: Service Users hold traffic in the outage and resend it (SUT without an outage).")
+    g.add_argument("--dcc-exclude", default="", help="User classes (or 'smets1') not sent, comma separated.")
     g.add_argument("--fleet-seed", type=int, default=20240601, help="Fleet seed (same seed, same devices).")
     g.add_argument("--fleet-size", type=int, default=1_000_000, help="Installations in the fleet.")
     g.add_argument("--pool-size", type=int, default=1024, help="Installations per (SMETS, payment mode) pool.")

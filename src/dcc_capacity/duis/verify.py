@@ -46,7 +46,9 @@ __all__ = [
     "UnknownSignerError",
     "Verified",
     "XmlError",
+    "canonical_signer",
     "cert_eui",
+    "match_canonical_signature",
     "normalise_dn",
     "parse_hardened",
     "verify_enveloped",
@@ -353,13 +355,33 @@ def _verify_canonical(raw: bytes, root: etree._Element, trust: TrustStore) -> Ve
         begin += len(raw[begin:begin + 64]) - len(raw[begin:begin + 64].lstrip(b" \t\r\n"))
     if raw[begin:begin + 2] in (b"<?", b"<!"):
         return None
+    sig = root[-1] if len(root) else None
+    if sig is None or sig.tag != _SIGNATURE:
+        return None
+    signer = canonical_signer(raw, m, begin, trust)
+    return None if signer is None else Verified(root=root, signer=signer)
+
+
+def match_canonical_signature(raw: bytes, start: int) -> re.Match[bytes] | None:
+    """The canonical-shape ``ds:Signature`` starting at ``start`` and closing the root element, or None."""
+    return _FAST.match(raw, start)
+
+
+def canonical_signer(raw: bytes, m: re.Match[bytes], begin: int, trust: TrustStore) -> Signer | None:
+    """Verify a canonical-shape Signature (``m``, from :func:`match_canonical_signature`) over ``raw[begin:]``.
+
+    ``begin`` is where the root element starts; the caller has proved that
+    nothing before it but an XML declaration and whitespace, and nothing
+    after it but whitespace, carries meaning. Returns the Signer; None when
+    the raw-byte digest does not match (the document may simply not be
+    canonical: use the full check); raises on an unknown signer or a
+    signature value that does not verify.
+    """
+    start = m.start()
     end = m.end("close") + 1
     doc = hashlib.sha256(raw[begin:start])
     doc.update(raw[m.start("tail"):end])
     if not hmac.compare_digest(base64.b64encode(doc.digest()), m["dv"]):
-        return None
-    sig = root[-1] if len(root) else None
-    if sig is None or sig.tag != _SIGNATURE:
         return None
     signer = trust.lookup(m["iss"].decode("utf-8", "replace").strip(), int(m["ser"]))
     if signer is None:
@@ -371,7 +393,7 @@ def _verify_canonical(raw: bytes, root: etree._Element, trust: TrustStore) -> Ve
         signer.public_key.verify(der, _SI_OPEN_C14N + m["si"] + b"</ds:SignedInfo>", _ECDSA_SHA256)
     except InvalidSignature:
         raise SignatureError("signature value does not verify with the named certificate") from None
-    return Verified(root=root, signer=signer)
+    return signer
 
 
 def verify_enveloped(data: bytes | etree._Element, trust: TrustStore, *, raw: bytes | None = None) -> Verified:

@@ -18,7 +18,7 @@ texts:
   ``ServiceReference``, ``ServiceReferenceVariant`` in that order, each with
   text from a narrow character class (hex digits, ``-``, ``:``, ``.``);
 * ``sr:Body`` holding exactly one element tree of ``sr:``-prefixed elements
-  without attributes, text without markup other than the ``&amp;``, ``&lt;``,
+  with at most one plain attribute each, text without markup other than the ``&amp;``, ``&lt;``,
   ``&gt;``, ``&#xD;`` references C14N writes, nesting at most 64 deep,
   every start tag closed in order;
 * the canonical-shape ``ds:Signature`` of :mod:`dcc_capacity.duis.verify`,
@@ -26,7 +26,7 @@ texts:
 * anywhere: valid UTF-8, no control characters (CR included, which a parser
   would normalise), no ``U+FFFE``/``U+FFFF``, no ``]]>``.
 
-Anything else - a comment, an attribute, a DTD, a self-closing tag, a
+Anything else - a comment, a second attribute, a DTD, a self-closing tag, a
 namespace declared elsewhere, whitespace in the header - is not refused here
 but handed back (``None``) to the full lxml path, which decides. So this is a
 fast path, never a second opinion: it accepts only documents the full path
@@ -44,6 +44,8 @@ from .verify import match_canonical_signature
 __all__ = ["CanonicalRequest", "recognise_request"]
 
 _NAME = rb"[A-Za-z_][A-Za-z0-9_.\-]{0,200}"
+_ATTR = rb'(?: (?!xml)[A-Za-z_][A-Za-z0-9_.\-]{0,200}="[^<&"\t\n]{0,1000}")?'
+"""At most one plain attribute (templates write ``index="1"``): one cannot be a duplicate; ``xml*`` names excluded."""
 _HEAD = re.compile(
     rb'(?:<\?xml version="1\.0" encoding="UTF-8"\?>)?[ \t\n]*'
     rb'(?P<root><sr:Request xmlns:sr="' + re.escape(NS_SR.encode()) + rb'" '
@@ -52,11 +54,11 @@ _HEAD = re.compile(
     rb"<sr:CommandVariant>(?P<cv>[0-9]{1,3})</sr:CommandVariant>"
     rb"<sr:ServiceReference>(?P<ref>[0-9.]{1,16})</sr:ServiceReference>"
     rb"<sr:ServiceReferenceVariant>(?P<var>[0-9.]{1,16})</sr:ServiceReferenceVariant></sr:Header>"
-    rb"<sr:Body><sr:(?P<top>" + _NAME + rb")>"
+    rb"<sr:Body><sr:(?P<top>" + _NAME + rb")" + _ATTR + rb">"
 )
 _BODY_END = b"</sr:Body><ds:Signature "
-_LEXICAL = re.compile(rb"(?:</?sr:" + _NAME + rb">|[^<&]++|&(?:amp|lt|gt|#xD);)*+")
-_TAG = re.compile(rb"<(/?)sr:(" + _NAME + rb")>")
+_LEXICAL = re.compile(rb"(?:<sr:" + _NAME + _ATTR + rb">|</sr:" + _NAME + rb">|[^<&]++|&(?:amp|lt|gt|#xD);)*+")
+_TAG = re.compile(rb"<(/?)sr:(" + _NAME + rb")" + _ATTR + rb">")
 _CONTROL = bytes([*range(0x00, 0x09), 0x0B, 0x0C, 0x0D, *range(0x0E, 0x20)])
 """C0 controls XML forbids, and CR (a parser normalises it, so the raw bytes would not be the canonical ones)."""
 _CLOSE_ROOT = b"sr:Request"

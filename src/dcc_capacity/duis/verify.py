@@ -362,6 +362,21 @@ def _verify_canonical(raw: bytes, root: etree._Element, trust: TrustStore) -> Ve
     return None if signer is None else Verified(root=root, signer=signer)
 
 
+def _der_int(value: bytes) -> bytes:
+    value = value.lstrip(b"\0") or b"\0"
+    if value[0] & 0x80:
+        value = b"\0" + value
+    return b"\x02" + bytes((len(value),)) + value
+
+
+def raw_to_der(sig: bytes) -> bytes:
+    """XML-DSig's raw ``r || s`` (64 bytes for P-256) as the DER ``cryptography`` verifies; byte operations instead
+    of two big integers and ``encode_dss_signature`` (hot path: once per request)."""
+    half = len(sig) // 2
+    body = _der_int(sig[:half]) + _der_int(sig[half:])
+    return b"\x30" + bytes((len(body),)) + body
+
+
 def match_canonical_signature(raw: bytes, start: int) -> re.Match[bytes] | None:
     """The canonical-shape ``ds:Signature`` starting at ``start`` and closing the root element, or None."""
     return _FAST.match(raw, start)
@@ -387,8 +402,7 @@ def canonical_signer(raw: bytes, m: re.Match[bytes], begin: int, trust: TrustSto
     if signer is None:
         raise UnknownSignerError(f"no trusted certificate for issuer {m['iss'].decode(errors='replace')!r} "
                                  f"serial {m['ser'].decode()}")
-    sv = base64.b64decode(m["sv"])
-    der = encode_dss_signature(int.from_bytes(sv[:32], "big"), int.from_bytes(sv[32:], "big"))
+    der = raw_to_der(binascii.a2b_base64(m["sv"]))
     try:
         signer.public_key.verify(der, _SI_OPEN_C14N + m["si"] + b"</ds:SignedInfo>", _ECDSA_SHA256)
     except InvalidSignature:

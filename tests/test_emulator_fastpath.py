@@ -120,3 +120,27 @@ def test_any_body_text_is_read_as_lxml_reads_it(factory, test_pki, message):
         assert canonical_signer(req.body, fast.signature, fast.begin, TrustStore.from_pki(test_pki)) is not None
     xml_chars = all(c in "\t\n\r" or " " <= c < "\ufffe" or c > "\uffff" for c in message)
     assert fast is not None or not xml_chars or "]]>" in message, "declined a request it should read"
+
+
+def test_checks_that_read_the_body_work_on_fast_path_requests(factory, test_pki):
+    """5.1 (SECMP0192), CV 4 -> CV 5 (the Pre-Command) and 8.11 (join time) parse the body on demand."""
+    gw = Gateway(EmulatorConfig.model_validate({"counter_window_s": 60}), TrustStore.from_pki(test_pki))
+    schedule = factory.build("5.1", 1, scheduled_variant="4.3")  # the fleet's devices are SMETS2
+    assert recognise_request(schedule.body) is not None
+    refused = gw.check("D", schedule.body)
+    assert getattr(refused, "code", None) == C.E_SECMP0192, refused
+
+    cv4 = factory.build("7.1", 2)
+    first = gw.check("T", cv4.body)
+    assert isinstance(first, Accepted) and first.cv == 4 and first.body_el is None  # no tree was built
+    payload = gw.precommand_for(first.request_id, "7.1")
+    cv5 = factory.signed_precommand(first.request_id, "7.1", payload)
+    assert recognise_request(cv5.body) is not None
+    second = gw.check("S", cv5.body)
+    assert isinstance(second, Accepted) and second.precommand == payload
+    assert getattr(gw.check("S", cv5.body), "code", None) == C.E_PRECOMMAND  # a Pre-Command is used once
+
+    join = factory.build("8.11", 3, extra={"join_time": 300})
+    accepted = gw.check("S", join.body)
+    assert isinstance(accepted, Accepted) and accepted.body_el is None
+    assert accepted.body.findtext(f"{SR}AddDeviceToCHFWhitelist/{SR}JoinTimePeriod") == "300"

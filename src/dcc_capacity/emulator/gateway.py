@@ -7,6 +7,11 @@ refused before it costs a signature check) -> signature and certificate ->
 originator matches the signer -> role eligible for the SRV -> Command Variant
 right for the SRV -> URL right for the Command Variant -> RequestID counter
 increasing (or a CV 4 Pre-Command awaiting its signed CV 5) -> SECMP0192.
+
+Two ways to the same verdicts: requests already in the suite's canonical form
+are proved well-formed by a byte grammar (``duis/canonical.py``) and never
+become a tree (the emulator's hottest path, issue #5); everything else, and
+every request when an XSD is configured, is parsed with lxml.
 """
 
 from __future__ import annotations

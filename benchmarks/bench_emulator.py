@@ -5,10 +5,12 @@ configuration (structural checks, no XSD; ``--schema PATH`` validates every
 request against the official XSD as well) with signature verification, role,
 RequestID-counter, SECMP0067 admission and structure checks on, and every
 device request's asynchronous response signed and POSTed to a callback sink.
-The load generator (a raw keep-alive asyncio client over pre-signed requests)
-and the callback sink share CPU 1, so the emulator's core does only emulator
-work. Beside it, in the same run and on the same core, we time the physical
-floor of that work: raw ECDSA P-256 verifications per second with
+The load generator (keep-alive connections with one request in flight each,
+like Locust users; requests signed and built before the clock starts; all
+connections open before it starts) and the callback sink share CPU 1, both
+lean asyncio Protocols so the client side limits the figure as little as it
+can, and the emulator's core does only emulator work. Beside it, in the
+same run and on the same core, we time the physical floor of that work: raw ECDSA P-256 verifications per second with
 ``cryptography``, timed right before and right after the load (the mean is
 used, so a noisy neighbour on a shared machine skews both sides alike). The
 last line is one JSON object:

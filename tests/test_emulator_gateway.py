@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import httpx
 import pytest
@@ -29,6 +30,7 @@ from dcc_capacity.emulator import codes as C
 from dcc_capacity.emulator import start_emulator
 
 FAST = {"device": {"mean_ms": 10}, "critical": {"mean_ms": 10}}
+WINDOW_S = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def listener():
 @pytest.fixture(scope="module")
 def emu(listener):
     with start_emulator({"port": 0, "pki_dir": str(PKI_DIR), "callback_url": listener.url,
-                         "capacity": {"device_delay": FAST}}) as h:
+                         "capacity": {"device_delay": FAST}, "counter_window_s": WINDOW_S}) as h:
         yield h
 
 
@@ -149,9 +151,15 @@ def test_replayed_request_id(emu, client):
 
 def test_old_counter_is_refused_but_small_reordering_is_not(emu, client):
     n = next_counter() + 10
-    assert _code(post(client, emu, "S", signed_request("4.1.1", counter=n))) == "I99"
-    assert _code(post(client, emu, "S", signed_request("4.1.1", counter=n - 1))) == "I99"
-    assert _code(post(client, emu, "S", signed_request("4.1.1", counter=1))) == C.E_REPLAY
+    first, late, later, after, stale = (signed_request("4.1.1", counter=c) for c in (n, n - 1, n - 2, n + 1, 1))
+    assert _code(post(client, emu, "S", first)) == "I99"
+    assert _code(post(client, emu, "S", late)) == "I99"          # overtaken by n, but within the window
+    assert _code(post(client, emu, "S", late)) == C.E_REPLAY     # a replay inside the window
+    time.sleep(WINDOW_S + 0.1)
+    assert _code(post(client, emu, "S", after)) == "I99"
+    assert _code(post(client, emu, "S", later)) == C.E_REPLAY    # never seen, but n arrived > WINDOW_S ago
+    assert _code(post(client, emu, "S", stale)) == C.E_REPLAY
+    assert _code(post(client, emu, "S", first)) == C.E_REPLAY    # a replay after the window: still refused
 
 
 def test_body_too_large(emu, client):

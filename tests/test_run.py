@@ -203,7 +203,7 @@ def test_plain_locust_runs_the_volume_model_against_the_emulator(tmp_path):
     kit = get_kit(None)  # the locustfile's defaults: same fleet seed, size and pools
     registry = write_device_registry(kit.fleet, kit.pools, tmp_path / "devices.csv")
     port = free_port()
-    with start_emulator({"port": 0, "callback_url": f"http://127.0.0.1:{port}/", "counter_window": 1 << 31,
+    with start_emulator({"port": 0, "callback_url": f"http://127.0.0.1:{port}/", "counter_window_s": 2.0,
                          "devices": {"registry": str(registry)}}, mode="subprocess") as emu:
         p = subprocess.run([sys.executable, "-m", "locust", "-f", "locustfiles/dcc.py", "--headless", "--host",
                             emu.url, "--callback-port", str(port), "--volume-profile", "volume_profiles/foc.yaml",

@@ -51,6 +51,9 @@ def add_parser(subparsers: Any, help_text: str) -> argparse.ArgumentParser:
                    help="device EUIs starting with this are SMETS1 (repeatable; default 00-DB-51)")
     p.add_argument("--device-registry", metavar="CSV", help="device_id,smets CSV (SMETS1/SMETS2)")
     p.add_argument("--alert-rate", type=float, metavar="PER_S", help="device alerts per second (0 = off)")
+    p.add_argument("--counter-window", type=float, metavar="S",
+                   help="seconds a request may arrive after one with a higher RequestID counter (default 2; "
+                        "0 = strictly increasing); replays are always refused")
     f = p.add_argument_group("failure modes")
     f.add_argument("--error-burst", metavar="SHARE", type=_share,
                    help="share of device requests failing (E20) during bursts")
@@ -109,6 +112,7 @@ def _overrides(a: argparse.Namespace) -> dict[str, Any]:
     put("max_body_bytes", a.max_body)
     put("devices.smets1_prefixes", a.smets1_prefix)
     put("devices.registry", a.device_registry)
+    put("counter_window_s", a.counter_window)
     if a.alert_rate is not None:
         put("alerts.enabled", a.alert_rate > 0)
         put("alerts.rate_per_s", a.alert_rate)

@@ -46,7 +46,9 @@ __all__ = [
     "UnknownSignerError",
     "Verified",
     "XmlError",
+    "canonical_signer",
     "cert_eui",
+    "match_canonical_signature",
     "normalise_dn",
     "parse_hardened",
     "verify_enveloped",
@@ -353,25 +355,59 @@ def _verify_canonical(raw: bytes, root: etree._Element, trust: TrustStore) -> Ve
         begin += len(raw[begin:begin + 64]) - len(raw[begin:begin + 64].lstrip(b" \t\r\n"))
     if raw[begin:begin + 2] in (b"<?", b"<!"):
         return None
+    sig = root[-1] if len(root) else None
+    if sig is None or sig.tag != _SIGNATURE:
+        return None
+    signer = canonical_signer(raw, m, begin, trust)
+    return None if signer is None else Verified(root=root, signer=signer)
+
+
+def _der_int(value: bytes) -> bytes:
+    value = value.lstrip(b"\0") or b"\0"
+    if value[0] & 0x80:
+        value = b"\0" + value
+    return b"\x02" + bytes((len(value),)) + value
+
+
+def raw_to_der(sig: bytes) -> bytes:
+    """XML-DSig's raw ``r || s`` (64 bytes for P-256) as the DER ``cryptography`` verifies; byte operations instead
+    of two big integers and ``encode_dss_signature`` (hot path: once per request)."""
+    half = len(sig) // 2
+    body = _der_int(sig[:half]) + _der_int(sig[half:])
+    return b"\x30" + bytes((len(body),)) + body
+
+
+def match_canonical_signature(raw: bytes, start: int) -> re.Match[bytes] | None:
+    """The canonical-shape ``ds:Signature`` starting at ``start`` and closing the root element, or None."""
+    return _FAST.match(raw, start)
+
+
+def canonical_signer(raw: bytes, m: re.Match[bytes], begin: int, trust: TrustStore) -> Signer | None:
+    """Verify a canonical-shape Signature (``m``, from :func:`match_canonical_signature`) over ``raw[begin:]``.
+
+    ``begin`` is where the root element starts; the caller has proved that
+    nothing before it but an XML declaration and whitespace, and nothing
+    after it but whitespace, carries meaning. Returns the Signer; None when
+    the raw-byte digest does not match (the document may simply not be
+    canonical: use the full check); raises on an unknown signer or a
+    signature value that does not verify.
+    """
+    start = m.start()
     end = m.end("close") + 1
     doc = hashlib.sha256(raw[begin:start])
     doc.update(raw[m.start("tail"):end])
     if not hmac.compare_digest(base64.b64encode(doc.digest()), m["dv"]):
         return None
-    sig = root[-1] if len(root) else None
-    if sig is None or sig.tag != _SIGNATURE:
-        return None
     signer = trust.lookup(m["iss"].decode("utf-8", "replace").strip(), int(m["ser"]))
     if signer is None:
         raise UnknownSignerError(f"no trusted certificate for issuer {m['iss'].decode(errors='replace')!r} "
                                  f"serial {m['ser'].decode()}")
-    sv = base64.b64decode(m["sv"])
-    der = encode_dss_signature(int.from_bytes(sv[:32], "big"), int.from_bytes(sv[32:], "big"))
+    der = raw_to_der(binascii.a2b_base64(m["sv"]))
     try:
         signer.public_key.verify(der, _SI_OPEN_C14N + m["si"] + b"</ds:SignedInfo>", _ECDSA_SHA256)
     except InvalidSignature:
         raise SignatureError("signature value does not verify with the named certificate") from None
-    return Verified(root=root, signer=signer)
+    return signer
 
 
 def verify_enveloped(data: bytes | etree._Element, trust: TrustStore, *, raw: bytes | None = None) -> Verified:

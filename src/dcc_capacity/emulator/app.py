@@ -287,8 +287,11 @@ class EmulatorApp:
         cls = res.srv_class
         self.metrics.inc(cls, "received")
         self.in_flight += 1  # queued, in service, or awaiting its async response
+        service_s = self.service[cls].sample()
+        if self.pool.start_now(service_s):
+            return 200, self._answer(res)
         try:
-            fut = self.pool.submit(self.service[cls].sample(), res.originator)
+            fut = self.pool.submit(service_s, res.originator)
         except QueueFull:
             return self._queue_full(res)
         if fut.done() and not fut.cancelled() and fut.exception() is None:

@@ -236,16 +236,9 @@ class WorkerPool:
                 victim.fut.set_exception(QueueFull())
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[float] = loop.create_future()
-        if service_s <= 0 and self._count == 0 and self.busy < self.workers and not self._outage:
-            # Fast path: an idle worker, nothing queued, no service time - start and finish now,
-            # without three task switches (what a zero-latency DCC would do, at full speed).
-            now = loop.time()
-            base = max(self._next_start, now - 0.05)
-            if base <= now:
-                self._next_start = base + 1.0 / self.tps
-                self.served += 1
-                fut.set_result(0.0)
-                return fut
+        if self.start_now(service_s):
+            fut.set_result(0.0)
+            return fut
         q = self._queues.get(user)
         if q is None:
             q = self._queues[user] = deque()
@@ -254,6 +247,19 @@ class WorkerPool:
         self._count += 1
         self._ready.release()
         return fut
+
+    def start_now(self, service_s: float) -> bool:
+        """Serve a job at once when nothing waits: an idle worker, an empty queue, no service time, TPS pacing
+        allows a start now. What a zero-latency DCC would do, without a future or three task switches."""
+        if service_s > 0 or self._count or self.busy >= self.workers or self._outage:
+            return False
+        now = asyncio.get_running_loop().time()
+        base = max(self._next_start, now - 0.05)
+        if base > now:
+            return False
+        self._next_start = base + 1.0 / self.tps
+        self.served += 1
+        return True
 
     def _pop(self) -> _Job | None:
         while self._rr:

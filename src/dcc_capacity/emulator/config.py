@@ -237,9 +237,11 @@ class EmulatorConfig(_Model):
     trust_certs: list[str] = Field(default_factory=list)
     callback_url: str | None = None
     users: dict[str, UserConfig] = Field(default_factory=dict)
-    counter_window: int = Field(default=10_000, ge=0, le=1 << 50)
-    """A RequestID counter may arrive up to this far below the originator's highest (if unseen); 0 = strict.
-    The suite's counters are microseconds << 10: 1 s of reordering is about 1.02e9 (``run`` sets 2 s)."""
+    counter_window_s: float = Field(default=2.0, ge=0, le=3600)
+    """Seconds a request may arrive after one with a higher RequestID counter from the same originator and
+    still be accepted (if its counter is unseen); replays are refused whatever the window. Wall time on the
+    emulator's clock, whatever the counter encodes; memory is the counters that arrived in the window
+    (emulator/counters.py). 0 = strictly increasing."""
     strict_precommand: bool = True
     capacity: CapacityConfig = Field(default_factory=CapacityConfig)
     throttle: ThrottleConfig = Field(default_factory=ThrottleConfig)

@@ -7,6 +7,11 @@ refused before it costs a signature check) -> signature and certificate ->
 originator matches the signer -> role eligible for the SRV -> Command Variant
 right for the SRV -> URL right for the Command Variant -> RequestID counter
 increasing (or a CV 4 Pre-Command awaiting its signed CV 5) -> SECMP0192.
+
+Two ways to the same verdicts: requests already in the suite's canonical form
+are proved well-formed by a byte grammar (``duis/canonical.py``) and never
+become a tree (the emulator's hottest path, issue #5); everything else, and
+every request when an XSD is configured, is parsed with lxml.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from lxml import etree
 
 from ..catalogue import DCC_EUI, Srv, get_srv
 from ..duis import NS_SR
+from ..duis.canonical import recognise_request
 from ..duis.schema import load_schema, schema_errors
 from ..duis.verify import (
     SignatureError,
@@ -32,12 +38,14 @@ from ..duis.verify import (
     TrustStore,
     UnknownSignerError,
     XmlError,
+    canonical_signer,
     parse_hardened,
     verify_enveloped,
 )
 from ..errors import InputError
 from . import codes as C
 from .config import EmulatorConfig
+from .counters import CounterWindow
 
 __all__ = ["Accepted", "DeviceRule", "Gateway", "Rejected", "SECMP0192_VARIANTS"]
 
@@ -80,15 +88,24 @@ class Accepted:
     counter: int
     cv: int
     srv: Srv
-    body: etree._Element
     signer: Signer
     smets1: bool
+    raw: bytes = b""
+    body_el: etree._Element | None = None
     precommand: bytes | None = None
     extras: dict = field(default_factory=dict)
 
     @property
     def srv_class(self) -> str:
         return self.srv.srv_class()
+
+    @property
+    def body(self) -> etree._Element:
+        """The SRV element inside ``sr:Body``. Requests that took the canonical fast path have no tree: the few
+        checks that read the body (8.11, CV 5/6, 5.1) parse it here, once, from the bytes already checked."""
+        if self.body_el is None:
+            self.body_el = parse_hardened(self.raw).find(_BODY)[0]  # type: ignore[index]
+        return self.body_el
 
 
 class DeviceRule:
@@ -150,38 +167,6 @@ def _load_registry(path: Path) -> dict[str, bool]:
     return out
 
 
-class _Counters:
-    """Per-originator RequestID counters: increasing, tolerating reordering of up to ``window`` below the top.
-
-    Concurrent senders sharing one originator's counter deliver slightly out
-    of order; a counter is accepted if it is above the highest seen, or within
-    ``window`` below it and never seen before. Replays and old counters are refused.
-    """
-
-    def __init__(self, window: int) -> None:
-        self.window = window
-        self._state: dict[str, tuple[list[int], set[int]]] = {}
-
-    def accept(self, originator: str, counter: int) -> bool:
-        st = self._state.get(originator)
-        if st is None:
-            self._state[originator] = ([counter], {counter})
-            return True
-        top, seen = st
-        high = top[0]
-        if counter > high:
-            top[0] = counter
-            seen.add(counter)
-            if len(seen) > 2 * self.window + 16:
-                floor = counter - self.window
-                seen.intersection_update({c for c in seen if c >= floor})
-            return True
-        if counter in seen or high - counter > self.window:
-            return False
-        seen.add(counter)
-        return True
-
-
 class Gateway:
     """Runs the checks; stateful for counters and Pre-Commands awaiting their signed CV 5."""
 
@@ -190,7 +175,7 @@ class Gateway:
         self.trust = trust
         self.schema = load_schema(cfg.schema_path) if cfg.schema_path else None
         self.devices = DeviceRule(cfg)
-        self._counters = _Counters(cfg.counter_window)
+        self.counters = CounterWindow(cfg.counter_window_s)
         self._pending: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
         self._pending_limit = 200_000
         self._roles = {eui: frozenset(u.roles) for eui, u in cfg.users.items() if u.roles is not None}
@@ -205,11 +190,39 @@ class Gateway:
             self._pending.popitem(last=False)
         return payload
 
-    def _roles_of(self, signer: Signer, eui: str) -> frozenset[str]:
-        return self._roles.get(eui, signer.roles)
-
     # -- the checks ------------------------------------------------------------------------
     def check(self, service: str, data: bytes, admit: Callable[[str], bool] | None = None) -> Accepted | Rejected:
+        """Every check in order; the first failure is the answer (module docstring)."""
+        fast = recognise_request(data) if self.schema is None else None
+        if fast is None:
+            return self._check_tree(service, data, admit)
+        # Canonical fast path: the grammar proved the document well-formed with exactly the four header
+        # elements and one SRV element in the Body; the remaining structural checks are the tree path's.
+        rid, variant = fast.request_id, fast.variant
+        m = _RID.match(rid)
+        srv = get_srv(variant)
+        problem = _header_problem(m, srv, variant, fast.service_reference)
+        if problem is None:
+            problem = _target_problem(m, srv)  # type: ignore[arg-type]
+        if problem:
+            return _rejected(C.E_SCHEMA, problem, rid, m, fast.service_reference, variant, srv)
+        originator = m.group(1).upper()  # type: ignore[union-attr]
+        if admit is not None and not admit(originator):
+            return _rejected(C.E_THROTTLED, f"SECMP0067: {originator} is over its fair share", rid, m,
+                             fast.service_reference, variant, srv)
+        try:
+            signer = canonical_signer(data, fast.signature, fast.begin, self.trust)
+        except UnknownSignerError as exc:
+            return _rejected(C.E_UNKNOWN_CERT, str(exc), rid, m, fast.service_reference, variant, srv)
+        except SignatureError as exc:
+            return _rejected(C.E_SIGNATURE, str(exc), rid, m, fast.service_reference, variant, srv)
+        if signer is None:  # the raw bytes do not digest to the signed value: let the full check decide
+            return self._check_tree(service, data, admit=None)
+        return self._authorise(service, signer, rid, m, srv, int(fast.command_variant),  # type: ignore[arg-type]
+                               fast.service_reference, data, None)
+
+    def _check_tree(self, service: str, data: bytes, admit: Callable[[str], bool] | None) -> Accepted | Rejected:
+        """The general path: hardened lxml parse, schema or structure, signature with c14n when needed."""
         try:
             root = parse_hardened(data)
         except XmlError as exc:
@@ -239,86 +252,69 @@ class Gateway:
         rid = fields.get("RequestID")
         m = _RID.match(rid or "")
         variant = fields.get("ServiceReferenceVariant")
+        ref = fields.get("ServiceReference")
         srv = get_srv(variant) if variant else None
-
-        def base() -> dict:
-            return dict(request_id=rid if m else None, srv=fields.get("ServiceReference"), srv_variant=variant,
-                        srv_class=srv.srv_class() if srv else "unknown",
-                        originator=m.group(1).upper() if m else None)
-
         if self.schema is not None:
             errors = schema_errors(self.schema, root)
             if errors:
-                return Rejected(C.E_SCHEMA, "schema: " + errors[0], **base())
-        problem = self._structure(root, header, body_el, names, fields, m, srv)
+                return _rejected(C.E_SCHEMA, "schema: " + errors[0], rid, m, ref, variant, srv)
+        problem = _structure(root, header, body_el, names, fields, m, srv)
         if problem:
-            return Rejected(C.E_SCHEMA, problem, **base())
+            return _rejected(C.E_SCHEMA, problem, rid, m, ref, variant, srv)
         assert m is not None and srv is not None
-        originator, target, counter = m.group(1).upper(), m.group(2).upper(), int(m.group(3))
+        originator = m.group(1).upper()
         try:
             cv = int(fields["CommandVariant"])
         except ValueError:
-            return Rejected(C.E_SCHEMA, "CommandVariant is not an integer", **base())
+            return _rejected(C.E_SCHEMA, "CommandVariant is not an integer", rid, m, ref, variant, srv)
         if admit is not None and not admit(originator):
-            return Rejected(C.E_THROTTLED, f"SECMP0067: {originator} is over its fair share", **base())
+            return _rejected(C.E_THROTTLED, f"SECMP0067: {originator} is over its fair share", rid, m, ref, variant,
+                             srv)
         try:
             signer = verify_enveloped(root, self.trust, raw=data).signer
         except UnknownSignerError as exc:
-            return Rejected(C.E_UNKNOWN_CERT, str(exc), **base())
+            return _rejected(C.E_UNKNOWN_CERT, str(exc), rid, m, ref, variant, srv)
         except SignatureError as exc:
-            return Rejected(C.E_SIGNATURE, str(exc), **base())
+            return _rejected(C.E_SIGNATURE, str(exc), rid, m, ref, variant, srv)
+        return self._authorise(service, signer, rid, m, srv, cv, ref, data, body_el[0])  # type: ignore[index,arg-type]
+
+    def _authorise(self, service: str, signer: Signer, rid: str, m: re.Match[str], srv: Srv, cv: int,
+                   ref: str | None, data: bytes, body: etree._Element | None) -> Accepted | Rejected:
+        """The checks after the signature, shared by both paths: authority, CV and URL, counter, SECMP0192."""
+        originator = m.group(1).upper()
         if signer.eui != originator:
-            return Rejected(C.E_ROLE_USER, f"signed by {signer.eui}, but the RequestID originator is {originator}",
-                            **base())
-        roles = self._roles_of(signer, originator)
+            return _rejected(C.E_ROLE_USER, f"signed by {signer.eui}, but the RequestID originator is {originator}",
+                             rid, m, ref, srv.variant, srv)
+        roles = self._roles.get(originator, signer.roles)
         if not roles:
-            return Rejected(C.E_ROLE_USER, f"{originator} holds no Service User role", **base())
+            return _rejected(C.E_ROLE_USER, f"{originator} holds no Service User role", rid, m, ref, srv.variant,
+                             srv)
         if not roles & srv.eligible_roles:
-            return Rejected(C.E_ROLE_SRV, f"roles {sorted(roles)} may not send {srv.variant} "
-                            f"(eligible: {sorted(srv.eligible_roles) or 'none'})", **base())
+            return _rejected(C.E_ROLE_SRV, f"roles {sorted(roles)} may not send {srv.variant} "
+                             f"(eligible: {sorted(srv.eligible_roles) or 'none'})", rid, m, ref, srv.variant, srv)
         allowed = (8,) if srv.non_device else (4, 5, 6) if srv.critical else (1, 2)
         if cv not in allowed:
-            return Rejected(C.E_CV, f"CV {cv} is not applicable to {srv.variant} (expected {allowed})", **base())
+            return _rejected(C.E_CV, f"CV {cv} is not applicable to {srv.variant} (expected {allowed})", rid, m, ref,
+                             srv.variant, srv)
         if _CV_SERVICE[cv] != service:
-            return Rejected(C.E_URL, f"CV {cv} belongs to {self.cfg.paths[_CV_SERVICE[cv]]}, not this URL", **base())
-        req = Accepted(request_id=rid, originator=originator, target=target, counter=counter, cv=cv, srv=srv,  # type: ignore[arg-type]
-                       body=body_el[0], signer=signer, smets1=self.devices.is_smets1(target))  # type: ignore[index]
+            return _rejected(C.E_URL, f"CV {cv} belongs to {self.cfg.paths[_CV_SERVICE[cv]]}, not this URL", rid, m,
+                             ref, srv.variant, srv)
+        target, counter = m.group(2).upper(), int(m.group(3))
+        req = Accepted(request_id=rid, originator=originator, target=target, counter=counter, cv=cv, srv=srv,
+                       signer=signer, smets1=self.devices.is_smets1(target), raw=data, body_el=body)
         if cv in (5, 6):
             problem = self._signed_precommand(req)
             if problem:
-                return Rejected(C.E_PRECOMMAND, problem, **base())
-        elif not self._counters.accept(originator, counter):
-            return Rejected(C.E_REPLAY, f"RequestID counter {counter} is not increasing for {originator}", **base())
+                return _rejected(C.E_PRECOMMAND, problem, rid, m, ref, srv.variant, srv)
+        elif not self.counters.accept(originator, counter):
+            return _rejected(C.E_REPLAY, f"RequestID counter {counter} is not increasing for {originator} "
+                             f"(replayed, or more than {self.cfg.counter_window_s:g} s behind newer ones)",
+                             rid, m, ref, srv.variant, srv)
         if srv.variant == "5.1" and self.cfg.secmp0192.enabled:
             problem = self._secmp0192(req)
             if problem:
-                return Rejected(C.E_SECMP0192, problem, **base())
+                return _rejected(C.E_SECMP0192, problem, rid, m, ref, srv.variant, srv)
         return req
-
-    def _structure(self, root: etree._Element, header: etree._Element | None, body: etree._Element | None,
-                   names: list[str], fields: dict[str, str], m: re.Match[str] | None, srv: Srv | None) -> str | None:
-        if header is None:
-            return "sr:Header is missing"
-        missing = [n for n in _HEADER_REQUIRED if n not in names]
-        if missing:
-            return f"sr:Header lacks {', '.join(missing)}"
-        extra = [n for n in names if n not in _HEADER_ALLOWED]
-        if extra:
-            return f"unexpected sr:Header element {extra[0]}"
-        if m is None:
-            return "RequestID is not 'originator-EUI:target-EUI:counter'"
-        if srv is None:
-            return f"ServiceReferenceVariant {fields.get('ServiceReferenceVariant')!r} is not a DUIS SRV variant"
-        if fields.get("ServiceReference") != srv.reference:
-            return f"ServiceReference {fields.get('ServiceReference')!r} does not match variant {srv.variant}"
-        if not root.get("schemaVersion"):
-            return "sr:Request lacks schemaVersion"
-        kids = [el for el in body if isinstance(el.tag, str)] if body is not None else []
-        if len(kids) != 1 or not kids[0].tag.startswith(_SR):
-            return "sr:Body must hold exactly one SRV element"
-        if srv.non_device and m.group(2).upper() != DCC_EUI:
-            return f"non-device SRV {srv.variant} must target the DCC ({DCC_EUI})"
-        return None
 
     def _signed_precommand(self, req: Accepted) -> str | None:
         pending = self._pending.get(req.request_id)
@@ -351,3 +347,47 @@ class Gateway:
             return (f"SECMP0192: DSP scheduling of SRV {scheduled} is available for SMETS1 devices only; "
                     f"{device or 'the device'} is SMETS2")
         return None
+
+
+def _rejected(code: str, reason: str, rid: str | None, m: re.Match[str] | None, ref: str | None,
+              variant: str | None, srv: Srv | None) -> Rejected:
+    """A rejection with as much context as the request gave (built only when rejecting: off the hot path)."""
+    return Rejected(code, reason, request_id=rid if m else None, srv=ref, srv_variant=variant,
+                    srv_class=srv.srv_class() if srv else "unknown", originator=m.group(1).upper() if m else None)
+
+
+def _header_problem(m: re.Match[str] | None, srv: Srv | None, variant: str | None, ref: str | None) -> str | None:
+    if m is None:
+        return "RequestID is not 'originator-EUI:target-EUI:counter'"
+    if srv is None:
+        return f"ServiceReferenceVariant {variant!r} is not a DUIS SRV variant"
+    if ref != srv.reference:
+        return f"ServiceReference {ref!r} does not match variant {srv.variant}"
+    return None
+
+
+def _target_problem(m: re.Match[str], srv: Srv) -> str | None:
+    if srv.non_device and m.group(2).upper() != DCC_EUI:
+        return f"non-device SRV {srv.variant} must target the DCC ({DCC_EUI})"
+    return None
+
+
+def _structure(root: etree._Element, header: etree._Element | None, body: etree._Element | None,
+               names: list[str], fields: dict[str, str], m: re.Match[str] | None, srv: Srv | None) -> str | None:
+    if header is None:
+        return "sr:Header is missing"
+    missing = [n for n in _HEADER_REQUIRED if n not in names]
+    if missing:
+        return f"sr:Header lacks {', '.join(missing)}"
+    extra = [n for n in names if n not in _HEADER_ALLOWED]
+    if extra:
+        return f"unexpected sr:Header element {extra[0]}"
+    problem = _header_problem(m, srv, fields.get("ServiceReferenceVariant"), fields.get("ServiceReference"))
+    if problem:
+        return problem
+    if not root.get("schemaVersion"):
+        return "sr:Request lacks schemaVersion"
+    kids = [el for el in body if isinstance(el.tag, str)] if body is not None else []
+    if len(kids) != 1 or not kids[0].tag.startswith(_SR):
+        return "sr:Body must hold exactly one SRV element"
+    return _target_problem(m, srv)  # type: ignore[arg-type]

@@ -136,6 +136,9 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
     shape_file = Path(run_dir) / "shape.json"
     if shape_file.exists():  # what the load shape found (e.g. the stress knee), written by the run
         doc["shape"] = read_json(shape_file)
+    if folder.killed or folder.run.get("lost_workers"):  # the run's own failures, in the machine-readable summary
+        doc["killed"] = folder.killed
+        doc["lost_workers"] = folder.run.get("lost_workers") or []
     doc["exit_criteria"] = [{"id": c["id"], "status": c["status"]} for c in criteria]
     doc["extrapolation"] = extra["extrapolation"]
     progress("charting")

@@ -31,6 +31,7 @@ from typing import Any
 from .. import __version__
 from ..errors import InputError, RunError
 from .finish import rates_from_records
+from .resilience import WorkerWatch, lost_workers_failure, write_run_json_early
 from .spec import Resolved, TestSpec, resolve
 
 __all__ = ["RunOptions", "run_test"]
@@ -223,6 +224,9 @@ def run_test(opts: RunOptions) -> int:
     target = opts.host or "embedded emulator"
     callback_port = _free_port()
     registry_dir = out / "logs" / "callbacks"
+    write_run_json_early(out, spec=spec, slot=resolved.slot, started=started, target=target,
+                         command_line=opts.command_line, seed=opts.seed, workers=opts.workers)
+    watch = WorkerWatch([], say=lambda m: _say(opts, m))
     try:
         if opts.workers:
             relay_port = callback_port
@@ -264,13 +268,14 @@ def run_test(opts: RunOptions) -> int:
             for i in range(opts.workers):
                 workers.append(_popen([*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(mport),
                                        "--callback-registry", str(registry_dir)], logs / f"worker-{i}.log"))
+            watch.workers, watch.started = workers, started
         else:
             master = _popen([*base, "--callback-port", str(callback_port), *ui], logs / "locust.log")
         if opts.web:
             _say(opts, f"web UI on http://127.0.0.1:{opts.web_port} (it quits 10 s after the test ends)")
         _say(opts, f"{spec.test} test, {spec.sp} {resolved.slot}, {sum(resolved.rates.values()):.1f} SRV/s, "
                    f"{spec.duration_s:g} s, {opts.workers or 1} load process(es); logs in {logs}")
-        failure = _watch(opts, master, workers, emulator)
+        failure = _watch(opts, master, workers, emulator, watch)
     except KeyboardInterrupt:
         failure = "interrupted"
         _stop(master, signal.SIGINT)
@@ -284,7 +289,7 @@ def run_test(opts: RunOptions) -> int:
             emulator.stop()
         _stop(relay)
     ended = time.time()
-    return _finish(opts, resolved, started, ended, failure, target)
+    return _finish(opts, resolved, started, ended, failure, target, watch)
 
 
 def _tail(path: Path, n: int = 1500) -> str:
@@ -317,7 +322,8 @@ def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.Popen], emulator: Any) -> str:
+def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.Popen], emulator: Any,
+           watch: WorkerWatch | None = None) -> str:
     """Wait for Locust to finish (bounded); return why the run failed ('' when it did not)."""
     spec = opts.spec
     limit = spec.duration_s + 120 + (opts.workers * 10) + (10 if opts.web else 0)
@@ -331,6 +337,8 @@ def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.
             _say(opts, "the system under test (embedded emulator) died mid-run")
             _stop(master, signal.SIGINT)
             return "the system under test died mid-run"
+        if watch is not None:
+            watch.check()  # a dead worker: Locust's master carries on with the others; we report it
         if limit is not None and time.monotonic() - t0 > limit:
             _stop(master, signal.SIGINT)
             return f"Locust did not finish within {limit:g} s"
@@ -341,7 +349,8 @@ def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.
     return ""
 
 
-def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure: str, target: str) -> int:
+def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure: str, target: str,
+            watch: WorkerWatch | None = None) -> int:
     from ..report.build import build_report
 
     out, spec = opts.out, opts.spec
@@ -393,6 +402,9 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
                                         spec.step_s, "end_s": (s["step"] + 1) * spec.step_s, "passed": s["passed"]}
                                        for s in shape.get("steps", [])],
                              "knee": shape.get("knee_rate")}
+    if watch is not None and watch.lost:  # the run finished, without all its load: incomplete, not hidden
+        run["status"], run["lost_workers"] = "incomplete", [w.to_dict() for w in watch.lost]
+        run["failure"] = "; ".join(x for x in (failure, lost_workers_failure(watch.lost)) if x)
     if spec.test == "noisy-neighbour":
         from .finish import shares_by_user
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,46 @@ def test_a_folder_still_running_reports_as_killed_and_incomplete(tmp_path, cli):
     assert 100 < summary["duration_s"] < 130  # as far as the records go (the last answer, a little past 120 s)
     html = (run / "report.html").read_text()
     assert "This run was killed" in html and "INCOMPLETE" in html
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_worker_killed_mid_run_is_reported_and_the_run_marked_incomplete(tmp_path):
+    import psutil
+
+    out, log = tmp_path / "lost", tmp_path / "run.log"
+    proc = _start_run(out, log, "--duration", "8s", "--workers", "2")
+    victim = None
+    try:
+        deadline = time.time() + 40
+        while time.time() < deadline and victim is None and proc.poll() is None:
+            time.sleep(0.2)
+            files = list((out / "records").glob("*.arrows"))
+            if len(files) == 2 and all(f.stat().st_size > 2000 for f in files):
+                kids = psutil.Process(proc.pid).children(recursive=True)
+                workers = [k for k in kids if "--worker" in k.cmdline()]
+                victim = workers[1] if len(workers) == 2 else None
+        assert victim is not None, log.read_text(errors="replace")[-2000:]
+        killed_at = time.time()
+        victim.send_signal(signal.SIGKILL)
+        proc.wait(90)
+    finally:
+        if proc.poll() is None:
+            _kill_tree(proc)
+    err = log.read_text(errors="replace")
+    assert proc.returncode == 1, err[-2000:]  # the run finished, without all its load: incomplete, not a crash
+    assert "Traceback" not in err and "worker-1" in err and "lost mid-run" in err
+    run_doc = json.loads((out / "run.json").read_text())
+    assert run_doc["status"] == "incomplete" and "worker-1 at" in run_doc["failure"]
+    (lost,) = run_doc["lost_workers"]
+    assert lost["worker"] == "worker-1" and lost["pid"] == victim.pid and lost["exit_status"] == -9
+    assert abs(datetime.fromisoformat(lost["lost_at"]).timestamp() - killed_at) < 2.0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] is False and summary["lost_workers"][0]["worker"] == "worker-1"
+    html = (out / "report.html").read_text()
+    assert "Locust workers lost mid-run" in html and "INCOMPLETE" in html
+    # the surviving worker carried on to the end: its records cover (nearly) the whole 8 s
+    df = load_records(out)
+    req = df[df["kind"] == "request"]
+    spans = req.groupby("process")["intended_ts"].agg(lambda s: s.max() - s.min())
+    assert len(spans) == 2 and spans.max() > 6.5 and spans.min() < spans.max() - 2.0, spans.to_dict()

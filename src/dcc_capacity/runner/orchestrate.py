@@ -405,6 +405,7 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     if watch is not None and watch.lost:  # the run finished, without all its load: incomplete, not hidden
         run["status"], run["lost_workers"] = "incomplete", [w.to_dict() for w in watch.lost]
         run["failure"] = "; ".join(x for x in (failure, lost_workers_failure(watch.lost)) if x)
+        _say(opts, f"run INCOMPLETE: {lost_workers_failure(watch.lost)}")
     if spec.test == "noisy-neighbour":
         from .finish import shares_by_user
 

@@ -151,6 +151,9 @@ def load_run(run_dir: str | Path) -> RunFolder:
         if not isinstance(external, list):
             raise InputError("must be a list of {id, test_id, measured, threshold, pass}",
                              file=path / "nfr_results.json")
+        for i, item in enumerate(external):
+            check(item, str(i), path / "nfr_results.json", dict)
+            require(item, "id", path / "nfr_results.json", str, prefix=f"{i}.")
     return RunFolder(path=path, run=run, plan=plan, nfrs=list(catalogue.nfrs), tests=list(catalogue.tests),
                      nfr_source=str(cat if cat.parent == path else f"default catalogue ({cat.name})"),
                      issue_thresholds=dict(catalogue.issue_thresholds), issues=load_issues(path / "issues.yaml"),

@@ -30,6 +30,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import InputError, RunError
+from .checks import check_run_numbers
 from .finish import rates_from_records
 from .resilience import WorkerWatch, lost_workers_failure, write_run_json_early
 from .spec import Resolved, TestSpec, resolve
@@ -89,6 +90,7 @@ def _env() -> dict[str, str]:
 
 
 def _check_inputs(opts: RunOptions) -> Resolved:
+    check_run_numbers(opts)
     if opts.workers < 0 or opts.workers > 64:
         raise InputError(f"must be 0..64 (got {opts.workers})", key="--workers")
     if opts.nfr is not None and not opts.nfr.is_file():
@@ -410,7 +412,14 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
         from .finish import shares_by_user
 
         run["user_shares"] = shares_by_user(out)
+    from ..records import record_files
+
+    if not record_files(out):  # nothing was measured: a failed run (see logs/), not a report to build
+        run["status"], run["failure"] = "failed", failure or f"the run wrote no records (see {out / 'logs'})"
+        run.pop("end", None)
     (out / "run.json").write_text(json.dumps(run, indent=2, default=float) + "\n")
+    if run["status"] == "failed":
+        raise RunError(run["failure"].splitlines()[0])
     _say(opts, "building the report")
     outcome = build_report(out, baseline_dir=opts.baseline, progress=lambda m: None)
     _say(opts, f"report: {outcome.html}")

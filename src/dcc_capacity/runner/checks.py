@@ -42,7 +42,7 @@ def _range(value: float | int | None, key: str, lo: float | None = None, hi: flo
 
 
 def check_run_numbers(opts: Any) -> None:
-    """Raise :class:`InputError` for the first out-of-range number of a :class:`RunOptions` and its spec."""
+    """Raise :class:`InputError` for the first out-of-range number of a :class:`RunOptions` (and a broken --nfr)."""
     s = opts.spec
     _range(s.rate, "--rate", 0, lo_open=True)
     _range(s.step_fraction, "--step", 0, 10, lo_open=True)
@@ -61,3 +61,7 @@ def check_run_numbers(opts: Any) -> None:
     _range(opts.fleet_size, "--fleet-size", 1, 2**32)
     _range(opts.pool_size, "pool_size", 1)
     _range(opts.seed, "--seed", 0)
+    if opts.nfr is not None and opts.nfr.is_file():  # a broken NFR file would only surface in the final report
+        from ..nfr import load_catalogue
+
+        load_catalogue(opts.nfr)

@@ -215,3 +215,32 @@ def test_a_worker_killed_mid_run_is_reported_and_the_run_marked_incomplete(tmp_p
     req = df[df["kind"] == "request"]
     spans = req.groupby("process")["intended_ts"].agg(lambda s: s.max() - s.min())
     assert len(spans) == 2 and spans.max() > 6.5 and spans.min() < spans.max() - 2.0, spans.to_dict()
+
+
+PARENT = """
+import subprocess, sys, time
+from dcc_capacity.runner.resilience import die_with_parent
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], preexec_fn=die_with_parent)
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.timeout(30)
+def test_locust_started_by_a_run_that_is_killed_stops_instead_of_loading_the_sut_unsupervised():
+    """`run` starts Locust with die_with_parent: SIGKILL of the runner alone sends its children SIGTERM."""
+    import psutil
+
+    parent = subprocess.Popen([PY, "-c", PARENT], env=_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        child = psutil.Process(int(parent.stdout.readline()))
+        assert child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(5)
+        deadline = time.time() + 5
+        while time.time() < deadline and psutil.pid_exists(child.pid) and child.status() != psutil.STATUS_ZOMBIE:
+            time.sleep(0.05)
+        assert not psutil.pid_exists(child.pid) or child.status() == psutil.STATUS_ZOMBIE
+    finally:
+        if parent.poll() is None:
+            parent.kill()

@@ -32,7 +32,7 @@ from .. import __version__
 from ..errors import InputError, RunError
 from .checks import check_run_numbers
 from .finish import rates_from_records
-from .resilience import WorkerWatch, lost_workers_failure, write_run_json_early
+from .resilience import WorkerWatch, die_with_parent, lost_workers_failure, write_run_json_early
 from .spec import Resolved, TestSpec, resolve
 
 __all__ = ["RunOptions", "run_test"]
@@ -188,7 +188,7 @@ def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
 def _popen(args: list[str], log: Path) -> subprocess.Popen:
     fh = open(log, "ab")  # noqa: SIM115 - lives as long as the process
     return subprocess.Popen([sys.executable, "-m", "locust", *args], stdout=fh, stderr=subprocess.STDOUT,
-                            env=_env(), start_new_session=True)
+                            env=_env(), start_new_session=True, preexec_fn=die_with_parent)
 
 
 def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
@@ -233,7 +233,7 @@ def run_test(opts: RunOptions) -> int:
         if opts.workers:
             relay_port = callback_port
             relay = subprocess.Popen([sys.executable, "-m", "dcc_capacity.runner.relay", "--port", str(relay_port),
-                                      "--registry", str(registry_dir)], env=_env(),
+                                      "--registry", str(registry_dir)], env=_env(), preexec_fn=die_with_parent,
                                      stdout=open(logs / "relay.log", "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
         host = opts.host
         if host is None:

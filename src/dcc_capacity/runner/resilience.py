@@ -17,8 +17,10 @@ run then ends ``incomplete`` and run.json lists ``lost_workers``.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LostWorker", "WorkerWatch", "write_run_json_early", "lost_workers_failure"]
+__all__ = ["LostWorker", "WorkerWatch", "die_with_parent", "write_run_json_early", "lost_workers_failure"]
 
 
 def _iso(epoch: float) -> str:
@@ -56,6 +58,20 @@ def write_run_json_early(out: Path, *, spec: Any, slot: str, started: float, tar
     tmp.write_text(json.dumps(doc, indent=2, default=float) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def die_with_parent() -> None:
+    """``preexec_fn``: the child gets SIGTERM when the process that started it dies (Linux; no-op elsewhere).
+
+    Why: if ``run`` itself is SIGKILLed (the OOM killer, a closed terminal),
+    Locust would otherwise go on loading the SUT unsupervised for the rest of
+    the test (hours, in a soak). SIGTERM lets Locust stop and flush its records.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclass

@@ -301,3 +301,33 @@ def test_bad_tab_options_are_one_line_and_exit_2(args, message):
                           capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == message and "Traceback" not in proc.stderr
+
+
+def test_interactive_stress_spec_builds_a_controlled_shape_the_web_ui_can_steer():
+    """`run --test stress --web` (``--dcc-interactive``): the DccShape wraps a ControlledShape with the run's knobs."""
+    from dcc_capacity.controlled_shape import controlled_of
+    from dcc_capacity.runner.shape import DccShape, build_shape
+    from dcc_capacity.runner.spec import TestSpec, spec_from_options
+
+    profile = str(ROOT / "volume_profiles" / "foc.yaml")
+    opts = SimpleNamespace(dcc_test="stress", volume_profile=profile, sp="DSP", slot="night", dcc_rate=40.0,
+                           dcc_duration="90s", stress_start=0.5, stress_step=0.25, step_duration="10s",
+                           stress_max=2.0, stress_max_error_rate=0.02, stress_max_p95_ms=0, dcc_interactive=True)
+    spec = spec_from_options(opts)
+    assert spec.interactive and spec.max_p95_ms is None
+    shape = build_shape(spec).shape
+    assert isinstance(shape, ControlledShape)
+    assert shape.total() == pytest.approx(20.0) and sum(shape.rates.values()) == pytest.approx(40.0)
+    assert (shape.step_fraction, shape.hold_s, shape.max_factor, shape.max_error_rate) == (0.25, 10.0, 2.0, 0.02)
+    assert shape.stop_criterion == "error_rate" and shape.duration_s == 90.0
+    assert shape.set_factor(5.0) == 2.0  # the ceiling holds for the operator too
+
+    wrapper = DccShape()
+    wrapper.options = opts
+    assert controlled_of(wrapper, build=False) is None  # never built at Locust's init before options are set
+    steered = controlled_of(wrapper)
+    assert isinstance(steered, ControlledShape) and steered is wrapper.inner
+    assert wrapper.rate_for("MeterReads", 1.0) == pytest.approx(steered.current_rates()["MeterReads"])
+
+    fixed = build_shape(TestSpec(test="stress", profile=profile, rate=40.0)).shape
+    assert not isinstance(fixed, ControlledShape)  # headless stress keeps the fixed step ramp

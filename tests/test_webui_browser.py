@@ -142,3 +142,66 @@ def test_step_up_twice_from_the_capacity_tab(tmp_path, chromium):
     if os.environ.get("DCC_UPDATE_SCREENSHOTS"):
         for png in shots.glob("*.png"):
             shutil.copy(png, ROOT / "docs" / "img" / png.name)
+
+
+def test_run_stress_web_steers_real_duis_load_and_the_report_shows_the_steps(tmp_path, chromium):
+    """`dcc-capacity run --test stress --web` on the embedded emulator: two step-ups, stop, steps in the report."""
+    from playwright import sync_api
+
+    out = tmp_path / "stress-web"
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [PY, "-m", "dcc_capacity", "run", "--test", "stress", "--web", "--web-port", str(port), "--rate", "40",
+           "--start-factor", "0.5", "--step", "0.25", "--step-duration", "10s", "--duration", "90s",
+           "--fleet-size", "20000", "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 45
+        while time.time() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"run died: {proc.stdout.read()[-3000:]}")
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("the web UI did not come up within 45 s")
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.on("dialog", lambda d: d.accept())
+            page.goto(f"http://127.0.0.1:{port}/capacity/", wait_until="load")
+            page.locator("#who").fill("stress-operator")
+            # The volume model's classes at 0.5 x the --rate peak: 20 SRV/s offered in all.
+            assert _wait_for(page, "#total-rate", 20.0, 0.01, 20) == 20.0
+            assert abs(_wait_for(page, "#offered-total", 20.0, 1.0, 15) - 20.0) <= 1.0
+            page.locator("#btn-step-up").click()
+            assert _wait_for(page, "#total-rate", 30.0, 0.01, 5) == 30.0
+            assert abs(_wait_for(page, "#offered-total", 30.0, 1.5, 10) - 30.0) <= 1.5
+            page.locator("#btn-step-up").click()
+            assert _wait_for(page, "#total-rate", 40.0, 0.01, 5) == 40.0
+            assert abs(_wait_for(page, "#offered-total", 40.0, 2.0, 10) - 40.0) <= 2.0
+            page.locator("#btn-stop").click()
+            status = proc.wait(timeout=60)  # Locust quits 10 s after the shape ends; then the report is built
+            log = proc.stdout.read()
+            assert status in (0, 1), log[-3000:]
+
+            run = json.loads((out / "run.json").read_text())
+            acts = [(a["action"], a["who"], a["from_rate"], a["to_rate"]) for a in run["operator_actions"]]
+            assert acts == [("start", "shape", 0.0, 20.0), ("step_up", "stress-operator", 20.0, 30.0),
+                            ("step_up", "stress-operator", 30.0, 40.0), ("stop", "stress-operator", 40.0, 0.0)]
+            assert [round(s["target_rate"], 6) for s in run["stress"]["steps"]] == [20.0, 30.0, 40.0]
+            assert run["shape"]["shape"] == "ControlledShape"
+
+            report = browser.new_page()
+            report.goto((out / "report.html").as_uri(), wait_until="load")
+            rows = report.locator("#operator-actions ~ table tr.operator-action")
+            assert rows.count() == 4
+            texts = [rows.nth(i).inner_text() for i in range(4)]
+            assert "stress-operator" in texts[1] and "step_up" in texts[1] and "30.0" in texts[1]
+            assert "step_up" in texts[2] and "40.0" in texts[2] and "stop" in texts[3]
+            assert report.locator("#stress ~ table").first.locator("tbody tr").count() == 3
+            browser.close()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)

@@ -16,7 +16,15 @@ POST arrives the listener takes the RequestID out of the bytes with one regex
   sweeper greenlet, so nobody has to be waiting for it;
 - a RequestID nobody expects is counted (``unknown``) and shown as a
   ``CALLBACK`` / ``unknown RequestID`` failure; a body without a RequestID is
-  an alert (request_type ``ALERT``).
+  an alert (request_type ``ALERT``);
+- with a ``trust`` store (``--response-cert``) every response and alert must
+  carry a valid DCC signature: a bad one is an ``error`` whose reason starts
+  with ``bad response signature:`` (the TRT is still measured).
+
+With an ``ssl_context`` the listener serves HTTPS (and, when the context
+requires them, only to clients with a certificate: mutual TLS). Transports
+that are not an HTTP callback (an SFTP outcome file, a queue) hand their
+answers in through :meth:`CallbackListener.resolve`.
 
 Nothing is dropped: every expected RequestID ends as ok, error, late or missing.
 """
@@ -37,9 +45,14 @@ import gevent
 from gevent.event import AsyncResult
 from gevent.pywsgi import WSGIServer
 
+from .response_check import BAD_SIGNATURE, BadResponseSignature, check_signature
+
 if TYPE_CHECKING:
+    import ssl
+
     from locust.env import Environment
 
+    from .duis.verify import TrustStore
     from .records import RecordWriter
 
 __all__ = ["CallbackListener", "CallbackResult", "LateResponse", "MissingResponse", "Pending", "UnknownRequestId"]
@@ -109,7 +122,8 @@ class CallbackListener:
 
     def __init__(self, environment: Environment | None = None, *, host: str = "127.0.0.1", port: int = 0,
                  late_after_s: float = 30.0, missing_after_s: float = 120.0, records: RecordWriter | None = None,
-                 sweep_interval: float = 0.2, max_body: int = 1 << 20) -> None:
+                 sweep_interval: float = 0.2, max_body: int = 1 << 20, ssl_context: ssl.SSLContext | None = None,
+                 trust: TrustStore | None = None) -> None:
         if missing_after_s < late_after_s:
             raise ValueError("missing_after_s must be >= late_after_s")
         self.environment = environment
@@ -119,12 +133,15 @@ class CallbackListener:
         self.records = records
         self.sweep_interval = sweep_interval
         self.max_body = max_body
+        self.trust = trust
+        self.scheme = "https" if ssl_context is not None else "http"
         self._pending: dict[str, Pending] = {}
         self._deadlines: list[tuple[float, str]] = []
         self._expired: OrderedDict[str, Pending] = OrderedDict()
         self.counts = {"received": 0, "ok": 0, "error": 0, "late": 0, "missing": 0, "unknown": 0, "alerts": 0,
-                       "after_missing": 0}
-        self._server = _NoDelayServer((host, port), self._app, log=None, error_log=log)
+                       "after_missing": 0, "bad_signature": 0}
+        tls = {"ssl_context": ssl_context} if ssl_context is not None else {}
+        self._server = _NoDelayServer((host, port), self._app, log=None, error_log=log, **tls)
         self._sweeper: gevent.Greenlet | None = None
 
     # -- lifecycle --------------------------------------------------------
@@ -146,8 +163,8 @@ class CallbackListener:
 
     @property
     def url(self) -> str:
-        """The URL the SUT POSTs responses to, e.g. ``http://127.0.0.1:40123/``."""
-        return f"http://{self.host}:{self.port}/"
+        """The URL the SUT POSTs responses to, e.g. ``http://127.0.0.1:40123/`` (``https`` with TLS)."""
+        return f"{self.scheme}://{self.host}:{self.port}/"
 
     @property
     def pending_count(self) -> int:
@@ -183,16 +200,28 @@ class CallbackListener:
         """Handle one async message (public so other transports, e.g. a queue, can feed the listener)."""
         arrival = time.time() if arrival_ts is None else arrival_ts
         self.counts["received"] += 1
+        bad = check_signature(body, self.trust) if self.trust is not None else ""
         m = _RID.search(body)
         if m is None:
             self.counts["alerts"] += 1
-            self._fire("ALERT", "alert", 0.0, len(body), None)
+            if bad:
+                self.counts["bad_signature"] += 1
+            self._fire("ALERT", "alert", 0.0, len(body), BadResponseSignature(bad) if bad else None)
             if self.records is not None:
-                self.records.write(kind="alert", callback_ts=arrival, outcome="ok")
+                self.records.write(kind="alert", callback_ts=arrival, outcome="error" if bad else "ok", error=bad)
             return
-        rid = m.group(1).decode("ascii", "replace")
         c = _CODE.search(body)
         code = c.group(1).decode("ascii", "replace") if c else ""
+        self.resolve(m.group(1).decode("ascii", "replace"), body, code, arrival_ts=arrival, error=bad)
+
+    def resolve(self, request_id: str, body: bytes = b"", response_code: str = "", *,
+                arrival_ts: float | None = None, error: str = "") -> None:
+        """The async answer to ``request_id`` arrived (``error``: it is a failure for that reason, e.g. a bad
+        signature or a rejected file); the outcome follows the module docstring's rules."""
+        arrival = time.time() if arrival_ts is None else arrival_ts
+        rid, code = request_id, response_code
+        if error.startswith(BAD_SIGNATURE):
+            self.counts["bad_signature"] += 1
         p = self._pending.pop(rid, None)
         if p is None:
             late = self._expired.pop(rid, None)
@@ -205,7 +234,11 @@ class CallbackListener:
             self._fire("CALLBACK", "unknown RequestID", 0.0, len(body), UnknownRequestId(rid))
             return
         trt_ms = (arrival - p.intended_ts) * 1000
-        if trt_ms > self.late_after_s * 1000:
+        exc: Exception | None
+        if error:
+            outcome, exc = "error", (BadResponseSignature(error) if error.startswith(BAD_SIGNATURE)
+                                     else Exception(error))
+        elif trt_ms > self.late_after_s * 1000:
             outcome, exc = "late", LateResponse(f"TRT {trt_ms / 1000:.1f} s > {self.late_after_s:g} s")
         elif code.startswith("E"):
             outcome, exc = "error", Exception(f"response code {code}")

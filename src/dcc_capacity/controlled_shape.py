@@ -41,14 +41,14 @@ from typing import Any
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
+from .operator_log import ACTIONS_FILE, load_operator_actions, stress_section
 from .shapes import Rates, RateShape, _percentile
 
-__all__ = ["ACTIONS_FILE", "RATES_MESSAGE", "STOP_CRITERIA", "ControlledShape", "StepRecord", "attach",
+__all__ = ["ACTIONS_FILE", "RATES_MESSAGE", "STOP_CRITERIA", "ControlledShape", "StepRecord", "attach", "controlled_of",
            "load_operator_actions", "stress_section"]
 
 log = logging.getLogger(__name__)
 
-ACTIONS_FILE = "operator_actions.jsonl"
 RATES_MESSAGE = "dcc_shape_rates"
 STOP_CRITERIA = ("error_rate", "p95", "ceiling")
 
@@ -355,38 +355,22 @@ class ControlledShape(RateShape):
                 "operator_actions": self.actions}
 
 
-def load_operator_actions(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The run's operator actions, in order, for run.json's ``operator_actions`` ([] when there are none).
-
-    A line cut short by a killed process is skipped: the file is written one
-    whole line per action, so only the last one can be partial.
-    """
-    path = Path(run_dir) / ACTIONS_FILE
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and {"time", "who", "action"} <= row.keys():
-            out.append(row)
-    return out
+def controlled_of(shape: Any, build: bool = True) -> ControlledShape | None:
+    """The ControlledShape a locustfile's shape is, or wraps (``DccShape.controlled``: a ``--dcc-interactive``
+    stress test); None when nothing is there to steer. ``build=False`` never makes a wrapper build its shape
+    (at Locust's init its options may not be set yet)."""
+    if isinstance(shape, ControlledShape):
+        return shape
+    if build and shape is not None and hasattr(type(shape), "controlled"):
+        inner = shape.controlled
+        return inner if isinstance(inner, ControlledShape) else None
+    return None
 
 
-def stress_section(result: dict[str, Any]) -> dict[str, Any]:
-    """run.json's ``stress`` object from :meth:`ControlledShape.result` (shape.json): steps and the knee."""
-    steps = [{"step": s["step"], "target_rate": s["total_rate"], "start_s": s["started_t"], "end_s": s["ended_t"],
-              "requests": s["requests"], "failures": s["failures"], "p95_ms": s["p95_ms"], "passed": s["passed"]}
-             for s in result.get("steps") or []]
-    return {"steps": steps, "knee": result.get("knee_rate")}
-
-
-def attach(environment: Any) -> ControlledShape | None:
+def attach(environment: Any, build: bool = True) -> ControlledShape | None:
     """Hook the environment's ControlledShape (if any) to its runner: workers listen for the master's rates."""
-    shape = environment.shape_class
-    if not isinstance(shape, ControlledShape):
+    shape = controlled_of(environment.shape_class, build)
+    if shape is None:
         return None
     if getattr(shape, "_attached", False):
         return shape
@@ -402,4 +386,4 @@ def attach(environment: Any) -> ControlledShape | None:
 
 @events.init.add_listener
 def _on_init(environment: Any, **_: Any) -> None:
-    attach(environment)
+    attach(environment, build=False)  # a wrapping shape (DccShape) is attached by its locustfile once configured

@@ -25,6 +25,11 @@ Rates: the target (SRV/s) comes from the running shape's
 ``rate``; it is divided by ``srvs_per_arrival`` (journey length) to get
 arrivals/s and shared among all scheduler users of the class (see
 :mod:`dcc_capacity.runcontext` for the distributed rule).
+
+Transport: each step goes out through the class's target adapter
+(``--adapter``, default DUIS over HTTP(S); :mod:`dcc_capacity.adapters`,
+docs/adapters.md), so the same journeys can drive an SFTP intake or an SP's
+internal interface.
 """
 
 from __future__ import annotations
@@ -39,11 +44,12 @@ from typing import Any, ClassVar
 
 import gevent
 from gevent.pool import Pool
-from geventhttpclient import HTTPClient
 from locust import User, constant, task
 from locust.runners import WorkerRunner
 from locust.user.users import LOCUST_STATE_STOPPING
 
+from .adapters import AdapterSettings, TargetAdapter, make_adapter
+from .adapters import options as _adapter_options  # noqa: F401 - registers --adapter, --tls-*, --response-cert
 from .runcontext import RunContext, context_for
 
 __all__ = ["ClientSaturated", "OpenModelUser", "Step", "StepResult"]
@@ -114,6 +120,9 @@ class OpenModelUser(User):
     network_timeout: ClassVar[float] = 60.0
     throttle_codes: ClassVar[frozenset[int]] = frozenset({429})
     """HTTP statuses of the sync answer that mean 'throttled' rather than 'error'."""
+    target_adapter: ClassVar[str | None] = None
+    """Adapter of this class (a built-in name or ``module:Class``); None: the ``--adapter`` option (default
+    ``duis-http``). See :mod:`dcc_capacity.adapters`."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -125,7 +134,7 @@ class OpenModelUser(User):
             self.ctx.on_test_start()
         self.pool = Pool(size=self.max_in_flight)
         self.ctx.pools.add(self.pool)
-        self.http: HTTPClient | None = None
+        self.adapter: TargetAdapter | None = None
         self._rng = random.Random(self.seed)
 
     # -- the hooks a subclass implements / may override ------------------------------
@@ -153,9 +162,12 @@ class OpenModelUser(User):
     def on_start(self) -> None:
         if not self.host:
             raise ValueError(f"{type(self).__name__}: no host; set the host attribute or use --host")
-        self.http = HTTPClient.from_url(self.host, concurrency=self.max_in_flight,
-                                        connection_timeout=self.connection_timeout,
-                                        network_timeout=self.network_timeout)
+        opts = self.environment.parsed_options
+        name = self.target_adapter or getattr(opts, "adapter", None)
+        settings = AdapterSettings(self.host, opts, concurrency=self.max_in_flight,
+                                   connection_timeout=self.connection_timeout, network_timeout=self.network_timeout,
+                                   listener=lambda: self.ctx.callbacks)
+        self.adapter = make_adapter(name, settings)
 
     def on_stop(self) -> None:
         # In-flight arrivals keep running in self.pool; the run context drains them at test stop.
@@ -251,10 +263,7 @@ class OpenModelUser(User):
         sent = time.time()
         status, body, err = 0, b"", ""
         try:
-            assert self.http is not None
-            resp = self.http.request(step.method, step.path, body=step.body, headers=dict(step.headers or {}))
-            body = resp.read()
-            status = resp.status_code
+            status, body = self.adapter.send(step)  # type: ignore[union-attr]
         except Exception as e:  # connection refused, reset, timeout: an error outcome, still timed
             err = f"{type(e).__name__}: {e}"
         ack_ts = time.time()

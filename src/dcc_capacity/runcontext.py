@@ -40,9 +40,13 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from .callbacks import CallbackListener
 from .records import RecordWriter
+from .response_check import response_trust
+from .tls import ServerTls
 
 if TYPE_CHECKING:
     from locust.env import Environment
+
+    from .duis.verify import TrustStore
 
 __all__ = ["MeasureConfig", "RunContext", "context_for", "install"]
 
@@ -68,6 +72,10 @@ class MeasureConfig:
     """At test stop, wait this long for in-flight requests before closing the books."""
     listen: bool = True
     """Run a callback listener in this process."""
+    callback_tls: ServerTls | None = None
+    """Serve the callback listener over HTTPS (``--callback-tls-*``); with a client CA, mutual TLS."""
+    response_certs: tuple[str, ...] = ()
+    """The DCC's signing certificates (``--response-cert``): when set, every response and alert is verified."""
 
     @classmethod
     def from_options(cls, opts: Any) -> MeasureConfig:
@@ -76,9 +84,13 @@ class MeasureConfig:
             return default if v in (None, "") else v
 
         run_dir = get("run_dir", None)
+        cert = get("callback_tls_cert", None)
+        tls = ServerTls(cert, get("callback_tls_key", None), get("callback_tls_client_ca", None),
+                        get("tls_key_password_env", None), option="--callback-tls-cert") if cert else None
         return cls(run_dir=Path(run_dir) if run_dir else None, callback_host=get("callback_host", "127.0.0.1"),
                    callback_port=int(get("callback_port", 0)), trt_late_s=float(get("trt_late", 30.0)),
-                   trt_missing_s=float(get("trt_missing", 120.0)), drain_s=float(get("drain", 5.0)))
+                   trt_missing_s=float(get("trt_missing", 120.0)), drain_s=float(get("drain", 5.0)),
+                   callback_tls=tls, response_certs=tuple(get("response_cert", None) or ()))
 
 
 class RunContext:
@@ -90,6 +102,8 @@ class RunContext:
         self.config = config or MeasureConfig()
         self.records: RecordWriter | None = None
         self.callbacks: CallbackListener | None = None
+        self.response_trust: TrustStore | None = None
+        """The DCC signing certificates responses are checked against (None: no checking)."""
         self.t0: float | None = None
         self.offered: Counter[str] = Counter()
         """Requests scheduled per user class (sent or dropped)."""
@@ -142,10 +156,18 @@ class RunContext:
             self.records = RecordWriter(cfg.run_dir)
         elif cfg.run_dir is None:
             log.warning("no --run-dir: request records are not written (Locust stats only)")
+        if self.response_trust is None:
+            self.response_trust = response_trust(cfg.response_certs)
         if self.callbacks is None and cfg.listen:
+            ssl_context = None
+            if cfg.callback_tls is not None:
+                from gevent import ssl as gevent_ssl
+
+                ssl_context = cfg.callback_tls.context(gevent_ssl.SSLContext)
             self.callbacks = CallbackListener(self.environment, host=cfg.callback_host, port=cfg.callback_port,
                                               late_after_s=cfg.trt_late_s, missing_after_s=cfg.trt_missing_s,
-                                              records=self.records).start()
+                                              records=self.records, ssl_context=ssl_context,
+                                              trust=self.response_trust).start()
             log.info("callback listener on %s", self.callbacks.url)
 
     def on_test_stop(self, **_: Any) -> None:

@@ -62,8 +62,17 @@ def add_parser(subparsers: Any, help_text: str) -> argparse.ArgumentParser:
                    help="outage window (repeatable): requests queue, then the backlog drains")
     f.add_argument("--migration-fallout", metavar="SHARE", type=_share,
                    help="share of migrated devices failing (CP); resubmission succeeds")
+    f.add_argument("--tamper-responses", metavar="SHARE", type=_share,
+                   help="share of signed answers changed after signing (clients checking signatures refuse them)")
     f.add_argument("--no-ppmid-join-limit", action="store_true",
                    help="accept SR 8.11 with JoinTimePeriod > 255 s (the fixed behaviour)")
+    t = p.add_argument_group("TLS (see docs/emulator.md)")
+    t.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (chain) ...")
+    t.add_argument("--tls-key", metavar="PEM", help="... and this private key")
+    t.add_argument("--tls-client-ca", metavar="PEM", help="require client certificates issued by this CA (mutual TLS)")
+    t.add_argument("--callback-client-cert", metavar="PEM", help="client certificate for https callback deliveries")
+    t.add_argument("--callback-client-key", metavar="PEM", help="its private key")
+    t.add_argument("--callback-ca", metavar="PEM", help="CA bundle the callback listener's certificate is checked with")
     p.add_argument("--sftp-port", type=int, help="CP: SFTP port (default 0 = free port)")
     p.add_argument("--cp-root", metavar="DIR", help="CP: folder served over SFTP")
     p.add_argument("--ready-file", metavar="FILE", help=argparse.SUPPRESS)
@@ -119,6 +128,15 @@ def _overrides(a: argparse.Namespace) -> dict[str, Any]:
         put("faults.migration_fallout.share", a.migration_fallout)
     if a.no_ppmid_join_limit:
         put("faults.ppmid_join.enabled", False)
+    if a.tamper_responses is not None:
+        put("faults.tamper_responses.enabled", True)
+        put("faults.tamper_responses.share", a.tamper_responses)
+    put("tls.cert", a.tls_cert)
+    put("tls.key", a.tls_key)
+    put("tls.client_ca", a.tls_client_ca)
+    put("callback_tls.client_cert", a.callback_client_cert)
+    put("callback_tls.client_key", a.callback_client_key)
+    put("callback_tls.ca", a.callback_ca)
     put("cp.sftp_port", a.sftp_port)
     put("cp.root", a.cp_root)
     return o
@@ -137,4 +155,9 @@ def run(args: argparse.Namespace) -> int:
         from ..pki import load_certificate
 
         load_certificate(path)
+    from ..emulator.app import callback_tls
+    from ..emulator.server import server_tls
+
+    server_tls(cfg)  # fail fast (exit 2) on a bad certificate or key
+    callback_tls(cfg)
     return serve(cfg, ready_file=args.ready_file)

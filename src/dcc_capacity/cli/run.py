@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
                     step_s=parse_duration(args.step_duration, "--step-duration"), start_factor=args.start_factor,
                     max_factor=args.max_factor, max_error_rate=args.max_error_rate,
                     max_p95_ms=args.max_p95_ms if args.max_p95_ms > 0 else None, spike_factor=args.spike_factor,
-                    burst_factor=args.burst_factor, client_hold=args.client_hold)
+                    burst_factor=args.burst_factor, client_hold=args.client_hold,
+                    interactive=args.web and args.test == "stress")
     opts = RunOptions(spec=spec, out=args.out, host=args.host, workers=args.workers, web=args.web,
                       web_port=args.web_port, baseline=args.baseline, nfr=args.nfr, seed=args.seed,
                       fleet_size=args.fleet_size, emulator_tps=args.emulator_tps, retries=args.retries,

@@ -242,8 +242,10 @@ class _Conn(asyncio.Protocol):
 class LeanServer:
     """Serves ``app.route`` on already-bound sockets until ``should_exit`` (or SIGINT/SIGTERM)."""
 
-    def __init__(self, app: Any, *, max_body: int, log_level: str = "warning") -> None:
+    def __init__(self, app: Any, *, max_body: int, log_level: str = "warning", ssl_context: Any = None) -> None:
         self.app = app
+        self.ssl_context = ssl_context
+        """An ``ssl.SSLContext``: serve HTTPS (the plain path is untouched when None)."""
         self.router: Router = app.route
         self.max_body = max_body
         self.conns: set[_Conn] = set()
@@ -272,7 +274,8 @@ class LeanServer:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._exit)
         await self.app.startup()
-        servers = [await loop.create_server(lambda: _Conn(self), sock=s, backlog=2048) for s in sockets]
+        servers = [await loop.create_server(lambda: _Conn(self), sock=s, backlog=2048, ssl=self.ssl_context)
+                   for s in sockets]
         # Everything alive now (config, PKI, catalogue, libraries) lives as long as the server: keep it out of
         # the collector's generations so full collections only walk per-request garbage (own process only).
         if signals:

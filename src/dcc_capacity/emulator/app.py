@@ -43,16 +43,27 @@ from ._http import Reply
 from .capacity import FairShare, QueueFull, ServiceSampler, WorkerPool
 from .config import SRV_CLASSES, EmulatorConfig
 from .delivery import CallbackSender, Delivery
-from .faults import Faults
+from .faults import Faults, tamper
 from .gateway import SECMP0192_VARIANTS, Accepted, Gateway, Rejected
 from .metrics import Metrics
 
-__all__ = ["EmulatorApp", "build_trust"]
+__all__ = ["EmulatorApp", "build_trust", "callback_tls"]
 
 log = logging.getLogger("dcc_capacity.emulator")
 _SR = "{" + NS_SR + "}"
 _CT_XML = b"application/xml"
 _DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+def callback_tls(cfg: EmulatorConfig) -> Any:
+    """The client ``ssl.SSLContext`` for https callbacks (its client certificate, the CA it trusts), or None."""
+    c = cfg.callback_tls
+    if not (c.client_cert or c.ca or not c.verify):
+        return None
+    from ..tls import ClientTls
+
+    return ClientTls(cert=c.client_cert, key=c.client_key, password_env=c.key_password_env, ca=c.ca,
+                     verify=c.verify).context()
 
 
 def build_trust(cfg: EmulatorConfig, pki: TestPKI) -> TrustStore:
@@ -87,7 +98,7 @@ class EmulatorApp:
         self.service = {c: ServiceSampler(cap.service_time[c], self.rng) for c in cap.service_time}
         self.delay = {c: ServiceSampler(cap.device_delay[c], self.rng) for c in cap.device_delay}
         self.sender = CallbackSender(concurrency=cfg.callback_concurrency, timeout_s=cfg.callback_timeout_s,
-                                     on_result=self._delivered, gate=self._gate)
+                                     on_result=self._delivered, gate=self._gate, ssl_context=callback_tls(cfg))
         self.metrics = Metrics()
         self.in_flight = 0
         self._routes = {path: svc for svc, path in cfg.paths.items()}
@@ -336,8 +347,9 @@ class EmulatorApp:
         self.metrics.inc(req.srv_class, "responded")
         self.metrics.inc(req.srv_class, "completed")
         self.metrics.code(code)
-        return build_response(signer=self.signer, response_code=code, srv=req.srv.reference,
-                              srv_variant=req.srv.variant, request_id=req.request_id, payload=payload)
+        return self._tamper(build_response(signer=self.signer, response_code=code, srv=req.srv.reference,
+                                           srv_variant=req.srv.variant, request_id=req.request_id, payload=payload),
+                            req.srv_class)
 
     def _gbcs(self, req: Accepted) -> bytes:
         return b"\xdd\x00" + (req.counter & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big") + self.rng.randbytes(22)
@@ -354,8 +366,16 @@ class EmulatorApp:
         final = None if self.faults.drop_response_code() else code
         self.metrics.code(final)
         payload = payload_gbcs(self._gbcs(req)) if code == C.I0 else ""
-        return build_response(signer=self.signer, response_code=final, srv=req.srv.reference,
-                              srv_variant=req.srv.variant, request_id=req.request_id, payload=payload)
+        return self._tamper(build_response(signer=self.signer, response_code=final, srv=req.srv.reference,
+                                           srv_variant=req.srv.variant, request_id=req.request_id, payload=payload),
+                            req.srv_class)
+
+    def _tamper(self, signed: bytes, srv_class: str) -> bytes:
+        """The tamper_responses fault: change a share of signed answers after signing (counted as ``tampered``)."""
+        if not self.faults.tamper():
+            return signed
+        self.metrics.inc(srv_class, "tampered")
+        return tamper(signed)
 
     def _later(self, delay: float, item: Delivery) -> None:
         assert self._loop is not None
@@ -384,8 +404,8 @@ class EmulatorApp:
         def build() -> bytes:
             alert = s1sp_alert(self.signer, code=C.S1SP_ALERT_CV9, request_id=req.request_id, device_id=device,
                                info=f"SRV {variant} is not applicable to Command Variant 9", schedule_id=schedule_id)
-            return build_dcc_alert(signer=self.signer, response_id=response_id_for(req.request_id),
-                                   dcc_alert_code=C.DCC_ALERT_S1SP, alert=alert)
+            return self._tamper(build_dcc_alert(signer=self.signer, response_id=response_id_for(req.request_id),
+                                                dcc_alert_code=C.DCC_ALERT_S1SP, alert=alert), "alert")
 
         self.metrics.inc("alert", "alerts")
         self._later(self.delay["device"].sample(), Delivery(url, build, "alert", kind="alert"))
@@ -424,5 +444,5 @@ class EmulatorApp:
         code = self.rng.choice(self.cfg.alerts.codes)
         gbcs = self.rng.randbytes(24)
         self.metrics.inc("alert", "alerts")
-        self.sender.put(Delivery(url, lambda: build_device_alert(signer=self.signer, response_id=rid,
-                                                                 alert_code=code, gbcs=gbcs), "alert", "alert"))
+        self.sender.put(Delivery(url, lambda: self._tamper(build_device_alert(
+            signer=self.signer, response_id=rid, alert_code=code, gbcs=gbcs), "alert"), "alert", "alert"))

@@ -22,10 +22,12 @@ __all__ = [
     "AlertsConfig",
     "CapacityConfig",
     "CPConfig",
+    "CallbackTlsConfig",
     "EmulatorConfig",
     "FaultsConfig",
     "ServiceTime",
     "ThrottleConfig",
+    "TlsConfig",
     "UserConfig",
     "load_config",
 ]
@@ -139,6 +141,9 @@ class FallbackConfig(_Model):
 
 
 class FaultsConfig(_Model):
+    tamper_responses: ShareConfig = Field(default_factory=lambda: ShareConfig(share=0.05))
+    """A share of signed answers (async responses, alerts, CV 2/4/6/8 answers; not I99 acks or rejections) is
+    changed after signing, as a man in the middle would: checking signatures (``--response-cert``) must catch it."""
     error_bursts: ErrorBurstConfig = Field(default_factory=ErrorBurstConfig)
     missing_response_code: ShareConfig = Field(default_factory=ShareConfig)
     outage: OutageConfig = Field(default_factory=OutageConfig)
@@ -192,6 +197,26 @@ class CPConfig(_Model):
     password: str = "cp"
 
 
+class TlsConfig(_Model):
+    """HTTPS for the emulator's own endpoints; with ``client_ca``, every client must present a certificate."""
+
+    cert: str | None = None
+    key: str | None = None
+    client_ca: str | None = None
+    key_password_env: str | None = None
+    """Environment variable holding the key's password (never the password itself)."""
+
+
+class CallbackTlsConfig(_Model):
+    """How the emulator calls back over https: its client certificate and the CA it trusts."""
+
+    client_cert: str | None = None
+    client_key: str | None = None
+    ca: str | None = None
+    verify: bool = True
+    key_password_env: str | None = None
+
+
 class EmulatorConfig(_Model):
     """Everything the embedded SUT needs; defaults in docs/emulator.md."""
 
@@ -217,6 +242,8 @@ class EmulatorConfig(_Model):
     secmp0192: Secmp0192Config = Field(default_factory=Secmp0192Config)
     devices: DevicesConfig = Field(default_factory=DevicesConfig)
     cp: CPConfig = Field(default_factory=CPConfig)
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+    callback_tls: CallbackTlsConfig = Field(default_factory=CallbackTlsConfig)
     seed: int = 20191113
     fleet_seed: int | None = None
     """With ``fleet_size``: the project's :class:`~dcc_capacity.fleet.Fleet` classifies devices no registry,
@@ -246,6 +273,14 @@ class EmulatorConfig(_Model):
     @classmethod
     def _users(cls, v: dict[str, UserConfig]) -> dict[str, UserConfig]:
         return {k.upper(): u for k, u in v.items()}
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> EmulatorConfig:
+        if (self.tls.key or self.tls.client_ca) and not self.tls.cert:
+            raise ValueError("tls.key and tls.client_ca need tls.cert")
+        if self.callback_tls.client_key and not self.callback_tls.client_cert:
+            raise ValueError("callback_tls.client_key needs callback_tls.client_cert")
+        return self
 
     @model_validator(mode="after")
     def _fleet_pair(self) -> EmulatorConfig:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable
@@ -54,20 +55,21 @@ class _Msg:
 
 
 @lru_cache(maxsize=1024)
-def _target(url: str) -> tuple[tuple[str, int], bytes]:
-    """(host, port) and the request head up to the Content-Length value, once per callback URL."""
+def _target(url: str) -> tuple[tuple[str, int, bool], bytes]:
+    """(host, port, tls) and the request head up to the Content-Length value, once per callback URL."""
     parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"not an http:// URL: {url}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s):// URL: {url}")
+    tls = parts.scheme == "https"
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     head = f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/xml\r\nContent-Length: "
-    return (parts.hostname, parts.port or 80), head.encode("latin-1")
+    return (parts.hostname, parts.port or (443 if tls else 80), tls), head.encode("latin-1")
 
 
 class _Conn(asyncio.Protocol):
     """One keep-alive connection to a callback host; answers come back in the order messages were sent."""
 
-    def __init__(self, sender: CallbackSender, key: tuple[str, int]) -> None:
+    def __init__(self, sender: CallbackSender, key: tuple[str, int, bool]) -> None:
         self.sender = sender
         self.key = key
         self.transport: asyncio.Transport | None = None
@@ -140,20 +142,23 @@ class CallbackSender:
 
     def __init__(self, *, concurrency: int = 32, timeout_s: float = 10.0, queue_limit: int = 200_000,
                  on_result: Callable[[Delivery, bool], None] | None = None,
-                 gate: Callable[[], asyncio.Future | None] | None = None, batch: int = 256) -> None:
+                 gate: Callable[[], asyncio.Future | None] | None = None, batch: int = 256,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.concurrency = concurrency
+        self.ssl_context = ssl_context
+        """Client context for https:// callback URLs (default: system CAs, no client certificate)."""
         self.timeout_s = timeout_s
         self.queue_limit = queue_limit
         self._on_result = on_result
         self._gate = gate
         self.batch = batch
         self._pending: deque[_Msg] = deque()
-        self._conns: dict[tuple[str, int], list[_Conn]] = {}
+        self._conns: dict[tuple[str, int, bool], list[_Conn]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False
         self._gated = False
         self._watch: asyncio.Task[None] | None = None
-        self._single: set[tuple[str, int]] = set()   # hosts that close after every answer: one message a connection
+        self._single: set[tuple[str, int, bool]] = set()   # hosts closing after every answer: one message each
         self.dropped = 0
 
     @property
@@ -209,7 +214,7 @@ class CallbackSender:
 
                 waiter.add_done_callback(reopen)
                 return
-        groups: dict[tuple[str, int], list[_Msg]] = {}
+        groups: dict[tuple[str, int, bool], list[_Msg]] = {}
         for _ in range(min(self.batch, len(self._pending))):
             msg = self._pending.popleft()
             if msg.data is None:
@@ -238,14 +243,14 @@ class CallbackSender:
         if self._pending and not blocked:
             self._schedule()            # the rest next iteration, so requests are served in between
 
-    def _conn_for(self, key: tuple[str, int]) -> _Conn:
+    def _conn_for(self, key: tuple[str, int, bool]) -> _Conn:
         conns = self._conns.setdefault(key, [])
         best = min(conns, key=lambda c: len(c.sent), default=None)
         if best is not None and (len(best.sent) < _WINDOW or len(conns) >= self.concurrency):
             return best
         return self._new_conn(key)
 
-    def _new_conn(self, key: tuple[str, int]) -> _Conn:
+    def _new_conn(self, key: tuple[str, int, bool]) -> _Conn:
         conn = _Conn(self, key)
         self._conns.setdefault(key, []).append(conn)
         assert self._loop is not None
@@ -254,10 +259,16 @@ class CallbackSender:
 
     async def _open(self, conn: _Conn) -> None:
         assert self._loop is not None
+        host, port, tls = conn.key
+        extra = {}
+        if tls:
+            if self.ssl_context is None:
+                self.ssl_context = ssl.create_default_context()
+            extra = {"ssl": self.ssl_context, "server_hostname": host}
         try:
-            await asyncio.wait_for(self._loop.create_connection(lambda: conn, *conn.key), self.timeout_s)
+            await asyncio.wait_for(self._loop.create_connection(lambda: conn, host, port, **extra), self.timeout_s)
         except (OSError, asyncio.TimeoutError) as exc:
-            log.debug("callback connection to %s:%s failed: %s", *conn.key, exc)
+            log.debug("callback connection to %s:%s failed: %s", host, port, exc)
             conn.abort()
 
     def _lost(self, conn: _Conn) -> None:

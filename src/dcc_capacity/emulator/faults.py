@@ -4,7 +4,9 @@
 * error bursts - periodic windows where a share of device requests fail (E20);
 * missing response codes - a share of async responses leave ResponseCode out;
 * SR 8.11 with a PPMID JoinTimePeriod over 255 s rejected (SMETS1, issue 91342);
-* migration fallout - a share of migrated devices fail; resubmitting them succeeds (CP).
+* migration fallout - a share of migrated devices fail; resubmitting them succeeds (CP);
+* tampered responses - a share of signed answers is changed after signing (a man in the middle), which
+  a client checking the DCC's signatures must refuse.
 
 Decisions are drawn from one seeded RNG so a run is reproducible.
 """
@@ -13,10 +15,29 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 
 from .config import FaultsConfig
 
-__all__ = ["Faults"]
+__all__ = ["Faults", "tamper"]
+
+_STAMP = re.compile(rb"DateTime(?:Stamp)?>[^<]*?(\d)[^<\d]*<")
+_SIGVAL = b"<ds:SignatureValue>"
+
+
+def tamper(signed: bytes) -> bytes:
+    """``signed`` changed after signing: the last digit of its first timestamp (so the digest no longer matches),
+    or, without a timestamp, the first character of the signature value. RequestID and ResponseCode are kept,
+    so the client can still correlate the answer and must judge it by its signature alone."""
+    m = _STAMP.search(signed)
+    if m is not None:
+        i = m.start(1)
+        return signed[:i] + b"%d" % ((signed[i] - 47) % 10) + signed[i + 1:]
+    i = signed.find(_SIGVAL)
+    if i < 0:
+        return signed + b" "  # unsigned: nothing a signature could catch, keep the byte count honest
+    i += len(_SIGVAL)
+    return signed[:i] + (b"B" if signed[i:i + 1] == b"A" else b"A") + signed[i + 1:]
 
 
 class Faults:
@@ -40,6 +61,10 @@ class Faults:
         if not b.enabled or (t % b.every_s) >= b.duration_s:
             return None
         return b.code if self._rng.random() < b.share else None
+
+    def tamper(self) -> bool:
+        t = self.cfg.tamper_responses
+        return t.enabled and self._rng.random() < t.share
 
     def drop_response_code(self) -> bool:
         m = self.cfg.missing_response_code

@@ -16,7 +16,7 @@ import psutil
 __all__ = ["COUNTERS", "Metrics"]
 
 COUNTERS = ("received", "acked", "responded", "completed", "rejected", "throttled", "queue_full",
-            "async_errors", "callbacks_ok", "callbacks_failed", "alerts")
+            "async_errors", "callbacks_ok", "callbacks_failed", "alerts", "tampered")
 """Per-SRV-class counters (``critical``, ``device``, ``non_device``, ``unknown``, ``alert``)."""
 
 

@@ -47,7 +47,21 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _server(app: EmulatorApp, cfg: EmulatorConfig) -> LeanServer:
-    return LeanServer(app, max_body=cfg.max_body_bytes, log_level=cfg.log_level)
+    return LeanServer(app, max_body=cfg.max_body_bytes, log_level=cfg.log_level, ssl_context=server_tls(cfg))
+
+
+def server_tls(cfg: EmulatorConfig) -> Any:
+    """The emulator's server ``ssl.SSLContext`` from ``cfg.tls`` (None: plain HTTP)."""
+    if not cfg.tls.cert:
+        return None
+    from ..tls import ServerTls
+
+    return ServerTls(cfg.tls.cert, cfg.tls.key, cfg.tls.client_ca, cfg.tls.key_password_env,
+                     option="tls.cert").context()
+
+
+def _scheme(cfg: EmulatorConfig) -> str:
+    return "https" if cfg.tls.cert else "http"
 
 
 @dataclass
@@ -70,8 +84,10 @@ class EmulatorHandle:
         """Full URL of service ``S``, ``T`` or ``D``."""
         return self.url + self.config.paths[service]
 
-    def metrics(self, timeout: float = 5.0) -> dict[str, Any]:
-        with urllib.request.urlopen(self.url + "/metrics.json", timeout=timeout) as resp:  # noqa: S310 - loopback
+    def metrics(self, timeout: float = 5.0, context: Any = None) -> dict[str, Any]:
+        """``/metrics.json``; over mutual TLS pass an ``ssl.SSLContext`` holding a client certificate."""
+        with urllib.request.urlopen(self.url + "/metrics.json", timeout=timeout,  # noqa: S310 - loopback
+                                    context=context) as resp:
             return json.loads(resp.read())
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -146,7 +162,7 @@ def start_emulator(config: EmulatorConfig | dict | None = None, *,
             server.should_exit = True
             raise RunError(f"the emulator did not start: {errors[0] if errors else 'timeout'}")
         time.sleep(0.01)
-    url = f"http://{cfg.host}:{port}"
+    url = f"{_scheme(cfg)}://{cfg.host}:{port}"
     handle = EmulatorHandle(url=url, host=cfg.host, port=port, config=cfg, mode="thread", app=app,
                             _server=server, _thread=thread)
     if app.cp is not None:
@@ -186,7 +202,7 @@ def serve(cfg: EmulatorConfig, ready_file: str | None = None, announce: bool = T
     port = sock.getsockname()[1]
     app = EmulatorApp(cfg)
     server = _server(app, cfg)
-    url = f"http://{cfg.host}:{port}"
+    url = f"{_scheme(cfg)}://{cfg.host}:{port}"
 
     async def announce_when_started() -> None:
         import asyncio

@@ -24,16 +24,30 @@ from ..nfr import FAILED_OUTCOMES
 from ..records import OUTCOMES
 from .quantiles import COARSE, NBINS, QUANTILES, GroupedQuantiles, bin_index, quantile_from_hist
 
-__all__ = ["DIMENSIONS", "NEEDED_COLUMNS", "Metrics", "Aggregator", "compute_metrics"]
+__all__ = ["DIMENSIONS", "NEEDED_COLUMNS", "Metrics", "Aggregator", "compute_metrics", "failure_reason"]
 
 DIMENSIONS = ("all", "srv", "srv_class", "class", "slot", "step", "srv_slot")
 """Groupings every count and percentile is given for."""
 NEEDED_COLUMNS = ["user_class", "srv_variant", "step", "intended_ts", "ack_ts", "callback_ts", "ack_ms", "trt_ms",
-                  "ack_code", "response_code", "outcome"]
+                  "ack_code", "response_code", "outcome", "error"]
 LATENCIES = ("ack_ms", "trt_ms")
 MAX_BUCKETS = 600
 """At most this many time buckets in the over-time series (they merge when a run outlives its plan)."""
 _OUT = list(OUTCOMES) + ["other"]
+_FAILED_IDX = np.array([_OUT.index(o) for o in FAILED_OUTCOMES], dtype=np.int64)
+MAX_REASONS = 200
+"""Distinct failure reasons kept; the rest are counted as ``other`` (error texts are not a bounded set)."""
+
+
+def failure_reason(error: str, outcome: str) -> str:
+    """The reason a failure is counted under: the error text up to its second ``:`` (``bad response
+    signature: digest mismatch``, ``HTTP 429 E47``, ``ConnectionRefusedError: [Errno 111] ...``), else the
+    outcome. Long tails (exception details, timings) stay in the records."""
+    text = (error or "").strip()
+    if not text:
+        return outcome
+    head = ":".join(text.split(":", 2)[:2]).strip()
+    return head[:120]
 
 
 @dataclass
@@ -54,6 +68,8 @@ class Metrics:
     """t_s, {ack,trt}_{p50,p95,p99}: histogram estimates (bin centre, within about 2.2 %) per bucket."""
     step_span: pd.DataFrame = field(default_factory=pd.DataFrame)
     """step -> first/last intended_ts, to turn step counts into rates."""
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+    """Failed requests by reason (see :func:`failure_reason`), most frequent first."""
 
     def overall(self) -> dict[str, Any]:
         return self.groups["all"].iloc[0].to_dict() if len(self.groups["all"]) else {}
@@ -104,6 +120,7 @@ class Aggregator:
         self.requests = 0
         self.step_min: dict[Any, float] = {}
         self.step_max: dict[Any, float] = {}
+        self.reasons: dict[str, int] = {}
 
     # ----- per-batch grouping -------------------------------------------------------------
     def _labels(self, batch: pd.DataFrame, dim: str) -> tuple[np.ndarray, list[Any]]:
@@ -157,8 +174,23 @@ class Aggregator:
             for m in LATENCIES:
                 self.lat[(m, dim)].add(g, values[m], bins[m])
         self._add_codes(batch)
+        self._add_reasons(batch, outcome)
         self._add_time(batch, codes["class"], outcome)
         self._add_steps(batch)
+
+    def _add_reasons(self, batch: pd.DataFrame, outcome: np.ndarray) -> None:
+        """Count failed rows by reason: one value_counts over the (few) failed rows, reasons per distinct text."""
+        failed = np.isin(outcome, _FAILED_IDX)
+        if not failed.any():
+            return
+        errors = batch["error"][failed] if "error" in batch.columns else pd.Series([""] * int(failed.sum()))
+        outcomes = pd.Series(np.asarray(_OUT, dtype=object)[outcome[failed]], index=errors.index)
+        for (text, out), n in pd.DataFrame({"e": errors.fillna("").astype(str), "o": outcomes}).value_counts(
+                sort=False).items():
+            reason = failure_reason(text, out)
+            if reason not in self.reasons and len(self.reasons) >= MAX_REASONS:
+                reason = "other"
+            self.reasons[reason] = self.reasons.get(reason, 0) + int(n)
 
     def _add_codes(self, batch: pd.DataFrame) -> None:
         parts = [_factorize(batch[c]) for c in ("outcome", "ack_code", "response_code")]
@@ -277,7 +309,8 @@ class Aggregator:
                 lt[f"{m.split('_')[0]}_{q}"] = [quantile_from_hist(row, QUANTILES[q], COARSE) for row in h]
         steps = pd.DataFrame({"first_ts": pd.Series(self.step_min), "last_ts": pd.Series(self.step_max)})
         return Metrics(requests=self.requests, first_ts=self.first_ts, last_ts=self.last_ts, bucket_s=bucket,
-                       groups=groups, codes=codes, rates=rates, latency_time=pd.DataFrame(lt), step_span=steps)
+                       groups=groups, codes=codes, rates=rates, latency_time=pd.DataFrame(lt), step_span=steps,
+                       failure_reasons=dict(sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0]))))
 
 
 def compute_metrics(batches: Callable[[], Iterator[pd.DataFrame]], start_epoch: float, run_slot: str | None,

@@ -80,6 +80,7 @@ def summary(run: dict[str, Any], metrics: Metrics, trace: Traceability, duration
         "status": run["status"], "complete": not incomplete,
         "failure_rate": overall.get("failures", 0) / req if req else None,
         "outcomes": {k: int(overall.get(k, 0)) for k in OUTCOMES},
+        "failure_reasons": dict(getattr(metrics, "failure_reasons", {}) or {}),
         "alerts": alerts,
         "by_class": {str(k): _group(r, duration_s) for k, r in groups["class"].to_dict("index").items()},
         "by_slot": {str(k): _group(r, duration_s) for k, r in groups["slot"].to_dict("index").items()},

@@ -7,6 +7,7 @@ same way, and the template stays free of arithmetic.
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -45,10 +46,17 @@ def _metric_value(value: Any, metric: str) -> str:
     return _num(value, 1)
 
 
+def _when(value: Any) -> str:
+    """Epoch seconds (as the operator log writes them) as UTC wall time; strings pass through."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return datetime.fromtimestamp(value, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(data_dir("reports"))), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=_num, pct=_pct, signed=_signed, metric_value=_metric_value)
+    env.filters.update(num=_num, pct=_pct, signed=_signed, metric_value=_metric_value, when=_when)
     env.globals["anchor"] = anchor
     return env
 

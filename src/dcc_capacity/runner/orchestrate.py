@@ -34,6 +34,7 @@ from .checks import check_run_numbers
 from .finish import rates_from_records
 from .resilience import WorkerWatch, die_with_parent, lost_workers_failure, write_run_json_early
 from .spec import Resolved, TestSpec, resolve
+from .target import callback_scheme, client_context
 
 __all__ = ["RunOptions", "run_test"]
 
@@ -62,6 +63,8 @@ class RunOptions:
     """Seconds between progress lines; default: every 5 s, or 1/60 of a longer run (about 60 lines at most)."""
     command_line: list[str] = field(default_factory=list)
     extra_locust_args: list[str] = field(default_factory=list)
+    emulator_config: dict[str, Any] = field(default_factory=dict)
+    """Merged over the embedded emulator's generated config (e.g. ``tls``, ``callback_tls``, ``faults``)."""
     log: Any = None
 
 
@@ -126,6 +129,10 @@ def _emulator_config(opts: RunOptions, r: Resolved, callback_url: str, registry:
         cfg["capacity"]["queue_limit"] = max(10, int(tps * 0.2))  # a short queue: overload shows as E48 quickly
     if spec.test == "noisy-neighbour" and opts.emulator_tps is None:
         cfg["capacity"]["tps"] = max(10.0, 1.5 * sum(r.rates.values()))  # the burst exceeds it: SECMP0067 decides
+    if opts.emulator_config:
+        from ..emulator.config import _merge
+
+        cfg = _merge(cfg, opts.emulator_config)
     return cfg
 
 
@@ -134,8 +141,9 @@ class _MetricsPoller(threading.Thread):
 
     COLUMNS = ("ts", "cpu_percent", "rss_bytes", "queue_depth", "in_flight", "throttled", "rejected")
 
-    def __init__(self, url: str, path: Path) -> None:
+    def __init__(self, url: str, path: Path, context: Any = None) -> None:
         super().__init__(daemon=True)
+        self.context = context
         self.url, self.path = url.rstrip("/") + "/metrics.json", path
         self._stop_evt = threading.Event()
         self.failures = 0
@@ -145,7 +153,8 @@ class _MetricsPoller(threading.Thread):
             fh.write(",".join(self.COLUMNS) + "\n")
             while not self._stop_evt.wait(1.0):
                 try:
-                    with urllib.request.urlopen(self.url, timeout=2) as resp:  # noqa: S310 - loopback
+                    with urllib.request.urlopen(self.url, timeout=2,  # noqa: S310 - loopback
+                                                context=self.context) as resp:
                         m = json.loads(resp.read())
                 except Exception:
                     self.failures += 1
@@ -180,6 +189,8 @@ def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
         a.append("--normal")
     if s.client_hold:
         a.append("--client-hold")
+    if s.interactive:
+        a.append("--dcc-interactive")
     # --nfr is not passed on: the live progress line reads nfr.py's schema, the report the catalogue's (one
     # schema after the NFR unification); the progress line uses the shipped defaults meanwhile.
     return a + list(opts.extra_locust_args)
@@ -241,7 +252,8 @@ def run_test(opts: RunOptions) -> int:
 
             fleet = Fleet(seed=opts.seed, size=opts.fleet_size)
             registry = write_device_registry(fleet, fleet_pools(fleet, opts.pool_size), logs / "devices.csv")
-            cfg = _emulator_config(opts, resolved, f"http://127.0.0.1:{callback_port}/", registry)
+            scheme = callback_scheme(opts.extra_locust_args)
+            cfg = _emulator_config(opts, resolved, f"{scheme}://127.0.0.1:{callback_port}/", registry)
             if spec.test == "catchup" and not spec.client_hold:
                 lead = 3.0 if not opts.workers else 5.0  # emulator start -> test start, roughly
                 cfg.setdefault("faults", {})["outage"] = {
@@ -250,7 +262,7 @@ def run_test(opts: RunOptions) -> int:
             (logs / "emulator-config.json").write_text(json.dumps(cfg, indent=2))
             emulator = start_emulator(cfg, mode="subprocess")
             host = emulator.url
-            poller = _MetricsPoller(host, out / "metrics.csv")
+            poller = _MetricsPoller(host, out / "metrics.csv", client_context(opts.extra_locust_args))
             poller.start()
             _say(opts, f"embedded emulator on {host} (capacity {cfg['capacity']['tps']:g} TPS)")
         assert host is not None
@@ -353,6 +365,7 @@ def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.
 
 def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure: str, target: str,
             watch: WorkerWatch | None = None) -> int:
+    from ..operator_log import load_operator_actions, stress_section
     from ..report.build import build_report
 
     out, spec = opts.out, opts.spec
@@ -361,7 +374,9 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     first, last, counts = rates_from_records(out)
     start = first if first is not None else started
     duration = spec.duration_s
-    if spec.test == "stress" and shape and shape.get("steps"):
+    if spec.interactive and shape and shape.get("steps"):
+        duration = max(s["ended_t"] for s in shape["steps"])  # the operator ended it (or --duration did)
+    elif spec.test == "stress" and shape and shape.get("steps"):
         duration = len(shape["steps"]) * spec.step_s
     if failure and last is not None:
         duration = min(duration, max(last - start, 1e-3))
@@ -399,7 +414,9 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
         run["nfr_file"] = {"path": str(opts.nfr), "sha256": _sha256(opts.nfr)}
     if shape is not None:
         run["shape"] = shape
-        if spec.test == "stress":
+        if spec.interactive:
+            run["stress"] = stress_section(shape)
+        elif spec.test == "stress":
             run["stress"] = {"steps": [{"step": s["step"], "target_rate": s["total_rate"], "start_s": s["step"] *
                                         spec.step_s, "end_s": (s["step"] + 1) * spec.step_s, "passed": s["passed"]}
                                        for s in shape.get("steps", [])],
@@ -408,6 +425,9 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
         run["status"], run["lost_workers"] = "incomplete", [w.to_dict() for w in watch.lost]
         run["failure"] = "; ".join(x for x in (failure, lost_workers_failure(watch.lost)) if x)
         _say(opts, f"run INCOMPLETE: {lost_workers_failure(watch.lost)}")
+    actions = load_operator_actions(out)  # who steered the load from the web UI, and when
+    if actions:
+        run["operator_actions"] = actions
     if spec.test == "noisy-neighbour":
         from .finish import shares_by_user
 
@@ -425,7 +445,8 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     _say(opts, f"report: {outcome.html}")
     if spec.test == "stress":
         knee = (shape or {}).get("knee_rate")
-        _say(opts, f"stress knee: {knee:.1f} SRV/s" if knee else "stress knee: none (the first step failed)")
+        none = "not marked (steered from the web UI)" if spec.interactive else "none (the first step failed)"
+        _say(opts, f"stress knee: {knee:.1f} SRV/s" if knee else f"stress knee: {none}")
     for user, share in (run.get("user_shares") or {}).items():
         _say(opts, f"Service User {user}: {share['requests']} requests, {share['throttled']} throttled, "
                    f"{share['achieved_share']:.1%} of all achieved")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..controlled_shape import ControlledShape
 from ..shapes import CatchupShape, LoadShape, RateShape, SoakShape, SpikeShape, StressShape
 from ..volume import SLOTS, VolumePlan
 from .spec import TestSpec, class_rates, resolve, scaled, spec_from_options
@@ -55,6 +56,11 @@ def build_shape(spec: TestSpec) -> Built:
     shape: RateShape
     if spec.test == "load":
         shape = LoadShape(rates=rates, duration_s=d)
+    elif spec.test == "stress" and spec.interactive:
+        shape = ControlledShape(rates=rates, start_factor=spec.start_factor, step_fraction=spec.step_fraction,
+                                hold_s=spec.step_s, max_factor=spec.max_factor, max_error_rate=spec.max_error_rate,
+                                max_p95_ms=spec.max_p95_ms, stop_criterion="p95" if spec.max_p95_ms else "error_rate",
+                                duration_s=d)
     elif spec.test == "stress":
         shape = StressShape(rates=rates, start_factor=spec.start_factor, step_fraction=spec.step_fraction,
                             step_s=spec.step_s, max_factor=spec.max_factor, max_error_rate=spec.max_error_rate,
@@ -91,6 +97,12 @@ class DccShape(RateShape):
         super().__init__(**config)
         self._inner: RateShape | None = None
         self.built: Built | None = None
+
+    @property
+    def controlled(self) -> ControlledShape | None:
+        """The operator-steered shape inside (``--dcc-interactive`` stress), for the web UI's controls."""
+        inner = self.inner
+        return inner if isinstance(inner, ControlledShape) else None
 
     @property
     def inner(self) -> RateShape:
@@ -131,7 +143,7 @@ class DccShape(RateShape):
             end = inner.duration_s if inner.duration_s != float("inf") else 3600.0
             names: set[str] = set()
             t, step = 0.0, max(0.05, min(1.0, end / 500))
-            if isinstance(inner, StressShape):
+            if isinstance(inner, StressShape | ControlledShape):
                 names = {k for k, v in inner.rates.items() if v > 0}
             else:
                 while t < end:

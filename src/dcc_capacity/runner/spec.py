@@ -67,6 +67,9 @@ class TestSpec:
     outage_s: float | None = None
     client_hold: bool = False
     """catchup: the Service Users hold their traffic in the outage and resend it (for a SUT without an outage)."""
+    interactive: bool = False
+    """stress: the operator steers the steps from the web UI's Capacity tab (a ControlledShape) instead of the
+    fixed step ramp; ``--duration`` is then the upper bound and ``step_s`` the automatic ramp's hold time."""
 
     def check(self) -> TestSpec:
         if self.test not in TESTS:
@@ -114,7 +117,7 @@ def spec_from_options(opts: Any) -> TestSpec:
                     start_factor=float(get("stress_start", 1.0)), max_factor=float(get("stress_max", 3.0)),
                     max_error_rate=float(get("stress_max_error_rate", 0.01)), max_p95_ms=p95 if p95 > 0 else None,
                     spike_factor=float(get("spike_factor", 3.0)), burst_factor=float(get("burst_factor", 2.0)),
-                    client_hold=bool(get("client_hold", False)))
+                    client_hold=bool(get("client_hold", False)), interactive=bool(get("dcc_interactive", False)))
 
 
 

@@ -27,6 +27,7 @@ from ..duis.responses import ResponseParseError, parse_response
 from ..errors import InputError
 from ..fleet import Installation
 from ..openmodel import OpenModelUser, Step, StepResult
+from ..response_check import check_signature
 from .kit import Kit, get_kit
 
 __all__ = ["DuisUser", "THROTTLE_CODES", "classify_duis_ack"]
@@ -85,7 +86,14 @@ class DuisUser(OpenModelUser):
         self.kit.extra["registered"] = True
 
     def classify_ack(self, step: Step, status: int, body: bytes) -> tuple[str, str]:
-        return classify_duis_ack(status, body, self.throttle_codes)
+        outcome, why = classify_duis_ack(status, body, self.throttle_codes)
+        trust = self.ctx.response_trust
+        if trust is not None and outcome == "ok" and step.path != self.kit.paths["S"]:
+            # CV 4 (serviceT) and CV 2/6/8 (serviceD) answers carry the outcome itself: the DCC must have signed it.
+            bad = check_signature(body, trust)
+            if bad:
+                return "error", bad
+        return outcome, why
 
     def arrival(self) -> Journey:
         return self.journey()

@@ -17,9 +17,10 @@ import gc
 from typing import Any
 
 from locust import events
-from locust.runners import MasterRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from dcc_capacity import webui  # registers the Capacity tab's Locust options (--ui-*)
+from dcc_capacity.controlled_shape import attach
 from dcc_capacity.duis.mix import BauMix
 from dcc_capacity.nfr import load_nfrs
 from dcc_capacity.runner.shape import DccShape
@@ -56,6 +57,9 @@ def _options(parser: Any, **_: Any) -> None:
     g.add_argument("--stress-start", type=float, default=1.0, help="stress: first step's factor of the peak.")
     g.add_argument("--stress-max", type=float, default=3.0, help="stress: ceiling factor.")
     g.add_argument("--stress-max-error-rate", type=float, default=0.01, help="stress: stop above this error rate.")
+    g.add_argument("--dcc-interactive", action="store_true", default=False,
+                   help="stress: steer the steps from the web UI's Capacity tab (default with the web UI on one "
+                        "process; give it to master and workers when distributed).")
     g.add_argument("--stress-max-p95-ms", type=float, default=1000.0, help="stress: stop above this ack p95 (0: off).")
     g.add_argument("--spike-factor", type=float, default=3.0, help="spike: multiple of the base rate.")
     g.add_argument("--burst-factor", type=float, default=2.0, help="noisy-neighbour: burst as a multiple of the rest.")
@@ -73,11 +77,16 @@ def _options(parser: Any, **_: Any) -> None:
 @events.init.add_listener
 def _init(environment: Any, **_: Any) -> None:
     DccShape.options = environment.parsed_options
+    opts = environment.parsed_options
+    if opts is not None and not opts.headless and opts.dcc_test == "stress" and not isinstance(
+            environment.runner, MasterRunner | WorkerRunner):
+        opts.dcc_interactive = True  # a one-process web UI stress test is steered from the Capacity tab
+    if opts is not None and opts.dcc_interactive:
+        attach(environment)  # the interactive stress test's ControlledShape: workers listen for the master's rates
     if not isinstance(environment.runner, MasterRunner) and environment.parsed_options is not None:
         # PKI, fleet pools, templates: built now, not in the first user's __init__ after the test clock started.
         get_kit(environment.parsed_options)
         BauMix.load()
-    opts = environment.parsed_options
     if opts is not None and not getattr(opts, "headless", False):
         # The Capacity tab (plan, live offered vs achieved, NFRs, SUT resources); workers install it too so
         # their per-class counts reach the master.

@@ -30,7 +30,7 @@ import gevent
 from flask import Blueprint, Response, jsonify, request, send_from_directory
 from locust.runners import MasterRunner
 
-from ..controlled_shape import ControlledShape
+from ..controlled_shape import ControlledShape, controlled_of
 from .live import LiveStats
 from .views import judge_nfrs, normalise_nfrs, plan_view
 
@@ -66,8 +66,7 @@ class CapacityUI:
 
     @property
     def shape(self) -> ControlledShape | None:
-        shape = self.environment.shape_class
-        return shape if isinstance(shape, ControlledShape) else None
+        return controlled_of(self.environment.shape_class)
 
     # -- data ----------------------------------------------------------------------------
     def resources(self) -> dict[str, Any] | None:

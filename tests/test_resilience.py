@@ -110,7 +110,6 @@ def test_kill_9_of_the_whole_run_loses_at_most_the_last_second_and_reports_incom
     time.sleep(0.3)
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in victims)
     on_disk = _request_rows(out)
-    print(f"kill -9: {acked} acked by the SUT just before, {on_disk} request rows on disk", file=sys.__stderr__)
     # Rows are flushed every second: at most ~1 s of acked requests (plus the few acked since the poll) are lost.
     assert acked - 1.5 * RATE <= on_disk <= acked + 0.5 * RATE, (acked, on_disk)
     code, stdout, err = cli("report", str(out))

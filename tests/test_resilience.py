@@ -209,11 +209,11 @@ def test_a_worker_killed_mid_run_is_reported_and_the_run_marked_incomplete(tmp_p
     assert summary["complete"] is False and summary["lost_workers"][0]["worker"] == "worker-1"
     html = (out / "report.html").read_text()
     assert "Locust workers lost mid-run" in html and "INCOMPLETE" in html
-    # the surviving worker carried on to the end: its records cover (nearly) the whole 8 s
+    # the surviving worker carried on after the loss: its records go on well past the victim's last one
     df = load_records(out)
     req = df[df["kind"] == "request"]
-    spans = req.groupby("process")["intended_ts"].agg(lambda s: s.max() - s.min())
-    assert len(spans) == 2 and spans.max() > 6.5 and spans.min() < spans.max() - 2.0, spans.to_dict()
+    last = req.groupby("process")["intended_ts"].max().sort_values()
+    assert len(last) == 2 and last.iloc[1] > last.iloc[0] + 2.0, last.to_dict()
 
 
 PARENT = """

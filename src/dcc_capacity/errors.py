@@ -38,6 +38,8 @@ class InputError(DccCapacityError):
             where = self.file + (f":{line}" if line else "") + ": "
         elif line:
             where = f"line {line}: "
+        if key and not key.isprintable():  # a key is user text: a newline in it must not split the one line
+            key = repr(key)
         super().__init__(f"{where}{key + ': ' if key else ''}{message}")
 
 

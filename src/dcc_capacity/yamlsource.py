@@ -137,7 +137,12 @@ def load_yaml(path: str | Path) -> YamlSource:
         raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=src_path) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", file=src_path) from None
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # PyYAML checks the characters here, before any parsing
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise InputError(f"not a YAML text: character #x{exc.character:04x} is not allowed ({exc.reason})",
+                         file=src_path, line=line) from None
     lines: dict[str, int] = {}
     key_lines: dict[str, int] = {}
     at: dict[tuple[int, int], str] = {}

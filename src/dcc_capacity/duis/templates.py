@@ -103,6 +103,9 @@ def _index(directory: str | None = None) -> dict[str, TemplateInfo]:
     env = environment(directory)
     rows: dict[str, dict[str, str]] = {}
     csv_path = folder / "templates.csv"
+    if not csv_path.is_file():
+        raise InputError("missing: every template folder has templates.csv (variant,target,subject,note)",
+                         file=csv_path)
     with csv_path.open(newline="", encoding="utf-8") as fh:
         for line, row in enumerate(csv.DictReader(fh), start=2):
             variant = (row.get("variant") or "").strip()
@@ -120,7 +123,10 @@ def _index(directory: str | None = None) -> dict[str, TemplateInfo]:
         targets = tuple(t for t in row["target"].split(";") if t)
         subject = tuple(t for t in (row.get("subject") or "").split(";") if t) or targets
         source = env.loader.get_source(env, path.name)[0]  # type: ignore[union-attr]
-        fields = frozenset(meta.find_undeclared_variables(env.parse(source))) | _ALWAYS
+        try:
+            fields = frozenset(meta.find_undeclared_variables(env.parse(source))) | _ALWAYS
+        except jinja2.TemplateSyntaxError as exc:  # a user-edited template: one line naming the file
+            raise InputError(f"template syntax error: {exc.message}", file=path) from None
         out[variant] = TemplateInfo(variant, srv, path, targets, subject, fields, row.get("note") or "")
     return out
 

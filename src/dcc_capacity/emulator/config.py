@@ -312,6 +312,8 @@ def _read(path: Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read config: {exc.strerror}", file=path) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
     try:
         if path.suffix == ".toml":
             import tomllib  # Python 3.11+
@@ -321,7 +323,11 @@ def _read(path: Path) -> dict:
             data = json.loads(text)
         else:
             data = yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
+    except yaml.YAMLError as exc:  # one line: the problem and where (PyYAML's text spans several lines)
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(f"cannot parse config ({getattr(exc, 'problem', None) or exc})", file=path,
+                         line=mark.line + 1 if mark else None) from None
+    except ValueError as exc:
         raise InputError(f"cannot parse config ({exc})", file=path) from None
     data = data or {}
     if not isinstance(data, dict):

@@ -141,6 +141,9 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
         folder.path, cols, batch_rows, None, folder))  # soak drift, catch-up, fairness (docs/report.md)
     if scen:
         doc["scenarios"] = scenarios.public(scen)
+    if folder.killed or folder.run.get("lost_workers"):  # the run's own failures, in the machine-readable summary
+        doc["killed"] = folder.killed
+        doc["lost_workers"] = folder.run.get("lost_workers") or []
     doc["exit_criteria"] = [{"id": c["id"], "status": c["status"]} for c in criteria]
     doc["extrapolation"] = extra["extrapolation"]
     progress("charting")

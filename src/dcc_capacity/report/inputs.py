@@ -29,7 +29,8 @@ __all__ = [
     "load_run", "iter_record_batches", "parse_time",
 ]
 
-STATUSES = ("complete", "incomplete", "failed")
+STATUSES = ("complete", "incomplete", "failed", "running")
+"""``running``: run.json as ``run`` writes it before the load; still there, the run never finished (killed)."""
 SPS = ("DSP", "S1SP", "DCO", "CP")
 SLOTS = ("night", "day", "evening")
 _EPOCH = pd.Timestamp(0, tz="UTC")
@@ -65,6 +66,11 @@ class RunFolder:
         return None
 
     @property
+    def killed(self) -> bool:
+        """run.json still says ``running``: the run was killed (or its machine died) and never finished."""
+        return self.run["status"] == "running"
+
+    @property
     def incomplete(self) -> bool:
         return self.run["status"] != "complete" or self.truncated
 
@@ -72,7 +78,8 @@ class RunFolder:
 _OPTIONAL_RUN_FIELDS: dict[str, type | tuple[type, ...]] = {
     "slot": str, "profile": dict, "nfr_file": dict, "command_line": (str, list), "seed": (int, str),
     "end": (str, int, float), "duration_s": (int, float), "target": str, "versions": dict, "rates": dict,
-    "stress": dict, "operator_actions": list, "environment": str, "test_name": str,
+    "stress": dict, "operator_actions": list, "environment": str, "test_name": str, "lost_workers": list,
+    "failure": str,
 }
 
 
@@ -101,6 +108,8 @@ def _validate_run(run: Any, file: Path) -> dict[str, Any]:
         check(step, str(i), file, dict, prefix="stress.steps.")
         require(step, "step", file, (int, str), prefix=f"stress.steps.{i}.")
         require(step, "target_rate", file, (int, float), prefix=f"stress.steps.{i}.")
+    for i, lost in enumerate(run.get("lost_workers") or []):
+        check(lost, str(i), file, dict, prefix="lost_workers.")
     for i, act in enumerate(run.get("operator_actions") or []):
         check(act, str(i), file, dict, prefix="operator_actions.")
         for k in ("time", "who", "action"):
@@ -142,6 +151,9 @@ def load_run(run_dir: str | Path) -> RunFolder:
         if not isinstance(external, list):
             raise InputError("must be a list of {id, test_id, measured, threshold, pass}",
                              file=path / "nfr_results.json")
+        for i, item in enumerate(external):
+            check(item, str(i), path / "nfr_results.json", dict)
+            require(item, "id", path / "nfr_results.json", str, prefix=f"{i}.")
     return RunFolder(path=path, run=run, plan=plan, nfrs=list(catalogue.nfrs), tests=list(catalogue.tests),
                      nfr_source=str(cat if cat.parent == path else f"default catalogue ({cat.name})"),
                      issue_thresholds=dict(catalogue.issue_thresholds), issues=load_issues(path / "issues.yaml"),

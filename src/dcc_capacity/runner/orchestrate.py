@@ -31,7 +31,9 @@ from typing import Any
 from .. import __version__
 from ..errors import InputError, RunError
 from ..redact import redact_argv
+from .checks import check_run_numbers
 from .finish import rates_from_records
+from .resilience import WorkerWatch, die_with_parent, lost_workers_failure, write_run_json_early
 from .safety import interrupt_on_signals
 from .spec import Resolved, TestSpec, resolve
 from .target import callback_scheme, client_context
@@ -110,6 +112,7 @@ def _env() -> dict[str, str]:
 
 
 def _check_inputs(opts: RunOptions) -> Resolved:
+    check_run_numbers(opts)
     from .safety import check_ceilings, check_target
 
     check_target(opts.host, opts.confirm_non_loopback, web=opts.web)  # before anything is started or sent
@@ -235,7 +238,7 @@ def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
 def _popen(args: list[str], log: Path) -> subprocess.Popen:
     fh = open(log, "ab")  # noqa: SIM115 - lives as long as the process
     return subprocess.Popen([sys.executable, "-m", "locust", *args], stdout=fh, stderr=subprocess.STDOUT,
-                            env=_env(), start_new_session=True)
+                            env=_env(), start_new_session=True, preexec_fn=die_with_parent)
 
 
 def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
@@ -277,13 +280,16 @@ def run_test(opts: RunOptions) -> int:
     target = opts.host or "embedded emulator"
     callback_port = opts.callback_port or _free_port()
     registry_dir = out / "logs" / "callbacks"
+    write_run_json_early(out, spec=spec, slot=resolved.slot, started=started, target=target,
+                         command_line=opts.command_line, seed=opts.seed, workers=opts.workers)
+    watch = WorkerWatch([], say=lambda m: _say(opts, m))
     stop_signals = interrupt_on_signals()
     try:
         if opts.workers:
             relay_port = callback_port
             relay = subprocess.Popen([sys.executable, "-m", "dcc_capacity.runner.relay", "--host", opts.callback_host,
                                       "--port", str(relay_port),
-                                      "--registry", str(registry_dir)], env=_env(),
+                                      "--registry", str(registry_dir)], env=_env(), preexec_fn=die_with_parent,
                                      stdout=open(logs / "relay.log", "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
         host = opts.host
         if host is None:
@@ -323,6 +329,7 @@ def run_test(opts: RunOptions) -> int:
             for i in range(opts.workers):
                 workers.append(_popen([*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(mport),
                                        "--callback-registry", str(registry_dir)], logs / f"worker-{i}.log"))
+            watch.workers, watch.started = workers, started
         else:
             master = _popen([*base, "--callback-host", opts.callback_host, "--callback-port", str(callback_port),
                              *ui], logs / "locust.log")
@@ -332,7 +339,7 @@ def run_test(opts: RunOptions) -> int:
                    f"{spec.duration_s:g} s, {opts.workers or 1} load process(es); logs in {logs}")
         if spec.test == "negative" and emulator is not None:
             migrations = _start_migrations(opts, emulator)
-        failure = _watch(opts, master, workers, emulator)
+        failure = _watch(opts, master, workers, emulator, watch)
     except KeyboardInterrupt as exc:
         stop_signals.defer()
         failure = f"interrupted ({exc.args[0] if exc.args else 'Ctrl-C'}): the load was stopped early"
@@ -352,7 +359,7 @@ def run_test(opts: RunOptions) -> int:
         _stop(relay)
     ended = time.time()
     try:
-        return _finish(opts, resolved, started, ended, failure, target, emulator_t0)
+        return _finish(opts, resolved, started, ended, failure, target, emulator_t0, watch)
     finally:
         stop_signals.restore()
 
@@ -402,7 +409,8 @@ def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.Popen], emulator: Any) -> str:
+def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.Popen], emulator: Any,
+           watch: WorkerWatch | None = None) -> str:
     """Wait for Locust to finish (bounded); return why the run failed ('' when it did not)."""
     spec = opts.spec
     limit = spec.duration_s + 120 + (opts.workers * 10) + (10 if opts.web else 0)
@@ -416,6 +424,8 @@ def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.
             _say(opts, "the system under test (embedded emulator) died mid-run")
             _stop(master, signal.SIGINT)
             return "the system under test died mid-run"
+        if watch is not None:
+            watch.check()  # a dead worker: Locust's master carries on with the others; we report it
         if limit is not None and time.monotonic() - t0 > limit:
             _stop(master, signal.SIGINT)
             return f"Locust did not finish within {limit:g} s"
@@ -427,7 +437,7 @@ def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.
 
 
 def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure: str, target: str,
-            emulator_t0: float | None = None) -> int:
+            emulator_t0: float | None = None, watch: WorkerWatch | None = None) -> int:
     from ..operator_log import load_operator_actions, stress_section
     from ..report.build import build_report
 
@@ -486,6 +496,10 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
                                         spec.step_s, "end_s": (s["step"] + 1) * spec.step_s, "passed": s["passed"]}
                                        for s in shape.get("steps", [])],
                              "knee": shape.get("knee_rate")}
+    if watch is not None and watch.lost:  # the run finished, without all its load: incomplete, not hidden
+        run["status"], run["lost_workers"] = "incomplete", [w.to_dict() for w in watch.lost]
+        run["failure"] = "; ".join(x for x in (failure, lost_workers_failure(watch.lost)) if x)
+        _say(opts, f"run INCOMPLETE: {lost_workers_failure(watch.lost)}")
     actions = load_operator_actions(out)  # who steered the load from the web UI, and when
     if actions:
         run["operator_actions"] = actions
@@ -500,7 +514,14 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     from .scenario_facts import scenario_facts
 
     run.update(scenario_facts(spec, r, out, start, emulator_t0, opts.limits))
+    from ..records import record_files
+
+    if not record_files(out):  # nothing was measured: a failed run (see logs/), not a report to build
+        run["status"], run["failure"] = "failed", failure or f"the run wrote no records (see {out / 'logs'})"
+        run.pop("end", None)
     (out / "run.json").write_text(json.dumps(run, indent=2, default=float) + "\n")
+    if run["status"] == "failed":
+        raise RunError(run["failure"].splitlines()[0])
     _say(opts, "building the report")
     outcome = build_report(out, baseline_dir=opts.baseline, tolerance_pct=opts.tolerance_pct, progress=lambda m: None)
     _say(opts, f"report: {outcome.html}")

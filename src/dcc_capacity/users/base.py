@@ -52,6 +52,10 @@ def classify_duis_ack(status: int, body: bytes,
         return "error", f"HTTP {status}"
     if code and not code.startswith("I"):
         return "error", f"unexpected ResponseCode {code}"
+    if not code and body and body.lstrip().removeprefix(b"\xef\xbb\xbf")[:1] != b"<":
+        # A 2xx that is not XML (an HTML error page, a proxy's text) is no DUIS ack: an error that says so,
+        # not an "ok" that would count towards the achieved rate.
+        return "error", f"the answer is not XML (not a DUIS response): {body[:40]!r}"
     return "ok", ""
 
 

@@ -127,7 +127,7 @@ def test_an_emulator_that_does_not_reject_fails_the_case():
     fleet = Fleet(20240601, 10_000)
     factory = RequestFactory.from_pki(TestPKI.load_or_create(PKI_DIR), fleet)
     smets2 = next(fleet[i] for i in range(100) if fleet[i].smets == 2)
-    cfg = {"port": 0, "pki_dir": str(PKI_DIR), "counter_window": 1 << 40, "secmp0192": {"enabled": False},
+    cfg = {"port": 0, "pki_dir": str(PKI_DIR), "counter_window_s": 600.0, "secmp0192": {"enabled": False},
            "users": {"90-B3-D5-1F-30-02-00-00": {"roles": ["ED", "GT", "IS"]}}}
     import random
 

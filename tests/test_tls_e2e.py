@@ -104,7 +104,7 @@ def test_tampered_answers_match_the_emulators_count_and_a_client_without_certifi
     dcc_pem.write_bytes(TestPKI.load_or_create().dcc.cert.public_bytes(serialization.Encoding.PEM))
     cb_port = free_port()
     cfg = {"port": 0, "callback_url": f"https://127.0.0.1:{cb_port}/", "fleet_seed": 20240601,
-           "fleet_size": 1_000_000, "counter_window": 2_000_000 << 10, **_emulator_tls(t),
+           "fleet_size": 1_000_000, "counter_window_s": 2.0, **_emulator_tls(t),
            "faults": {"tamper_responses": {"enabled": True, "share": 0.08}}}
     run_dir = tmp_path / "run"
     with start_emulator(cfg, mode="subprocess") as emu:

@@ -259,7 +259,5 @@ class CallbackListener:
 
     def _record(self, p: Pending, arrival: float, trt_ms: float, code: str, outcome: str, error: str) -> None:
         if self.records is not None:
-            self.records.write(kind="callback", request_id=p.request_id, user_class=p.user_class,
-                               srv_variant=p.srv_variant, label=p.label, arrival=p.arrival, step=p.step,
-                               intended_ts=p.intended_ts,
-                               callback_ts=arrival, trt_ms=trt_ms, response_code=code, outcome=outcome, error=error)
+            self.records.write_callback(p.request_id, p.user_class, p.srv_variant, p.label, p.arrival, p.step,
+                                        p.intended_ts, arrival, trt_ms, code, outcome, error)

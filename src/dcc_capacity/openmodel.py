@@ -39,11 +39,11 @@ from typing import Any, ClassVar
 
 import gevent
 from gevent.pool import Pool
-from geventhttpclient import HTTPClient
 from locust import User, constant, task
 from locust.runners import WorkerRunner
 from locust.user.users import LOCUST_STATE_STOPPING
 
+from .httpclient import LeanHTTPClient
 from .runcontext import RunContext, context_for
 
 __all__ = ["ClientSaturated", "OpenModelUser", "Step", "StepResult"]
@@ -125,7 +125,7 @@ class OpenModelUser(User):
             self.ctx.on_test_start()
         self.pool = Pool(size=self.max_in_flight)
         self.ctx.pools.add(self.pool)
-        self.http: HTTPClient | None = None
+        self.http: LeanHTTPClient | None = None
         self._rng = random.Random(self.seed)
 
     # -- the hooks a subclass implements / may override ------------------------------
@@ -153,7 +153,7 @@ class OpenModelUser(User):
     def on_start(self) -> None:
         if not self.host:
             raise ValueError(f"{type(self).__name__}: no host; set the host attribute or use --host")
-        self.http = HTTPClient.from_url(self.host, concurrency=self.max_in_flight,
+        self.http = LeanHTTPClient.from_url(self.host, concurrency=self.max_in_flight,
                                         connection_timeout=self.connection_timeout,
                                         network_timeout=self.network_timeout)
 
@@ -266,10 +266,8 @@ class OpenModelUser(User):
                                              response_length=len(body), exception=exc, context={})
         awaiting = pending is not None and outcome == "ok"
         if ctx.records is not None:
-            ctx.records.write(request_id=step.request_id, user_class=name, srv_variant=step.srv_variant,
-                              label=step.label, arrival=arrival, step=idx, intended_ts=intended, sent_ts=sent,
-                              ack_ts=ack_ts, ack_ms=ack_ms, ack_code=status,
-                              outcome="pending" if awaiting else outcome, error=err)
+            ctx.records.write_step(step.request_id, name, step.srv_variant, step.label, arrival, idx, intended, sent,
+                                   ack_ts, ack_ms, status, "pending" if awaiting else outcome, err)
         res = StepResult(outcome, status, body, ack_ms, error=err)
         if pending is not None and not awaiting and listener is not None:
             listener.cancel(step.request_id)

@@ -57,8 +57,9 @@ def summary(run: dict[str, Any], metrics: Metrics, trace: Traceability, duration
     ``failures`` those whose outcome is error, throttled, late, missing or
     dropped; ``offered_rate`` = requests / duration, ``achieved_rate`` = ok
     requests / duration. Percentiles are exact (linear interpolation, as
-    numpy/pandas) over measured values; a missing response has no TRT and
-    is counted in ``trt_ms.missing`` (NFR-LOST judges it).
+    numpy/pandas); a missing response counts in TRT as the timeout (the
+    listener records it censored, docs/measurement.md) and ``trt_ms.missing``
+    says how many of ``trt_ms.count`` are such (NFR-LOST judges them too).
     """
     overall = metrics.overall()
     req = int(overall.get("requests", 0))

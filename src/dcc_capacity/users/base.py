@@ -32,6 +32,7 @@ from .kit import Kit, get_kit
 __all__ = ["DuisUser", "THROTTLE_CODES", "classify_duis_ack"]
 
 _CODE = re.compile(rb"<(?:[\w.-]+:)?ResponseCode>\s*([^<\s]+)\s*</")
+_PRECOMMAND = re.compile(rb"<(?:[\w.-]+:)?PreCommand[\s>]")
 THROTTLE_CODES = frozenset({"E47"})
 _HEADERS = {"Content-Type": "application/xml"}
 
@@ -81,7 +82,11 @@ class DuisUser(OpenModelUser):
         self.kit.extra["registered"] = True
 
     def classify_ack(self, step: Step, status: int, body: bytes) -> tuple[str, str]:
-        return classify_duis_ack(status, body, self.throttle_codes)
+        outcome, error = classify_duis_ack(status, body, self.throttle_codes)
+        if outcome == "ok" and step.label.endswith(" CV4") and not _PRECOMMAND.search(body):
+            # No CV 5 can follow: the CV 4 step (and with it the SRV attempt) failed, and the record says so.
+            return "error", "no PreCommand in the CV 4 answer"
+        return outcome, error
 
     def arrival(self) -> Journey:
         return self.journey()

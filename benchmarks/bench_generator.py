@@ -14,7 +14,10 @@ pinned to core 1. Then, in one invocation:
 3. two workers: a master and 2 workers (not pinned) doing 2.
 
 The last line is one JSON object:
-{"signed_srv_per_s": x, "plain_locust_per_s": y, "ratio": x/y, "two_worker_srv_per_s": z}.
+{"signed_srv_per_s": x, "plain_locust_per_s": y, "ratio": x/y, "two_worker_srv_per_s": z, ...}, plus the
+same two rates per CPU-second of the load process during the test (``signed_per_cpu_s``,
+``plain_per_cpu_s``, ``ratio_per_cpu_second``): steadier than wall-clock rates when other jobs share the
+cores, so a reader can tell a slow generator from a busy machine.
 """
 
 from __future__ import annotations
@@ -98,11 +101,13 @@ def _rate(stats: list[dict], rtype: str) -> float:
     return n / max(last - start, 1e-9)
 
 
-def run_locust(host: str, cls: str, seconds: float, cpu: int | None, workers: int = 0) -> float:
+def run_locust(host: str, cls: str, seconds: float, cpu: int | None, workers: int = 0) -> tuple[float, float]:
+    """(completed per wall second, completed per CPU second of the load process(es) during the test)."""
     run_dir = tempfile.mkdtemp(prefix="bench-gen-")
     base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host, "--headless", "--json",
             "--run-dir", run_dir, "--loglevel", "ERROR", "--progress-interval", "0", "--exit-code-on-error", "0"]
-    env = _env(BENCH_CLASS=cls)
+    cpu_file = Path(run_dir) / "cpu.txt"
+    env = _env(BENCH_CLASS=cls, BENCH_CPU_FILE=str(cpu_file))
     pre = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None  # noqa: E731
     # Plain: 32 concurrent closed-loop users (one user is latency-bound); Signed: one scheduler per process.
     users = ["-u", "32" if cls == "Plain" else str(max(1, workers)), "-r", "1000", "-t", f"{int(seconds)}s"]
@@ -125,10 +130,13 @@ def run_locust(host: str, cls: str, seconds: float, cpu: int | None, workers: in
         text = out.decode()
         if "[" not in text:
             raise SystemExit(f"{cls}: Locust printed no stats:\n{(Path(run_dir) / 'master.log').read_text()[-3000:]}")
+        cpu_s = sum(float(x) for x in cpu_file.read_text().split()) if cpu_file.exists() else float("nan")
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     stats = json.loads(text[text.index("\n[") + 1:] if not text.startswith("[") else text)
-    return _rate(stats, "POST" if cls == "Plain" else "ACK")
+    rtype = "POST" if cls == "Plain" else "ACK"
+    done = sum(e["num_requests"] - e["num_failures"] for e in stats if e["method"] == rtype)
+    return _rate(stats, rtype), done / cpu_s if cpu_s > 0 else float("nan")
 
 
 def main() -> int:
@@ -151,17 +159,21 @@ def main() -> int:
             except OSError:
                 time.sleep(0.05)
         host = f"http://127.0.0.1:{port}"
-        plain = run_locust(host, "Plain", args.seconds, cpu=0)
-        print(f"plain FastHttpUser, 1 process (core 0): {plain:,.0f} req/s", file=sys.stderr)
-        signed = run_locust(host, "Signed", args.seconds, cpu=0)
-        print(f"signed DUIS SRVs, 1 process (core 0): {signed:,.0f} SRV/s", file=sys.stderr)
-        two = run_locust(host, "Signed", args.seconds, cpu=None, workers=2)
+        plain, plain_cpu = run_locust(host, "Plain", args.seconds, cpu=0)
+        print(f"plain FastHttpUser, 1 process (core 0): {plain:,.0f} req/s ({plain_cpu:,.0f} per CPU-s)",
+              file=sys.stderr)
+        signed, signed_cpu = run_locust(host, "Signed", args.seconds, cpu=0)
+        print(f"signed DUIS SRVs, 1 process (core 0): {signed:,.0f} SRV/s ({signed_cpu:,.0f} per CPU-s)",
+              file=sys.stderr)
+        two, _ = run_locust(host, "Signed", args.seconds, cpu=None, workers=2)
         print(f"signed DUIS SRVs, master + 2 workers: {two:,.0f} SRV/s", file=sys.stderr)
     finally:
         sink.terminate()
         sink.wait(10)
     print(json.dumps({"signed_srv_per_s": round(signed, 1), "plain_locust_per_s": round(plain, 1),
-                      "ratio": round(signed / plain, 3), "two_worker_srv_per_s": round(two, 1)}))
+                      "ratio": round(signed / plain, 3), "two_worker_srv_per_s": round(two, 1),
+                      "signed_per_cpu_s": round(signed_cpu, 1), "plain_per_cpu_s": round(plain_cpu, 1),
+                      "ratio_per_cpu_second": round(signed_cpu / plain_cpu, 3)}))
     return 0
 
 

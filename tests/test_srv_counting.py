@@ -82,3 +82,20 @@ def test_an_open_attempt_at_the_end_is_pending_and_a_batch_boundary_does_not_spl
     assert doc["requests"] == 2
     assert doc["outcomes"]["ok"] == 1 and doc["outcomes"]["pending"] == 1
     assert doc["by_srv"][CRIT]["trt_ms"]["p50"] == pytest.approx(400.0)
+
+
+def test_a_cv4_answer_without_a_precommand_is_an_error_step():
+    from types import SimpleNamespace
+
+    from dcc_capacity.openmodel import Step
+    from dcc_capacity.users.base import DuisUser
+
+    user = SimpleNamespace(throttle_codes=frozenset({429}))
+    head = b"<sr:Response xmlns:sr='x'><sr:Header><sr:ResponseCode>I0</sr:ResponseCode></sr:Header>"
+    with_pc = head + b"<sr:Body><sr:ResponseMessage><sr:PreCommand><sr:GBCSPayload>AA==</sr:GBCSPayload>" \
+                     b"</sr:PreCommand></sr:ResponseMessage></sr:Body></sr:Response>"
+    cv4 = Step(f"{CRIT} CV4", "/api/v1/serviceT")
+    assert DuisUser.classify_ack(user, cv4, 200, with_pc) == ("ok", "")
+    assert DuisUser.classify_ack(user, cv4, 200, head + b"</sr:Response>") == (
+        "error", "no PreCommand in the CV 4 answer")  # no CV 5 can follow: the SRV attempt failed here
+    assert DuisUser.classify_ack(user, Step(READ, "/api/v1/serviceS"), 200, head + b"</sr:Response>") == ("ok", "")

@@ -11,6 +11,8 @@ pinned to core 1. Then, in one invocation:
 2. signed: the same, with the open-model DUIS user rendering, signing,
    sending and recording a 4.6.1 per arrival at a target above capacity;
    the sustained rate is the completed acknowledgements per second;
+   1 and 2 alternate in ``--rounds`` rounds (plain, signed, signed, plain):
+   other jobs on the box then weigh on both alike;
 3. two workers: a master and 2 workers (not pinned) doing 2.
 
 The last line is one JSON object:
@@ -93,16 +95,16 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _rate(stats: list[dict], rtype: str) -> float:
-    """Completed requests/s of one request type over its own first..last span (from Locust's --json)."""
+def _count(stats: list[dict], rtype: str) -> tuple[int, float]:
+    """(completed requests of one type, their first..last span in s) from Locust's --json."""
     n = sum(e["num_requests"] - e["num_failures"] for e in stats if e["method"] == rtype)
     start = min(e["start_time"] for e in stats if e["method"] == rtype)
     last = max(e["last_request_timestamp"] for e in stats if e["method"] == rtype)
-    return n / max(last - start, 1e-9)
+    return n, max(last - start, 1e-9)
 
 
-def run_locust(host: str, cls: str, seconds: float, cpu: int | None, workers: int = 0) -> tuple[float, float]:
-    """(completed per wall second, completed per CPU second of the load process(es) during the test)."""
+def run_locust(host: str, cls: str, seconds: float, cpu: int | None, workers: int = 0) -> tuple[int, float, float]:
+    """(completed, their wall span in s, CPU seconds of the load process(es) during the test)."""
     run_dir = tempfile.mkdtemp(prefix="bench-gen-")
     base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host, "--headless", "--json",
             "--run-dir", run_dir, "--loglevel", "ERROR", "--progress-interval", "0", "--exit-code-on-error", "0"]
@@ -134,14 +136,30 @@ def run_locust(host: str, cls: str, seconds: float, cpu: int | None, workers: in
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     stats = json.loads(text[text.index("\n[") + 1:] if not text.startswith("[") else text)
-    rtype = "POST" if cls == "Plain" else "ACK"
-    done = sum(e["num_requests"] - e["num_failures"] for e in stats if e["method"] == rtype)
-    return _rate(stats, rtype), done / cpu_s if cpu_s > 0 else float("nan")
+    done, span = _count(stats, "POST" if cls == "Plain" else "ACK")
+    return done, span, cpu_s
+
+
+def interleaved(host: str, seconds: float, rounds: int) -> dict[str, tuple[float, float]]:
+    """Plain and Signed in alternating rounds (P S S P P S ...), each class ``seconds`` in all.
+
+    Why: other jobs come and go on a shared box; two back-to-back phases can meet different
+    contention and swing the ratio by +-50 %. Alternating rounds (ABBA) give both classes the same
+    mix of quiet and busy moments. Returns {class: (per wall second, per CPU second)}.
+    """
+    totals = {c: [0, 0.0, 0.0] for c in ("Plain", "Signed")}
+    for r in range(rounds):
+        for cls in (("Plain", "Signed") if r % 2 == 0 else ("Signed", "Plain")):
+            done, span, cpu_s = run_locust(host, cls, seconds / rounds, cpu=0)
+            t = totals[cls]
+            t[0], t[1], t[2] = t[0] + done, t[1] + span, t[2] + cpu_s
+    return {c: (t[0] / t[1], t[0] / t[2] if t[2] > 0 else float("nan")) for c, t in totals.items()}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--seconds", type=float, default=10.0, help="per measurement (each class, and the 2 workers)")
+    ap.add_argument("--rounds", type=int, default=2, help="plain/signed alternations (ABBA) sharing --seconds")
     ap.add_argument("--sink", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.sink:
@@ -159,13 +177,14 @@ def main() -> int:
             except OSError:
                 time.sleep(0.05)
         host = f"http://127.0.0.1:{port}"
-        plain, plain_cpu = run_locust(host, "Plain", args.seconds, cpu=0)
+        rates = interleaved(host, args.seconds, args.rounds)
+        (plain, plain_cpu), (signed, signed_cpu) = rates["Plain"], rates["Signed"]
         print(f"plain FastHttpUser, 1 process (core 0): {plain:,.0f} req/s ({plain_cpu:,.0f} per CPU-s)",
               file=sys.stderr)
-        signed, signed_cpu = run_locust(host, "Signed", args.seconds, cpu=0)
         print(f"signed DUIS SRVs, 1 process (core 0): {signed:,.0f} SRV/s ({signed_cpu:,.0f} per CPU-s)",
               file=sys.stderr)
-        two, _ = run_locust(host, "Signed", args.seconds, cpu=None, workers=2)
+        done, span, _ = run_locust(host, "Signed", args.seconds, cpu=None, workers=2)
+        two = done / span
         print(f"signed DUIS SRVs, master + 2 workers: {two:,.0f} SRV/s", file=sys.stderr)
     finally:
         sink.terminate()

@@ -99,3 +99,14 @@ def test_a_cv4_answer_without_a_precommand_is_an_error_step():
     assert DuisUser.classify_ack(user, cv4, 200, head + b"</sr:Response>") == (
         "error", "no PreCommand in the CV 4 answer")  # no CV 5 can follow: the SRV attempt failed here
     assert DuisUser.classify_ack(user, Step(READ, "/api/v1/serviceS"), 200, head + b"</sr:Response>") == ("ok", "")
+
+
+def test_run_json_rates_count_the_same_srv_attempts(tmp_path):
+    from dcc_capacity.runner.finish import rates_from_records
+
+    run = tmp_path / "run"
+    with RecordWriter(run, tag="gen-1", start_flusher=False) as w:
+        _write(w)
+    _first, _last, counts = rates_from_records(run)
+    assert counts["Bau"] == {"requests": 40, "ok": 35}  # 4 throttled at CV 4 count, as attempts that failed
+    assert counts["MeterReads"] == {"requests": 60, "ok": 60}

@@ -154,8 +154,8 @@ class OpenModelUser(User):
         if not self.host:
             raise ValueError(f"{type(self).__name__}: no host; set the host attribute or use --host")
         self.http = LeanHTTPClient.from_url(self.host, concurrency=self.max_in_flight,
-                                        connection_timeout=self.connection_timeout,
-                                        network_timeout=self.network_timeout)
+                                            connection_timeout=self.connection_timeout,
+                                            network_timeout=self.network_timeout)
 
     def on_stop(self) -> None:
         # In-flight arrivals keep running in self.pool; the run context drains them at test stop.

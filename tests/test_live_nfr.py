@@ -14,7 +14,7 @@ from locust.event import Events
 
 from dcc_capacity import runcontext
 from dcc_capacity.runner.orchestrate import RunOptions, _check_inputs, _locust_args
-from dcc_capacity.runner.spec import TestSpec
+from dcc_capacity.runner.spec import TestSpec as RunSpec
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ class Idle(User):
 def test_run_passes_its_nfr_file_to_the_locust_processes(tmp_path):
     nfr = tmp_path / "custom.yaml"
     nfr.write_text(yaml.safe_dump(CUSTOM))
-    opts = RunOptions(spec=TestSpec(profile=str(ROOT / "volume_profiles" / "foc.yaml")), out=tmp_path / "out", nfr=nfr)
+    opts = RunOptions(spec=RunSpec(profile=str(ROOT / "volume_profiles" / "foc.yaml")), out=tmp_path / "out", nfr=nfr)
     args = _locust_args(opts, "http://127.0.0.1:1", tmp_path / "out")
     assert args[args.index("--nfr") + 1] == str(nfr.resolve())
     assert "--nfr" not in _locust_args(RunOptions(spec=opts.spec, out=opts.out), "http://127.0.0.1:1", opts.out)

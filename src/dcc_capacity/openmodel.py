@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import gevent
-from gevent.pool import Pool
 from locust import User, constant, task
 from locust.runners import WorkerRunner
 from locust.user.users import LOCUST_STATE_STOPPING
 
+from .flights import Flights
 from .httpclient import LeanHTTPClient
 from .runcontext import RunContext, context_for
 
@@ -123,7 +123,7 @@ class OpenModelUser(User):
             # Installed after test_start had fired (an in-process Environment that never called install()):
             # start the clock and the outputs now rather than never send anything.
             self.ctx.on_test_start()
-        self.pool = Pool(size=self.max_in_flight)
+        self.pool = Flights(self.max_in_flight)
         self.ctx.pools.add(self.pool)
         self.http: LeanHTTPClient | None = None
         self._rng = random.Random(self.seed)

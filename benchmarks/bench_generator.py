@@ -11,10 +11,15 @@ pinned to core 1. Then, in one invocation:
 2. signed: the same, with the open-model DUIS user rendering, signing,
    sending and recording a 4.6.1 per arrival at a target above capacity;
    the sustained rate is the completed acknowledgements per second;
+   1 and 2 alternate in ``--rounds`` rounds (plain, signed, signed, plain):
+   other jobs on the box then weigh on both alike;
 3. two workers: a master and 2 workers (not pinned) doing 2.
 
 The last line is one JSON object:
-{"signed_srv_per_s": x, "plain_locust_per_s": y, "ratio": x/y, "two_worker_srv_per_s": z}.
+{"signed_srv_per_s": x, "plain_locust_per_s": y, "ratio": x/y, "two_worker_srv_per_s": z, ...}, plus the
+same two rates per CPU-second of the load process during the test (``signed_per_cpu_s``,
+``plain_per_cpu_s``, ``ratio_per_cpu_second``): steadier than wall-clock rates when other jobs share the
+cores, so a reader can tell a slow generator from a busy machine.
 """
 
 from __future__ import annotations
@@ -90,19 +95,21 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _rate(stats: list[dict], rtype: str) -> float:
-    """Completed requests/s of one request type over its own first..last span (from Locust's --json)."""
+def _count(stats: list[dict], rtype: str) -> tuple[int, float]:
+    """(completed requests of one type, their first..last span in s) from Locust's --json."""
     n = sum(e["num_requests"] - e["num_failures"] for e in stats if e["method"] == rtype)
     start = min(e["start_time"] for e in stats if e["method"] == rtype)
     last = max(e["last_request_timestamp"] for e in stats if e["method"] == rtype)
-    return n / max(last - start, 1e-9)
+    return n, max(last - start, 1e-9)
 
 
-def run_locust(host: str, cls: str, seconds: float, cpu: int | None, workers: int = 0) -> float:
+def run_locust(host: str, cls: str, seconds: float, cpu: int | None, workers: int = 0) -> tuple[int, float, float]:
+    """(completed, their wall span in s, CPU seconds of the load process(es) during the test)."""
     run_dir = tempfile.mkdtemp(prefix="bench-gen-")
     base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host, "--headless", "--json",
             "--run-dir", run_dir, "--loglevel", "ERROR", "--progress-interval", "0", "--exit-code-on-error", "0"]
-    env = _env(BENCH_CLASS=cls)
+    cpu_file = Path(run_dir) / "cpu.txt"
+    env = _env(BENCH_CLASS=cls, BENCH_CPU_FILE=str(cpu_file))
     pre = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None  # noqa: E731
     # Plain: 32 concurrent closed-loop users (one user is latency-bound); Signed: one scheduler per process.
     users = ["-u", "32" if cls == "Plain" else str(max(1, workers)), "-r", "1000", "-t", f"{int(seconds)}s"]
@@ -125,15 +132,34 @@ def run_locust(host: str, cls: str, seconds: float, cpu: int | None, workers: in
         text = out.decode()
         if "[" not in text:
             raise SystemExit(f"{cls}: Locust printed no stats:\n{(Path(run_dir) / 'master.log').read_text()[-3000:]}")
+        cpu_s = sum(float(x) for x in cpu_file.read_text().split()) if cpu_file.exists() else float("nan")
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     stats = json.loads(text[text.index("\n[") + 1:] if not text.startswith("[") else text)
-    return _rate(stats, "POST" if cls == "Plain" else "ACK")
+    done, span = _count(stats, "POST" if cls == "Plain" else "ACK")
+    return done, span, cpu_s
+
+
+def interleaved(host: str, seconds: float, rounds: int) -> dict[str, tuple[float, float]]:
+    """Plain and Signed in alternating rounds (P S S P P S ...), each class ``seconds`` in all.
+
+    Why: other jobs come and go on a shared box; two back-to-back phases can meet different
+    contention and swing the ratio by +-50 %. Alternating rounds (ABBA) give both classes the same
+    mix of quiet and busy moments. Returns {class: (per wall second, per CPU second)}.
+    """
+    totals = {c: [0, 0.0, 0.0] for c in ("Plain", "Signed")}
+    for r in range(rounds):
+        for cls in (("Plain", "Signed") if r % 2 == 0 else ("Signed", "Plain")):
+            done, span, cpu_s = run_locust(host, cls, seconds / rounds, cpu=0)
+            t = totals[cls]
+            t[0], t[1], t[2] = t[0] + done, t[1] + span, t[2] + cpu_s
+    return {c: (t[0] / t[1], t[0] / t[2] if t[2] > 0 else float("nan")) for c, t in totals.items()}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--seconds", type=float, default=10.0, help="per measurement (each class, and the 2 workers)")
+    ap.add_argument("--rounds", type=int, default=2, help="plain/signed alternations (ABBA) sharing --seconds")
     ap.add_argument("--sink", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.sink:
@@ -151,17 +177,22 @@ def main() -> int:
             except OSError:
                 time.sleep(0.05)
         host = f"http://127.0.0.1:{port}"
-        plain = run_locust(host, "Plain", args.seconds, cpu=0)
-        print(f"plain FastHttpUser, 1 process (core 0): {plain:,.0f} req/s", file=sys.stderr)
-        signed = run_locust(host, "Signed", args.seconds, cpu=0)
-        print(f"signed DUIS SRVs, 1 process (core 0): {signed:,.0f} SRV/s", file=sys.stderr)
-        two = run_locust(host, "Signed", args.seconds, cpu=None, workers=2)
+        rates = interleaved(host, args.seconds, args.rounds)
+        (plain, plain_cpu), (signed, signed_cpu) = rates["Plain"], rates["Signed"]
+        print(f"plain FastHttpUser, 1 process (core 0): {plain:,.0f} req/s ({plain_cpu:,.0f} per CPU-s)",
+              file=sys.stderr)
+        print(f"signed DUIS SRVs, 1 process (core 0): {signed:,.0f} SRV/s ({signed_cpu:,.0f} per CPU-s)",
+              file=sys.stderr)
+        done, span, _ = run_locust(host, "Signed", args.seconds, cpu=None, workers=2)
+        two = done / span
         print(f"signed DUIS SRVs, master + 2 workers: {two:,.0f} SRV/s", file=sys.stderr)
     finally:
         sink.terminate()
         sink.wait(10)
     print(json.dumps({"signed_srv_per_s": round(signed, 1), "plain_locust_per_s": round(plain, 1),
-                      "ratio": round(signed / plain, 3), "two_worker_srv_per_s": round(two, 1)}))
+                      "ratio": round(signed / plain, 3), "two_worker_srv_per_s": round(two, 1),
+                      "signed_per_cpu_s": round(signed_cpu, 1), "plain_per_cpu_s": round(plain_cpu, 1),
+                      "ratio_per_cpu_second": round(signed_cpu / plain_cpu, 3)}))
     return 0
 
 

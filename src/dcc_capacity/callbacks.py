@@ -13,8 +13,10 @@ POST arrives the listener takes the RequestID out of the bytes with one regex
 - a response after ``late_after_s`` is a failure ``late`` (with its real TRT);
 - a response with an ``E`` code, or with no ResponseCode at all, is an ``error``;
 - no response after ``missing_after_s``: a failure ``missing`` with
-  response_time = the timeout (a floor, not a measurement), found by a
-  sweeper greenlet, so nobody has to be waiting for it;
+  response_time = the timeout (a floor, not a measurement: it counts in the
+  TRT percentiles as "at least the timeout", in Locust's stats and with
+  ``trt_ms`` = the timeout in the records), found by a sweeper greenlet, so
+  nobody has to be waiting for it;
 - a RequestID nobody expects is counted (``unknown``) and shown as a
   ``CALLBACK`` / ``unknown RequestID`` failure; a body without a RequestID is
   an alert (request_type ``ALERT``);
@@ -56,12 +58,27 @@ if TYPE_CHECKING:
     from .duis.verify import TrustStore
     from .records import RecordWriter
 
-__all__ = ["CallbackListener", "CallbackResult", "LateResponse", "MissingResponse", "Pending", "UnknownRequestId"]
+__all__ = ["CallbackListener", "CallbackResult", "LateResponse", "MissingResponse", "Pending", "UnknownRequestId",
+           "censored_ms"]
 
 log = logging.getLogger(__name__)
 
 _RID = re.compile(rb"<(?:[\w.-]+:)?RequestID>\s*([^<\s]+)\s*</")
 _CODE = re.compile(rb"<(?:[\w.-]+:)?ResponseCode>\s*([^<\s]+)\s*</")
+
+
+def censored_ms(timeout_ms: float) -> float:
+    """The response time a missing response gets in Locust's stats: the timeout, nudged up until Locust's
+    histogram bucket (~2 significant digits) is not below it, so the live percentiles never show it lower."""
+    from locust import stats
+
+    value = float(timeout_ms)
+    step = 1.0 if value < 100 else 10.0 if value < 1000 else 100.0 if value < 10000 else 1000.0
+    for _ in range(10):  # bounded: one or two steps with Locust's own bucketing
+        if stats.bucket_response_time(value) >= timeout_ms:
+            break
+        value += step
+    return value
 
 
 class LateResponse(Exception):
@@ -277,11 +294,15 @@ class CallbackListener:
         return self.expire(time.time())
 
     def _declare_missing(self, p: Pending) -> None:
+        """A response that never came counts in TRT percentiles as the timeout (censored: its TRT is longer).
+
+        Without that, percentiles of the answered requests alone would improve as a SUT loses more responses.
+        """
         self.counts["missing"] += 1
         ms = self.missing_after_s * 1000
         exc = MissingResponse(f"no async response within {self.missing_after_s:g} s")
-        self._fire("TRT", f"{p.label} TRT", ms, 0, exc)
-        self._record(p, float("nan"), float("nan"), "", "missing", str(exc))
+        self._fire("TRT", f"{p.label} TRT", censored_ms(ms), 0, exc)
+        self._record(p, float("nan"), ms, "", "missing", str(exc))
         self._expired[p.request_id] = p
         if len(self._expired) > 100_000:
             self._expired.popitem(last=False)
@@ -295,7 +316,5 @@ class CallbackListener:
 
     def _record(self, p: Pending, arrival: float, trt_ms: float, code: str, outcome: str, error: str) -> None:
         if self.records is not None:
-            self.records.write(kind="callback", request_id=p.request_id, user_class=p.user_class,
-                               srv_variant=p.srv_variant, label=p.label, arrival=p.arrival, step=p.step,
-                               intended_ts=p.intended_ts,
-                               callback_ts=arrival, trt_ms=trt_ms, response_code=code, outcome=outcome, error=error)
+            self.records.write_callback(p.request_id, p.user_class, p.srv_variant, p.label, p.arrival, p.step,
+                                        p.intended_ts, arrival, trt_ms, code, outcome, error)

@@ -77,6 +77,8 @@ _DEFAULTS: dict[str, object] = {
     "arrival": -1, "step": 0, "intended_ts": _NAN, "sent_ts": _NAN, "ack_ts": _NAN, "ack_ms": _NAN, "ack_code": 0,
     "callback_ts": _NAN, "trt_ms": _NAN, "response_code": "", "outcome": "ok", "error": "",
 }
+_DEFAULT_ITEMS = tuple((c, _DEFAULTS[c]) for c in COLUMNS)
+_TYPES = tuple(SCHEMA.field(c).type for c in COLUMNS)
 
 
 def process_tag() -> str:
@@ -87,11 +89,15 @@ def process_tag() -> str:
 class RecordWriter:
     """Buffers rows in memory and appends them to this process's file at least every ``flush_interval`` s.
 
-    ``write(**fields)`` appends to in-memory column lists (no I/O on the
-    request path, ~4 us). Flushing happens from ``write`` when the interval
-    has passed and from a gevent greenlet that wakes twice per interval, so
-    an idle second still gets flushed. Use as a context manager or call
-    :meth:`close`. ``start_flusher=False`` for use outside gevent (flush yourself).
+    ``write(**fields)`` appends one row tuple (no I/O on the request path);
+    the hot paths (:meth:`write_step` for every request, :meth:`write_callback`
+    for every async response) take their fields positionally and append a
+    ready tuple (~0.3 us instead of ~3 us: a keyword row costs a dict pop per
+    column). A flush turns the tuples into columns in C (``zip``) and the
+    columns into one Arrow batch. Flushing happens from a write when the
+    interval has passed and from a gevent greenlet that wakes twice per
+    interval, so an idle second still gets flushed. Use as a context manager
+    or call :meth:`close`. ``start_flusher=False`` for use outside gevent (flush yourself).
     """
 
     def __init__(self, run_dir: str | Path, *, tag: str | None = None, flush_interval: float = 1.0,
@@ -103,8 +109,7 @@ class RecordWriter:
         self.path = self.records_dir / f"records-{self.tag}.arrows"
         self.flush_interval = flush_interval
         self.rows_written = 0
-        self._buf: dict[str, list] = {c: [] for c in COLUMNS}
-        self._n = 0
+        self._rows: list[tuple] = []
         self._lock = threading.Lock()
         self._sink = pa.OSFile(str(self.path), "ab")
         options = pa.ipc.IpcWriteOptions(compression=compression)
@@ -124,30 +129,46 @@ class RecordWriter:
         if self._closed:
             return
         fields.setdefault("process", self.tag)
-        buf = self._buf
-        for col in COLUMNS:
-            v = fields.pop(col, None)
-            buf[col].append(_DEFAULTS[col] if v is None else v)
+        row = tuple([d if (v := fields.pop(c, None)) is None else v for c, d in _DEFAULT_ITEMS])
         if fields:
             raise TypeError(f"unknown record fields: {sorted(fields)}")
-        self._n += 1
-        if self._n >= 50_000 or time.monotonic() - self._last_flush >= self.flush_interval:
+        self._append(row)
+
+    def write_step(self, request_id: str, user_class: str, srv_variant: str, label: str, arrival: int, step: int,
+                   intended_ts: float, sent_ts: float, ack_ts: float, ack_ms: float, ack_code: int, outcome: str,
+                   error: str) -> None:
+        """The request row of one step at its ack (the open model's hot path; same row as ``write(...)``)."""
+        if not self._closed:
+            self._append((self.tag, "request", request_id, user_class, srv_variant, label, arrival, step, intended_ts,
+                          sent_ts, ack_ts, ack_ms, ack_code, _NAN, _NAN, "", outcome, error))
+
+    def write_callback(self, request_id: str, user_class: str, srv_variant: str, label: str, arrival: int, step: int,
+                       intended_ts: float, callback_ts: float, trt_ms: float, response_code: str, outcome: str,
+                       error: str) -> None:
+        """The callback row of one async response (or its absence): the listener's hot path."""
+        if not self._closed:
+            self._append((self.tag, "callback", request_id, user_class, srv_variant, label, arrival, step,
+                          intended_ts, _NAN, _NAN, _NAN, 0, callback_ts, trt_ms, response_code, outcome, error))
+
+    def _append(self, row: tuple) -> None:
+        rows = self._rows
+        rows.append(row)
+        if len(rows) >= 50_000 or time.monotonic() - self._last_flush >= self.flush_interval:
             self.flush()
 
     def flush(self) -> None:
         """Write buffered rows as one batch and push them to the OS (survives SIGKILL of this process)."""
         with self._lock:
             self._last_flush = time.monotonic()
-            if not self._n or self._closed:
+            if not self._rows or self._closed:
                 return
-            buf, n = self._buf, self._n
-            self._buf = {c: [] for c in COLUMNS}
-            self._n = 0
+            rows, self._rows = self._rows, []
+            columns = zip(*rows, strict=True)  # transposed in C: one tuple per column
             batch = pa.RecordBatch.from_arrays(
-                [pa.array(buf[c], type=SCHEMA.field(c).type) for c in COLUMNS], schema=SCHEMA)
+                [pa.array(col, type=typ) for col, typ in zip(columns, _TYPES, strict=True)], schema=SCHEMA)
             self._writer.write_batch(batch)
             self._sink.flush()
-            self.rows_written += n
+            self.rows_written += len(rows)
 
     def _flush_loop(self) -> None:
         import gevent

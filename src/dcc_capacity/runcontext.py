@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gevent
-from gevent.pool import Pool
 from locust import events as global_events
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -114,7 +113,8 @@ class RunContext:
         self.cluster_counts: dict[str, int] | None = None
         self.arrival_ids = itertools.count(1)
         """Arrival numbers, unique in this process: (process, arrival) links a journey's steps in the records."""
-        self.pools: weakref.WeakSet[Pool] = weakref.WeakSet()
+        self.pools: weakref.WeakSet[Any] = weakref.WeakSet()
+        """Each open-model user's arrivals in flight (``flights.Flights``: ``len`` and ``join``)."""
         self._broadcaster: gevent.Greenlet | None = None
 
     # -- clock and share --------------------------------------------------

@@ -32,7 +32,7 @@ from ..fleet import Fleet, Installation
 from ..pki import DEFAULT_USERS, Credential, TestPKI
 from .requestid import RequestIdAllocator
 from .signing import ROOT_CLOSE, ROOT_OPEN, Signer
-from .templates import TemplateInfo, precompile, render_body, template_globals, template_info
+from .templates import TemplateInfo, precompile, render_over, template_globals, template_info
 
 __all__ = ["SCHEDULABLE", "SERVICE_PATHS", "RequestFactory", "SignedRequest", "allowed_command_variants"]
 
@@ -198,6 +198,14 @@ class RequestFactory:
                 execution_datetime: str | None = None, scheduled_variant: str = "4.6.1",
                 originator: str = "", extra: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         """(target EUI, template context) for one request."""
+        target, fields = self._fields(info, inst, target_type=target_type, execution_datetime=execution_datetime,
+                                      scheduled_variant=scheduled_variant, originator=originator, extra=extra)
+        return target, {**self._time_fields(), **fields}
+
+    def _fields(self, info: TemplateInfo, inst: Installation, *, target_type: str | None,
+                execution_datetime: str | None, scheduled_variant: str, originator: str,
+                extra: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+        """(target EUI, the request's own template fields); the per-second ones are in :meth:`_time_fields`."""
         prefs = (target_type,) if target_type else None
         if info.targets == ("DCC",):
             target = DCC_EUI
@@ -215,9 +223,8 @@ class RequestFactory:
             subject = device
         self._seq += 1
         seq = self._seq
-        ctx: dict[str, Any] = dict(self._time_fields())
-        ctx.update(inst=inst, subject=subject, device=device, target_type=subject.type,
-                   execution_datetime=execution_datetime, scheduled_variant=scheduled_variant)
+        ctx: dict[str, Any] = {"inst": inst, "subject": subject, "device": device, "target_type": subject.type,
+                               "execution_datetime": execution_datetime, "scheduled_variant": scheduled_variant}
         for name, produce in self._producers(info):
             ctx[name] = produce(self, inst, seq, originator)
         if extra:
@@ -251,9 +258,9 @@ class RequestFactory:
             raise InputError(f"5.1 Create Schedule here can schedule {', '.join(SCHEDULABLE)} "
                              f"(got {scheduled_variant!r})", key="scheduled-variant")
         sender = self.originator_for(info, inst, originator)
-        target, ctx = self.context(info, inst, target_type=target_type, execution_datetime=execution_datetime,
-                                   scheduled_variant=scheduled_variant, originator=sender, extra=extra)
-        body = render_body(variant, ctx)
+        target, fields = self._fields(info, inst, target_type=target_type, execution_datetime=execution_datetime,
+                                      scheduled_variant=scheduled_variant, originator=sender, extra=extra)
+        body = render_over(variant, self._time_fields(), fields)
         request_id = self.allocator.request_id(sender, target)
         unsigned = (
             f"{ROOT_OPEN}<sr:Header><sr:RequestID>{request_id}</sr:RequestID>"

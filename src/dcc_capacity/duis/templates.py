@@ -37,8 +37,8 @@ from ..errors import InputError
 from ..paths import data_dir
 from .c14n import c14n_text
 
-__all__ = ["TemplateInfo", "available_variants", "environment", "precompile", "render_body", "template_globals",
-           "template_info"]
+__all__ = ["TemplateInfo", "available_variants", "environment", "precompile", "render_body", "render_over",
+           "template_globals", "template_info"]
 
 SUFFIX = ".xml.j2"
 _ALWAYS = frozenset({"execution_datetime"})  # used by the shared _future_dated.j2 snippet
@@ -182,3 +182,32 @@ def render_body(variant: str, context: Mapping[str, Any]) -> str:
         return "".join(template.root_render_func(template.new_context(context, shared=True)))
     except jinja2.UndefinedError as exc:
         raise InputError(f"template field missing: {exc.message}", file=template_info(variant).path) from None
+
+
+_idle_contexts: dict[str, jinja2.runtime.Context] = {}
+
+
+def render_over(variant: str, base: Mapping[str, Any], fields: dict[str, Any]) -> str:
+    """Like :func:`render_body` for ``{**base, **fields}``, without building either the merged dict or a
+    Jinja context per call: the hot path of the load generator.
+
+    ``base`` (the per-second time fields with Jinja's globals) is looked up after ``fields`` (the
+    request's own) through one reused Context per variant - what ``Template.new_context`` would build,
+    minus ~5 us of set-up per request. A Context in use is taken out of the cache, so a reentrant or
+    concurrent render gets its own.
+    """
+    context = _idle_contexts.pop(variant, None)
+    template = compiled(variant)
+    if context is None:
+        context = template.new_context({}, shared=True)
+    context.parent = base  # type: ignore[assignment]
+    context.vars = fields
+    try:
+        return "".join(template.root_render_func(context))
+    except jinja2.UndefinedError as exc:
+        raise InputError(f"template field missing: {exc.message}", file=template_info(variant).path) from None
+    finally:
+        context.exported_vars.clear()
+        context.vars = {}
+        context.parent = {}
+        _idle_contexts[variant] = context

@@ -23,6 +23,7 @@ from ..nfr import TEST_TYPES, Nfr, TestDef, default_nfr_path, load_catalogue
 from ..records import COLUMNS, OUTCOMES, RecordStats, iter_records, record_files
 from ._files import check, parse_time, read_json, require
 from .issues import Issue, load_issues
+from .srvfold import SrvFolder
 
 __all__ = [
     "TEST_TYPES", "STATUSES", "SPS", "OUTCOMES", "Nfr", "TestDef", "Issue", "RunFolder",
@@ -164,7 +165,9 @@ def iter_record_batches(run_dir: str | Path, columns: list[str] | None = None, b
                         stats: RecordStats | None = None, folder: RunFolder | None = None) -> Iterator[pd.DataFrame]:
     """The run's request rows, folded by :func:`dcc_capacity.records.iter_records`, batch by batch.
 
-    Two report views are added to the writer's columns: a step without an
+    Each row carries ``srv_row`` / ``step_row`` (:mod:`.srvfold`): a critical
+    SRV's CV 4 and CV 5 rows are step rows only, and one SRV row per attempt is
+    added for them. Two more report views are added to the writer's columns: a step without an
     SRV variant (a journey's login, say) is grouped under its label, and
     ``step`` becomes the *stress step* the request was planned in (from
     run.json ``stress.steps`` start_s/end_s, "-" outside any step); the
@@ -173,16 +176,25 @@ def iter_record_batches(run_dir: str | Path, columns: list[str] | None = None, b
     path = Path(run_dir)
     if not record_files(path):
         raise InputError("no record files (records/records-*.arrows)", file=path / "records")
-    want = None if columns is None else [c for c in dict.fromkeys([*columns, "label", "srv_variant", "intended_ts"])
-                                         if c in COLUMNS]
+    want = None if columns is None else [c for c in dict.fromkeys(
+        [*columns, "label", "srv_variant", "intended_ts", "process", "request_id", "outcome", "step"])
+        if c in COLUMNS]
     steps = _stress_windows(folder)
-    for batch in iter_records(path, batch_rows=batch_rows, columns=want, stats=stats):
+    srvs = SrvFolder()
+
+    def view(batch: pd.DataFrame) -> pd.DataFrame:
         srv = batch["srv_variant"]
         batch["srv_variant"] = srv.where(srv != "", batch["label"])
         if "step" in batch.columns:
             batch = batch.rename(columns={"step": "journey_step"})
         batch["step"] = _stress_step(batch["intended_ts"].to_numpy(dtype=float), steps)
-        yield batch if columns is None else batch[[c for c in columns if c in batch.columns]]
+        return batch if columns is None else batch[[c for c in columns if c in batch.columns]]
+
+    for batch in iter_records(path, batch_rows=batch_rows, columns=want, stats=stats):
+        yield view(srvs.feed(batch))
+    rest = srvs.finish()
+    if rest is not None:
+        yield view(rest)
 
 
 def _stress_windows(folder: RunFolder | None) -> list[tuple[float, float, str]]:

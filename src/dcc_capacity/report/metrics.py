@@ -26,10 +26,12 @@ from .quantiles import COARSE, NBINS, QUANTILES, GroupedQuantiles, bin_index, qu
 
 __all__ = ["DIMENSIONS", "NEEDED_COLUMNS", "Metrics", "Aggregator", "compute_metrics", "failure_reason"]
 
-DIMENSIONS = ("all", "srv", "srv_class", "class", "slot", "step", "srv_slot")
-"""Groupings every count and percentile is given for."""
+DIMENSIONS = ("all", "srv", "srv_class", "class", "slot", "step", "srv_slot", "label")
+"""Groupings every count and percentile is given for. All count SRV rows (a critical SRV's CV 4 + CV 5 once,
+see :mod:`.srvfold`) except ``label``, which counts step rows: CV 4 and CV 5 apart."""
+STEP_DIMENSIONS = frozenset({"label"})
 NEEDED_COLUMNS = ["user_class", "srv_variant", "step", "intended_ts", "ack_ts", "callback_ts", "ack_ms", "trt_ms",
-                  "ack_code", "response_code", "outcome", "error"]
+                  "ack_code", "response_code", "outcome", "error", "label", "srv_row", "step_row"]
 LATENCIES = ("ack_ms", "trt_ms")
 MAX_BUCKETS = 600
 """At most this many time buckets in the over-time series (they merge when a run outlives its plan)."""
@@ -142,7 +144,9 @@ class Aggregator:
             combo = c1 * max(len(u2), 1) + c2
             local, pairs = pd.factorize(combo)
             return local, [f"{u1[p // max(len(u2), 1)]}|{u2[p % max(len(u2), 1)]}" for p in pairs]
-        column = {"srv": "srv_variant", "class": "user_class", "step": "step"}[dim]
+        if dim == "label" and "label" not in batch.columns:
+            dim = "srv"
+        column = {"srv": "srv_variant", "class": "user_class", "step": "step", "label": "label"}[dim]
         return _factorize(batch[column])
 
     def _global_codes(self, batch: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -156,26 +160,37 @@ class Aggregator:
     def add(self, batch: pd.DataFrame) -> None:
         if not len(batch):
             return
-        self.requests += len(batch)
+        srv_m, step_m = _flag(batch, "srv_row"), _flag(batch, "step_row")
+        self.requests += int(srv_m.sum())
         codes = self._global_codes(batch)
         values = {m: batch[m].to_numpy(dtype=float, na_value=np.nan) for m in LATENCIES}
         bins = {m: bin_index(values[m]) for m in LATENCIES}
         if self.spill is not None:
-            self._spill(codes, values)
+            self._spill(codes, values, srv_m, step_m)
         oc, ou = _factorize(batch["outcome"])
         lut = np.array([OUTCOMES.index(u) if u in OUTCOMES else len(OUTCOMES) for u in ou] or [0], dtype=np.int64)
         outcome = lut[oc]
+        masked = {k: _masked(values, m) for k, m in (("srv", srv_m), ("step", step_m))}
         for dim in DIMENSIONS:
             g = codes[dim]
+            keep = step_m if dim in STEP_DIMENSIONS else srv_m
             groups = int(g.max()) + 1
-            counts = np.bincount(g * len(_OUT) + outcome, minlength=groups * len(_OUT)).reshape(groups, len(_OUT))
+            counts = np.bincount(g[keep] * len(_OUT) + outcome[keep],
+                                 minlength=groups * len(_OUT)).reshape(groups, len(_OUT))
             self.outcomes[dim] = _grow_rows(self.outcomes[dim], groups)
             self.outcomes[dim][:groups] += counts
+            vals = masked["step" if dim in STEP_DIMENSIONS else "srv"]
             for m in LATENCIES:
-                self.lat[(m, dim)].add(g, values[m], bins[m])
+                self.lat[(m, dim)].add(g, vals[m], bins[m])
+        if not srv_m.any():  # only CV 4 / CV 5 steps whose SRV rows come with a later batch
+            return
+        if not srv_m.all():
+            batch, outcome, cls = batch[srv_m], outcome[srv_m], codes["class"][srv_m]
+        else:
+            cls = codes["class"]
         self._add_codes(batch)
         self._add_reasons(batch, outcome)
-        self._add_time(batch, codes["class"], outcome)
+        self._add_time(batch, cls, outcome)
         self._add_steps(batch)
 
     def _add_reasons(self, batch: pd.DataFrame, outcome: np.ndarray) -> None:
@@ -252,11 +267,13 @@ class Aggregator:
         for gq in self.lat.values():
             gq.plan()
 
-    def _spill(self, codes: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> None:
-        """Keep what pass 2 needs (group codes, two latencies) in a binary temp file, not in memory."""
+    def _spill(self, codes: dict[str, np.ndarray], values: dict[str, np.ndarray], srv_m: np.ndarray,
+               step_m: np.ndarray) -> None:
+        """Keep what pass 2 needs (group codes, two latencies, the row views) in a binary temp file."""
         assert self.spill is not None
         path = Path(self.spill) / f"batch-{self._spilled:06d}.npz"
-        np.savez(path, **{f"c_{d}": codes[d].astype(np.int32) for d in DIMENSIONS if d != "all"}, **values)
+        np.savez(path, **{f"c_{d}": codes[d].astype(np.int32) for d in DIMENSIONS if d != "all"}, **values,
+                 _srv=srv_m, _step=step_m)
         self._spilled += 1
 
     def collect_spilled(self) -> Iterator[int]:
@@ -268,9 +285,10 @@ class Aggregator:
                 codes = {d: (np.zeros(n, dtype=np.int64) if d == "all" else data[f"c_{d}"].astype(np.int64))
                          for d in DIMENSIONS}
                 values = {m: data[m] for m in LATENCIES}
+                views = {"srv": _masked(values, data["_srv"]), "step": _masked(values, data["_step"])}
             bins = {m: bin_index(values[m]) for m in LATENCIES}
             for (m, dim), gq in self.lat.items():
-                gq.collect(codes[dim], values[m], bins[m])
+                gq.collect(codes[dim], views["step" if dim in STEP_DIMENSIONS else "srv"][m], bins[m])
             yield i + 1
 
     # ----- result ---------------------------------------------------------------------------
@@ -343,6 +361,20 @@ def _factorize(col: pd.Series) -> tuple[np.ndarray, list[str]]:
         codes[codes < 0] = len(uniq)
         uniq.append("-")
     return codes, uniq
+
+
+def _flag(batch: pd.DataFrame, column: str) -> np.ndarray:
+    """A row-view flag of :mod:`.srvfold` (all rows when the batch has no such column)."""
+    if column not in batch.columns:
+        return np.ones(len(batch), dtype=bool)
+    return batch[column].to_numpy(dtype=bool)
+
+
+def _masked(values: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+    """Latencies of the kept rows, NaN elsewhere (NaN is ignored by the quantiles)."""
+    if keep.all():
+        return values
+    return {m: np.where(keep, v, np.nan) for m, v in values.items()}
 
 
 def _natural(label: Any) -> list[tuple[int, Any]]:

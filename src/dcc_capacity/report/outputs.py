@@ -53,12 +53,14 @@ def summary(run: dict[str, Any], metrics: Metrics, trace: Traceability, duration
             incomplete: bool, extra: dict[str, Any], alerts: int = 0) -> dict[str, Any]:
     """The summary.json document: the design.md contract keys first, then detail.
 
-    ``requests`` counts request rows (sent or dropped, ``pending`` included);
+    ``requests`` counts SRV attempts (sent or dropped, ``pending`` included): one per request row, except
+    that a critical SRV's CV 4 and CV 5 rows are one attempt (:mod:`.srvfold`); ``by_label`` keeps the steps;
     ``failures`` those whose outcome is error, throttled, late, missing or
     dropped; ``offered_rate`` = requests / duration, ``achieved_rate`` = ok
     requests / duration. Percentiles are exact (linear interpolation, as
-    numpy/pandas) over measured values; a missing response has no TRT and
-    is counted in ``trt_ms.missing`` (NFR-LOST judges it).
+    numpy/pandas); a missing response counts in TRT as the timeout (the
+    listener records it censored, docs/measurement.md) and ``trt_ms.missing``
+    says how many of ``trt_ms.count`` are such (NFR-LOST judges them too).
     """
     overall = metrics.overall()
     req = int(overall.get("requests", 0))
@@ -84,6 +86,8 @@ def summary(run: dict[str, Any], metrics: Metrics, trace: Traceability, duration
         "alerts": alerts,
         "by_class": {str(k): _group(r, duration_s) for k, r in groups["class"].to_dict("index").items()},
         "by_slot": {str(k): _group(r, duration_s) for k, r in groups["slot"].to_dict("index").items()},
+        "by_label": {str(k): _group(r, duration_s) for k, r in groups["label"].to_dict("index").items()}
+        if "label" in groups else {},
     }
     doc.update(extra)
     return clean(doc)

@@ -24,15 +24,18 @@ def _requests(run_dir: Path) -> Any:
 
 
 def rates_from_records(run_dir: Path) -> tuple[float | None, float | None, dict[str, dict[str, int]]]:
-    """(first intended_ts, last intended_ts, {user_class: {requests, ok}}): SRVs per class (CV 4 rows left out)."""
+    """(first intended_ts, last intended_ts, {user_class: {requests, ok}}): SRV attempts per class."""
     df = _requests(run_dir)
     if df is None or df.empty:
         return None, None, {}
     counts: dict[str, dict[str, int]] = {}
-    # Rates are SRV/s: a critical SRV's CV 4 (Transform) row is the first half of one SRV, not another one.
-    srvs = df[~df["label"].astype(str).str.endswith(" CV4")] if "label" in df.columns else df
-    for cls, g in srvs.groupby("user_class", observed=True):
-        counts[str(cls)] = {"requests": int(len(g)), "ok": int((g["outcome"] == "ok").sum())}
+    # Rates are SRV/s, one per SRV attempt as the report counts them (report/srvfold.py): every attempt of a
+    # critical SRV has one CV 4 row (a CV 5 row only when the CV 4 succeeded), and the CV 5 outcome decides.
+    label = df["label"].astype(str) if "label" in df.columns else df["user_class"].astype(str).str.slice(0, 0)
+    is4, is5 = label.str.endswith(" CV4"), label.str.endswith(" CV5")
+    ok = (df["outcome"] == "ok") & ~is4
+    for cls, idx in df.groupby("user_class", observed=True).groups.items():
+        counts[str(cls)] = {"requests": int((~is5[idx]).sum()), "ok": int(ok[idx].sum())}
     return float(df["intended_ts"].min()), float(df["intended_ts"].max()), counts
 
 

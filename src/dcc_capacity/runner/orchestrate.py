@@ -120,6 +120,10 @@ def _check_inputs(opts: RunOptions) -> Resolved:
         raise InputError(f"must be 0..64 (got {opts.workers})", key="--workers")
     if opts.nfr is not None and not opts.nfr.is_file():
         raise InputError("no such file", file=opts.nfr, key="--nfr")
+    if opts.nfr is not None:  # a bad catalogue is one line and exit 2 here, not a crash in every Locust process
+        from ..nfr import load_catalogue
+
+        load_catalogue(opts.nfr)
     if opts.baseline is not None and not (opts.baseline / "run.json").is_file():
         raise InputError("not a run folder (no run.json)", file=opts.baseline, key="--baseline")
     if not Path(opts.spec.profile).is_file():
@@ -230,8 +234,8 @@ def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
         a += ["--dcc-exclude", ",".join(s.exclude)]
     if s.interactive:
         a.append("--dcc-interactive")
-    # --nfr is not passed on: the live progress line reads nfr.py's schema, the report the catalogue's (one
-    # schema after the NFR unification); the progress line uses the shipped defaults meanwhile.
+    if opts.nfr is not None:  # the live progress line judges the same catalogue as the report
+        a += ["--nfr", str(Path(opts.nfr).resolve())]
     return a + list(opts.extra_locust_args)
 
 

@@ -33,6 +33,7 @@ from .kit import Kit, get_kit
 __all__ = ["DuisUser", "THROTTLE_CODES", "classify_duis_ack"]
 
 _CODE = re.compile(rb"<(?:[\w.-]+:)?ResponseCode>\s*([^<\s]+)\s*</")
+_PRECOMMAND = re.compile(rb"<(?:[\w.-]+:)?PreCommand[\s>]")
 THROTTLE_CODES = frozenset({"E47"})
 _HEADERS = {"Content-Type": "application/xml"}
 
@@ -87,6 +88,9 @@ class DuisUser(OpenModelUser):
 
     def classify_ack(self, step: Step, status: int, body: bytes) -> tuple[str, str]:
         outcome, why = classify_duis_ack(status, body, self.throttle_codes)
+        if outcome == "ok" and step.label.endswith(" CV4") and not _PRECOMMAND.search(body):
+            # No CV 5 can follow: the CV 4 step (and with it the SRV attempt) failed, and the record says so.
+            return "error", "no PreCommand in the CV 4 answer"
         trust = self.ctx.response_trust
         if trust is not None and outcome == "ok" and step.path != self.kit.paths["S"]:
             # CV 4 (serviceT) and CV 2/6/8 (serviceD) answers carry the outcome itself: the DCC must have signed it.

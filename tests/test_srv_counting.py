@@ -90,7 +90,8 @@ def test_a_cv4_answer_without_a_precommand_is_an_error_step():
     from dcc_capacity.openmodel import Step
     from dcc_capacity.users.base import DuisUser
 
-    user = SimpleNamespace(throttle_codes=frozenset({429}))
+    user = SimpleNamespace(throttle_codes=frozenset({429}), ctx=SimpleNamespace(response_trust=None),
+                           kit=SimpleNamespace(paths={"S": "/api/v1/serviceS"}))
     head = b"<sr:Response xmlns:sr='x'><sr:Header><sr:ResponseCode>I0</sr:ResponseCode></sr:Header>"
     with_pc = head + b"<sr:Body><sr:ResponseMessage><sr:PreCommand><sr:GBCSPayload>AA==</sr:GBCSPayload>" \
                      b"</sr:PreCommand></sr:ResponseMessage></sr:Body></sr:Response>"

@@ -1,4 +1,4 @@
-"""DUIS over HTTP(S): the default adapter, geventhttpclient with keep-alive and optional mutual TLS.
+"""DUIS over HTTP(S): the default adapter, keep-alive HTTP (the lean client) and optional mutual TLS.
 
 This is the hot path of every run, so :meth:`DuisHttpAdapter.send` is the
 three lines the open model used to run inline (request, read, status) and
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from geventhttpclient import HTTPClient
 
+from ..httpclient import LeanHTTPClient
 from . import AdapterSettings, TargetAdapter
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ class DuisHttpAdapter(TargetAdapter):
 
     def __init__(self, settings: AdapterSettings) -> None:
         super().__init__(settings)
-        self.http: HTTPClient | None = None
+        self.http: LeanHTTPClient | HTTPClient | None = None
+        """The lean client for plain http (httpclient.py); geventhttpclient's own for https and mutual TLS."""
 
     def start(self) -> None:
         s = self.settings
@@ -39,7 +41,7 @@ class DuisHttpAdapter(TargetAdapter):
             tls = ClientTls.from_options(s.options)
             ctx = tls.context(gevent.ssl.SSLContext)
             kw = {"ssl_context_factory": lambda *_a, **_k: ctx, "insecure": not tls.verify}
-        self.http = HTTPClient.from_url(s.host, concurrency=s.concurrency, connection_timeout=s.connection_timeout,
+        self.http = LeanHTTPClient.from_url(s.host, concurrency=s.concurrency, connection_timeout=s.connection_timeout,
                                         network_timeout=s.network_timeout, **kw)
 
     def send(self, step: Step) -> tuple[int, bytes]:

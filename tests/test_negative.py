@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def negative_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     out = tmp_path_factory.mktemp("neg") / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    p = subprocess.run([sys.executable, "-m", "dcc_capacity", "run", "--test", "negative", "--duration", "20s",
-                        "--out", str(out)], capture_output=True, text=True, timeout=150, cwd=ROOT, env=env)
+    p = subprocess.run([sys.executable, "-m", "dcc_capacity", "run", "--test", "negative", "--duration", "12s",
+                        "--rate", "7", "--out", str(out)], capture_output=True, text=True, timeout=150,
+                       cwd=ROOT, env=env)
     return out, p
 
 

@@ -126,7 +126,8 @@ def test_web_ui_shows_the_run_live_and_the_report_is_written(tmp_path):
 
     port, out = free_port(), tmp_path / "web"
     proc = subprocess.Popen([sys.executable, "-m", "dcc_capacity", "run", "--test", "load", "--rate", "30",
-                             "--duration", "6s", "--web", "--web-port", str(port), "--out", str(out)],
+                             "--duration", "6s", "--web", "--web-port", str(port), "--web-linger", "2",
+                             "--out", str(out)],
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -151,7 +151,8 @@ def test_run_stress_web_steers_real_duis_load_and_the_report_shows_the_steps(tmp
     out = tmp_path / "stress-web"
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    cmd = [PY, "-m", "dcc_capacity", "run", "--test", "stress", "--web", "--web-port", str(port), "--rate", "40",
+    cmd = [PY, "-m", "dcc_capacity", "run", "--test", "stress", "--web", "--web-port", str(port), "--web-linger", "2",
+           "--rate", "40",
            "--start-factor", "0.5", "--step", "0.25", "--step-duration", "10s", "--duration", "90s",
            "--fleet-size", "20000", "--out", str(out)]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -181,7 +182,7 @@ def test_run_stress_web_steers_real_duis_load_and_the_report_shows_the_steps(tmp
             assert _wait_for(page, "#total-rate", 40.0, 0.01, 5) == 40.0
             assert abs(_wait_for(page, "#offered-total", 40.0, 2.0, 10) - 40.0) <= 2.0
             page.locator("#btn-stop").click()
-            status = proc.wait(timeout=60)  # Locust quits 10 s after the shape ends; then the report is built
+            status = proc.wait(timeout=60)  # Locust quits 2 s (--web-linger) after the shape ends; then the report
             log = proc.stdout.read()
             assert status in (0, 1), log[-3000:]
 

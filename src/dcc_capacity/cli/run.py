@@ -34,6 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
     p.add_argument("--workers", type=int, default=0, help="Locust workers on loopback (0: one process)")
     p.add_argument("--web", action="store_true", help="open Locust's web UI instead of running headless")
     p.add_argument("--web-port", type=int, default=8089, help="web UI port (with --web)")
+    p.add_argument("--web-linger", type=float, default=10.0,
+                   help="with --web: seconds the UI stays up after the test ends, to look at it (default 10)")
     p.add_argument("--baseline", type=Path, default=None, help="baseline run folder for 'no degradation'")
     p.add_argument("--nfr", type=Path, default=None, help="NFR file (copied into the run folder as nfr.yaml)")
     p.add_argument("--seed", type=int, default=20240601, help="fleet seed (same seed, same devices)")
@@ -97,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     if args.tolerance < 0:
         raise InputError(f"must be >= 0 (got {args.tolerance})", key="--tolerance")
     opts = RunOptions(spec=spec, out=args.out, host=args.host, workers=args.workers, web=args.web,
-                      web_port=args.web_port, baseline=args.baseline, nfr=args.nfr, seed=args.seed,
+                      web_port=args.web_port, web_linger_s=args.web_linger, baseline=args.baseline, nfr=args.nfr,
+                      seed=args.seed,
                       fleet_size=args.fleet_size, emulator_tps=args.emulator_tps, retries=args.retries,
                       command_line=["dcc-capacity", *sys.argv[1:]], tolerance_pct=args.tolerance,
                       limits=limits_from_args(args))

@@ -58,6 +58,7 @@ def check_run_numbers(opts: Any) -> None:
     _range(opts.retries, "--retries", 0, 100)
     _range(opts.emulator_tps, "--emulator-tps", 0, lo_open=True)
     _range(opts.web_port, "--web-port", 1, 65535)
+    _range(opts.web_linger_s, "--web-linger", 0, 3600)
     _range(opts.fleet_size, "--fleet-size", 1, 2**32)
     _range(opts.pool_size, "pool_size", 1)
     _range(opts.seed, "--seed", 0)

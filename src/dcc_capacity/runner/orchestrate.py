@@ -54,6 +54,8 @@ class RunOptions:
     workers: int = 0
     web: bool = False
     web_port: int = 8089
+    web_linger_s: float = 10.0
+    """With --web: Locust quits this long after the test ends (the operator's last look), then the report."""
     baseline: Path | None = None
     nfr: Path | None = None
     seed: int = 20240601
@@ -318,7 +320,8 @@ def run_test(opts: RunOptions) -> int:
             _say(opts, f"embedded emulator on {host} (capacity {cfg['capacity']['tps']:g} TPS)")
         assert host is not None
         base = _locust_args(opts, host, out)
-        ui = (["--web-host", "127.0.0.1", "--web-port", str(opts.web_port), "--autostart", "--autoquit", "10",
+        linger = str(max(0, int(round(opts.web_linger_s))))
+        ui = (["--web-host", "127.0.0.1", "--web-port", str(opts.web_port), "--autostart", "--autoquit", linger,
                *(["--ui-metrics-url", f"{host}/metrics"] if emulator is not None else [])]
               if opts.web
               else ["--headless", "--progress-interval",
@@ -338,7 +341,7 @@ def run_test(opts: RunOptions) -> int:
             master = _popen([*base, "--callback-host", opts.callback_host, "--callback-port", str(callback_port),
                              *ui], logs / "locust.log")
         if opts.web:
-            _say(opts, f"web UI on http://127.0.0.1:{opts.web_port} (it quits 10 s after the test ends)")
+            _say(opts, f"web UI on http://127.0.0.1:{opts.web_port} (it quits {linger} s after the test ends)")
         _say(opts, f"{spec.test} test, {spec.sp} {resolved.slot}, {sum(resolved.rates.values()):.1f} SRV/s, "
                    f"{spec.duration_s:g} s, {opts.workers or 1} load process(es); logs in {logs}")
         if spec.test == "negative" and emulator is not None:
@@ -417,7 +420,7 @@ def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.
            watch: WorkerWatch | None = None) -> str:
     """Wait for Locust to finish (bounded); return why the run failed ('' when it did not)."""
     spec = opts.spec
-    limit = spec.duration_s + 120 + (opts.workers * 10) + (10 if opts.web else 0)
+    limit = spec.duration_s + 120 + (opts.workers * 10) + (opts.web_linger_s if opts.web else 0)
     t0 = time.monotonic()
     follow = _Follow(opts.out / "logs" / ("master.log" if opts.workers else "locust.log"))
     while master.poll() is None:

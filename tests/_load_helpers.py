@@ -30,6 +30,21 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 
+def wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float) -> None:
+    """Until ``proc`` listens on 127.0.0.1:``port``; RuntimeError with its output if it dies or is too slow."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        if proc.poll() is not None:
+            out = proc.stdout if proc.stdout is not None else proc.stderr
+            text = out.read() if out is not None else ""
+            text = text.decode(errors="replace") if isinstance(text, bytes) else text
+            raise RuntimeError(f"{what} died: {text[-3000:]}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout:g} s")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -94,15 +109,7 @@ def stall_server(*, period: float = 10.0, stall: float = 0.0, t0: float | None =
         cmd = ["taskset", "-c", str(cpu), *cmd]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            if proc.poll() is not None:
-                raise RuntimeError(f"test server died: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("test server did not start within 15 s")
+        wait_for_port(port, proc, "test server", 15)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

@@ -15,14 +15,13 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from _load_helpers import PY, ROOT, free_port, stall_server
+from _load_helpers import PY, ROOT, free_port, stall_server, wait_for_port
 from conftest import CHROMIUM_ARGS
 from dcc_capacity.emulator import start_emulator
 
@@ -42,15 +41,7 @@ def locust_web(host: str, run_dir: Path, metrics_url: str):
            "--ui-metrics-url", metrics_url, "--drain", "1", "--loglevel", "WARNING"]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            if proc.poll() is not None:
-                raise RuntimeError(f"locust died: {proc.stdout.read()[-3000:]}")
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("locust web UI did not come up within 20 s")
+        wait_for_port(port, proc, "locust web UI", 20)
         yield f"http://127.0.0.1:{port}", proc
     finally:
         if proc.poll() is None:
@@ -157,15 +148,7 @@ def test_run_stress_web_steers_real_duis_load_and_the_report_shows_the_steps(tmp
            "--fleet-size", "20000", "--out", str(out)]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.time() + 45
-        while time.time() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            if proc.poll() is not None:
-                raise RuntimeError(f"run died: {proc.stdout.read()[-3000:]}")
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("the web UI did not come up within 45 s")
+        wait_for_port(port, proc, "dcc-capacity run --web", 45)
         with sync_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1200})

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import time
 
 import httpx
 import pytest
 
-from _load_helpers import PY, ROOT, free_port
+from _load_helpers import PY, ROOT, free_port, wait_for_port
 from dcc_capacity.webui.guard import start_refusal
 
 pytestmark = pytest.mark.timeout(90)
@@ -43,12 +42,7 @@ def test_locust_web_ui_refuses_start_to_an_unconfirmed_real_host_and_spawns_noth
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 45
-        while time.time() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            assert proc.poll() is None, proc.stdout.read()[-3000:]
-            time.sleep(0.2)
+        wait_for_port(port, proc, "locust web UI", 45)
         with httpx.Client(base_url=base, timeout=10) as c:
             assert "confirm_non_loopback" in c.get("/").text  # Locust draws the option in the Start form
             form = {"user_count": "1", "spawn_rate": "1", "host": "http://192.0.2.1:9"}

@@ -37,7 +37,7 @@ from .quantiles import COARSE, NBINS, bin_index, quantile_from_hist
 
 __all__ = ["COLUMNS", "RECOVERY_FACTOR", "RECOVERY_FLOOR_MS", "SUSTAIN_S", "WINDOW_S", "analyse"]
 
-COLUMNS = ["intended_ts", "ack_ts", "ack_ms", "outcome"]
+COLUMNS = ["intended_ts", "ack_ts", "ack_ms", "outcome", "step_row"]
 RECOVERY_FACTOR = 1.5
 RECOVERY_FLOOR_MS = 20.0
 WINDOW_S = 0.25
@@ -74,6 +74,8 @@ def analyse(run: dict[str, Any], batches: Callable[[], Iterator[pd.DataFrame]], 
     drained = -math.inf
     first = last = None
     for b in batches():
+        if "step_row" in b.columns:  # the SUT's backlog is HTTP exchanges: step rows (CV 4 and CV 5 apart), once each
+            b = b[b["step_row"].to_numpy(dtype=bool)]
         it = b["intended_ts"].to_numpy(dtype=float, na_value=np.nan)
         at = b["ack_ts"].to_numpy(dtype=float, na_value=np.nan)
         ms = b["ack_ms"].to_numpy(dtype=float, na_value=np.nan)

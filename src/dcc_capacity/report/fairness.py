@@ -22,7 +22,7 @@ from .quantiles import GroupedQuantiles
 
 __all__ = ["COLUMNS", "analyse"]
 
-COLUMNS = ["request_id", "user_class", "intended_ts", "ack_ms", "trt_ms", "outcome"]
+COLUMNS = ["request_id", "user_class", "intended_ts", "ack_ms", "trt_ms", "outcome", "srv_row"]
 _COUNTS = ("requests", "ok", "throttled", "failed", "burst_requests", "burst_ok", "burst_throttled")
 
 
@@ -56,6 +56,8 @@ def analyse(run: dict[str, Any], batches: Callable[[], Iterator[pd.DataFrame]], 
     def per_batch(collect: bool) -> None:
         nonlocal counts
         for b in batches():
+            if "srv_row" in b.columns:  # one row per SRV attempt (a critical SRV's CV 4 + CV 5 once), as elsewhere
+                b = b[b["srv_row"].to_numpy(dtype=bool)]
             ids = b["request_id"].astype(str)
             b = b[ids.str.contains(":", regex=False)]
             if b.empty:

@@ -44,13 +44,18 @@ def shares_by_user(run_dir: Path) -> dict[str, dict[str, float]]:
     df = _requests(run_dir)
     if df is None or df.empty:
         return {}
+    # SRV attempts, as rates_from_records and the report count them: a CV 5 row is its CV 4's attempt (not counted
+    # again), an ok CV 4 is not yet an achieved SRV; a CV 4 that failed (throttled...) ended its attempt.
+    label = df["label"].astype(str) if "label" in df.columns else df["request_id"].astype(str).str.slice(0, 0)
+    is4, is5 = label.str.endswith(" CV4"), label.str.endswith(" CV5")
+    df = df.assign(_attempt=~is5, _ok=(df["outcome"] == "ok") & ~is4)
     users = df["request_id"].astype(str).str.split(":", n=1).str[0]
     out: dict[str, dict[str, float]] = {}
-    total_ok = int((df["outcome"] == "ok").sum()) or 1
+    total_ok = int(df["_ok"].sum()) or 1
     for user, g in df.groupby(users):
         if not user:
             continue
-        ok = int((g["outcome"] == "ok").sum())
-        out[str(user)] = {"requests": int(len(g)), "ok": ok, "throttled": int((g["outcome"] == "throttled").sum()),
-                          "achieved_share": ok / total_ok, "ok_ratio": ok / len(g)}
+        ok, n = int(g["_ok"].sum()), int(g["_attempt"].sum())
+        out[str(user)] = {"requests": n, "ok": ok, "throttled": int((g["outcome"] == "throttled").sum()),
+                          "achieved_share": ok / total_ok, "ok_ratio": ok / n if n else 0.0}
     return out

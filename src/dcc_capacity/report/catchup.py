@@ -37,7 +37,7 @@ from .quantiles import COARSE, NBINS, bin_index, quantile_from_hist
 
 __all__ = ["COLUMNS", "RECOVERY_FACTOR", "RECOVERY_FLOOR_MS", "SUSTAIN_S", "WINDOW_S", "analyse"]
 
-COLUMNS = ["intended_ts", "ack_ts", "ack_ms", "outcome", "step_row"]
+COLUMNS = ["intended_ts", "ack_ts", "ack_ms", "outcome"]
 RECOVERY_FACTOR = 1.5
 RECOVERY_FLOOR_MS = 20.0
 WINDOW_S = 0.25

@@ -22,7 +22,7 @@ from .quantiles import GroupedQuantiles
 
 __all__ = ["COLUMNS", "analyse"]
 
-COLUMNS = ["request_id", "user_class", "intended_ts", "ack_ms", "trt_ms", "outcome", "srv_row"]
+COLUMNS = ["request_id", "user_class", "intended_ts", "ack_ms", "trt_ms", "outcome"]
 _COUNTS = ("requests", "ok", "throttled", "failed", "burst_requests", "burst_ok", "burst_throttled")
 
 

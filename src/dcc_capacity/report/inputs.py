@@ -165,7 +165,7 @@ def iter_record_batches(run_dir: str | Path, columns: list[str] | None = None, b
                         stats: RecordStats | None = None, folder: RunFolder | None = None) -> Iterator[pd.DataFrame]:
     """The run's request rows, folded by :func:`dcc_capacity.records.iter_records`, batch by batch.
 
-    Each row carries ``srv_row`` / ``step_row`` (:mod:`.srvfold`): a critical
+    Each row carries ``srv_row`` / ``step_row`` (:mod:`.srvfold`), whatever ``columns`` asks for: a critical
     SRV's CV 4 and CV 5 rows are step rows only, and one SRV row per attempt is
     added for them. Two more report views are added to the writer's columns: a step without an
     SRV variant (a journey's login, say) is grouped under its label, and
@@ -188,7 +188,10 @@ def iter_record_batches(run_dir: str | Path, columns: list[str] | None = None, b
         if "step" in batch.columns:
             batch = batch.rename(columns={"step": "journey_step"})
         batch["step"] = _stress_step(batch["intended_ts"].to_numpy(dtype=float), steps)
-        return batch if columns is None else batch[[c for c in columns if c in batch.columns]]
+        if columns is None:
+            return batch
+        # The two row flags are part of every view: a reader that counts rows must be able to pick SRV or step rows.
+        return batch[[c for c in dict.fromkeys([*columns, "srv_row", "step_row"]) if c in batch.columns]]
 
     for batch in iter_records(path, batch_rows=batch_rows, columns=want, stats=stats):
         yield view(srvs.feed(batch))

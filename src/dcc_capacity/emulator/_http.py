@@ -20,7 +20,6 @@ idle keep-alive timeout. Malformed HTTP gets ``400`` and the connection closes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import signal
@@ -32,6 +31,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httptools
+
+from ._net import no_delay
 
 __all__ = ["LeanServer", "Reply"]
 
@@ -86,10 +87,7 @@ class _Conn(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        no_delay(transport)
         self.server.conns.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:

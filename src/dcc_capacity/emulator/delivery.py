@@ -15,9 +15,7 @@ back up the gateway.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 import ssl
 import time
 from collections import deque
@@ -27,6 +25,8 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 import httptools
+
+from ._net import no_delay
 
 __all__ = ["CallbackSender", "Delivery"]
 
@@ -101,10 +101,7 @@ class _Conn(asyncio.Protocol):
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        no_delay(transport)
         if self.early:
             self.transport.write(b"".join(self.early))  # type: ignore[union-attr]
             self.early.clear()

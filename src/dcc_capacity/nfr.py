@@ -149,6 +149,9 @@ class NfrCatalogue(BaseModel):
     nfrs: list[Nfr] = Field(min_length=1)
     tests: list[TestDef] = []
     issue_thresholds: dict[Literal[1, 2, 3, 4], int] = Field(default_factory=lambda: dict(DEFAULT_ISSUE_THRESHOLDS))
+    issue_thresholds_source: str = ""
+    """Where the thresholds come from (SCTAD 4.2 points to SMETS1 SVTAD Table 13.2, which the suite does not
+    hold); empty: the project's defaults, shown as such in the reports (provenance.py)."""
 
     @model_validator(mode="after")
     def _defaults(self) -> NfrCatalogue:

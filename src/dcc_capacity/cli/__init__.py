@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "emulator": "the embedded system under test (DUIS gateway, callbacks, SFTP for CP)",
     "run": "a load, stress, soak, spike, catch-up or noisy-neighbour test",
     "report": "the HTML evidence report from a run folder",
+    "phase": "a whole test phase: run a plan, its completion report, compare two phases",
 }
 
 

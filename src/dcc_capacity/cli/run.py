@@ -24,6 +24,9 @@ TESTS = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negat
 def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser("run", help=help_text, description=help_text)
     p.add_argument("--test", required=True, metavar="|".join(TESTS), help="the test to run")
+    p.add_argument("--test-id", default=None, metavar="ID",
+                   help="catalogue test id this run is evidence for (default: the shipped catalogue's id of the "
+                        "test type: LOAD, STRESS, SOAK, SPIKE, CATCHUP, NOISY, NEGATIVE)")
     p.add_argument("--profile", default="volume_profiles/foc.yaml", help="volume profile YAML (default foc)")
     p.add_argument("--sp", default="DSP", help="Service Provider: DSP, S1SP, DCO or CP (default DSP)")
     p.add_argument("--slot", default=None, help="night, day or evening (default: the SP's busiest slot)")
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                     max_factor=args.max_factor, max_error_rate=args.max_error_rate,
                     max_p95_ms=args.max_p95_ms if args.max_p95_ms > 0 else None, spike_factor=args.spike_factor,
                     burst_factor=args.burst_factor, client_hold=args.client_hold,
-                    interactive=args.web and args.test == "stress",
+                    interactive=args.web and args.test == "stress", test_id=_test_id(args.test_id),
                     exclude=tuple(n.strip() for n in args.exclude.split(",") if n.strip()))
     from ..runner.scenario_facts import limits_from_args
 
@@ -112,6 +115,17 @@ def run(args: argparse.Namespace) -> int:
     opts.emulator_config.update(m.emulator)  # trust the user's own signing certificates, their roles, paths
     opts.run_files, opts.audit = m.files, m.audit
     return run_test(opts)
+
+
+def _test_id(value: str | None) -> str | None:
+    """``--test-id``: an id the report can anchor (letters, digits, '.', '_', '-')."""
+    import re
+
+    from ..errors import InputError
+
+    if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+        raise InputError(f"letters, digits, '.', '_' or '-' only (got {value!r})", key="--test-id")
+    return value
 
 
 def _profile(value: str) -> str:

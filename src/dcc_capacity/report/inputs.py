@@ -46,6 +46,8 @@ class RunFolder:
     tests: list[TestDef]
     nfr_source: str
     issue_thresholds: dict[int, int]
+    issue_thresholds_source: str = ""
+    """The catalogue's ``issue_thresholds_source`` (empty: project defaults, see provenance.py)."""
     issues: list[Issue] = field(default_factory=list)
     external_results: list[dict[str, Any]] = field(default_factory=list)
     sut_metrics: pd.DataFrame | None = None
@@ -157,7 +159,9 @@ def load_run(run_dir: str | Path) -> RunFolder:
             require(item, "id", path / "nfr_results.json", str, prefix=f"{i}.")
     return RunFolder(path=path, run=run, plan=plan, nfrs=list(catalogue.nfrs), tests=list(catalogue.tests),
                      nfr_source=str(cat if cat.parent == path else f"default catalogue ({cat.name})"),
-                     issue_thresholds=dict(catalogue.issue_thresholds), issues=load_issues(path / "issues.yaml"),
+                     issue_thresholds=dict(catalogue.issue_thresholds),
+                     issue_thresholds_source=catalogue.issue_thresholds_source,
+                     issues=load_issues(path / "issues.yaml"),
                      external_results=external, sut_metrics=_load_sut_metrics(path / "metrics.csv"))
 
 

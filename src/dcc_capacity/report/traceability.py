@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..nfr import Nfr, TestDef, judge
+from ..provenance import source_text
 from .inputs import Issue, RunFolder
 from .metrics import Metrics
 
@@ -159,7 +160,9 @@ def exit_criteria(folder: RunFolder, trace: Traceability, issue_rows: list[dict[
         {"id": "EC3", "text": "All planned tests in the SP's test specification executed",
          "status": "met" if len(executed) == len(planned) else "not met",
          "evidence": f"{len(executed)} of {len(planned)} planned tests executed in this run folder"},
-        {"id": "EC4", "text": "Outstanding System Capacity Testing Issues within the SVTAD Table 13.2 thresholds",
+        {"id": "EC4", "text": "Outstanding System Capacity Testing Issues within the threshold levels (SCTAD 4.2 "
+                              "refers to SMETS1 SVTAD Table 13.2, which sets them; limits used: "
+                              f"{source_text(folder.issue_thresholds_source)})",
          "status": "met" if all(r["ok"] for r in issue_rows) else "not met",
          "evidence": "; ".join(f"severity {r['severity']}: {r['open']} open (limit {r['threshold']})"
                                for r in issue_rows)},

@@ -30,12 +30,13 @@ from typing import Any
 
 from .. import __version__
 from ..errors import InputError, RunError
+from ..provenance import plan_provenance
 from ..redact import redact_argv
 from .checks import check_run_numbers
 from .finish import rates_from_records
 from .resilience import WorkerWatch, die_with_parent, lost_workers_failure, write_run_json_early
 from .safety import interrupt_on_signals
-from .spec import Resolved, TestSpec, resolve
+from .spec import Resolved, TestSpec, default_test_id, resolve
 from .target import callback_scheme, client_context
 
 __all__ = ["RunOptions", "run_test"]
@@ -465,13 +466,14 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
         shutil.copyfile(opts.nfr, out / "nfr.yaml")
     plan_doc = r.plan.to_dict()
     plan_doc["test_scale"] = {sp: r.plan.profile.test_scale(sp) for sp in ("DSP", "S1SP", "DCO", "CP")}
+    plan_doc.update(plan_provenance(r.plan, spec.profile))  # inputs with sources; A7 split by row (alerts)
     (out / "plan.json").write_text(json.dumps(plan_doc, indent=2) + "\n")
     import locust
 
     targets = {cls: rate for cls, rate in r.rates.items()}
     run = {
         "schema_version": 1,
-        "test_id": "NEGATIVE" if spec.test == "negative" else f"{spec.test.upper()}-{spec.sp}-{r.slot.upper()}",
+        "test_id": spec.test_id or default_test_id(spec.test),
         "test_name": f"{spec.test.capitalize()}, {spec.sp}, {r.slot}",
         "test_type": spec.test, "sp": spec.sp, "slot": r.slot,
         "status": "incomplete" if failure else "complete",

@@ -28,6 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .spec import default_test_id
+
 __all__ = ["LostWorker", "WorkerWatch", "die_with_parent", "write_run_json_early", "lost_workers_failure"]
 
 
@@ -45,7 +47,7 @@ def write_run_json_early(out: Path, *, spec: Any, slot: str, started: float, tar
     """
     doc = {
         "schema_version": 1,
-        "test_id": f"{spec.test.upper()}-{spec.sp}-{slot.upper()}",
+        "test_id": spec.test_id or default_test_id(spec.test),
         "test_name": f"{spec.test.capitalize()}, {spec.sp}, {slot}",
         "test_type": spec.test, "sp": spec.sp, "slot": slot, "status": "running",
         "start": _iso(started), "planned_duration_s": spec.duration_s,

@@ -79,6 +79,9 @@ class TestSpec:
     """catchup: the Service Users hold their traffic in the outage and resend it (for a SUT without an outage)."""
     exclude: tuple[str, ...] = ()
     """User classes (or CLASS_GROUPS names) not sent; the others keep the rates they have with the full mix."""
+    test_id: str | None = None
+    """run.json ``test_id``: the catalogue test this run is evidence for (``run --test-id``); default
+    :func:`default_test_id`, the shipped catalogue's id of the test type, so a run and the catalogue agree."""
     interactive: bool = False
     """stress: the operator steers the steps from the web UI's Capacity tab (a ControlledShape) instead of the
     fixed step ramp; ``--duration`` is then the upper bound and ``step_s`` the automatic ramp's hold time."""
@@ -136,6 +139,16 @@ def drop(rates: dict[str, float], exclude: tuple[str, ...] | list[str] | str) ->
     """``rates`` without the excluded classes: the rest keep their rates (a baseline without SMETS1, say)."""
     gone = excluded(exclude)
     return {k: v for k, v in rates.items() if k not in gone}
+
+
+DEFAULT_TEST_IDS: dict[str, str] = {"load": "LOAD", "stress": "STRESS", "soak": "SOAK", "spike": "SPIKE",
+                                     "catchup": "CATCHUP", "noisy-neighbour": "NOISY", "negative": "NEGATIVE"}
+"""Test type -> the test id of the shipped catalogue (volume_profiles/nfr-default.yaml) and the example plans."""
+
+
+def default_test_id(test: str) -> str:
+    """The id ``run`` writes when no ``--test-id`` is given: one scheme with the shipped catalogue."""
+    return DEFAULT_TEST_IDS.get(test, test.upper())
 
 
 def spec_from_options(opts: Any) -> TestSpec:

@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import InputError
 from ..nfr import Nfr, NfrCatalogue, TestDef, load_catalogue
 from ..provenance import PROJECT_DEFAULT, is_project_default, source_text
-from ..report.required import required_vs_tested
+from ..report.required import required_vs_tested, tested_rate
 from ..report.traceability import anchor
 from .plan import LoadedPlan, PlanTest, load_plan_file
 from .runner import PHASE_FILE, RUNS_DIR
@@ -142,21 +142,6 @@ def _read(path: Path) -> dict[str, Any] | None:
     return doc
 
 
-def _tested_rate(run: dict[str, Any], summary: dict[str, Any]) -> float | None:
-    """The rate this run tested: the stress knee of a stress test, else the SRV/s offered, at most the planned base."""
-    if run.get("test_type") == "stress":
-        cap = (summary.get("extrapolation") or {}).get("capacity_test")
-        if cap:
-            return float(cap)
-    rate = summary.get("offered_rate")
-    offered = float(rate) if isinstance(rate, (int, float)) else None
-    targets = [float(r.get("target") or 0) for r in (run.get("rates") or {}).values() if isinstance(r, dict)]
-    planned = sum(targets) if targets else None
-    if offered is None or planned is None:
-        return offered if offered is not None else planned
-    return min(offered, planned)  # a spike or catch-up offers more than its base rate; a saturated client less
-
-
 def _load_run(test: PlanTest, folder: Path, attempts: int, progress: Any) -> PhaseRun:
     if not (folder / "run.json").is_file():
         return PhaseRun(test, folder, None, None, None, "not run", "NOT RUN", attempts)
@@ -183,7 +168,7 @@ def _load_run(test: PlanTest, folder: Path, attempts: int, progress: Any) -> Pha
     pr = PhaseRun(test, folder, run, summary, plan_doc, state, verdict, attempts)
     if summary is not None:
         spec = run.get("spec") or {}
-        pr.required = required_vs_tested(plan_doc, str(run.get("sp")), run.get("slot"), _tested_rate(run, summary),
+        pr.required = required_vs_tested(plan_doc, str(run.get("sp")), run.get("slot"), tested_rate(run, summary),
                                          normal=bool(spec.get("normal")))
     return pr
 

@@ -113,6 +113,10 @@ def extrapolation(folder: RunFolder, metrics: Metrics, stress: dict[str, Any] | 
         capacity, basis = achieved, "achieved rate with all NFRs met (a lower bound: no stress knee measured)"
     else:
         capacity, basis = None, "no rate at which all NFRs were met"
+    alerts_rate = folder.alerts / duration_s if duration_s and folder.alerts else 0.0
+    if capacity and alerts_rate:  # Table A7 counts the alerts the SUT raises itself: they are part of its load
+        capacity += alerts_rate
+        basis += f" + {alerts_rate:.2f}/s alerts the SUT raised (Table A7 includes them)"
     cpu = None
     if folder.sut_metrics is not None and "cpu_percent" in folder.sut_metrics:
         cpu = float(folder.sut_metrics["cpu_percent"].max())

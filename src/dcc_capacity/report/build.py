@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..provenance import source_text
 from ..records import RecordStats
 from . import charts, scenarios
 from ._files import read_json
@@ -26,6 +27,7 @@ from .metrics import NEEDED_COLUMNS, Metrics, compute_metrics
 from .negative import section as negative_section
 from .outputs import summary, write_json, write_junit
 from .render import render_html
+from .required import provenance_risks, required_vs_tested, tested_rate
 from .traceability import Traceability, anchor, evaluate, exit_criteria, issue_counts
 
 __all__ = ["ReportOutcome", "build_report", "summarise_folder", "OUT_OF_SCOPE"]
@@ -144,6 +146,9 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
     if folder.killed or folder.run.get("lost_workers"):  # the run's own failures, in the machine-readable summary
         doc["killed"] = folder.killed
         doc["lost_workers"] = folder.run.get("lost_workers") or []
+    required = required_vs_tested(folder.plan, folder.run["sp"], folder.run.get("slot"), tested_rate(folder.run, doc),
+                                  normal=bool((folder.run.get("spec") or {}).get("normal")))
+    doc["required_vs_tested"] = required  # so a PASS never sits beside an unmet Table A7 rate unexplained
     doc["exit_criteria"] = [{"id": c["id"], "status": c["status"]} for c in criteria]
     doc["extrapolation"] = extra["extrapolation"]
     progress("charting")
@@ -167,7 +172,9 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
         "summary": doc, "stress": stress, "extrapolation": extra["extrapolation"], "issues": issues,
         "issue_rows": issue_rows, "criteria": criteria, "comparison": comparison, "charts": figures,
         "backlinks": backlinks, "verdict": verdict, "incomplete": folder.incomplete, "plan": folder.plan,
-        "scenarios": scen, "risks": _risks(folder, trace, extra, comparison) + scenarios.risks(scen),
+        "scenarios": scen, "risks": _risks(folder, trace, extra, comparison) + scenarios.risks(scen)
+        + provenance_risks(folder.nfrs, folder.issue_thresholds_source, folder.plan, required),
+        "required": required, "source_text": source_text,
         "out_of_scope": OUT_OF_SCOPE, "anchor": anchor,
         "negative": negative_section(folder.run, folder.path / "run.json"),
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -47,3 +47,42 @@ def required_vs_tested(plan: dict[str, Any] | None, sp: str, slot: str | None, t
                        f"suite must send for the {required:.2f} SRV/s Table A7 requires ({sp}, {slot})"
                        f"{alert_txt}: a PASS here does not show the required rate is met.")
     return row
+
+
+def tested_rate(run: dict[str, Any], summary: dict[str, Any]) -> float | None:
+    """The rate a run tested: the stress knee of a stress test, else the SRV/s offered, at most the planned base.
+
+    A spike or catch-up offers more than its base rate for a while; a saturated load generator offers less
+    than planned. The requirement is about the steady rate, so the smaller of offered and planned counts.
+    """
+    if run.get("test_type") == "stress":
+        cap = (summary.get("extrapolation") or {}).get("capacity_test")
+        if cap:
+            return float(cap)
+    rate = summary.get("offered_rate")
+    offered = float(rate) if isinstance(rate, (int, float)) else None
+    targets = [float(r.get("target") or 0) for r in (run.get("rates") or {}).values() if isinstance(r, dict)]
+    planned = sum(targets) if targets else None
+    if offered is None or planned is None:
+        return offered if offered is not None else planned
+    return min(offered, planned)
+
+
+def provenance_risks(nfrs: list[Any], issue_thresholds_source: str, plan: dict[str, Any] | None,
+                     required: dict[str, Any]) -> list[dict[str, str]]:
+    """6.3.2 risks of one run's report: project-default thresholds, the example profile, an unmet required rate."""
+    from ..provenance import PROJECT_DEFAULT, is_project_default
+
+    out = []
+    if required.get("met") is False:
+        out.append({"level": "high", "href": "required", "text": required["note"]})
+    defaults = [n.id for n in nfrs if is_project_default(n.source)]
+    if is_project_default(issue_thresholds_source):
+        defaults.append("testing-issue thresholds")
+    if defaults:
+        out.append({"level": "high", "href": "traceability", "text": f"Thresholds that are {PROJECT_DEFAULT} "
+                    f"(no seed and no user file gives them): {', '.join(defaults)}."})
+    if (plan or {}).get("example_profile"):
+        out.append({"level": "high", "href": "model", "text": "The volume profile is a shipped EXAMPLE: replace it "
+                    "with the Capability Transaction Forecasts before submitting."})
+    return out

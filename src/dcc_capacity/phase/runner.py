@@ -101,7 +101,7 @@ def _manifest(plan: LoadedPlan, out: Path, previous: dict[str, Any] | None) -> d
     return doc
 
 
-def run_phase(plan_path: str | Path, out: str | Path, *, timeout_factor: float = 1.0) -> int:
+def run_phase(plan_path: str | Path, out: str | Path) -> int:
     """Run every test of the plan into ``out/runs/<run_id>``; return 0 when every test ran to completion.
 
     1: at least one test ended with failed NFRs (its folder is complete evidence nonetheless);
@@ -152,7 +152,8 @@ def run_phase(plan_path: str | Path, out: str | Path, *, timeout_factor: float =
         entry.update(attempts=entry["attempts"] + 1, started=_now(), status="running", argv=argv)
         entry.pop("ended", None)
         _write_json(manifest_path, doc)
-        _say(f"test {k} of {n}: {test.folder} ({test.id}): dcc-capacity {' '.join(argv[:-2])}")
+        shown = " ".join(plan.argv[test.folder]) + (f" (baseline: {test.baseline})" if test.baseline else "")
+        _say(f"test {k} of {n}: {test.folder} ({test.id}): dcc-capacity {shown}")
         t0 = time.monotonic()
         code = _run_child(argv, env)
         entry.update(ended=_now(), exit_code=code, wall_s=round(time.monotonic() - t0, 1),

@@ -224,7 +224,8 @@ def _plan_from_copy(plan_copy: Path, manifest: dict[str, Any]) -> LoadedPlan:
     if original.is_file() and hashlib.sha256(original.read_bytes()).hexdigest() == \
             (manifest.get("plan") or {}).get("sha256"):
         return load_plan_file(original)
-    return load_plan_file(plan_copy)  # relative paths then resolve from the phase folder
+    base = original.parent if original.parent.is_dir() else None
+    return load_plan_file(plan_copy, base=base)  # edited or moved since: the copy, paths as the original had them
 
 
 def provenance_rows(ev: PhaseEvidence) -> list[dict[str, Any]]:

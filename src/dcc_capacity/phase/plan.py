@@ -218,8 +218,12 @@ def _merged_catalogue(plan: PhasePlan, catalogue: NfrCatalogue, src: YamlSource)
 _TYPES = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "baseline")
 
 
-def load_plan_file(path: str | Path) -> LoadedPlan:
-    """Read and validate a phase plan; any problem is one InputError naming file, line and key."""
+def load_plan_file(path: str | Path, base: Path | None = None) -> LoadedPlan:
+    """Read and validate a phase plan; any problem is one InputError naming file, line and key.
+
+    ``base``: the folder its relative paths are relative to (default: the plan's own), so a phase folder's
+    copy of a plan resolves its profile as the original did.
+    """
     from ..cli.run import TESTS
 
     src = load_yaml(path)
@@ -228,7 +232,7 @@ def load_plan_file(path: str | Path) -> LoadedPlan:
     plan = validate(PhasePlan, src, hint=lambda key, kind, value: (
         f"must be {SCHEMA_VERSION} (this suite reads plan schema {SCHEMA_VERSION})" if key == "schema_version"
         else None))
-    base = src.path.resolve().parent
+    base = base or src.path.resolve().parent
     profile = _resolve(base, plan.profile, "profile", src, "profile")
     from ..profiles import load_profile
 

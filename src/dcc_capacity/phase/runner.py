@@ -47,12 +47,18 @@ def _say(msg: str) -> None:
 
 
 def run_is_complete(folder: Path) -> bool:
-    """A finished run with its report: run.json ``complete`` and a summary.json (built after run.json)."""
+    """A finished, valid run with its report: run.json ``complete`` and a summary.json not saying ``valid: false``.
+
+    An INVALID run (its measurement cannot be trusted, e.g. the load generator fell behind) is no evidence,
+    so a resumed phase runs it again.
+    """
     try:
         run = json.loads((folder / "run.json").read_text())
+        summary = json.loads((folder / "summary.json").read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(run, dict) and run.get("status") == "complete" and (folder / "summary.json").is_file()
+    return (isinstance(run, dict) and run.get("status") == "complete" and isinstance(summary, dict)
+            and summary.get("valid") is not False)
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:

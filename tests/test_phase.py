@@ -164,6 +164,10 @@ def test_invalid_run_is_shown_and_not_counted_as_evidence(phase, tmp_path):
     assert runs["spike-night"]["verdict"] == "INVALID" and outcome.doc["tests"]["SPIKE"] == "not run"
     assert next(c for c in outcome.doc["exit_criteria"] if c["id"] == "EC3")["status"] == "not met"
     assert "send lag 900 ms" in outcome.html.read_text(encoding="utf-8")
+    from dcc_capacity.phase.runner import run_is_complete
+
+    assert not run_is_complete(copy / "runs" / "spike-night")  # a resumed phase runs it again
+    assert run_is_complete(copy / "runs" / "load-night")
 
 
 def test_compare_lists_changed_inputs_and_flags_an_injected_regression(phase, tmp_path):
@@ -287,3 +291,15 @@ def test_phase_report_in_chromium_links_both_ways_offline_and_prints(report, chr
     assert requests and all(u.split("#")[0] == outcome.html.as_uri() for u in requests), requests
     pdf = print_pdf(outcome.html, chromium)
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 10_000
+
+
+def test_run_default_test_ids_are_the_shipped_catalogues():
+    from dcc_capacity.cli.run import TESTS, _test_id
+    from dcc_capacity.runner.spec import default_test_id
+
+    ids = {t.id: t.type for t in load_catalogue().tests}
+    for test in TESTS:
+        assert ids[default_test_id(test)] == test, test
+    assert _test_id("LOAD-NIGHT.2") == "LOAD-NIGHT.2"
+    with pytest.raises(InputError, match="--test-id"):
+        _test_id("load night")

@@ -143,8 +143,7 @@ def _carry_over(old: PhaseEvidence, new: PhaseEvidence, changes: dict[str, Any])
             reasons.append(f"its NFRs changed: {', '.join(touched)}")
         for slot_row in _levels(new):
             slot, need = slot_row
-            tested = max((r.required.get("tested") or 0.0 for r in olds if (r.run or {}).get("slot") == slot),
-                         default=None)
+            tested = max((r.tested[slot] for r in olds if slot in r.tested), default=None)
             if tested is not None and need is not None and tested < need * 0.98:
                 reasons.append(f"OLD tested {slot} at {tested:.2f} SRV/s, below NEW's required {need:.2f}")
         out.append({"test_id": t.id, "carries_over": not reasons, "reasons": reasons,

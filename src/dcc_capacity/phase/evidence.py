@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import InputError
 from ..nfr import Nfr, NfrCatalogue, TestDef, load_catalogue
 from ..provenance import PROJECT_DEFAULT, is_project_default, source_text
-from ..report.required import required_vs_tested, tested_rate
+from ..report.required import required_vs_tested, tested_rate, tested_rates
 from ..report.traceability import anchor
 from .plan import LoadedPlan, PlanTest, load_plan_file
 from .runner import PHASE_FILE, RUNS_DIR
@@ -44,6 +44,8 @@ class PhaseRun:
     """PASS / FAIL / INCOMPLETE / FAILED RUN / INVALID / NOT RUN."""
     attempts: int = 0
     required: dict[str, Any] = field(default_factory=dict)
+    tested: dict[str, float] = field(default_factory=dict)
+    """Slot -> the rate this run tested there (report/required.py ``tested_rates``)."""
 
     @property
     def run_id(self) -> str:
@@ -168,8 +170,10 @@ def _load_run(test: PlanTest, folder: Path, attempts: int, progress: Any) -> Pha
     pr = PhaseRun(test, folder, run, summary, plan_doc, state, verdict, attempts)
     if summary is not None:
         spec = run.get("spec") or {}
+        pr.tested = tested_rates(run, summary)
         pr.required = required_vs_tested(plan_doc, str(run.get("sp")), run.get("slot"), tested_rate(run, summary),
-                                         normal=bool(spec.get("normal")))
+                                         normal=bool(spec.get("normal")), test_type=str(run.get("test_type")),
+                                         excluded=bool(spec.get("exclude")))
     return pr
 
 

@@ -116,8 +116,7 @@ def required_table(ev: PhaseEvidence) -> list[dict[str, Any]]:
         required = ((volume.get("A7") or {}).get(sp) or {}).get(slot)
         alerts = ((((volume.get("A7_rows") or {}).get(sp) or {}).get(slot)) or {}).get("alerts")
         part = required - alerts if required is not None and alerts is not None else required
-        tested = [(r.required.get("tested"), r) for r in ev.runs
-                  if r.is_evidence and (r.run or {}).get("slot") == slot and r.required.get("tested") is not None]
+        tested = [(r.tested.get(slot), r) for r in ev.runs if r.is_evidence and r.tested.get(slot) is not None]
         best = max(tested, key=lambda x: x[0]) if tested else (None, None)
         met = None if part is None or best[0] is None else best[0] >= part * 0.98
         rows.append({"sp": sp, "slot": slot, "required": required, "alerts": alerts, "suite_part": part,

@@ -146,8 +146,10 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
     if folder.killed or folder.run.get("lost_workers"):  # the run's own failures, in the machine-readable summary
         doc["killed"] = folder.killed
         doc["lost_workers"] = folder.run.get("lost_workers") or []
+    spec = folder.run.get("spec") or {}
     required = required_vs_tested(folder.plan, folder.run["sp"], folder.run.get("slot"), tested_rate(folder.run, doc),
-                                  normal=bool((folder.run.get("spec") or {}).get("normal")))
+                                  normal=bool(spec.get("normal")), test_type=folder.run["test_type"],
+                                  excluded=bool(spec.get("exclude")))
     doc["required_vs_tested"] = required  # so a PASS never sits beside an unmet Table A7 rate unexplained
     doc["exit_criteria"] = [{"id": c["id"], "status": c["status"]} for c in criteria]
     doc["extrapolation"] = extra["extrapolation"]

@@ -19,7 +19,7 @@ SHORTFALL_TOLERANCE = 0.02
 
 
 def required_vs_tested(plan: dict[str, Any] | None, sp: str, slot: str | None, tested: float | None,
-                       *, normal: bool = False) -> dict[str, Any]:
+                       *, normal: bool = False, test_type: str = "load", excluded: bool = False) -> dict[str, Any]:
     """One row: ``required`` (A7), ``alerts`` (A7 alerts row, from the SUT), ``suite_part``, ``tested``, ``met``.
 
     ``plan`` is a plan.json document (``A7`` and, from this suite's runs, ``A7_rows``). ``met`` is None when
@@ -32,6 +32,9 @@ def required_vs_tested(plan: dict[str, Any] | None, sp: str, slot: str | None, t
     suite_part = (required - alerts) if required is not None and alerts is not None else required
     row: dict[str, Any] = {"sp": sp, "slot": slot, "required": required, "alerts": alerts, "suite_part": suite_part,
                            "tested": tested, "ratio": None, "met": None, "normal": normal}
+    if test_type == "negative":
+        row["note"] = "Not a capacity test: the negative cases run at a modest rate; Table A7 does not apply."
+        return row
     if suite_part is None or tested is None:
         row["note"] = "Required rate unknown (no Table A7 for this SP and slot in plan.json)."
         return row
@@ -42,7 +45,8 @@ def required_vs_tested(plan: dict[str, Any] | None, sp: str, slot: str | None, t
         row["note"] = (f"Tested at {tested:.2f} SRV/s, the {suite_part:.2f} SRV/s the suite sends of the "
                        f"{required:.2f} SRV/s Table A7 requires ({sp}, {slot}){alert_txt}.")
     else:
-        why = " (the slot's normal rate: --normal)" if normal else ""
+        why = (" (the slot's normal rate: --normal)" if normal else
+               " (user classes excluded: --exclude, e.g. a baseline's SMETS2-only half)" if excluded else "")
         row["note"] = (f"Tested at {tested:.2f} SRV/s{why}, {row['ratio']:.2f}x of the {suite_part:.2f} SRV/s the "
                        f"suite must send for the {required:.2f} SRV/s Table A7 requires ({sp}, {slot})"
                        f"{alert_txt}: a PASS here does not show the required rate is met.")
@@ -50,22 +54,33 @@ def required_vs_tested(plan: dict[str, Any] | None, sp: str, slot: str | None, t
 
 
 def tested_rate(run: dict[str, Any], summary: dict[str, Any]) -> float | None:
-    """The rate a run tested: the stress knee of a stress test, else the SRV/s offered, at most the planned base.
+    """The rate a run tested in its slot: the stress knee of a stress test, a soak's rate in that slot, else the
+    SRV/s offered, at most the planned base rate.
 
     A spike or catch-up offers more than its base rate for a while; a saturated load generator offers less
     than planned. The requirement is about the steady rate, so the smaller of offered and planned counts.
     """
+    return tested_rates(run, summary).get(run.get("slot") or "")
+
+
+def tested_rates(run: dict[str, Any], summary: dict[str, Any]) -> dict[str, float]:
+    """Slot -> the rate a run tested there (a soak tests every slot at its own rate; other runs their slot)."""
+    slot = str(run.get("slot") or "")
+    if run.get("test_type") == "soak" and (run.get("soak") or {}).get("slots"):
+        return {str(s["slot"]): float(s["total_rate"]) for s in run["soak"]["slots"]
+                if isinstance(s, dict) and isinstance(s.get("total_rate"), (int, float))}
     if run.get("test_type") == "stress":
-        cap = (summary.get("extrapolation") or {}).get("capacity_test")
-        if cap:
-            return float(cap)
+        knee = (summary.get("shape") or {}).get("knee_rate") or (run.get("stress") or {}).get("knee")
+        if isinstance(knee, (int, float)) and knee > 0:
+            return {slot: float(knee)}  # SRV/s the suite sent at the last healthy step
     rate = summary.get("offered_rate")
     offered = float(rate) if isinstance(rate, (int, float)) else None
     targets = [float(r.get("target") or 0) for r in (run.get("rates") or {}).values() if isinstance(r, dict)]
     planned = sum(targets) if targets else None
     if offered is None or planned is None:
-        return offered if offered is not None else planned
-    return min(offered, planned)
+        best = offered if offered is not None else planned
+        return {slot: best} if best is not None else {}
+    return {slot: min(offered, planned)}
 
 
 def provenance_risks(nfrs: list[Any], issue_thresholds_source: str, plan: dict[str, Any] | None,

@@ -224,8 +224,15 @@ def build_phase_report(path: str | Path, progress: Any = lambda _m: None) -> Pha
 
 
 def _chromium(explicit: str | None) -> str:
-    for cand in (explicit, os.environ.get("DCC_CAPACITY_CHROMIUM"), "chromium", "chromium-browser", "google-chrome",
-                 "google-chrome-stable"):
+    """The chromium to print with: the one asked for (or a clear error), else the first one installed."""
+    asked = explicit or os.environ.get("DCC_CAPACITY_CHROMIUM")
+    if asked:
+        found = shutil.which(asked)
+        if found is None:
+            raise InputError(f"no such chromium executable {asked!r}",
+                             key="--chromium" if explicit else "DCC_CAPACITY_CHROMIUM")
+        return found
+    for cand in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         if cand and (shutil.which(cand) or (Path(cand).is_file() and os.access(cand, os.X_OK))):
             return shutil.which(cand) or cand
     raise InputError("no headless chromium found to print the PDF (looked for $DCC_CAPACITY_CHROMIUM, chromium, "

@@ -79,6 +79,10 @@ def test_killed_phase_resumes_without_redoing_finished_tests(phase):
     assert manifest["tests"]["load-night"]["attempts"] == 1 and manifest["tests"]["spike-night"]["attempts"] == 2
     run = json.loads((out / "runs" / "load-night" / "run.json").read_text())
     assert run["test_id"] == "LOAD" and run["test_type"] == "load"
+    # every run is judged against the phase catalogue (the plan's NFR file with its tests), not the shipped one
+    assert (out / "runs" / "load-night" / "nfr.yaml").read_text() == (out / "nfr.yaml").read_text()
+    judged = {n["id"] for n in json.loads((out / "runs" / "load-night" / "summary.json").read_text())["nfr"]}
+    assert judged == {"NFR-ACK-P95", "NFR-ERR", "NFR-LOST", "NFR-RATE"}
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,11 @@ the results, test by test; and says for each test of NEW whether OLD's
 evidence carries over, and why not when it does not.
 
 A regression: an NFR result that passed in OLD fails in NEW, a run that was
-evidence in OLD is not in NEW, or a headline figure (ack / TRT p95, failure
-rate, achieved share of offered) worse by more than the tolerance.
+evidence in OLD is not in NEW, or, like for like (the same offered rate
+within 10 %), a headline figure (ack / TRT p95, failure rate, achieved share
+of offered) worse by more than the tolerance. A figure worse at a higher
+offered rate (the later phase's larger volumes) is shown, not flagged: the
+NFR verdicts judge it.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ def _inputs(ev: PhaseEvidence) -> dict[str, Any]:
 def _nfrs(ev: PhaseEvidence) -> dict[str, Any]:
     return {n.id: f"{n.what} [{n.scope_text}] {n.op} {n.threshold:g}" if n.threshold is not None
             else f"{n.what} external" for n in ev.catalogue.nfrs}
+
+
+def _traces(ev: PhaseEvidence) -> dict[str, str]:
+    """Test id -> the NFRs it must prove (a test may keep its id and lose or gain an NFR)."""
+    return {t.id: ", ".join(t.nfr_ids) for t in ev.planned}
 
 
 def _sut(ev: PhaseEvidence) -> dict[str, Any]:
@@ -89,6 +97,7 @@ def compare_phases(old_dir: str | Path, new_dir: str | Path, *, tolerance_pct: f
     changes = {
         "profile_inputs": _diff(_inputs(old), _inputs(new)),
         "nfrs": _diff(_nfrs(old), _nfrs(new)),
+        "tests": _diff(_traces(old), _traces(new)),
         "sut": _diff(_sut(old), _sut(new)),
         "suite": _diff(_suite(old), _suite(new)),
         "capability": _diff({"capability": old.plan.model.capability, "sp": old.plan.model.sp},
@@ -102,10 +111,16 @@ def compare_phases(old_dir: str | Path, new_dir: str | Path, *, tolerance_pct: f
                                "new": r.verdict, "metrics": {}}
         if o is not None and o.summary and r.summary:
             a, b = _headline(o.summary), _headline(r.summary)
+            ra, rb = o.summary.get("offered_rate"), r.summary.get("offered_rate")
+            # Like for like: the same offered rate (within 10 %). Worse latency at a higher rate (a later phase's
+            # larger volumes) is shown, but it is not a regression of the system; the NFR verdicts judge it.
+            like = isinstance(ra, (int, float)) and isinstance(rb, (int, float)) and ra > 0 and abs(rb - ra) / ra <= 0.1
+            row["like_for_like"] = like
+            row["offered"] = {"old": ra, "new": rb}
             for k in a:
                 worse = _worse(k, a[k], b[k], tol)
-                row["metrics"][k] = {"old": a[k], "new": b[k], "regressed": worse}
-                if worse:
+                row["metrics"][k] = {"old": a[k], "new": b[k], "worse": worse, "regressed": worse and like}
+                if worse and like:
                     regressions.append({"run_id": r.run_id, "what": k, "old": a[k], "new": b[k]})
         if o is not None and o.is_evidence and not r.is_evidence:
             regressions.append({"run_id": r.run_id, "what": "run", "old": o.verdict, "new": r.verdict})
@@ -141,6 +156,8 @@ def _carry_over(old: PhaseEvidence, new: PhaseEvidence, changes: dict[str, Any])
         touched = sorted(nfr_changed & set(t.nfr_ids))
         if touched:
             reasons.append(f"its NFRs changed: {', '.join(touched)}")
+        if t.id in {c["key"] for c in changes["tests"]}:
+            reasons.append("the NFRs it must prove changed")
         for slot_row in _levels(new):
             slot, need = slot_row
             tested = max((r.tested[slot] for r in olds if slot in r.tested), default=None)
@@ -174,6 +191,7 @@ def render_text(doc: dict[str, Any]) -> str:
     lines = [f"Phase comparison: {doc['old']['phase']} ({doc['old']['capability']}) -> "
              f"{doc['new']['phase']} ({doc['new']['capability']})", ""]
     titles = {"capability": "Capability / SP", "profile_inputs": "Profile inputs (volumes)", "nfrs": "NFRs",
+              "tests": "Tests and the NFRs they prove",
               "sut": "System under test", "suite": "Suite version"}
     for key, title in titles.items():
         items = doc["changes"][key]
@@ -183,7 +201,9 @@ def render_text(doc: dict[str, Any]) -> str:
     lines += ["", "Results (run: OLD -> NEW):"]
     for r in doc["results"]:
         flag = " REGRESSION" if any(m["regressed"] for m in r["metrics"].values()) else ""
-        figs = "; ".join(f"{k} {_fmt(m['old'])} -> {_fmt(m['new'])}{' (worse)' if m['regressed'] else ''}"
+        if r.get("offered") and not r.get("like_for_like"):
+            flag += f" (offered {_fmt(r['offered']['old'])} -> {_fmt(r['offered']['new'])} SRV/s: not like for like)"
+        figs = "; ".join(f"{k} {_fmt(m['old'])} -> {_fmt(m['new'])}{' (worse)' if m['worse'] else ''}"
                          for k, m in r["metrics"].items())
         head = f"  {r['run_id']} [{r['test_id']}]: {r['old']} -> {r['new']}{flag}"
         lines.append(head + (f"  {figs}" if figs else ""))

@@ -152,7 +152,7 @@ def run_phase(plan_path: str | Path, out: str | Path) -> int:
             os.replace(folder, keep)
             entry.setdefault("earlier_attempts", []).append(str(keep.relative_to(out)))
             _say(f"test {k} of {n}: {test.folder}: an unfinished earlier attempt was moved to {keep}")
-        argv = [*plan.argv[test.folder], "--out", str(folder)]
+        argv = [*plan.argv[test.folder], "--nfr", str(out / "nfr.yaml"), "--out", str(folder)]
         if test.baseline:
             argv += ["--baseline", str(out / RUNS_DIR / test.baseline)]
         entry.update(attempts=entry["attempts"] + 1, started=_now(), status="running", argv=argv)

@@ -66,6 +66,8 @@ def tested_rate(run: dict[str, Any], summary: dict[str, Any]) -> float | None:
 def tested_rates(run: dict[str, Any], summary: dict[str, Any]) -> dict[str, float]:
     """Slot -> the rate a run tested there (a soak tests every slot at its own rate; other runs their slot)."""
     slot = str(run.get("slot") or "")
+    if run.get("test_type") == "negative":
+        return {}  # not a capacity test
     if run.get("test_type") == "soak" and (run.get("soak") or {}).get("slots"):
         return {str(s["slot"]): float(s["total_rate"]) for s in run["soak"]["slots"]
                 if isinstance(s, dict) and isinstance(s.get("total_rate"), (int, float))}

@@ -1,6 +1,6 @@
 """`dcc-capacity phase`: the plan file, a killed and resumed phase run, the completion report, compare.
 
-One tiny phase (tests/data/phase-ci.yaml: two runs of 3-4 s at 15 SRV/s) is run once for the module, killed
+One tiny phase (tests/data/phase-ci.yaml: two runs of 2-4 s at 15 SRV/s) is run once for the module, killed
 with SIGKILL mid-way through its second test and resumed; every test below reads that one phase folder. The
 full example plans (examples/phase-*.yaml, a few minutes each) are run by examples/phase-examples.sh.
 """
@@ -57,7 +57,7 @@ def phase(tmp_path_factory):
         assert proc.poll() is None, proc.stderr.read()[-2000:]
         assert time.monotonic() < deadline, "the first test did not finish in time"
         time.sleep(0.2)
-    time.sleep(1.0)  # inside the second test's load
+    time.sleep(0.3)  # the second test has begun (run.json says running)
     first_mtime = (first / "run.json").stat().st_mtime_ns
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
@@ -148,7 +148,7 @@ def test_shipped_defaults_cite_no_seed_section_for_their_numbers():
 def test_required_versus_tested_is_stated_beside_the_verdict(phase):
     run_dir = phase["out"] / "runs" / "load-night"
     req = json.loads((run_dir / "summary.json").read_text())["required_vs_tested"]
-    assert req["met"] is False and req["tested"] == pytest.approx(15.0, rel=0.05)
+    assert req["met"] is False and req["tested"] == pytest.approx(15.0, rel=0.1)
     assert req["alerts"] > 0 and req["suite_part"] == pytest.approx(req["required"] - req["alerts"])
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     head = html[:html.index('<nav class="toc"')]

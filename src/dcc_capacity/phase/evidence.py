@@ -162,7 +162,8 @@ def _load_run(test: PlanTest, folder: Path, attempts: int, progress: Any) -> Pha
     if summary is not None and summary.get("valid") is False:
         state, verdict = "INVALID", "INVALID"
     elif status == "complete" and summary is not None and summary.get("complete", True):
-        state, verdict = "complete", ("PASS" if summary.get("pass") else "FAIL")
+        degraded = (summary.get("baseline") or {}).get("no_degradation") is False
+        state, verdict = "complete", ("PASS" if summary.get("pass") and not degraded else "FAIL")
     elif status == "failed":
         state, verdict = "failed", "FAILED RUN"
     else:
@@ -212,10 +213,16 @@ def load_phase(path: str | Path, progress: Any = lambda _m: None) -> PhaseEviden
                                                message="the run did not judge this NFR"))
                 else:
                     m = entry.get("measured")
-                    results.append(PhaseResult(by_id[nid], test.id, r, str(entry.get("status") or
-                                                                          ("pass" if entry.get("pass") else "fail")),
+                    status = str(entry.get("status") or ("pass" if entry.get("pass") else "fail"))
+                    message = str(entry.get("message") or "")
+                    if entry.get("no_degradation") is False and status == "pass":  # the baseline pair's verdict
+                        status = "fail"
+                        message = (f"DEGRADED against the baseline run {r.test.baseline or ''}: "
+                                   f"{entry.get('baseline')} -> {m} (tolerance "
+                                   f"{((r.summary or {}).get('baseline') or {}).get('tolerance_pct')} %)")
+                    results.append(PhaseResult(by_id[nid], test.id, r, status,
                                                measured=float(m) if isinstance(m, (int, float)) else None,
-                                               message=str(entry.get("message") or "")))
+                                               message=message))
     return PhaseEvidence(path=root, manifest=manifest, plan=plan, catalogue=catalogue, runs=runs, results=results,
                          planned=list(catalogue.tests), removed=removed)
 
@@ -253,6 +260,14 @@ def provenance_rows(ev: PhaseEvidence) -> list[dict[str, Any]]:
     rows.append({"what": "Required-rate tolerance", "anchor": "required", "value":
                  f"tested >= {1 - SHORTFALL_TOLERANCE:.0%} of the suite's part of Table A7",
                  "source": f"{PROJECT_DEFAULT} (report/required.py)", "default": True})
+    for r in ev.runs:
+        base = (r.summary or {}).get("baseline") or {}
+        if base:
+            given = "tolerance" in r.test.run or "tolerance" in ev.plan.model.defaults
+            rows.append({"what": f"Baseline tolerance ({r.run_id})", "anchor": r.anchor,
+                         "value": f"{base.get('tolerance_pct')} % worsening allowed",
+                         "source": "run option in the plan" if given else f"{PROJECT_DEFAULT} (run --tolerance)",
+                         "default": not given})
     from ..report.scenarios import DEFAULT_LIMITS
 
     given: dict[str, Any] = {}

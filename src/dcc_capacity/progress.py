@@ -10,7 +10,10 @@ need a per-SRV or per-class split are judged only at the end ("at end").
 Example::
 
     [dcc-capacity] 00:01:20/00:10:00 (08:40 left) | target 120.0/s offered 119.8/s achieved 118.9/s |
-    dropped 0 | NFR 4 ok, 1 FAIL (NFR-ERR), 1 at end
+    dropped 0 | NFR 4 ok, 1 FAIL (NFR-ERR), 1 at end | SUT cpu 43% (dsp-app-1) mem 61% (dsp-db) GAP dsp-app-2
+
+The last part (the system's resources per host, and hosts whose last sample
+failed) comes from the run's resource collector through the run folder.
 """
 
 from __future__ import annotations
@@ -190,4 +193,11 @@ class Progress:
         if later:
             nfr += f", {len(later)} at end"
         return (f"[dcc-capacity] {when} | {target}offered {offered:.1f}/s achieved {achieved:.1f}/s | "
-                f"dropped {s.n('DROPPED')} | {nfr}")
+                f"dropped {s.n('DROPPED')} | {nfr}{self._resources()}")
+
+    def _resources(self) -> str:
+        """The SUT's resources from the run's collector (telemetry/collector.py, in the parent process), if any."""
+        from .telemetry import live_summary, read_live
+
+        text = live_summary(read_live(getattr(self.environment.parsed_options, "run_dir", None)))
+        return f" | {text}" if text else ""

@@ -26,6 +26,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from .errors import InputError
 from .redact import is_secret_key
+from .telemetry.config import TelemetryConfig
 from .validation import validate
 from .yamlsource import YamlSource, load_yaml
 
@@ -162,6 +163,8 @@ class RunConfig(_M):
     responses: Responses = Field(default_factory=Responses)
     safety: Safety = Field(default_factory=Safety)
     run: RunKnobs = Field(default_factory=RunKnobs)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    """The SUT's resource telemetry: exporters scraped directly and/or Prometheus servers (dcc_capacity.telemetry)."""
     emulator: dict[str, Any] = Field(default_factory=dict)
     """Embedded emulator settings (docs/emulator.md) merged over the generated ones when there is no target.host:
     a loopback rehearsal of the real setup, e.g. its server TLS (``[emulator.tls]``). Validated by the emulator."""
@@ -276,6 +279,13 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     emu = out.get("emulator")
     if isinstance(emu, dict):
         _resolve_emulator_paths(emu, fix)
+    tel = out.get("telemetry")
+    if isinstance(tel, dict):
+        for kind in ("scrape", "prometheus"):
+            sources = tel.get(kind)
+            for source in sources if isinstance(sources, list) else []:
+                if isinstance(source, dict) and isinstance(source.get("ca_bundle"), str):
+                    source["ca_bundle"] = fix(source["ca_bundle"])
     knobs = out.get("run")
     if isinstance(knobs, dict):
         if isinstance(knobs.get("nfr"), str):
@@ -317,6 +327,9 @@ def _check_files(cfg: RunConfig, src: YamlSource) -> None:
     for i, c in enumerate(cfg.responses.dcc_certs):
         need(f"responses.dcc_certs[{i}]", c)
     need("run.nfr", cfg.run.nfr)
+    for kind in ("scrape", "prometheus"):
+        for i, source in enumerate(getattr(cfg.telemetry, kind)):
+            need(f"telemetry.{kind}[{i}].ca_bundle", source.ca_bundle)
 
 
 def _check_consistency(cfg: RunConfig, src: YamlSource) -> None:

@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     opts.callback_url = m.emulator_callback_url
     opts.emulator_config.update(m.emulator)  # trust the user's own signing certificates, their roles, paths
     opts.run_files, opts.audit = m.files, m.audit
+    opts.telemetry, opts.config_file = m.telemetry, m.config_file  # the SUT's resource telemetry (telemetry/)
     return run_test(opts)
 
 

@@ -95,11 +95,13 @@ def _test_scale(folder: RunFolder) -> float | None:
 
 
 def extrapolation(folder: RunFolder, metrics: Metrics, stress: dict[str, Any] | None,
-                  duration_s: float | None, all_pass: bool) -> dict[str, Any]:
+                  duration_s: float | None, all_pass: bool, resources: Any = None) -> dict[str, Any]:
     """Test-environment capacity scaled to production through the profile's ``test_scale``.
 
     Assumes capacity scales linearly with the environment (SCTAD 3.6: the SPs
     demonstrate linear, dynamic scaling); the report states that assumption.
+    ``resources`` (:class:`.resources.Resources`): the SUT's peak utilisation per
+    host; without it, the embedded emulator's own CPU from metrics.csv.
     """
     sp, slot = folder.run["sp"], folder.run.get("slot")
     a7 = ((folder.plan or {}).get("A7") or {}).get(sp, {})
@@ -116,6 +118,13 @@ def extrapolation(folder: RunFolder, metrics: Metrics, stress: dict[str, Any] | 
     cpu = None
     if folder.sut_metrics is not None and "cpu_percent" in folder.sut_metrics:
         cpu = float(folder.sut_metrics["cpu_percent"].max())
+    util: dict[str, Any] = {}
+    if resources is not None and resources.present:  # the SUT's own hosts (report/resources.py)
+        from .resources import utilisation
+
+        util = utilisation(resources, folder.nfrs, capacity)
+        if util.get("peak_cpu") is not None:
+            cpu = util["peak_cpu"]
     headroom = capacity / required if capacity and required else None
     return {
         "sp": sp, "slot": slot, "required_test": required, "test_scale": scale,
@@ -125,4 +134,5 @@ def extrapolation(folder: RunFolder, metrics: Metrics, stress: dict[str, Any] | 
         "headroom": headroom, "peak_cpu": cpu,
         "cpu_headroom": (100.0 - cpu) if cpu is not None else None,
         "met": bool(headroom is not None and headroom >= 1.0 and all_pass),
+        **{k: v for k, v in util.items() if k != "peak_cpu"},
     }

@@ -26,6 +26,8 @@ from .metrics import NEEDED_COLUMNS, Metrics, compute_metrics
 from .negative import section as negative_section
 from .outputs import summary, write_json, write_junit
 from .render import render_html
+from .resources import load_resources, threshold_rows
+from .resources import risks as resource_risks
 from .traceability import Traceability, anchor, evaluate, exit_criteria, issue_counts
 
 __all__ = ["ReportOutcome", "build_report", "summarise_folder", "OUT_OF_SCOPE"]
@@ -71,6 +73,7 @@ def _analyse(folder: RunFolder, progress: Callable[[str], None],
                               folder.start_epoch, folder.run.get("slot"), folder.duration_s, progress)
     folder.truncated = bool(stats.truncated)
     folder.alerts = stats.alerts
+    metrics.groups.update(load_resources(folder.path).groups())  # per-host tables for resource NFRs
     if stats.truncated:
         progress(f"truncated record files (their writer was killed): {', '.join(stats.truncated)}")
     progress(f"computing verdicts for {len(folder.nfrs)} NFRs over {metrics.requests:,} records")
@@ -123,7 +126,8 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
     base = load_baseline(baseline_dir) if baseline_dir is not None else None
     metrics, trace, duration = _analyse(folder, progress, batch_rows)
     stress = stress_steps(folder, metrics)
-    extra: dict[str, Any] = {"extrapolation": extrapolation(folder, metrics, stress, duration, trace.all_pass)}
+    res = load_resources(folder.path)
+    extra: dict[str, Any] = {"extrapolation": extrapolation(folder, metrics, stress, duration, trace.all_pass, res)}
     issues, issue_rows = issue_counts(folder, trace)
     criteria = exit_criteria(folder, trace, issue_rows)
     doc = summary(folder.run, metrics, trace, duration, folder.incomplete, {}, folder.alerts)
@@ -153,6 +157,7 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
         "latency": charts.latency_chart(metrics.latency_time),
         "codes": charts.codes_chart(metrics.codes),
         "resources": charts.resources_chart(folder.sut_metrics, folder.start_epoch),
+        "host_resources": charts.host_resources_chart(res.samples, folder.start_epoch, res.gaps(folder.start_epoch)),
         "stress": charts.stress_chart(stress["steps"]) if stress else None,
     }
     backlinks: dict[str, list[str]] = {}
@@ -167,7 +172,11 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
         "summary": doc, "stress": stress, "extrapolation": extra["extrapolation"], "issues": issues,
         "issue_rows": issue_rows, "criteria": criteria, "comparison": comparison, "charts": figures,
         "backlinks": backlinks, "verdict": verdict, "incomplete": folder.incomplete, "plan": folder.plan,
-        "scenarios": scen, "risks": _risks(folder, trace, extra, comparison) + scenarios.risks(scen),
+        "scenarios": scen,
+        "risks": _risks(folder, trace, extra, comparison) + scenarios.risks(scen)
+        + resource_risks(res, str(folder.run.get("target", ""))),
+        "res": res, "res_gaps": res.gaps(folder.start_epoch),
+        "res_thresholds": threshold_rows(folder.nfrs, folder.nfr_source),
         "out_of_scope": OUT_OF_SCOPE, "anchor": anchor,
         "negative": negative_section(folder.run, folder.path / "run.json"),
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),

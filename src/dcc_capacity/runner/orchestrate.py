@@ -2,8 +2,9 @@
 
 The CLI process stays free of Locust and gevent: Locust runs as subprocesses
 (``python -m locust -f users/locustfile.py``), the emulator as another, and
-this process only starts them, polls the emulator's ``/metrics`` into
-``metrics.csv``, watches for a dead SUT, and at the end writes ``run.json``
+this process only starts them, runs the one resource collector of the run
+(:mod:`dcc_capacity.telemetry`: the SUT's exporters, Prometheus, the
+emulator's ``/metrics``), watches for a dead SUT, and at the end writes ``run.json``
 and calls :func:`dcc_capacity.report.build.build_report`. Every wait is
 bounded.
 """
@@ -20,9 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,6 +86,10 @@ class RunOptions:
     """Run-folder relative path -> content, written before Locust starts (signing-keys.json, run-config.json)."""
     audit: dict[str, Any] = field(default_factory=dict)
     """run.json ``real_environment``: target, certificates by fingerprint, key paths (no secret)."""
+    telemetry: Any = None
+    """The run configuration's ``[telemetry]`` (a TelemetryConfig): where the SUT's resource figures come from."""
+    config_file: str | None = None
+    """The run configuration's path (provenance of the telemetry settings in the report)."""
 
 
 def _free_port() -> int:
@@ -177,41 +180,6 @@ def _emulator_config(opts: RunOptions, r: Resolved, callback_url: str, registry:
     return cfg
 
 
-class _MetricsPoller(threading.Thread):
-    """Polls the emulator's /metrics once a second into metrics.csv (bounded by stop())."""
-
-    COLUMNS = ("ts", "cpu_percent", "rss_bytes", "queue_depth", "in_flight", "throttled", "rejected", "outage")
-
-    def __init__(self, url: str, path: Path, context: Any = None) -> None:
-        super().__init__(daemon=True)
-        self.context = context
-        self.url, self.path = url.rstrip("/") + "/metrics.json", path
-        self._stop_evt = threading.Event()
-        self.failures = 0
-
-    def run(self) -> None:
-        with self.path.open("w", encoding="utf-8") as fh:
-            fh.write(",".join(self.COLUMNS) + "\n")
-            while not self._stop_evt.wait(1.0):
-                try:
-                    with urllib.request.urlopen(self.url, timeout=2,  # noqa: S310 - loopback
-                                                context=self.context) as resp:
-                        m = json.loads(resp.read())
-                except Exception:
-                    self.failures += 1
-                    continue
-                totals = m.get("totals") or {}
-                row = [m.get("time", time.time()), m.get("cpu_percent", ""), m.get("rss_bytes", ""),
-                       m.get("queue_depth", ""), m.get("in_flight", ""), totals.get("throttled", ""),
-                       totals.get("rejected", ""), m.get("outage", "")]
-                fh.write(",".join(str(v) for v in row) + "\n")
-                fh.flush()
-
-    def stop(self) -> None:
-        self._stop_evt.set()
-        self.join(5)
-
-
 def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
     s = opts.spec
     a = ["-f", str(LOCUSTFILE), "--host", host, "--run-dir", str(run_dir), "--volume-profile", s.profile,
@@ -280,7 +248,7 @@ def run_test(opts: RunOptions) -> int:
     emulator = relay = master = migrations = None
     emulator_t0: float | None = None
     workers: list[subprocess.Popen] = []
-    poller: _MetricsPoller | None = None
+    collector: Any = None
     failure = ""
     started = time.time()
     target = opts.host or "embedded emulator"
@@ -315,10 +283,9 @@ def run_test(opts: RunOptions) -> int:
             emulator = start_emulator(cfg, mode="subprocess")
             emulator_t0 = time.time()  # its fault windows count from here (it answers within ~20 ms of starting)
             host = emulator.url
-            poller = _MetricsPoller(host, out / "metrics.csv", client_context(opts.extra_locust_args))
-            poller.start()
             _say(opts, f"embedded emulator on {host} (capacity {cfg['capacity']['tps']:g} TPS)")
         assert host is not None
+        collector = _start_telemetry(opts, host if emulator is not None else None)
         base = _locust_args(opts, host, out)
         linger = str(max(0, int(round(opts.web_linger_s))))
         ui = (["--web-host", "127.0.0.1", "--web-port", str(opts.web_port), "--autostart", "--autoquit", linger,
@@ -359,8 +326,8 @@ def run_test(opts: RunOptions) -> int:
         for w in workers:
             _stop(w)
         _stop(master)
-        if poller is not None:
-            poller.stop()
+        if collector is not None:
+            collector.stop()
         if emulator is not None:
             emulator.stop()
         _stop(relay)
@@ -369,6 +336,19 @@ def run_test(opts: RunOptions) -> int:
         return _finish(opts, resolved, started, ended, failure, target, emulator_t0, watch)
     finally:
         stop_signals.restore()
+
+
+def _start_telemetry(opts: RunOptions, emulator_url: str | None) -> Any:
+    """The run's one resource collector (telemetry/collector.py), started before any load; None: nothing to collect."""
+    from ..telemetry import build_collector
+
+    collector = build_collector(opts.telemetry, opts.out, config_file=opts.config_file, emulator_url=emulator_url,
+                                emulator_context=client_context(opts.extra_locust_args))
+    if collector is not None:
+        collector.start()
+        if collector.sources:
+            _say(opts, f"resource telemetry every {collector.interval:g} s from {len(collector.sources)} source(s)")
+    return collector
 
 
 def _start_migrations(opts: RunOptions, emulator: Any) -> Any:

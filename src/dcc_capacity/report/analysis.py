@@ -118,13 +118,14 @@ def extrapolation(folder: RunFolder, metrics: Metrics, stress: dict[str, Any] | 
     cpu = None
     if folder.sut_metrics is not None and "cpu_percent" in folder.sut_metrics:
         cpu = float(folder.sut_metrics["cpu_percent"].max())
-    util: dict[str, Any] = {}
-    if resources is not None and resources.present:  # the SUT's own hosts (report/resources.py)
-        from .resources import utilisation
+    from .resources import Resources, utilisation
 
-        util = utilisation(resources, folder.nfrs, capacity)
-        if util.get("peak_cpu") is not None:
-            cpu = util["peak_cpu"]
+    # The SUT's own hosts (report/resources.py); the same keys, all None, when nothing was collected.
+    util = utilisation(resources if resources is not None else Resources(None), folder.nfrs, capacity)
+    if util["peak_cpu"] is not None:
+        cpu = util["peak_cpu"]
+    elif cpu is not None:
+        util["peak_cpu_host"], util["peak_cpu_basis"] = "emulator", "embedded emulator process (metrics.csv)"
     headroom = capacity / required if capacity and required else None
     return {
         "sp": sp, "slot": slot, "required_test": required, "test_scale": scale,

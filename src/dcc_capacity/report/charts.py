@@ -125,7 +125,7 @@ _HOST_PANELS = (
 
 
 def host_resources_chart(samples: pd.DataFrame | None, t0: float, gaps: list[dict[str, Any]]) -> str | None:
-    """CPU, memory, disk and network per host over time (resources.csv); gaps are breaks in the line, shaded red.
+    """CPU, memory, disk and network per host over time (resources.csv); a gap breaks the line and is shaded.
 
     A failed sample has no value, so its line stops there rather than dropping to
     zero; the shading makes the hole visible even where a line is short.
@@ -142,16 +142,20 @@ def host_resources_chart(samples: pd.DataFrame | None, t0: float, gaps: list[dic
     multi = samples.groupby("host")["source"].nunique().to_dict()
     colours = {key: f"C{i % 10}" for i, (key, _df) in enumerate(series)}
     for ax, (title, cols_, scale, pct) in zip(axes.flat, panels, strict=False):
+        shown: set[tuple[str, str]] = set()
         for (host, source), df in series:
             t = df["ts"] - t0
             for col, style in cols_:
                 if col not in df or df[col].notna().sum() == 0:
                     continue
+                shown.add((host, source))
                 label = host + (f" ({source.split()[0]})" if multi.get(host, 1) > 1 else "")
                 ax.plot(t, df[col] * scale, ls=style, lw=1.2, marker=".", ms=3, color=colours[(host, source)],
                         label=label if style == "-" else None)
-        for g in gaps:
-            ax.axvspan(g["from_s"] - 0.5, g["to_s"] + 0.5, color="C3", alpha=0.15, lw=0)
+        for g in gaps:  # only where the gapped series is drawn: an exporter's hole is not the emulator's
+            if (g["host"], g["source"]) in shown:
+                ax.axvspan(g["from_s"] - 0.5, g["to_s"] + 0.5, color=colours[(g["host"], g["source"])], alpha=0.15,
+                           lw=0)
         ax.set_title(title)
         ax.set_xlabel("time from start (s)")
         ax.set_ylim(bottom=0, top=100 if pct else None)

@@ -47,6 +47,13 @@ def _fmt(v: float | None) -> str:
     return "" if v is None else repr(round(float(v), 4))
 
 
+def _csv_line(r: Row) -> str:
+    """One resources.csv line (commas in a source name or an error text would split it: replaced)."""
+    err = r.error.replace(",", ";").replace("\n", " ")
+    return ",".join([f"{r.ts:.3f}", r.host.replace(",", ";"), r.source.replace(",", ";"), "1" if r.up else "0",
+                     *(_fmt(r.values.get(m)) for m in METRIC_NAMES), err])
+
+
 class Collector(threading.Thread):
     """Samples every source at ``interval`` s until :meth:`stop`; see the module docstring for the files."""
 
@@ -67,6 +74,8 @@ class Collector(threading.Thread):
         self.counts: dict[str, dict[str, int]] = {}
         self.started = time.time()
         self.stopped: float | None = None
+        self.windows: dict[str, str] = {}
+        """Prometheus source -> which record of it resources.csv holds (the range query, or the live rows)."""
 
     # -- loop ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -107,10 +116,7 @@ class Collector(threading.Thread):
 
     def _record(self, rows: list[Row]) -> None:
         for r in rows:
-            vals = [_fmt(r.values.get(m)) for m in METRIC_NAMES]
-            err = r.error.replace(",", ";").replace("\n", " ")
-            self._csv.write(",".join([f"{r.ts:.3f}", r.host, r.source.replace(",", ";"), "1" if r.up else "0",
-                                      *vals, err]) + "\n")
+            self._csv.write(_csv_line(r) + "\n")
             self.latest[(r.host, r.source)] = r
             c = self.counts.setdefault(r.host, {"samples": 0, "gaps": 0})
             c["samples" if r.up else "gaps"] += 1
@@ -128,7 +134,7 @@ class Collector(threading.Thread):
 
     # -- end -------------------------------------------------------------------------------
     def stop(self) -> None:
-        """Stop sampling (bounded), close the files and write ``telemetry.json``."""
+        """Stop sampling (bounded), take each Prometheus server's record of the window, write ``telemetry.json``."""
         self._stop_evt.set()
         self.join(10)
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -136,12 +142,41 @@ class Collector(threading.Thread):
         self._csv.close()
         if self.emulator is not None:
             self.emulator.close()
+        self._prometheus_windows()
         (self.out / "telemetry.json").write_text(json.dumps(self.summary(), indent=2) + "\n", encoding="utf-8")
+
+    def _prometheus_windows(self) -> None:
+        """Replace each Prometheus source's live rows by its range query over the run (its own, hole-free record).
+
+        When a server cannot answer now, its live rows stay, and telemetry.json says which record was kept.
+        """
+        proms = [s for s in self.sources if isinstance(s, PromApiSource)]
+        if not proms:
+            return
+        path = self.out / "resources.csv"
+        lines = path.read_text(encoding="utf-8").splitlines()
+        header, body = lines[0], lines[1:]
+        for src in proms:
+            try:
+                rows = src.window(self.started, self.stopped or time.time(), self.interval)
+            except Exception as exc:  # noqa: BLE001 - the live rows are the record then
+                self.windows[src.name] = f"live instant queries kept (range query failed: {exc})"[:300]
+                continue
+            name = src.name.replace(",", ";")
+            body = [ln for ln in body if ln.split(",")[2] != name] + [_csv_line(r) for r in rows]
+            self.windows[src.name] = f"range query over the run's window, step {self.interval:g} s"
+            for host in {r.host for r in rows}:  # the counts now describe the recorded rows
+                self.counts[host] = {"samples": sum(r.up for r in rows if r.host == host),
+                                     "gaps": sum(not r.up for r in rows if r.host == host)}
+        body.sort(key=lambda ln: float(ln.split(",", 1)[0]))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("\n".join([header, *body]) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
 
     def summary(self) -> dict[str, Any]:
         return {"interval_s": self.interval, **self.provenance, "started": self.started, "stopped": self.stopped,
                 "sources": [s.name for s in ([self.emulator] if self.emulator else []) + self.sources],
-                "hosts": self.counts}
+                "prometheus_record": self.windows, "hosts": self.counts}
 
 
 def build_collector(cfg: TelemetryConfig | None, out: Path, *, config_file: str | None = None,

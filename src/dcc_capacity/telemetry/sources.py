@@ -139,6 +139,8 @@ class PromApiSource(Source):
         self.src = src
         self.name = f"prometheus {src.url}"
         self.queries = default_queries(src)
+        self.up_query = "up" + ("{" + src.selector + "}" if src.selector else "")
+        """Prometheus's own verdict on each scrape target: 0 while it is down, even where rate() still answers."""
         self.known: set[str] = set()
 
     def _host(self, labels: dict[str, str]) -> str:
@@ -161,6 +163,54 @@ class PromApiSource(Source):
                 out.append((self._host(series.get("metric") or {}), v))
         return out
 
+    def query_range(self, promql: str, start: float, end: float, step: float) -> list[tuple[str, float, float]]:
+        """(host, ts, value) of a range query; raises on an HTTP or Prometheus error."""
+        qs = urllib.parse.urlencode({"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}",
+                                     "step": f"{step:g}"})  # float seconds
+        doc = json.loads(self._get(f"{self.src.url.rstrip('/')}/api/v1/query_range?{qs}", "application/json"))
+        if doc.get("status") != "success":
+            raise RuntimeError(f"Prometheus: {doc.get('errorType', '')} {doc.get('error', '')}".strip())
+        out = []
+        for series in (doc.get("data") or {}).get("result") or []:
+            host = self._host(series.get("metric") or {})
+            for ts, v in series.get("values") or []:
+                if math.isfinite(float(v)):
+                    out.append((host, float(ts), float(v)))
+        return out
+
+    def window(self, start: float, end: float, step: float) -> list[Row]:
+        """The run's whole window from Prometheus's own store (``/api/v1/query_range``), one row per host and step.
+
+        Prometheus kept sampling while we polled, so this record has no holes
+        of ours; a step where a host has no value at all (its target was down)
+        is a gap. Raises when the server cannot answer (the live rows stay).
+        """
+        start = round(start, 3)  # what Prometheus receives, so its step timestamps are exactly ours
+        grid = [round(start + i * step, 3) for i in range(int((end - start) / step) + 1)]
+        cells: dict[tuple[str, float], dict[str, float]] = {}
+        chunk = 10_000  # Prometheus answers at most 11,000 points per series and query
+        for metric, promql in self.queries.items():
+            for i in range(0, len(grid), chunk):
+                part = grid[i:i + chunk]
+                for host, ts, v in self.query_range(promql, part[0], part[-1], step):
+                    cells.setdefault((host, round(ts, 3)), {})[metric] = v
+        down = {(h, round(ts, 3)) for i in range(0, len(grid), chunk)
+                for h, ts, v in self.query_range(self.up_query, grid[i], grid[min(i + chunk, len(grid)) - 1], step)
+                if v == 0}
+        hosts = sorted({h for h, _ in cells} | self.known)
+        rows = []
+        for t in grid:
+            for h in hosts:
+                vals = cells.get((h, t))
+                if (h, t) in down:
+                    rows.append(Row(t, h, self.name, False, error="Prometheus: up == 0 (its scrape of the target "
+                                                                  "failed)"))
+                elif vals:
+                    rows.append(Row(t, h, self.name, True, vals))
+                else:
+                    rows.append(Row(t, h, self.name, False, error="no sample in Prometheus at this step"))
+        return rows
+
     def sample(self, now: float) -> list[Row]:
         rows: dict[str, Row] = {}
         try:
@@ -170,6 +220,12 @@ class PromApiSource(Source):
         except Exception as exc:  # noqa: BLE001 - the server being down is a gap for every host it serves
             hosts = sorted(self.known) or [f"prometheus:{urllib.parse.urlsplit(self.src.url).netloc}"]
             return [Row(now, h, self.name, False, error=_short(exc)) for h in hosts]
+        try:
+            down = {h for h, v in self.query(self.up_query, now) if v == 0}
+        except Exception:  # noqa: BLE001 - the figures came back; only the up check did not
+            down = set()
+        for host in sorted(down & (self.known | set(rows))):
+            rows[host] = Row(now, host, self.name, False, error="Prometheus: up == 0 (its scrape of the target failed)")
         for host in sorted(self.known - set(rows)):
             rows[host] = Row(now, host, self.name, False, error="no series from Prometheus (target down or stale)")
         self.known |= {h for h, r in rows.items() if r.up}

@@ -209,3 +209,29 @@ def test_shipped_catalogue_has_the_per_host_cpu_nfr():
 
     cpu = next(n for n in load_catalogue().nfrs if n.id == "NFR-CPU")
     assert (cpu.metric, cpu.stat, cpu.max, cpu.per, cpu.required) == ("cpu_percent", "max", 70, "host", False)
+
+
+def test_the_progress_line_and_the_capacity_tab_show_the_hosts_and_their_gaps(tmp_path):
+    """The Locust side reads the parent's collector through the run folder (telemetry-live.json)."""
+    from types import SimpleNamespace
+
+    from locust.env import Environment
+
+    from dcc_capacity.progress import Progress
+    from dcc_capacity.telemetry.collector import Collector
+    from dcc_capacity.telemetry.sources import Row
+    from dcc_capacity.webui import CapacityUI
+
+    c = Collector(tmp_path, [], 5.0)
+    c._record([Row(time.time(), "dsp-app-1", "scrape node u", True, {"cpu_percent": 43.2, "mem_percent": 61.0}),
+               Row(time.time(), "dsp-app-2", "scrape node v", False, error="URLError: refused")])
+    c._csv.close()
+    env = Environment(user_classes=[], parsed_options=SimpleNamespace(run_dir=str(tmp_path), web_base_path=""))
+    env.create_local_runner()
+    line = Progress(env, []).line()
+    assert line.endswith("| SUT cpu 43% (dsp-app-1) mem 61% (dsp-app-1) GAP dsp-app-2"), line
+    ui = CapacityUI(env)
+    rows = {r["item"]: r for r in ui.tab_rows()}
+    assert rows["dsp-app-1 resources"]["now"] == "cpu 43% mem 61%"
+    assert rows["dsp-app-2 resources"]["status"] == "GAP" and "refused" in rows["dsp-app-2 resources"]["now"]
+    assert [r["host"] for r in ui.state()["telemetry"]["rows"]] == ["dsp-app-1", "dsp-app-2"]

@@ -142,6 +142,8 @@ hosts = {{"127.0.0.1:{ne_port}" = "sut-prom"}}
     cpu = next(n for n in summary["nfr"] if n["id"] == "NFR-CPU")
     assert cpu["status"] in ("pass", "fail") and cpu["scope"] == "each host"
     assert cpu["groups"]["sut-node"] is not None and cpu["groups"]["sut-prom"] is not None
+    hosts = summary["resources"]["hosts"]
+    assert hosts["sut-node"]["gaps"] >= 2 and hosts["sut-node"]["cpu_percent"]["max"] == cpu["groups"]["sut-node"]
     x = summary["extrapolation"]
     assert x["peak_cpu"] == pytest.approx(cpu["measured"]) and x["peak_cpu_host"] in ("sut-node", "sut-prom")
 

@@ -150,6 +150,8 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
         doc["lost_workers"] = folder.run.get("lost_workers") or []
     doc["exit_criteria"] = [{"id": c["id"], "status": c["status"]} for c in criteria]
     doc["extrapolation"] = extra["extrapolation"]
+    if res.present:  # the SUT's resources per host, for CI and the board's own tooling (report/resources.py)
+        doc["resources"] = res.summary()
     progress("charting")
     targets = {c: r.get("target") for c, r in (folder.run.get("rates") or {}).items()}
     figures = {

@@ -93,6 +93,17 @@ class Resources:
         idx = good[metric].idxmax()
         return float(good.loc[idx, metric]), str(good.loc[idx, "host"])
 
+    def summary(self) -> dict[str, Any]:
+        """summary.json ``resources``: per host samples, gaps and each figure's max/p95 (None: never measured)."""
+        host = self.groups()["host"]
+        out: dict[str, Any] = {"interval_s": self.meta.get("interval_s"),
+                               "interval_source": self.meta.get("interval_source"), "hosts": {}}
+        for name, row in host.iterrows():
+            figs = {m: {s: (None if math.isnan(row[f"{m}_{s}"]) else round(float(row[f"{m}_{s}"]), 4))
+                        for s in ("max", "p95")} for m in RESOURCE_METRICS if row[f"{m}_n"]}
+            out["hosts"][str(name)] = {"samples": int(row["samples"]), "gaps": int(row["gaps"]), **figs}
+        return out
+
     def interval_note(self) -> str:
         iv = self.meta.get("interval_s")
         return f"every {iv:g} s ({self.meta.get('interval_source', 'project default')})" if iv else ""

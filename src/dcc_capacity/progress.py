@@ -10,7 +10,8 @@ need a per-SRV or per-class split are judged only at the end ("at end").
 Example::
 
     [dcc-capacity] 00:01:20/00:10:00 (08:40 left) | target 120.0/s offered 119.8/s achieved 118.9/s |
-    dropped 0 | NFR 4 ok, 1 FAIL (NFR-ERR), 1 at end
+    dropped 0 | send lag p99 1.3 ms | awaiting 4,812 responses, 12 journeys parked |
+    NFR 4 ok, 1 FAIL (NFR-ERR), 1 at end
 """
 
 from __future__ import annotations
@@ -189,5 +190,15 @@ class Progress:
         nfr = f"NFR {len(ok)} ok, {len(bad)} FAIL" + (f" ({', '.join(bad)})" if bad else "")
         if later:
             nfr += f", {len(later)} at end"
+        dropped = s.n("DROPPED")
         return (f"[dcc-capacity] {when} | {target}offered {offered:.1f}/s achieved {achieved:.1f}/s | "
-                f"dropped {s.n('DROPPED')} | {nfr}")
+                f"dropped {dropped}{' (run INVALID)' if dropped else ''} | {self._generator()} | {nfr}")
+
+    def _generator(self) -> str:
+        """Send lag and what is outstanding: whether the generator keeps up, and whether the SUT answers at all."""
+        from .runcontext import context_for
+
+        g = context_for(self.environment).live()
+        p99 = g["lag"].quantile(0.99)
+        lag = f"send lag p99 {p99:.1f} ms" if p99 == p99 else "send lag -"
+        return f"{lag} | awaiting {g['awaited']:,} responses, {g['parked']:,} journeys parked"

@@ -149,6 +149,14 @@ class RunKnobs(_M):
     workers: int | None = Field(default=None, ge=0, le=64)
     retries: int | None = Field(default=None, ge=0, le=10)
     fleet_size: int | None = Field(default=None, ge=1)
+    trt_late: str | None = None
+    """An async response later than this is late (a duration, e.g. ``90s``)."""
+    trt_missing: str | None = None
+    """No async response after this: missing (a real gateway answering in minutes needs more than 120s)."""
+    drain: str | None = None
+    max_in_flight: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_parked_journeys: int | None = Field(default=None, ge=0, le=10_000_000)
+    max_send_lag_ms: float | None = Field(default=None, gt=0)
 
 
 class RunConfig(_M):

@@ -44,7 +44,7 @@ def test_quantile_table_draws_its_points_and_interpolates_between():
 
 
 def test_dcc_test_is_the_default_and_gives_seconds_smets1_slower_scheduled_within_24h(monkeypatch):
-    monkeypatch.delenv(ENV_PRESET)
+    monkeypatch.delenv(ENV_PRESET, raising=False)
     cfg = load_config()
     assert cfg.capacity.device_latency.preset == "dcc-test"
     d = delay_samplers(cfg.capacity, random.Random(3))
@@ -126,7 +126,7 @@ def test_run_device_latency_needs_the_embedded_emulator(run_cli, tmp_path):
 def test_run_writes_the_preset_into_the_emulator_config(monkeypatch):
     from dcc_capacity.runner.orchestrate import _set_device_latency
 
-    monkeypatch.delenv(ENV_PRESET)
+    monkeypatch.delenv(ENV_PRESET, raising=False)
     cfg: dict = {"capacity": {"tps": 10}}
     _set_device_latency(cfg, None)
     assert cfg["capacity"]["device_latency"] == {"preset": "dcc-test"}

@@ -86,21 +86,6 @@ class Latency(BaseModel):
                 raise ValueError(f"p99_ms ({self.p99_ms:g}) is below p50_ms ({self.p50_ms:g})")
         return self
 
-    def describe(self) -> str:
-        if self.fixed_ms is not None:
-            return f"fixed {_fmt(self.fixed_ms)}"
-        if self.table is not None:
-            return "table " + ", ".join(f"q{q:g} {_fmt(m)}" for q, m in self.table)
-        return f"log-normal p50 {_fmt(self.p50_ms or 0)}, p99 {_fmt(self.p99_ms or 0)}"
-
-
-def _fmt(ms: float) -> str:
-    if ms >= 3_600_000:
-        return f"{ms / 3_600_000:g} h"
-    if ms >= 1000:
-        return f"{ms / 1000:g} s"
-    return f"{ms:g} ms"
-
 
 def _ln(p50: float, p99: float) -> Latency:
     return Latency(p50_ms=p50, p99_ms=p99)

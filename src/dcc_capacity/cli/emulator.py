@@ -39,6 +39,9 @@ def add_parser(subparsers: Any, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--tps", type=float, help="capacity: transactions per second (default 1350)")
     p.add_argument("--workers", type=int, help="capacity: worker pool size (default 64)")
     p.add_argument("--queue-limit", type=int, help="capacity: queued requests before E48 (default 5000)")
+    p.add_argument("--device-latency", choices=["dcc-test", "fast"],
+                   help="device latency preset: dcc-test (realistic; the default) or fast (sub-second, for demos "
+                        "and tests); docs/emulator.md")
     p.add_argument("--throttle-tps", type=float, help="SECMP0067 admitted rate shared by users (default 1.25 x tps)")
     p.add_argument("--no-throttle", action="store_true", help="turn SECMP0067 traffic management off")
     p.add_argument("--schema", metavar="XSD", help="validate requests against this DUIS schema")
@@ -101,6 +104,7 @@ def _overrides(a: argparse.Namespace) -> dict[str, Any]:
     put("capacity.tps", a.tps)
     put("capacity.workers", a.workers)
     put("capacity.queue_limit", a.queue_limit)
+    put("capacity.device_latency.preset", a.device_latency)
     put("throttle.total_tps", a.throttle_tps)
     if a.no_throttle:
         put("throttle.enabled", False)

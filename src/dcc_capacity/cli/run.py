@@ -42,6 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
     p.add_argument("--fleet-size", type=int, default=1_000_000, help="installations in the fleet")
     p.add_argument("--retries", type=int, default=0, help="extra attempts of a failed SRV before a journey ends")
     p.add_argument("--emulator-tps", type=float, default=None, help="embedded emulator capacity (TPS)")
+    p.add_argument("--device-latency", choices=["dcc-test", "fast"], default=None,
+                   help="embedded emulator's device latency preset: dcc-test (realistic; the default) or fast "
+                        "(sub-second, for demos); docs/emulator.md")
     g = p.add_argument_group("stress / spike / catch-up / noisy neighbour")
     g.add_argument("--step", type=float, default=0.1, help="stress step, as a fraction of the peak (default 0.1)")
     g.add_argument("--step-duration", default="60s", help="stress: length of each step (default 60s)")
@@ -117,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     opts = RunOptions(spec=spec, out=args.out, host=args.host, workers=args.workers, web=args.web,
                       web_port=args.web_port, web_linger_s=args.web_linger, baseline=args.baseline, nfr=args.nfr,
                       seed=args.seed,
-                      fleet_size=args.fleet_size, emulator_tps=args.emulator_tps, retries=args.retries,
+                      fleet_size=args.fleet_size, emulator_tps=args.emulator_tps, device_latency=args.device_latency,
+                      retries=args.retries,
                       command_line=["dcc-capacity", *sys.argv[1:]], tolerance_pct=args.tolerance,
                       limits=limits_from_args(args), trt_late_s=parse_duration(args.trt_late, "--trt-late"),
                       trt_missing_s=parse_duration(args.trt_missing, "--trt-missing"),

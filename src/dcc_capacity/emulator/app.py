@@ -40,7 +40,7 @@ from ..duis.verify import TrustStore, cert_eui
 from ..pki import DEFAULT_USERS, TestPKI, load_certificate
 from . import codes as C
 from ._http import Reply
-from .capacity import FairShare, QueueFull, ServiceSampler, WorkerPool
+from .capacity import FairShare, QueueFull, ServiceSampler, WorkerPool, delay_samplers
 from .config import SRV_CLASSES, EmulatorConfig
 from .delivery import CallbackSender, Delivery
 from .faults import Faults, tamper
@@ -96,7 +96,7 @@ class EmulatorApp:
         cap = cfg.capacity
         self.pool = WorkerPool(workers=cap.workers, queue_limit=cap.queue_limit, tps=cap.tps)
         self.service = {c: ServiceSampler(cap.service_time[c], self.rng) for c in cap.service_time}
-        self.delay = {c: ServiceSampler(cap.device_delay[c], self.rng) for c in cap.device_delay}
+        self.delay = delay_samplers(cap, self.rng)  # [smets1][srv_class]: per SMETS generation
         self.sender = CallbackSender(concurrency=cfg.callback_concurrency, timeout_s=cfg.callback_timeout_s,
                                      on_result=self._delivered, gate=self._gate, ssl_context=callback_tls(cfg))
         self.metrics = Metrics()
@@ -335,7 +335,7 @@ class EmulatorApp:
         code = self._device_outcome(req)
         if code != C.I0:
             self.metrics.inc(cls, "async_errors")
-        delay = self.delay[cls].sample()
+        delay = self.delay[req.smets1][cls].sample()
         url = self.cfg.callback_for(req.originator)
         if url is None:
             self.in_flight -= 1
@@ -411,7 +411,7 @@ class EmulatorApp:
                                                 dcc_alert_code=C.DCC_ALERT_S1SP, alert=alert), "alert")
 
         self.metrics.inc("alert", "alerts")
-        self._later(self.delay["device"].sample(), Delivery(url, build, "alert", kind="alert"))
+        self._later(self.delay[True]["device"].sample(), Delivery(url, build, "alert", kind="alert"))
 
     async def _alert_loop(self) -> None:
         tick = 0.1

@@ -17,12 +17,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import InputError
+from .latency import LATENCY_CLASSES, DeviceLatencyConfig
 
 __all__ = [
     "AlertsConfig",
     "CapacityConfig",
     "CPConfig",
     "CallbackTlsConfig",
+    "DeviceLatencyConfig",
     "EmulatorConfig",
     "FaultsConfig",
     "ServiceTime",
@@ -61,16 +63,27 @@ class CapacityConfig(_Model):
     service_time: dict[str, ServiceTime] = Field(default_factory=lambda: {
         "critical": _st(12.0), "device": _st(6.0), "non_device": _st(4.0)})
     """Time a request holds a worker (the DCC's own processing) before its synchronous answer."""
-    device_delay: dict[str, ServiceTime] = Field(default_factory=lambda: {
-        "critical": _st(300.0), "device": _st(150.0), "non_device": _st(0.0, "fixed")})
-    """Extra time until the asynchronous response (WAN and device round trip; holds no worker)."""
+    device_latency: DeviceLatencyConfig = Field(default_factory=DeviceLatencyConfig)
+    """Time from the acknowledgement to the asynchronous response (WAN and device round trip; holds no worker),
+    per SMETS generation and SRV class: a preset plus overrides (emulator/latency.py, docs/emulator.md)."""
+    device_delay: dict[str, ServiceTime] = Field(default_factory=dict)
+    """The older form of the device latency, one distribution per class for both generations. Still read so
+    existing configs keep working: it overrides the preset, ``device_latency.smets1/smets2`` override it."""
 
-    @field_validator("service_time", "device_delay")
+    @field_validator("service_time")
     @classmethod
     def _classes(cls, v: dict[str, ServiceTime]) -> dict[str, ServiceTime]:
         bad = sorted(set(v) - set(SRV_CLASSES))
         if bad:
             raise ValueError(f"unknown SRV class {bad[0]!r}; use {', '.join(SRV_CLASSES)}")
+        return v
+
+    @field_validator("device_delay")
+    @classmethod
+    def _delay_classes(cls, v: dict[str, ServiceTime]) -> dict[str, ServiceTime]:
+        bad = sorted(set(v) - set(LATENCY_CLASSES))
+        if bad:
+            raise ValueError(f"unknown SRV class {bad[0]!r}; use {', '.join(LATENCY_CLASSES)}")
         return v
 
 

@@ -62,6 +62,9 @@ class RunOptions:
     fleet_size: int = 1_000_000
     pool_size: int = 1024
     emulator_tps: float | None = None
+    device_latency: str | None = None
+    """--device-latency: the embedded emulator's preset (``dcc-test``, ``fast``); None: the run config's, else
+    ``$DCC_CAPACITY_DEVICE_LATENCY``, else ``dcc-test`` (emulator/latency.py)."""
     retries: int = 0
     progress_interval: float | None = None
     """Seconds between progress lines; default: every 5 s, or 1/60 of a longer run (about 60 lines at most)."""
@@ -131,6 +134,13 @@ def _check_inputs(opts: RunOptions) -> Resolved:
     from .safety import check_ceilings, check_target
 
     check_target(opts.host, opts.confirm_non_loopback, web=opts.web)  # before anything is started or sent
+    if opts.host is not None and opts.device_latency is not None:
+        raise InputError("sets the embedded emulator's latency; with --host the system under test has its own",
+                         key="--device-latency")
+    if opts.host is None and opts.device_latency is None:
+        from ..emulator.latency import default_preset
+
+        default_preset()  # a bad $DCC_CAPACITY_DEVICE_LATENCY is exit 2 before anything starts
     if opts.workers < 0 or opts.workers > 64:
         raise InputError(f"must be 0..64 (got {opts.workers})", key="--workers")
     if opts.nfr is not None and not opts.nfr.is_file():
@@ -187,7 +197,20 @@ def _emulator_config(opts: RunOptions, r: Resolved, callback_url: str, registry:
         from ..emulator.config import _merge
 
         cfg = _merge(cfg, opts.emulator_config)
+    _set_device_latency(cfg, opts.device_latency)
     return cfg
+
+
+def _set_device_latency(cfg: dict[str, Any], flag: str | None) -> None:
+    """The preset written out in full (flag, else the run config's, else the environment's or the default), so
+    logs/emulator-config.json records which latency the run was measured against."""
+    from ..emulator.latency import default_preset
+
+    latency = cfg.setdefault("capacity", {}).setdefault("device_latency", {})
+    if flag is not None:
+        latency["preset"] = flag
+    elif not latency.get("preset"):
+        latency["preset"] = default_preset()
 
 
 class _MetricsPoller(threading.Thread):
@@ -334,7 +357,8 @@ def run_test(opts: RunOptions) -> int:
             host = emulator.url
             poller = _MetricsPoller(host, out / "metrics.csv", client_context(opts.extra_locust_args))
             poller.start()
-            _say(opts, f"embedded emulator on {host} (capacity {cfg['capacity']['tps']:g} TPS)")
+            _say(opts, f"embedded emulator on {host} (capacity {cfg['capacity']['tps']:g} TPS, device latency "
+                       f"{cfg['capacity']['device_latency']['preset']})")
         assert host is not None
         base = _locust_args(opts, host, out)
         linger = str(max(0, int(round(opts.web_linger_s))))

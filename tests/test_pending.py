@@ -154,3 +154,41 @@ def test_a_generator_that_cannot_keep_up_makes_the_run_invalid(tmp_path):
     assert "run INVALID" in p.stderr
     junit = (out / "junit.xml").read_text()
     assert 'type="run invalid"' in junit
+
+
+def test_validity_is_judged_from_the_records_exactly(tmp_path):
+    """Send lag percentiles from sent - intended over every request; drops or a late p99 make the run INVALID."""
+    import numpy as np
+
+    from _report_helpers import make_records, make_run
+    from dcc_capacity.report.build import build_report
+
+    rec = make_records(n=4000, duration_s=120.0)
+    rng = np.random.default_rng(3)
+    lag_ms = rng.exponential(2.0, len(rec))
+    rec["sent_ts"] = rec["intended_ts"] + lag_ms / 1000
+    ok_run = make_run(tmp_path / "ok", rec, duration_s=120.0)
+    out = build_report(ok_run)
+    doc = out.summary_doc
+    assert doc["valid"] is True and doc["invalid_reasons"] == []
+    as_recorded = (rec["sent_ts"] - rec["intended_ts"]).to_numpy() * 1000  # epoch floats: what an auditor gets
+    assert doc["send_lag_ms"]["p99"] == pytest.approx(np.percentile(as_recorded, 99), rel=1e-9)
+    assert doc["send_lag_ms"]["max"] == pytest.approx(as_recorded.max(), rel=1e-9)
+    assert doc["send_lag_ms"]["limit"] == 50.0 and doc["send_lag_ms"]["limit_source"] == "project default"
+    assert out.exit_code != 3 and 'class="banner INVALID"' not in out.html.read_text()
+
+    bad = rec.copy()
+    bad.loc[bad.index[:100], "sent_ts"] = bad["intended_ts"].iloc[:100] + 0.2  # 2.5 % of sends 200 ms late
+    bad.loc[bad.index[-3:], ["outcome", "sent_ts", "error"]] = ["dropped", np.nan, "dropped: client saturated"]
+    out = build_report(make_run(tmp_path / "bad", bad, duration_s=120.0,
+                                validity={"max_send_lag_ms": 100.0, "max_send_lag_source": "the user's setting"}))
+    doc = out.summary_doc
+    assert out.exit_code == 3 and doc["valid"] is False and doc["pass"] is False and doc["dropped"] == 3
+    assert doc["invalid_reasons"] == [
+        "the generator dropped 3 arrivals (client saturated): load the plan asked for was never sent",
+        "send lag p99 200.0 ms exceeds the 100 ms limit: the generator, not the system, was late"]
+    assert doc["send_lag_ms"]["limit_source"] == "the user's setting"
+    html = out.html.read_text()
+    assert 'class="banner INVALID"' in html and "[INVALID]" in html and 'id="generator-table"' in html
+    assert "not evidence (run INVALID)" in html
+    assert 'type="run invalid"' in out.junit.read_text()

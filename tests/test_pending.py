@@ -17,6 +17,7 @@ from locust.env import Environment
 from locust.event import Events
 
 from _load_helpers import ROOT, free_port, slow_sut
+from dcc_capacity.adapters import TargetAdapter
 from dcc_capacity.openmodel import OpenModelUser, Step
 from dcc_capacity.records import load_records
 from dcc_capacity.runcontext import MeasureConfig, install
@@ -192,3 +193,34 @@ def test_validity_is_judged_from_the_records_exactly(tmp_path):
     assert 'class="banner INVALID"' in html and "[INVALID]" in html and 'id="generator-table"' in html
     assert "not evidence (run INVALID)" in html
     assert 'type="run invalid"' in out.junit.read_text()
+
+
+class AnswersBeforeTheAck(TargetAdapter):
+    """An adapter whose SUT delivers the async response before the sender has even read the acknowledgement."""
+
+    def send(self, step):
+        self.settings.listener().resolve(step.request_id, b"<ResponseCode>I0</ResponseCode>", "I0")
+        return 200, b"<sr:ResponseCode>I99</sr:ResponseCode>"
+
+
+class EarlyTwoStep(TwoStep):
+    abstract = True
+    target_adapter = "test_pending:AnswersBeforeTheAck"
+
+
+def test_a_response_that_beats_its_acknowledgement_still_resumes_the_journey(tmp_path):
+    env = Environment(user_classes=[EarlyTwoStep], events=Events(), host="internal://early")
+    runner = env.create_local_runner()
+    ctx = install(env, MeasureConfig(run_dir=tmp_path, trt_late_s=5, trt_missing_s=5))
+    runner.start(1, spawn_rate=10)
+    gevent.sleep(1.0)
+    runner.stop()
+    drain = dict(ctx.drain)
+    runner.quit()
+    ctx.close()
+    req = load_records(tmp_path)
+    req = req[req["kind"] == "request"]
+    starts, seconds = req[req["step"] == 0], req[req["step"] == 1]
+    assert len(starts) >= 20 and len(seconds) >= len(starts) - 1  # every journey went on to its second step
+    assert ctx.parked == 0 and drain["parked_left"] == 0 and drain["took_s"] < 1.0  # nothing stuck parked
+    assert ctx.achieved["EarlyTwoStep"] == len(req[req["outcome"] == "ok"])

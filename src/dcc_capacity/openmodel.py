@@ -116,6 +116,15 @@ class _Journey:
     idx: int = 0
 
 
+def _when_done(pending: Any, fn: Any) -> None:
+    """Run ``fn(result)`` when the response comes, or now if it came already (a SUT may call back before the
+    sender has read its acknowledgement)."""
+    if pending.outcome is not None:
+        fn(pending.outcome)
+    else:
+        pending.on_done = fn
+
+
 class OpenModelUser(User):
     """Abstract arrival scheduler; subclasses implement :meth:`arrival`. One instance per class per process."""
 
@@ -338,26 +347,22 @@ class OpenModelUser(User):
             listener.cancel(step.request_id)  # type: ignore[union-attr]
             return res
         if not step.needs_response or ctx.stopped:
-            pending.on_done = self._counter(name)  # the arrival ends here; the listener closes the books
+            _when_done(pending, self._count_ok)  # the arrival ends here; the listener closes the books
             res.outcome = "pending"
             return res
         if ctx.parked >= ctx.max_parked:
-            pending.on_done = self._counter(name)
+            _when_done(pending, self._count_ok)
             self._drop(name, journey.arrival, time.time(),
                        f"dropped: {ctx.max_parked} journeys already parked (--max-parked-journeys)")
             res.outcome = "pending"
             return res
         ctx.parked += 1
-        pending.on_done = lambda cb: self._resume(journey, res, cb)
+        _when_done(pending, lambda cb: self._resume(journey, res, cb))
         return None
 
-    def _counter(self, name: str) -> Any:
-        achieved = self.ctx.achieved
-
-        def done(cb: Any) -> None:
-            if cb.outcome == "ok":
-                achieved[name] += 1
-        return done
+    def _count_ok(self, cb: Any) -> None:
+        if cb.outcome == "ok":
+            self.ctx.achieved[type(self).__name__] += 1
 
     def _resume(self, journey: _Journey, res: StepResult, cb: Any) -> None:
         """The parked journey's response is in (or missing): it goes on in a new greenlet, as an HTTP exchange."""

@@ -136,6 +136,7 @@ def test_a_gateway_that_acks_stalls_and_never_calls_back(tmp_path):
     assert summary["drain"]["awaited_at_stop"] > 100 and summary["drain"]["took_s"] <= 3.5
     assert sut.stats["requests"] == int(req["sent_ts"].notna().sum())
     assert "awaiting" in p.stderr and "send lag p99" in p.stderr  # the live line says what is outstanding
+    assert "NO async response received yet" in p.stderr and "callback.public_url" in p.stderr  # and what to fix
 
 
 @pytest.mark.slow

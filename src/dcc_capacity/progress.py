@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from locust.env import Environment
     from locust.stats import RequestStats
 
-__all__ = ["Progress", "StatsSnapshot", "snapshot"]
+__all__ = ["NO_CALLBACK_HINT_S", "Progress", "StatsSnapshot", "snapshot"]
+
+NO_CALLBACK_HINT_S = 5.0
+"""Seconds with requests awaited and not one async message received before the line says so."""
 
 log = logging.getLogger(__name__)
 
@@ -192,13 +195,18 @@ class Progress:
             nfr += f", {len(later)} at end"
         dropped = s.n("DROPPED")
         return (f"[dcc-capacity] {when} | {target}offered {offered:.1f}/s achieved {achieved:.1f}/s | "
-                f"dropped {dropped}{' (run INVALID)' if dropped else ''} | {self._generator()} | {nfr}")
+                f"dropped {dropped}{' (run INVALID)' if dropped else ''} | {self._generator(elapsed)} | {nfr}")
 
-    def _generator(self) -> str:
+    def _generator(self, elapsed: float) -> str:
         """Send lag and what is outstanding: whether the generator keeps up, and whether the SUT answers at all."""
         from .runcontext import context_for
 
         g = context_for(self.environment).live()
         p99 = g["lag"].quantile(0.99)
         lag = f"send lag p99 {p99:.1f} ms" if p99 == p99 else "send lag -"
-        return f"{lag} | awaiting {g['awaited']:,} responses, {g['parked']:,} journeys parked"
+        text = f"{lag} | awaiting {g['awaited']:,} responses, {g['parked']:,} journeys parked"
+        if g["awaited"] and not g["received"] and elapsed >= NO_CALLBACK_HINT_S:
+            # The commonest first-run mistake against a real system: it does not know where to call back.
+            text += (" | NO async response received yet: is the SUT configured to call back this run's listener? "
+                     "(callback.public_url / callback.listen_port in the run config, --callback-host/-port)")
+        return text

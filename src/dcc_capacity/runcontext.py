@@ -172,13 +172,19 @@ class RunContext:
         """This process's generator health for the live line and the web UI (merged with the workers' on a master)."""
         lag = LagHistogram()
         lag.merge(self.send_lag.to_dict())
-        awaited, parked, in_flight = self.awaited, self.parked, self.in_flight
+        awaited, parked, in_flight, received = self.awaited, self.parked, self.in_flight, self.received
         for data in self._worker_live.values():
             lag.merge(data.get("lag") or {})
             awaited += int(data.get("awaited", 0))
             parked += int(data.get("parked", 0))
             in_flight += int(data.get("in_flight", 0))
-        return {"lag": lag, "awaited": awaited, "parked": parked, "in_flight": in_flight}
+            received += int(data.get("received", 0))
+        return {"lag": lag, "awaited": awaited, "parked": parked, "in_flight": in_flight, "received": received}
+
+    @property
+    def received(self) -> int:
+        """Async messages (responses and alerts) this process's listener has received."""
+        return self.callbacks.counts["received"] if self.callbacks is not None else 0
 
     # -- lifecycle --------------------------------------------------------
     def on_test_start(self, **_: Any) -> None:
@@ -272,7 +278,7 @@ class RunContext:
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
         data[LIVE_KEY] = {"lag": self.send_lag.to_dict(), "awaited": self.awaited, "parked": self.parked,
-                          "in_flight": self.in_flight}
+                          "in_flight": self.in_flight, "received": self.received}
 
     def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         if LIVE_KEY in data:

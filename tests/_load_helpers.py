@@ -112,11 +112,16 @@ def stall_server(*, period: float = 10.0, stall: float = 0.0, t0: float | None =
         wait_for_port(port, proc, "test server", 15)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        terminate(proc, 5)
+
+
+def terminate(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM (the server writes what it must), then SIGKILL after ``timeout`` s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 class SlowSut:
@@ -145,11 +150,7 @@ def slow_sut(tmp: Path, *, callback_url: str = "", delay: tuple[float, float] = 
         wait_for_port(port, proc, "slow SUT", 15)
         yield sut
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        terminate(proc, 10)
         if stats.exists():
             sut.stats = json.loads(stats.read_text())
 

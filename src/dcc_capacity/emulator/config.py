@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import InputError
-from .latency import LATENCY_CLASSES, DeviceLatencyConfig
+from .latency import LATENCY_CLASSES, DeviceLatencyConfig, known_classes
 
 __all__ = [
     "AlertsConfig",
@@ -73,18 +73,12 @@ class CapacityConfig(_Model):
     @field_validator("service_time")
     @classmethod
     def _classes(cls, v: dict[str, ServiceTime]) -> dict[str, ServiceTime]:
-        bad = sorted(set(v) - set(SRV_CLASSES))
-        if bad:
-            raise ValueError(f"unknown SRV class {bad[0]!r}; use {', '.join(SRV_CLASSES)}")
-        return v
+        return known_classes(v, SRV_CLASSES)
 
     @field_validator("device_delay")
     @classmethod
     def _delay_classes(cls, v: dict[str, ServiceTime]) -> dict[str, ServiceTime]:
-        bad = sorted(set(v) - set(LATENCY_CLASSES))
-        if bad:
-            raise ValueError(f"unknown SRV class {bad[0]!r}; use {', '.join(LATENCY_CLASSES)}")
-        return v
+        return known_classes(v, LATENCY_CLASSES)
 
 
 class ThrottleConfig(_Model):

@@ -23,7 +23,7 @@ import os
 import random
 from itertools import pairwise
 from statistics import NormalDist
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -140,10 +140,15 @@ class DeviceLatencyConfig(BaseModel):
     @field_validator("smets1", "smets2")
     @classmethod
     def _classes(cls, v: dict[str, Latency]) -> dict[str, Latency]:
-        bad = sorted(set(v) - set(LATENCY_CLASSES))
-        if bad:
-            raise ValueError(f"unknown SRV class {bad[0]!r}; use {', '.join(LATENCY_CLASSES)}")
-        return v
+        return known_classes(v, LATENCY_CLASSES)
+
+
+def known_classes(v: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+    """``v`` when every key is an SRV class in ``allowed``; else the one-line error pydantic reports with its path."""
+    bad = sorted(set(v) - set(allowed))
+    if bad:
+        raise ValueError(f"unknown SRV class {bad[0]!r}; use {', '.join(allowed)}")
+    return v
 
 
 def preset_table(cfg: DeviceLatencyConfig) -> dict[str, dict[str, Latency]]:

@@ -78,6 +78,17 @@ def _factory(args: argparse.Namespace):  # noqa: ANN202 - a RequestFactory
     return RequestFactory.from_pki(TestPKI.load_or_create(args.pki), fleet)
 
 
+def _installation(fleet, info, rng: random.Random):  # noqa: ANN001, ANN202 - Fleet, TemplateInfo -> Installation
+    """A random installation that has the device the SRV targets (a gas-only SRV needs a dual-fuel one)."""
+    kinds = info.subject if info.targets == ("DCC",) else info.targets
+    inst = fleet.sample(rng)
+    for _ in range(1000):
+        if inst.first_device(kinds) is not None:
+            break
+        inst = fleet.sample(rng)
+    return inst
+
+
 def _rtds_requests(args: argparse.Namespace, factory) -> list:  # noqa: ANN001 - RequestFactory
     """Requests built from the user's RTDS templates: one per template, or ``--count`` cycling through them."""
     from ..duis.rtds import build_from_rtds, load_rtds
@@ -127,7 +138,9 @@ def run(args: argparse.Namespace) -> int:
         built = _rtds_requests(args, factory)
     else:
         rng = random.Random(args.seed)
-        built = [(args.variant, factory.build(args.variant, factory.fleet.sample(rng), originator=args.originator,
+        info = template_info(args.variant)
+        built = [(args.variant, factory.build(args.variant, _installation(factory.fleet, info, rng),
+                                              originator=args.originator,
                                               command_variant=args.command_variant,
                                               execution_datetime=args.execution_datetime,
                                               scheduled_variant=args.scheduled_variant), "")

@@ -34,6 +34,7 @@ EXTRAS: dict[str, list[dict]] = {
     "5.2": [{"schedule_id": 7}],
     "5.3": [{"schedule_id": 7}],
     "8.11": [{"secondary_mpan": "1312345678222"}],
+    "8.6": [{"secondary_mpan": "1312345678222", "export_mpan": "1312345678333"}],
 }
 """Optional template fields to render with as well (the RTDS's 5.2/5.3 name a schedule; its 8.11 a twin meter)."""
 

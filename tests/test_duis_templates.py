@@ -105,8 +105,8 @@ def test_missing_template_field_is_a_clear_input_error():
 def test_unknown_or_untemplated_variant_is_an_input_error():
     with pytest.raises(InputError, match="'9.99' is not a DUIS SRV variant"):
         template_info("9.99")
-    with pytest.raises(InputError, match="no template for SRV 6.14.2"):
-        template_info("6.14.2")
+    with pytest.raises(InputError, match="no template for SRV 7.16"):
+        template_info("7.16")
 
 
 def test_template_fields_are_listed():

@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from _emulator_helpers import PKI_DIR, CallbackListener, post, signed_request
+from _emulator_helpers import PKI_DIR, CallbackListener, pki, post, sign, signed_request, unsigned_request
 from dcc_capacity.catalogue import DCC_EUI, catalogue
 from dcc_capacity.duis.responses import parse_response
 from dcc_capacity.emulator import start_emulator
@@ -76,6 +76,22 @@ def test_emulator_applies_the_users_file(tmp_path):
     finally:
         listener.close()
     assert codes == ["I99", "E2"]
+
+
+def test_a_request_from_the_dccs_own_eui_is_e1_and_answers_echo_the_version(tmp_path):
+    """The DCC is not a Service User, whatever key signed it (here the test PKI's DCC key, which is trusted)."""
+    p = pki()
+    listener = CallbackListener()
+    try:
+        with start_emulator({"port": 0, "pki_dir": str(PKI_DIR), "callback_url": listener.url}) as emu, \
+                httpx.Client(timeout=10) as client:
+            body = sign(unsigned_request("11.2", originator=DCC_EUI, schema_version="5.4"), p.dcc)
+            dcc = parse_response(post(client, emu, "S", body).content)
+            ours = post(client, emu, "S", signed_request("11.2", schema_version="5.4"))
+    finally:
+        listener.close()
+    assert dcc.response_code == "E1"
+    assert b'schemaVersion="5.4"' in ours.content and parse_response(ours.content).response_code == "I99"
 
 
 @pytest.mark.peer

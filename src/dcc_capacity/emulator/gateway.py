@@ -382,7 +382,17 @@ _VERSION = re.compile(r"^[0-9]{1,2}\.[0-9]{1,2}$")
 
 def _version(text: str | None) -> str | None:
     """A request's schemaVersion if it is one an answer can carry (``5.4``), else None (answers say 5.1)."""
-    return text.strip() if text and _VERSION.match(text.strip()) else None
+    if not text:
+        return None
+    found = _VERSIONS.get(text)
+    if found is None:
+        found = text.strip() if _VERSION.match(text.strip()) else ""
+        if len(_VERSIONS) < 64:  # a handful of versions exist; hostile input must not grow this
+            _VERSIONS[text] = found
+    return found or None
+
+
+_VERSIONS: dict[str, str] = {}
 
 
 def _rejected(code: str, reason: str, rid: str | None, m: re.Match[str] | None, ref: str | None,

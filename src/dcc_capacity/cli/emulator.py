@@ -48,6 +48,10 @@ def add_parser(subparsers: Any, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--trust-cert", metavar="PATH", action="append", default=[],
                    help="also trust this signing certificate (repeatable)")
     p.add_argument("--pki-dir", metavar="DIR", help="test PKI folder (default $DCC_CAPACITY_PKI or the cache)")
+    p.add_argument("--user-preset", choices=["dcc-boxed", "suite"],
+                   help="who holds which role: DCC Boxed's test users (default) or exactly the suite's users")
+    p.add_argument("--users-file", metavar="CSV",
+                   help="eui,roles,certificate,name CSV of Service Users (roles ';'-separated; certificates trusted)")
     p.add_argument("--callback-url", metavar="URL", help="default callback for async responses and alerts")
     p.add_argument("--max-body", type=int, metavar="BYTES", help="request body limit (default 262144)")
     p.add_argument("--smets1-prefix", action="append", metavar="EUI_PREFIX",
@@ -112,6 +116,8 @@ def _overrides(a: argparse.Namespace) -> dict[str, Any]:
     if a.trust_cert:
         put("trust_certs", a.trust_cert)
     put("pki_dir", a.pki_dir)
+    put("user_roles.preset", a.user_preset)
+    put("user_roles.file", a.users_file)
     put("callback_url", a.callback_url)
     put("max_body_bytes", a.max_body)
     put("devices.smets1_prefixes", a.smets1_prefix)
@@ -163,6 +169,9 @@ def run(args: argparse.Namespace) -> int:
         from ..pki import load_certificate
 
         load_certificate(path)
+    from ..userroles import role_model
+
+    role_model(cfg.user_roles.preset, cfg.user_roles.file)  # fail fast (exit 2) on a bad users file
     from ..emulator.app import callback_tls
     from ..emulator.server import server_tls
 

@@ -101,6 +101,15 @@ class UserConfig(_Model):
     weight: float = Field(default=1.0, gt=0, le=1000)
 
 
+class UserRolesConfig(_Model):
+    """The user-role model behind E1/E2 (``dcc_capacity.userroles``): a preset, plus a users file."""
+
+    preset: Literal["dcc-boxed", "suite"] = "dcc-boxed"
+    """``dcc-boxed``: DCC Boxed's test users with the roles DCC Boxed answers for; ``suite``: pki.DEFAULT_USERS."""
+    file: str | None = None
+    """CSV ``eui,roles,certificate,name``: users of a real configuration (their certificates are trusted)."""
+
+
 class Window(_Model):
     start_s: float = Field(ge=0)
     duration_s: float = Field(gt=0)
@@ -244,6 +253,7 @@ class EmulatorConfig(_Model):
     trust_certs: list[str] = Field(default_factory=list)
     callback_url: str | None = None
     users: dict[str, UserConfig] = Field(default_factory=dict)
+    user_roles: UserRolesConfig = Field(default_factory=UserRolesConfig)
     counter_window_s: float = Field(default=2.0, ge=0, le=3600)
     """Seconds a request may arrive after one with a higher RequestID counter from the same originator and
     still be accepted (if its counter is unseen); replays are refused whatever the window. Wall time on the

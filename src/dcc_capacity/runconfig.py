@@ -139,7 +139,7 @@ class Safety(_M):
 
 
 class RunKnobs(_M):
-    test: Literal["load", "stress", "soak", "spike", "catchup", "noisy-neighbour"] | None = None
+    test: Literal["load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative"] | None = None
     profile: str | None = None
     sp: Literal["DSP", "S1SP", "DCO", "CP"] | None = None
     slot: Literal["night", "day", "evening"] | None = None
@@ -150,6 +150,14 @@ class RunKnobs(_M):
     workers: int | None = Field(default=None, ge=0, le=64)
     retries: int | None = Field(default=None, ge=0, le=10)
     fleet_size: int | None = Field(default=None, ge=1)
+    trt_late: str | float | None = None
+    """An async response later than this is late (a duration, e.g. ``90s``)."""
+    trt_missing: str | float | None = None
+    """No async response after this: missing (a real gateway answering in minutes needs more than 120s)."""
+    drain: str | float | None = None
+    max_in_flight: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_parked_journeys: int | None = Field(default=None, ge=0, le=10_000_000)
+    max_send_lag_ms: float | None = Field(default=None, gt=0)
 
 
 class RunConfig(_M):

@@ -39,6 +39,9 @@ CONFIG_KEYS: dict[str, str] = {
     "test": "run.test", "profile": "run.profile", "sp": "run.sp", "slot": "run.slot", "duration": "run.duration",
     "rate": "run.rate", "normal": "run.normal", "nfr": "run.nfr", "workers": "run.workers",
     "retries": "run.retries", "fleet_size": "run.fleet_size", "seed": "seed", "host": "target.host",
+    "trt_late": "run.trt_late", "trt_missing": "run.trt_missing", "drain": "run.drain",
+    "max_in_flight": "run.max_in_flight", "max_parked_journeys": "run.max_parked_journeys",
+    "max_send_lag": "run.max_send_lag_ms",
 }
 
 

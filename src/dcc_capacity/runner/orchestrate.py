@@ -61,6 +61,9 @@ class RunOptions:
     fleet_size: int = 1_000_000
     pool_size: int = 1024
     emulator_tps: float | None = None
+    device_latency: str | None = None
+    """--device-latency: the embedded emulator's preset (``dcc-test``, ``fast``); None: the run config's, else
+    ``$DCC_CAPACITY_DEVICE_LATENCY``, else ``dcc-test`` (emulator/latency.py)."""
     retries: int = 0
     progress_interval: float | None = None
     """Seconds between progress lines; default: every 5 s, or 1/60 of a longer run (about 60 lines at most)."""
@@ -69,6 +72,19 @@ class RunOptions:
     """--baseline: allowed worsening in percent."""
     limits: dict[str, float] = field(default_factory=dict)
     """Scenario verdict limits given on the command line (report/scenarios.py); run.json ``limits``."""
+    trt_late_s: float = 30.0
+    """An async response later than this (from the planned send) is ``late``."""
+    trt_missing_s: float = 120.0
+    """No async response after this: ``missing``."""
+    drain_s: float | None = None
+    """After the load, how long awaited responses are waited for (None: ``trt_missing_s``)."""
+    max_in_flight: int = 1000
+    """Open HTTP exchanges per user class and load process."""
+    max_parked: int = 100_000
+    """Journeys per load process parked on a response their next step needs."""
+    max_send_lag_ms: float | None = None
+    """Send lag p99 above this makes the run INVALID (the generator, not the SUT, was late); None: the project
+    default (report/validity.py)."""
     extra_locust_args: list[str] = field(default_factory=list)
     emulator_config: dict[str, Any] = field(default_factory=dict)
     """Merged over the embedded emulator's generated config (e.g. ``tls``, ``callback_tls``, ``faults``)."""
@@ -121,6 +137,13 @@ def _check_inputs(opts: RunOptions) -> Resolved:
     from .safety import check_ceilings, check_target
 
     check_target(opts.host, opts.confirm_non_loopback, web=opts.web)  # before anything is started or sent
+    if opts.host is not None and opts.device_latency is not None:
+        raise InputError("sets the embedded emulator's latency; with --host the system under test has its own",
+                         key="--device-latency")
+    if opts.host is None and opts.device_latency is None:
+        from ..emulator.latency import default_preset
+
+        default_preset()  # a bad $DCC_CAPACITY_DEVICE_LATENCY is exit 2 before anything starts
     if opts.workers < 0 or opts.workers > 64:
         raise InputError(f"must be 0..64 (got {opts.workers})", key="--workers")
     if opts.nfr is not None and not opts.nfr.is_file():
@@ -177,7 +200,20 @@ def _emulator_config(opts: RunOptions, r: Resolved, callback_url: str, registry:
         from ..emulator.config import _merge
 
         cfg = _merge(cfg, opts.emulator_config)
+    _set_device_latency(cfg, opts.device_latency)
     return cfg
+
+
+def _set_device_latency(cfg: dict[str, Any], flag: str | None) -> None:
+    """The preset written out in full (flag, else the run config's, else the environment's or the default), so
+    logs/emulator-config.json records which latency the run was measured against."""
+    from ..emulator.latency import default_preset
+
+    latency = cfg.setdefault("capacity", {}).setdefault("device_latency", {})
+    if flag is not None:
+        latency["preset"] = flag
+    elif not latency.get("preset"):
+        latency["preset"] = default_preset()
 
 
 def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
@@ -189,7 +225,11 @@ def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
          "--stress-max-error-rate", str(s.max_error_rate), "--stress-max-p95-ms", str(s.max_p95_ms or 0),
          "--spike-factor", str(s.spike_factor), "--burst-factor", str(s.burst_factor),
          "--fleet-seed", str(opts.seed), "--fleet-size", str(opts.fleet_size), "--pool-size", str(opts.pool_size),
-         "--step-retries", str(opts.retries), "--exit-code-on-error", "0", "--loglevel", "WARNING"]
+         "--step-retries", str(opts.retries), "--exit-code-on-error", "0", "--loglevel", "WARNING",
+         "--trt-late", str(opts.trt_late_s), "--trt-missing", str(opts.trt_missing_s),
+         "--max-in-flight", str(opts.max_in_flight), "--max-parked-journeys", str(opts.max_parked)]
+    if opts.drain_s is not None:
+        a += ["--drain", str(opts.drain_s)]
     if s.slot:
         a += ["--slot", s.slot]
     if s.rate:
@@ -283,7 +323,8 @@ def run_test(opts: RunOptions) -> int:
             emulator = start_emulator(cfg, mode="subprocess")
             emulator_t0 = time.time()  # its fault windows count from here (it answers within ~20 ms of starting)
             host = emulator.url
-            _say(opts, f"embedded emulator on {host} (capacity {cfg['capacity']['tps']:g} TPS)")
+            _say(opts, f"embedded emulator on {host} (capacity {cfg['capacity']['tps']:g} TPS, device latency "
+                       f"{cfg['capacity']['device_latency']['preset']})")
         assert host is not None
         collector = _start_telemetry(opts, host if emulator is not None else None)
         base = _locust_args(opts, host, out)
@@ -400,7 +441,8 @@ def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.
            watch: WorkerWatch | None = None) -> str:
     """Wait for Locust to finish (bounded); return why the run failed ('' when it did not)."""
     spec = opts.spec
-    limit = spec.duration_s + 120 + (opts.workers * 10) + (opts.web_linger_s if opts.web else 0)
+    drain = opts.drain_s if opts.drain_s is not None else opts.trt_missing_s
+    limit = spec.duration_s + drain + 120 + (opts.workers * 10) + (opts.web_linger_s if opts.web else 0)
     t0 = time.monotonic()
     follow = _Follow(opts.out / "logs" / ("master.log" if opts.workers else "locust.log"))
     while master.poll() is None:
@@ -465,7 +507,13 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
                         "achieved": rates.get(cls, {}).get("achieved", 0.0)}
                   for cls in sorted(set(targets) | set(rates))},
         "spec": spec.to_dict(), "workers": opts.workers, "alerts_per_s": r.alerts_per_s,
+        "measurement": {"trt_late_s": opts.trt_late_s, "trt_missing_s": opts.trt_missing_s,
+                        "drain_s": opts.drain_s if opts.drain_s is not None else opts.trt_missing_s,
+                        "max_in_flight": opts.max_in_flight, "max_parked_journeys": opts.max_parked},
     }
+    if opts.max_send_lag_ms is not None:
+        run["validity"] = {"max_send_lag_ms": opts.max_send_lag_ms, "max_send_lag_source": "the user's setting "
+                           "(--max-send-lag / run.max_send_lag_ms)"}
     if not failure:
         run["end"] = _iso(ended)
     else:
@@ -527,6 +575,8 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     if failure:
         _say(opts, f"run FAILED: {failure}")
         raise RunError(failure.splitlines()[0])
+    if not outcome.summary_doc.get("valid", True):
+        _say(opts, "run INVALID (not evidence): " + "; ".join(outcome.summary_doc.get("invalid_reasons", [])))
     if not (run.get("negative") or {}).get("passed", True):
         return max(outcome.exit_code, 1)  # a negative case not answered as required fails the run
     return outcome.exit_code

@@ -30,7 +30,7 @@ class MeterReads(DuisUser):
     def journey(self) -> Journey:
         inst = self.kit.installation(self.rng)
         variants = METER_READ_VARIANTS + (METER_READ_PREPAY_VARIANTS if inst.prepay else ())
-        yield from self.srv(variants[self.rng.randrange(len(variants))], inst)
+        yield from self.srv(variants[self.rng.randrange(len(variants))], inst, final=True)
 
 
 class _JourneyUser(DuisUser):
@@ -42,8 +42,11 @@ class _JourneyUser(DuisUser):
 
     def journey(self) -> Journey:
         inst = self.kit.installation(self.rng, self.smets, self.prepay)
-        for variant in self.steps:
-            res = yield from self.srv(variant, inst)
+        last = len(self.steps) - 1
+        for i, variant in enumerate(self.steps):
+            # Each step waits for the previous one's response (parked, holding no slot); the last one's response
+            # ends nothing, so the journey ends at its acknowledgement.
+            res = yield from self.srv(variant, inst, final=i == last)
             if res is not None and not res.ok:
                 return res  # a failed step ends the journey (after its retries)
         return None
@@ -74,7 +77,7 @@ class Bau(DuisUser):
             self._pick = BauMix.load().picker(self.rng)
         variant = self._pick()
         for _ in range(5):  # a variant may need a device the installation lacks (e.g. GSME): try another
-            res = yield from self.srv(variant, self.kit.installation(self.rng))
+            res = yield from self.srv(variant, self.kit.installation(self.rng), final=True)
             if res is not None:
                 return res
         return None
@@ -88,7 +91,7 @@ class Secmp0192Schedules(DuisUser):
     def journey(self) -> Journey:
         inst = self.kit.installation(self.rng, smets=1)
         scheduled = "4.3" if self.rng.random() < 0.5 else "4.4.3"
-        yield from self.srv("5.1", inst, scheduled_variant=scheduled)
+        yield from self.srv("5.1", inst, final=True, scheduled_variant=scheduled)
 
 
 class NoisyNeighbour(MeterReads):
@@ -98,7 +101,7 @@ class NoisyNeighbour(MeterReads):
 
     def journey(self) -> Journey:
         inst = self.kit.installation(self.rng)
-        yield from self.srv("4.6.1", inst, originator=self.kit.noisy_originator())
+        yield from self.srv("4.6.1", inst, final=True, originator=self.kit.noisy_originator())
 
 
 ALL_CLASSES = (MeterReads, S2IcCredit, S2IcPrepay, S1MigrationCredit, S1MigrationPrepay, Bau, Secmp0192Schedules,

@@ -71,6 +71,11 @@ function renderLive(state) {
     <td>${esc(n.id)}</td><td>${esc(n.metric)}${n.stat ? " " + esc(n.stat) : ""}</td><td>${n.value === null ? "-" : fmt(n.value, 3)}</td>
     <td>${n.bound === "max" ? "&le;" : "&ge;"} ${n.threshold}</td><td>${n.ok === true ? "OK" : n.ok === false ? "FAIL" : esc(n.note || "-")}</td></tr>`));
   $("#throttled").textContent = live.throttled; $("#failed").textContent = live.failed;
+  const g = live.generator || {};
+  $("#lag-p99").textContent = fmt(g.send_lag_p99_ms, 1); $("#lag-max").textContent = fmt(g.send_lag_max_ms, 1);
+  $("#awaited").textContent = g.awaited ?? 0; $("#parked").textContent = g.parked ?? 0;
+  $("#in-flight").textContent = g.in_flight ?? 0;
+  $("#generator-warning").textContent = g.dropped ? ` ${g.dropped} arrivals dropped: the run is INVALID` : "";
   rows("#errors tbody", Object.entries(live.errors).map(([code, n]) => `<tr><td>${esc(code)}</td><td>${n}</td></tr>`));
 }
 

@@ -76,6 +76,10 @@ class Step:
     expect_callback: bool = False
     """True: the step is done when the async response arrives (or is declared missing)."""
     srv_variant: str = ""
+    smets: int = 0
+    """SMETS generation of the installation the SRV is for (0: none), recorded so the mix can be checked."""
+    prepay: bool = False
+    """The installation is in prepayment mode (recorded with ``smets``)."""
 
 
 @dataclass(slots=True)
@@ -281,7 +285,8 @@ class OpenModelUser(User):
         awaiting = pending is not None and outcome == "ok"
         if ctx.records is not None:
             ctx.records.write_step(step.request_id, name, step.srv_variant, step.label, arrival, idx, intended, sent,
-                                   ack_ts, ack_ms, status, "pending" if awaiting else outcome, err)
+                                   ack_ts, ack_ms, status, "pending" if awaiting else outcome, err, step.smets,
+                                   step.prepay)
         res = StepResult(outcome, status, body, ack_ms, error=err)
         if pending is not None and not awaiting and listener is not None:
             listener.cancel(step.request_id)

@@ -64,15 +64,15 @@ class Pools:
         """
         choice = self._choices.get((smets, prepay))
         if choice is None:
-            choice = self._choices[(smets, prepay)] = [*self._choice(smets, prepay), rng.random()]
+            pools, cumulative = self._choice(smets, prepay)
+            choice = self._choices[(smets, prepay)] = [pools, cumulative, rng.random(), cumulative[-1], len(pools) - 1]
         pools = choice[0]
         if len(pools) == 1:
             pool = pools[0]
         else:
             u = choice[2] = (choice[2] + _KIND_STEP) % 1.0
-            cumulative = choice[1]
-            pool = pools[min(bisect.bisect_right(cumulative, u * cumulative[-1]), len(pools) - 1)]
-        return pool[rng.randrange(len(pool))]
+            pool = pools[min(bisect.bisect_right(choice[1], u * choice[3]), choice[4])]
+        return pool[int(rng.random() * len(pool))]
 
     def _choice(self, smets: int | None, prepay: bool | None) -> tuple[list[list[int]], list[float]]:
         keys = [k for k in self.by_kind if (smets is None or k[0] == smets) and (prepay is None or k[1] == prepay)]

@@ -35,6 +35,8 @@ __all__ = ["Kit", "Pools", "fleet_pools", "get_kit", "write_device_registry"]
 DEFAULT_FLEET_SEED = 20240601
 DEFAULT_FLEET_SIZE = 1_000_000
 DEFAULT_POOL_SIZE = 1024
+POOL_CAP_FACTOR = 16
+"""A pool keeps at most this many times ``pool_size`` installations (see :func:`fleet_pools`)."""
 _KIND_STEP = 0.41421356237309515
 """sqrt(2) - 1: irrational, and independent of the BAU picker's golden-ratio step (duis/mix.py), so the
 SRV variant and the installation's kind do not move in lock step."""
@@ -93,16 +95,19 @@ def fleet_pools(fleet: Fleet, pool_size: int = DEFAULT_POOL_SIZE, max_scan: int 
 
     A kind the fleet's shares rule out (IOC's SMETS1 prepayment: ``prepay_share.smets1`` 0) is not waited for;
     a rare one (IOC's 0.6 % SMETS1: ~160,000 installations for 1,024) is found with :meth:`Fleet.kind`, which
-    does not build the installations it passes over.
+    does not build the installations it passes over. The common kinds keep what the scan passes, up to
+    ``POOL_CAP_FACTOR`` x ``pool_size`` each, so a run still spreads its reads over tens of thousands of
+    devices (the DCC keys its work on device IDs) while the registry stays bounded.
     """
     by_kind: dict[tuple[int, bool], list[int]] = {(1, False): [], (1, True): [], (2, False): [], (2, True): []}
     wanted = [pool for k, pool in by_kind.items() if fleet.kind_share(*k) > 0]
     limit = min(fleet.size, max_scan)
+    cap = POOL_CAP_FACTOR * pool_size
     kind = fleet.kind
     i = 0
     while i < limit and any(len(v) < pool_size for v in wanted):
         pool = by_kind[kind(i)]
-        if len(pool) < pool_size:
+        if len(pool) < cap:
             pool.append(i)
         i += 1
     by_kind = {k: v for k, v in by_kind.items() if v}

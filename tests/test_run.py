@@ -181,9 +181,13 @@ def test_plain_locust_runs_the_volume_model_against_the_emulator(tmp_path):
     for cls in ("MeterReads", "S2IcCredit", "S2IcPrepay", "S1MigrationCredit", "S1MigrationPrepay", "Bau",
                 "Secmp0192Schedules"):
         assert cls in listed.stdout
-    from dcc_capacity.users.kit import get_kit, write_device_registry
+    import argparse
 
-    kit = get_kit(None)  # the locustfile's defaults: same fleet seed, size and pools
+    from dcc_capacity.users.kit import get_kit, reset_kit, write_device_registry
+
+    reset_kit()  # the fleet the Locust process builds: the locustfile's seed, size and pools, the profile's shares
+    kit = get_kit(argparse.Namespace(volume_profile="volume_profiles/foc.yaml", sp="DSP", slot="night"))
+    reset_kit()
     registry = write_device_registry(kit.fleet, kit.pools, tmp_path / "devices.csv")
     port = free_port()
     with start_emulator({"port": 0, "callback_url": f"http://127.0.0.1:{port}/", "counter_window_s": 2.0,

@@ -83,6 +83,10 @@ class Step:
     """With ``expect_callback``: the journey goes on only once the response is in (its next step needs it), so the
     arrival parks as a continuation until then. False: nothing after this step looks at the response (a single
     SRV), so the arrival ends at the acknowledgement and the listener closes the books alone."""
+    smets: int = 0
+    """SMETS generation of the installation the SRV is for (0: none), recorded so the mix can be checked."""
+    prepay: bool = False
+    """The installation is in prepayment mode (recorded with ``smets``)."""
 
 
 @dataclass(slots=True)
@@ -337,7 +341,8 @@ class OpenModelUser(User):
         awaiting = pending is not None and outcome == "ok"
         if ctx.records is not None:
             ctx.records.write_step(step.request_id, name, step.srv_variant, step.label, journey.arrival, idx,
-                                   intended, sent, ack_ts, ack_ms, status, "pending" if awaiting else outcome, err)
+                                   intended, sent, ack_ts, ack_ms, status, "pending" if awaiting else outcome, err,
+                                   step.smets, step.prepay)
         res = StepResult(outcome, status, body, ack_ms, error=err)
         if pending is None:
             if res.ok:

@@ -280,7 +280,6 @@ def run_test(opts: RunOptions) -> int:
     for name, content in opts.run_files.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_bytes(content)
-    from ..fleet import Fleet
     from ..pki import TestPKI
     from ..users.kit import fleet_pools, write_device_registry
 
@@ -309,7 +308,7 @@ def run_test(opts: RunOptions) -> int:
         if host is None:
             from ..emulator import start_emulator
 
-            fleet = Fleet(seed=opts.seed, size=opts.fleet_size)
+            fleet = _fleet(opts, resolved)  # the profile's shares, as every Locust process builds it (srvmix.py)
             registry = write_device_registry(fleet, fleet_pools(fleet, opts.pool_size), logs / "devices.csv")
             scheme = callback_scheme(opts.extra_locust_args)
             cfg = _emulator_config(opts, resolved, opts.callback_url or f"{scheme}://127.0.0.1:{callback_port}/",
@@ -392,13 +391,21 @@ def _start_telemetry(opts: RunOptions, emulator_url: str | None) -> Any:
     return collector
 
 
+def _fleet(opts: RunOptions, r: Resolved) -> Any:
+    """The run's fleet: its seed and size, the shares the profile gives for the SP and slot (srvmix.py)."""
+    from ..fleet import Fleet
+
+    if r.mix is None:
+        return Fleet(seed=opts.seed, size=opts.fleet_size)
+    return r.mix.fleet.fleet(opts.seed, opts.fleet_size)
+
+
 def _start_migrations(opts: RunOptions, emulator: Any) -> Any:
     """The negative run's SFTP migration cases (NEG-FALLOUT, NEG-REPROCESS), on SMETS1 installations of the fleet."""
-    from ..fleet import Fleet
     from ..users.kit import fleet_pools
     from .negative import MigrationCases
 
-    fleet = Fleet(seed=opts.seed, size=opts.fleet_size)
+    fleet = _fleet(opts, resolve(opts.spec))
     pools = fleet_pools(fleet, opts.pool_size)
     smets1 = sorted(i for (gen, _), idx in pools.by_kind.items() if gen == 1 for i in idx)
     thread = MigrationCases(int(emulator.info["sftp_port"]), opts.out, [fleet[i] for i in smets1],
@@ -487,6 +494,8 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
         shutil.copyfile(opts.nfr, out / "nfr.yaml")
     plan_doc = r.plan.to_dict()
     plan_doc["test_scale"] = {sp: r.plan.profile.test_scale(sp) for sp in ("DSP", "S1SP", "DCO", "CP")}
+    if r.mix is not None:  # what the run was to send inside the rates: the records' srv_variant/smets/prepay check it
+        plan_doc["mix"] = r.mix.to_dict()
     (out / "plan.json").write_text(json.dumps(plan_doc, indent=2) + "\n")
     import locust
 

@@ -130,7 +130,7 @@ class DuisUser(OpenModelUser):
         cv = req.command_variant
         if cv == 4:
             res = yield Step(f"{variant} CV4", kit.paths["T"], body=req.body, headers=_HEADERS,
-                             request_id=req.request_id, srv_variant=variant)
+                             request_id=req.request_id, srv_variant=variant, smets=inst.smets, prepay=inst.prepay)
             if not res.ok:
                 return res
             try:
@@ -144,14 +144,15 @@ class DuisUser(OpenModelUser):
             cv5 = kit.factory.signed_precommand(req.request_id, variant, parsed.gbcs_payload)
             res5 = yield Step(f"{variant} CV5", kit.paths["S"], body=cv5.body, headers=_HEADERS,
                               request_id=req.request_id, expect_callback=True, srv_variant=variant,
-                              needs_response=needs_response)
+                              smets=inst.smets, prepay=inst.prepay, needs_response=needs_response)
             res5.extra["precommand"] = parsed
             return res5
         if cv in (2, 6, 8):
             return (yield Step(variant, kit.paths["D"], body=req.body, headers=_HEADERS, request_id=req.request_id,
-                               srv_variant=variant))
+                               srv_variant=variant, smets=inst.smets, prepay=inst.prepay))
         return (yield Step(variant, kit.paths["S"], body=req.body, headers=_HEADERS, request_id=req.request_id,
-                           expect_callback=True, srv_variant=variant, needs_response=needs_response))
+                           expect_callback=True, srv_variant=variant, smets=inst.smets, prepay=inst.prepay,
+                           needs_response=needs_response))
 
     @staticmethod
     def is_critical(variant: str) -> bool:

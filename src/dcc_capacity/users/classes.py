@@ -7,6 +7,12 @@ SMETS2 installations, migration rows SMETS1 ones), each step starting when
 the previous one is done (its async response where the real process waits for
 one), so its arrivals/s = row rate / journey length (``srvs_per_arrival``).
 The ``alerts`` row has no class: the SUT generates alerts (northbound).
+
+What each class sends follows the profile (:mod:`dcc_capacity.srvmix`, via
+the kit): the journeys are the profile's (its ``journeys`` overrides
+included), the fleet has its SMETS1 and prepayment shares, and the Bau
+class sends top-ups (2.2, to prepayment installations) at the share Table
+A5's BAU formula gives for the SP and slot.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ..duis.mix import BauMix
+from ..srvmix import PREPAY_ONLY
 from ..volume import DEFAULT_JOURNEYS, METER_READ_PREPAY_VARIANTS, METER_READ_VARIANTS
 from .base import DuisUser, Journey
 from .rows import ROW_CLASSES
@@ -39,6 +46,13 @@ class _JourneyUser(DuisUser):
     smets: ClassVar[int] = 2
     prepay: ClassVar[bool] = False
     steps: ClassVar[tuple[str, ...]] = ()
+    """Table A2's default journey; each instance sends the kit's (the profile's) instead."""
+
+    def __init__(self, environment: object) -> None:
+        super().__init__(environment)
+        steps = self.kit.journeys.get(self.row) or type(self).steps
+        self.steps = steps  # type: ignore[misc] - per process: the profile's journey
+        self.srvs_per_arrival = float(len(steps))  # type: ignore[misc] - arrivals/s = row rate / its length
 
     def journey(self) -> Journey:
         inst = self.kit.installation(self.rng, self.smets, self.prepay)
@@ -67,17 +81,18 @@ S1MigrationPrepay = _journey("S1MigrationPrepay", "s1_migration_prepay", 1, True
 
 
 class Bau(DuisUser):
-    """All other SRVs, drawn by the BAU mix weights (srv_templates/bau_mix.csv)."""
+    """All other SRVs: the kit's BAU make-up (top-ups at the profile's share, the rest by bau_mix.csv)."""
 
     abstract = False
     _pick = None
 
     def journey(self) -> Journey:
         if self._pick is None:
-            self._pick = BauMix.load().picker(self.rng)
+            self._pick = (self.kit.bau or BauMix.load()).picker(self.rng, spread=True)
         variant = self._pick()
+        prepay = True if variant in PREPAY_ONLY else None  # a top-up goes to a prepayment meter
         for _ in range(5):  # a variant may need a device the installation lacks (e.g. GSME): try another
-            res = yield from self.srv(variant, self.kit.installation(self.rng), final=True)
+            res = yield from self.srv(variant, self.kit.installation(self.rng, prepay=prepay), final=True)
             if res is not None:
                 return res
         return None

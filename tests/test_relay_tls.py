@@ -3,9 +3,9 @@
 Keys and certificates come from a throw-away CA made here (tests/_tls_helpers.py), the relay's key encrypted
 with its password in an environment variable, as a user's usually is. Real TLS on 127.0.0.1, no mocks:
 
-- the relay alone (about 1 s): a client without a certificate, and one speaking plain HTTP, are refused at
+- the relay alone (about 3 s): a client without a certificate, and one speaking plain HTTP, are refused at
   the handshake, counted and logged, and the relay goes on forwarding for a client with a certificate;
-- ``dcc-capacity run --workers 2`` (about 15 s, ``slow``): the embedded emulator calls back over mutual TLS,
+- ``dcc-capacity run --workers 2`` (about 20 s, ``slow``): the embedded emulator calls back over mutual TLS,
   through the relay, to both workers; every expected async response is correlated.
 """
 
@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -51,6 +52,16 @@ class _Sink(BaseHTTPRequestHandler):
 
     def log_message(self, *_: object) -> None:
         pass
+
+
+def _read_until(sock: ssl.SSLSocket, n: int) -> list[bytes]:
+    """The next ``n`` bodiless HTTP answers (heads) from ``sock`` (bounded by its timeout)."""
+    data = b""
+    while data.count(b"\r\n\r\n") < n:
+        chunk = sock.recv(4096)
+        assert chunk, data
+        data += chunk
+    return [a + b"\r\n\r\n" for a in data.split(b"\r\n\r\n")[:n]]
 
 
 def _post(port: int, ctx: ssl.SSLContext, body: bytes) -> int:
@@ -97,13 +108,29 @@ def test_relay_refuses_a_client_without_certificate_counts_it_and_still_forwards
         good.load_cert_chain(str(client.cert), str(client.key))
         assert _post(port, good, body) == 200  # the relay carried on after the refusals
         assert _Sink.bodies == [body]  # forwarded, byte for byte, to the slot's worker over plain HTTP
+        # HTTP as a SUT may speak it: two pipelined POSTs and a GET in one write, answered in order (the GET,
+        # a probe, is no alert and goes nowhere); then a POST that waits for "100 Continue" and closes.
+        post = b"POST / HTTP/1.1\r\nHost: r\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+                good.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(post + post + b"GET /health HTTP/1.1\r\nHost: r\r\n\r\n")
+            answers = _read_until(tls, 3)
+            assert [a.split(b" ")[1] for a in answers] == [b"200", b"200", b"405"], answers
+            tls.sendall(b"POST / HTTP/1.1\r\nHost: r\r\nExpect: 100-continue\r\nConnection: close\r\n"
+                        b"Content-Length: %d\r\n\r\n" % len(body))
+            assert _read_until(tls, 1) == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+            tls.sendall(body)
+            last = _read_until(tls, 1)[0]
+            assert last.startswith(b"HTTP/1.1 200") and b"Connection: close" in last
+            assert tls.recv(100) == b""  # closed, as asked
+        assert _Sink.bodies == [body] * 4
         assert relay.poll() is None
     finally:
         relay.send_signal(signal.SIGTERM)
         relay.wait(10)
         sink.shutdown()
     counts = json.loads(stats.read_text())
-    assert counts["refused"] == 3 and counts["forwarded"] == 1, counts  # the port probe is "abandoned"
+    assert counts["refused"] == 3 and counts["forwarded"] == 4, counts  # the port probe is "abandoned"
     assert counts["mutual_tls"] is True and counts["unroutable"] == counts["failed"] == 0
     text = log.read_text()
     assert text.count("refused a callback connection from 127.0.0.1") == 3, text

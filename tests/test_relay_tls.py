@@ -180,11 +180,13 @@ workers = 2
     df = load_records(out / "records")
     req = df[df["kind"] == "request"]
     awaited = req[req["callback_ts"].notna() | req["outcome"].isin(["missing", "pending", "late"])]
-    assert len(req) >= 150 and len(awaited) >= 100  # ~40 SRV/s for 6 s; most of them answered asynchronously
+    # ~40 SRV/s for 6 s; most of them answered asynchronously. Loose floors: on a busy box the generator may
+    # fall short of its rate (the run's own tests judge that); what is judged here is the correlation.
+    assert len(req) >= 80 and len(awaited) >= 60, (len(req), len(awaited))
     assert set(req["outcome"]) == {"ok"}, req[req["outcome"] != "ok"][["label", "outcome", "error"]].head()
     assert awaited["trt_ms"].notna().all() and (awaited["trt_ms"] > 0).all()
     by_worker = awaited.groupby("process").size()
-    assert len(by_worker) == 2 and (by_worker >= 30).all(), by_worker  # both workers got their callbacks
+    assert len(by_worker) == 2 and (by_worker >= 20).all(), by_worker  # both workers got their callbacks
     # Every response the relay forwarded was one a worker expected (no unknown RequestID), and every alert
     # it forwarded was recorded; alerts the emulator posts after the workers stopped are the only ones lost.
     assert relay["forwarded"] == len(awaited), (relay, len(awaited))

@@ -201,3 +201,15 @@ workers = 2
         if srv in answered:
             assert s["trt_ms"]["p50"] > 0, (srv, s["trt_ms"])
     assert KEY_PW not in p.stderr + p.stdout
+
+
+def test_run_gives_the_callback_tls_options_to_the_relay_and_none_to_the_workers():
+    from dcc_capacity.runner.target import callback_server_tls, without_callback_tls
+
+    args = ["--tls-ca", "ca.pem", "--callback-tls-cert", "l.pem", "--callback-tls-key=l.key",
+            "--callback-tls-client-ca", "ca.pem", "--tls-key-password-env", "PW", "--drain", "5"]
+    tls = callback_server_tls(args)
+    assert tls is not None and (tls.cert, tls.key, tls.client_ca, tls.password_env) == ("l.pem", "l.key", "ca.pem",
+                                                                                          "PW")
+    assert without_callback_tls(args) == ["--tls-ca", "ca.pem", "--tls-key-password-env", "PW", "--drain", "5"]
+    assert callback_server_tls(["--tls-ca", "ca.pem"]) is None

@@ -12,7 +12,7 @@ The hop adds well under a millisecond on loopback, which TRT includes.
 
 It is the busiest process of a distributed run that receives every
 callback, so its HTTP is lean (``httptools``, the parser the emulator uses,
-not a WSGI stack, which cost twice the CPU): the pipelined requests a client
+not a WSGI stack, which cost about eight times the CPU per callback): the pipelined requests a client
 has sent are read in one go, forwarded to each worker as one pipelined
 write on a kept-alive connection, and answered in order in one write.
 Measured in docs/performance.md (``benchmarks/bench_relay.py``).
@@ -22,11 +22,13 @@ TLS (``--tls-cert``/``--tls-key``, ``--tls-client-ca`` for mutual TLS,
 URL the SUT is given, so it is the relay that terminates the callback TLS,
 with the same rules (:class:`dcc_capacity.tls.ServerTls`) and the same
 settings (``--callback-tls-*`` / ``tls.callback_*``) as a single load
-process's listener; ``run`` passes them here and not to the workers. The
-workers' listeners behind it stay plain HTTP on 127.0.0.1 on purpose: that
-hop never leaves the machine (the SUT's traffic is authenticated and
-encrypted up to the relay), and a second TLS termination per callback would
-only spend the CPU the relay and the workers need for the load. With a
+process's listener; ``run`` passes them here and not to the workers. It
+has to: the route is inside the encrypted body (the RequestID), so the
+relay cannot pass TLS through untouched. The workers' listeners behind it
+stay plain HTTP on 127.0.0.1 on purpose: that hop never leaves the machine
+(the SUT's traffic is authenticated and encrypted up to the relay), and
+re-encrypting every callback for it would only spend the CPU the relay and
+the workers need for the load. With a
 client CA, a client without a valid certificate fails the handshake: it is
 counted (``refused``), logged (the first few, then every 1000th, so a
 scanner cannot fill the disk), and the relay carries on.

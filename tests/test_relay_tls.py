@@ -163,11 +163,13 @@ test = "load"
 rate = 40
 duration = "6s"
 workers = 2
+max_send_lag_ms = 5000  # judged here: the callbacks; a busy test box may send late, which is not the point
+drain = "10s"           # the emulator's fast preset (tests/conftest.py) answers well within it
 ''')
     out = tmp_path / "run"
     p = subprocess.run([sys.executable, "-m", "dcc_capacity", "run", "--config", str(cfg), "--out", str(out)],
                        capture_output=True, text=True, timeout=100, cwd=ROOT, env=_env(CALLBACK_KEY_PW=KEY_PW))
-    assert p.returncode in (0, 1), p.stderr[-3000:]  # 1 only if an NFR failed on a busy machine; checked below
+    assert p.returncode in (0, 1), p.stderr[-3000:]  # 1 only if an NFR failed on a busy machine
     run_doc = json.loads((out / "run.json").read_text())
     assert run_doc["status"] == "complete" and run_doc["workers"] == 2, p.stderr[-3000:]
     emu = json.loads((out / "logs" / "emulator-config.json").read_text())

@@ -61,7 +61,7 @@ from urllib.parse import urlsplit  # noqa: E402
 
 import gevent  # noqa: E402
 import httptools  # noqa: E402
-from gevent.queue import LifoQueue  # noqa: E402
+from gevent.queue import Empty, Full, LifoQueue  # noqa: E402
 from gevent.server import StreamServer  # noqa: E402
 
 log = logging.getLogger("dcc_capacity.relay")
@@ -125,7 +125,7 @@ class Upstream:
         for attempt in (0, 1):
             try:
                 sock, reused = self._idle.get_nowait(), True
-            except gevent.queue.Empty:
+            except Empty:
                 sock, reused = self._connect(), False
             answers = _Answers()
             try:
@@ -143,7 +143,7 @@ class Upstream:
                 raise
             try:
                 self._idle.put_nowait(sock)
-            except gevent.queue.Full:
+            except Full:
                 sock.close()
             return
 

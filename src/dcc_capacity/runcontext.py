@@ -262,9 +262,13 @@ class RunContext:
 
     def _wait_for_workers(self) -> None:
         """Master: stay up (and keep Locust's stats) until every worker has drained, bounded by the drain limit."""
-        from locust.runners import STATE_MISSING
+        from locust.rpc import Message
+        from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING
 
         runner = self.environment.runner
+        for c in runner.clients.all:  # a headless shape ends in quit(), which fires test_stop before it tells the
+            if c.state in (STATE_RUNNING, STATE_SPAWNING):  # workers: stop them now, or they drain only after this
+                runner.server.send_to_client(Message("stop", None, c.id))  # wait has timed out (limit + 15 s)
         deadline = time.time() + self.drain_limit() + 15.0
         while time.time() < deadline:
             alive = {c.id for c in runner.clients.all if c.state != STATE_MISSING}  # a lost worker never reports

@@ -182,9 +182,6 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
     # The embedded emulator calls back the public URL only on loopback: a rehearsal never posts to the outside.
     url = cfg.callback.public_url
     m.emulator_callback_url = url if url and is_loopback(url) else None
-    if cfg.tls.callback_cert and _value(args, "workers"):
-        raise InputError("callback TLS needs workers = 0 (the callback relay in front of workers is plain HTTP)",
-                         file=file, key="tls.callback_cert")
     entries = [SigningKey(eui=u.eui, roles=tuple(u.roles), cert=u.cert, key=u.key, pkcs12=u.pkcs12,
                           password_env=u.password_env, where=f"signing[{i}]") for i, u in enumerate(cfg.signing)]
     creds = load_credentials(entries, file) if entries else []

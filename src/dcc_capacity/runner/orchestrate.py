@@ -35,7 +35,7 @@ from .finish import rates_from_records
 from .resilience import WorkerWatch, die_with_parent, lost_workers_failure, write_run_json_early
 from .safety import interrupt_on_signals
 from .spec import Resolved, TestSpec, resolve
-from .target import callback_scheme, client_context
+from .target import callback_scheme, callback_server_tls, client_context, without_callback_tls
 
 __all__ = ["RunOptions", "run_test"]
 
@@ -146,6 +146,9 @@ def _check_inputs(opts: RunOptions) -> Resolved:
         default_preset()  # a bad $DCC_CAPACITY_DEVICE_LATENCY is exit 2 before anything starts
     if opts.workers < 0 or opts.workers > 64:
         raise InputError(f"must be 0..64 (got {opts.workers})", key="--workers")
+    relay_tls = callback_server_tls(opts.extra_locust_args) if opts.workers else None
+    if relay_tls is not None:  # the relay serves it: a wrong file or password is exit 2 here, before any start
+        relay_tls.context()
     if opts.nfr is not None and not opts.nfr.is_file():
         raise InputError("no such file", file=opts.nfr, key="--nfr")
     if opts.nfr is not None:  # a bad catalogue is one line and exit 2 here, not a crash in every Locust process
@@ -255,6 +258,42 @@ def _popen(args: list[str], log: Path) -> subprocess.Popen:
                             env=_env(), start_new_session=True, preexec_fn=die_with_parent)
 
 
+def _relay_args(opts: RunOptions, port: int, registry: Path, stats: Path) -> list[str]:
+    """The relay's command line: with callback TLS it, not the workers, terminates it (runner/relay.py)."""
+    a = [sys.executable, "-m", "dcc_capacity.runner.relay", "--host", opts.callback_host, "--port", str(port),
+         "--registry", str(registry), "--stats", str(stats)]
+    tls = callback_server_tls(opts.extra_locust_args)
+    if tls is not None:
+        a += ["--tls-cert", tls.cert]
+        for flag, value in (("--tls-key", tls.key), ("--tls-client-ca", tls.client_ca),
+                            ("--tls-key-password-env", tls.password_env)):
+            if value:
+                a += [flag, value]
+    return a
+
+
+def _wait_listening(proc: subprocess.Popen, port: int, log: Path, timeout: float = 20.0) -> None:
+    """Until the relay accepts connections on ``port`` (bounded): a callback must never find nobody there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RunError(f"the callback relay exited with status {proc.returncode}: {_tail(log, 600).strip()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RunError(f"the callback relay did not listen on port {port} within {timeout:g} s (see {log})")
+
+
+def _relay_counts(stats: Path) -> dict[str, Any] | None:
+    """What the relay forwarded, refused (TLS handshakes), could not route or deliver; None if it wrote nothing."""
+    try:
+        return json.loads(stats.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -293,17 +332,17 @@ def run_test(opts: RunOptions) -> int:
     target = opts.host or "embedded emulator"
     callback_port = opts.callback_port or _free_port()
     registry_dir = out / "logs" / "callbacks"
+    relay_stats = logs / "relay.json"
     write_run_json_early(out, spec=spec, slot=resolved.slot, started=started, target=target,
                          command_line=opts.command_line, seed=opts.seed, workers=opts.workers)
     watch = WorkerWatch([], say=lambda m: _say(opts, m))
     stop_signals = interrupt_on_signals()
     try:
         if opts.workers:
-            relay_port = callback_port
-            relay = subprocess.Popen([sys.executable, "-m", "dcc_capacity.runner.relay", "--host", opts.callback_host,
-                                      "--port", str(relay_port),
-                                      "--registry", str(registry_dir)], env=_env(), preexec_fn=die_with_parent,
+            relay = subprocess.Popen(_relay_args(opts, callback_port, registry_dir, relay_stats), env=_env(),
+                                     preexec_fn=die_with_parent,
                                      stdout=open(logs / "relay.log", "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+            _wait_listening(relay, callback_port, logs / "relay.log")
         host = opts.host
         if host is None:
             from ..emulator import start_emulator
@@ -327,6 +366,8 @@ def run_test(opts: RunOptions) -> int:
         assert host is not None
         collector = _start_telemetry(opts, host if emulator is not None else None)
         base = _locust_args(opts, host, out)
+        if opts.workers:  # the relay terminates the callback TLS; the workers listen on 127.0.0.1, plain HTTP
+            base = without_callback_tls(base)
         linger = str(max(0, int(round(opts.web_linger_s))))
         ui = (["--web-host", "127.0.0.1", "--web-port", str(opts.web_port), "--autostart", "--autoquit", linger,
                *(["--ui-metrics-url", f"{host}/metrics"] if emulator is not None else [])]
@@ -372,8 +413,13 @@ def run_test(opts: RunOptions) -> int:
             emulator.stop()
         _stop(relay)
     ended = time.time()
+    relay_counts = _relay_counts(relay_stats) if relay is not None else None
+    if relay_counts and any(relay_counts.get(k) for k in ("refused", "unroutable", "failed")):
+        _say(opts, "callback relay: {forwarded} forwarded, {refused} refused (TLS handshake), {unroutable} "
+                   "unroutable, {failed} not delivered to a worker (logs/relay.log)".format(**{
+                       k: relay_counts.get(k, 0) for k in ("forwarded", "refused", "unroutable", "failed")}))
     try:
-        return _finish(opts, resolved, started, ended, failure, target, emulator_t0, watch)
+        return _finish(opts, resolved, started, ended, failure, target, emulator_t0, watch, relay_counts)
     finally:
         stop_signals.restore()
 
@@ -473,7 +519,8 @@ def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.
 
 
 def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure: str, target: str,
-            emulator_t0: float | None = None, watch: WorkerWatch | None = None) -> int:
+            emulator_t0: float | None = None, watch: WorkerWatch | None = None,
+            relay_counts: dict[str, Any] | None = None) -> int:
     from ..operator_log import load_operator_actions, stress_section
     from ..report.build import build_report
 
@@ -529,6 +576,8 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
         run["failure"] = failure
     if opts.audit:
         run["real_environment"] = opts.audit
+    if relay_counts is not None:  # --workers: what the callback relay forwarded and refused
+        run["callback_relay"] = relay_counts
     if opts.nfr is not None:
         run["nfr_file"] = {"path": str(opts.nfr), "sha256": _sha256(opts.nfr)}
     if shape is not None:

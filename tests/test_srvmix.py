@@ -117,9 +117,9 @@ def test_a_journey_override_changes_the_mix_and_the_kit(tmp_path):
 
 
 def test_a_journey_srv_without_a_template_is_refused_before_the_run(tmp_path):
-    path = _override(tmp_path, ["12.2", "3.2"])  # 3.2 is in the catalogue (the profile takes it), untemplated
-    assert mix_for(Spec(profile=path)).journeys["s1_migration_credit"] == ("12.2", "3.2")  # plan shows it
-    with pytest.raises(InputError, match=r"journeys.s1_migration_credit\[1\].*'3.2' has no DUIS template"):
+    path = _override(tmp_path, ["12.2", "7.16"])  # 7.16 is in the catalogue (the profile takes it), untemplated
+    assert mix_for(Spec(profile=path)).journeys["s1_migration_credit"] == ("12.2", "7.16")  # plan shows it
+    with pytest.raises(InputError, match=r"journeys.s1_migration_credit\[1\].*'7.16' has no DUIS template"):
         resolve(Spec(profile=path))
 
 

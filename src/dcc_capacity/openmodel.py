@@ -224,7 +224,9 @@ class OpenModelUser(User):
             if now - divisor_at > 0.5 or divisor is None:
                 divisor, divisor_at = ctx.divisor(name), now
             if divisor is None or ctx.t0 is None:  # a worker waiting to hear the cluster count
-                last = last or now
+                # Its schedule starts once it knows its share: owing the arrivals of the wait would send them all
+                # at once and late (a start-up burst that is the generator's lag, not the plan's load).
+                last = None
                 if waiting_since and now - waiting_since > 5:
                     log.warning("%s: no dcc_om_counts message from the master after 5 s; still waiting", name)
                     waiting_since = 0.0

@@ -17,9 +17,10 @@ Distributed rule: every scheduler user of class C takes
 ``rate(C) / (number of C users in the whole cluster)``. A master knows that
 number after dispatch (``runner.target_user_classes_count``) and sends it to
 the workers; a worker does not start scheduling until it has heard it (a few
-ms), and the arrivals it owes for that wait are sent at once with their
-intended times, so the wait is measured, not hidden. Locally the divisor is
-the local count (normally 1).
+ms) and plans from then: sending the arrivals of that wait all at once would
+be generator lag (send lag is judged, docs/measurement.md "Run validity"),
+and a few ms of arrivals at the very start are visible in the offered count.
+Locally the divisor is the local count (normally 1).
 """
 
 from __future__ import annotations

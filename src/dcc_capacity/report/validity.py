@@ -2,9 +2,10 @@
 
 An open-model run proves something about the system only if the suite sent
 what the plan said, when it said: an arrival the generator dropped (client
-saturated, parked-journey bound) or sent late hides load from the system, and
-the latencies then describe the suite. So a run whose records show dropped
-arrivals, or whose send lag (actual send - planned send) p99 exceeds the
+saturated, parked-journey bound), a load process lost mid-run, or a request
+sent late hides load from the system, and the latencies then describe the
+suite. So a run whose records show dropped arrivals, that lost a load
+process, or whose send lag (actual send - planned send) p99 exceeds the
 limit, is INVALID: the report says so in a banner, summary.json carries
 ``"valid": false`` with the reasons, the exit status is 3, and no NFR result
 is presented as evidence for it.
@@ -55,6 +56,11 @@ def judge_validity(run: dict[str, Any], send_lag: dict[str, float], dropped: int
     source = (run.get("validity") or {}).get("max_send_lag_source") or (
         "--max-send-lag" if declared is not None else "project default")
     reasons: list[str] = []
+    lost = run.get("lost_workers") or []
+    if lost:
+        names = ", ".join(str(w.get("worker", "?")) for w in lost)
+        reasons.append(f"{len(lost)} load process(es) lost mid-run ({names}): their share of the load was not sent "
+                       "until Locust re-dispatched it")
     if dropped:
         reasons.append(f"the generator dropped {dropped:,} arrivals (client saturated): load the plan asked for was "
                        "never sent")

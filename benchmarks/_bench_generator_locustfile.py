@@ -36,9 +36,10 @@ class Signed(DuisUser):
 
     def journey(self):  # noqa: ANN201
         kit = self.kit
-        req = kit.factory.build("4.6.1", kit.installation(self.rng))
+        inst = kit.installation(self.rng)
+        req = kit.factory.build("4.6.1", inst)
         yield Step("4.6.1", kit.paths["S"], body=req.body, headers=HEADERS, request_id=req.request_id,
-                   srv_variant="4.6.1")
+                   srv_variant="4.6.1", smets=inst.smets, prepay=inst.prepay)  # recorded, as DuisUser.srv does
 
 
 if os.environ.get("BENCH_CLASS", "Signed") == "Plain":

@@ -1,8 +1,10 @@
 """Coordinated omission, measured: the open model vs a closed-loop Locust user against a stalling server.
 
-The server (Starlette on uvicorn, tests/_load_helpers.py) holds every
-response that arrives in the first 2 s of each 10 s. Both clients target
-100 req/s for 30 s, one after the other against a fresh server:
+The server (tests/_slow_sut.py: asyncio + httptools) holds every response
+that arrives in the first 2 s of each 10 s, and counts where and when each
+request lands. Both clients target 100 req/s for 30 s, one after the other
+against a fresh server; each one's rate is the server's count over the span
+of its arrival times (never the clients' planned times):
 
 - open: :class:`dcc_capacity.openmodel.OpenModelUser` (tests/_om_locustfile.py
   ``Steady``), latency from the intended send time, numbers from its records;
@@ -28,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
-from _load_helpers import run_locust, stall_server  # noqa: E402
+from _load_helpers import run_locust, slow_sut  # noqa: E402
 from dcc_capacity.records import load_records  # noqa: E402
 
 CLOSED = """
@@ -44,16 +46,23 @@ class Closed(FastHttpUser):
 """
 
 
+def landed_rate(stats: dict) -> float:
+    """Requests/s where they landed: the server's count over the span of its arrival times."""
+    t = sorted(stats["arrivals"])
+    return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 else 0.0
+
+
 def run_open(seconds: int, rate: float, out: Path) -> dict[str, float]:
-    with stall_server(period=10, stall=2) as url:
-        r = run_locust(ROOT / "tests" / "_om_locustfile.py", url, out, seconds=seconds, extra=["-u", "1", "-r", "100"],
-                       env={"OM_CLASSES": "Steady", "OM_RATE": str(rate)}, timeout=seconds + 60)
+    with slow_sut(out, stall=2, period=10) as sut:
+        r = run_locust(ROOT / "tests" / "_om_locustfile.py", sut.url, out, seconds=seconds,
+                       extra=["-u", "1", "-r", "100"], env={"OM_CLASSES": "Steady", "OM_RATE": str(rate)},
+                       timeout=seconds + 60)
     if r.returncode not in (0, 1):
         raise SystemExit(f"open-model run failed: {r.stderr[-2000:]}")
     df = load_records(out)
-    it = df["intended_ts"]
-    offered = (len(df) - 1) / (it.max() - it.min())
-    return {"requests": int(len(df)), "offered_rate": offered, "offered_rate_error": abs(offered - rate) / rate,
+    offered = landed_rate(sut.stats)
+    return {"requests": int(sut.stats["requests"]), "offered_rate": offered,
+            "offered_rate_error": abs(offered - rate) / rate,
             "p50_ms": float(df["ack_ms"].quantile(0.5)), "p95_ms": float(df["ack_ms"].quantile(0.95)),
             "p99_ms": float(df["ack_ms"].quantile(0.99)), "max_ms": float(df["ack_ms"].max())}
 
@@ -62,15 +71,15 @@ def run_closed(seconds: int, rate: float, out: Path) -> dict[str, float]:
     users = 10
     lf = out / "closed_locustfile.py"
     lf.write_text(CLOSED.format(per_user=rate / users))
-    with stall_server(period=10, stall=2) as url:
-        r = run_locust(lf, url, out, seconds=seconds, extra=["-u", str(users), "-r", str(users)],
+    with slow_sut(out, stall=2, period=10) as sut:
+        r = run_locust(lf, sut.url, out, seconds=seconds, extra=["-u", str(users), "-r", str(users)],
                        timeout=seconds + 60, records=False)
     if r.returncode not in (0, 1):
         raise SystemExit(f"closed-loop run failed: {r.stderr[-2000:]}")
     row = next(row for row in csv.DictReader((out / "locust_stats.csv").open()) if row["Name"] == "closed")
-    n = int(row["Request Count"])
-    achieved = n / seconds
-    return {"requests": n, "offered_rate": achieved, "offered_rate_error": abs(achieved - rate) / rate,
+    achieved = landed_rate(sut.stats)
+    return {"requests": int(sut.stats["requests"]), "offered_rate": achieved,
+            "offered_rate_error": abs(achieved - rate) / rate,
             "p50_ms": float(row["50%"]), "p95_ms": float(row["95%"]), "p99_ms": float(row["99%"]),
             "max_ms": float(row["Max Response Time"])}
 

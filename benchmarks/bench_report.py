@@ -87,7 +87,8 @@ def write_run(root: Path, n: int, seed: int = 1, processes: int = 4) -> None:
             "srv_variant": srv, "label": srv, "arrival": np.arange(lo, lo + m), "step": np.int32(0),
             "intended_ts": intended, "sent_ts": intended, "ack_ts": intended + ack / 1000, "ack_ms": ack,
             "ack_code": np.where(throttled, 429, 200).astype(np.int32), "callback_ts": np.nan, "trt_ms": np.nan,
-            "response_code": "", "outcome": np.where(throttled, "throttled", "pending"), "error": ""})
+            "response_code": "", "outcome": np.where(throttled, "throttled", "pending"), "error": "",
+            "smets": np.int8(2), "prepay": False})
         cb = req[~throttled].copy()
         done = trt[~throttled]
         cb["kind"] = "callback"

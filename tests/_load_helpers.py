@@ -112,11 +112,47 @@ def stall_server(*, period: float = 10.0, stall: float = 0.0, t0: float | None =
         wait_for_port(port, proc, "test server", 15)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        terminate(proc, 5)
+
+
+def terminate(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM (the server writes what it must), then SIGKILL after ``timeout`` s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+class SlowSut:
+    """A running tests/_slow_sut.py: its URL, and what it counted once it has stopped (``stats``)."""
+
+    def __init__(self, url: str, stats_path: Path) -> None:
+        self.url, self.stats_path = url, stats_path
+        self.stats: dict = {}
+
+
+@contextlib.contextmanager
+def slow_sut(tmp: Path, *, callback_url: str = "", delay: tuple[float, float] = (5.0, 90.0), stall: float = 0.0,
+             period: float = 10.0, t0: float | None = None, max_life: float = 600.0) -> Iterator[SlowSut]:
+    """A SUT that acks at once (or after a stall) and calls back after ``delay`` s, or never (no callback_url)."""
+    import json
+
+    port = free_port()
+    stats = tmp / f"slow-sut-{port}.json"
+    cmd = [PY, str(Path(__file__).with_name("_slow_sut.py")), "--port", str(port), "--stats", str(stats),
+           "--delay-min", str(delay[0]), "--delay-max", str(delay[1]), "--stall", str(stall), "--period", str(period),
+           "--max-life", str(max_life), *(["--t0", repr(t0)] if t0 is not None else []),
+           *(["--callback-url", callback_url] if callback_url else [])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sut = SlowSut(f"http://127.0.0.1:{port}", stats)
+    try:
+        wait_for_port(port, proc, "slow SUT", 15)
+        yield sut
+    finally:
+        terminate(proc, 10)
+        if stats.exists():
+            sut.stats = json.loads(stats.read_text())
 
 
 def run_locust(locustfile: Path, host: str, run_dir: Path, *, seconds: int, extra: list[str] | None = None,

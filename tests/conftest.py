@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+# Every emulator the suite starts - in this process, a `dcc-capacity emulator` or `dcc-capacity run` subprocess,
+# a Locust worker - inherits this: the sub-second `fast` device latency, so tests stay as quick as they were.
+# A user who sets nothing gets the realistic `dcc-test` preset (docs/emulator.md, "Device latency"); the tests
+# of that preset name it in their config, which wins over this variable.
+os.environ["DCC_CAPACITY_DEVICE_LATENCY"] = "fast"
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_EXAMPLE = ROOT / "tests" / "data"

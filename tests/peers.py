@@ -73,3 +73,63 @@ def duis_sign_wrap() -> DuisSignWrap:
 def duis_parser() -> Path:
     """Folder of the installed @smartdcc/duis-parser package (run with node)."""
     return _npm_install(PARSER)
+
+
+RTDS = "@smartdcc/duis-templates@0.7.0"
+"""The DCC's Reference Test Data Set of DUIS requests (GPL-3.0): fetched with ``npm pack``, never committed."""
+
+
+def rtds_templates() -> Path:
+    """Folder of the RTDS request templates (``templates/*.XML``), unpacked under ``.peers/`` from ``npm pack``.
+
+    ``npm pack`` (not ``install``): only the tarball is needed, none of its dependencies.
+    """
+    name, version = RTDS.rsplit("@", 1)
+    folder = PEERS / f"rtds-{version}"
+    templates = folder / "package" / "templates"
+    if not templates.is_dir():
+        npm = shutil.which("npm")
+        assert npm, "npm is needed to fetch the DCC's Reference Test Data Set"
+        folder.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([npm, "pack", "--silent", RTDS], cwd=folder, check=True, capture_output=True,
+                              text=True, timeout=600)
+        import tarfile
+
+        with tarfile.open(folder / proc.stdout.strip().splitlines()[-1]) as tf:
+            members = [m for m in tf.getmembers() if m.isfile() and not m.name.startswith(("/", "..")) and
+                       ".." not in Path(m.name).parts]
+            tf.extractall(folder, members=members)  # noqa: S202 - members checked above
+    return templates
+
+
+def node_parse_many(files: list[Path], timeout: float = 120) -> list[dict]:
+    """@smartdcc/duis-parser's ``parseDuis('simplified', ...)`` on many files in one node process."""
+    import json
+
+    node = shutil.which("node")
+    assert node, "node is needed to run the DCC's duis-parser"
+    script = Path(__file__).parent / "node" / "parse_many.js"
+    proc = subprocess.run([node, str(script), str(duis_parser()), *map(str, files)], capture_output=True, text=True,
+                          timeout=timeout, check=True)
+    out = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(out) == len(files), proc.stderr[-2000:]
+    return out
+
+
+def sign_many(sign_wrap: DuisSignWrap, files: list[str], out_dir: Path, timeout: float = 300) -> dict[str, bytes]:
+    """DCC Boxed's Sign on many files in one JVM (tests/java/SignMany.java): {input path: signed bytes or b""}.
+
+    A ``keep:`` prefix keeps the file's own RequestID counter; otherwise Sign writes the epoch millisecond,
+    one per file. A file Sign has no key for comes back empty.
+    """
+    import re
+
+    java = shutil.which("java")
+    assert java, "Java is needed to run DCC Boxed's Sign"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    harness = Path(__file__).parent / "java" / "SignMany.java"
+    proc = subprocess.run([java, "-cp", str(sign_wrap.jar), str(harness), str(out_dir), *files],
+                          capture_output=True, text=True, timeout=timeout)
+    done = dict(re.findall(r"^@@RESULT (.+) (\w+)$", proc.stdout, flags=re.M))
+    assert len(done) == len(files), proc.stderr[-2000:]
+    return {f: (out_dir / Path(f.removeprefix("keep:")).name).read_bytes() for f in files}

@@ -34,7 +34,7 @@ def test_picks_follow_the_weights():
 
 
 @pytest.mark.parametrize(("row", "message"), [
-    ("1.7,5,x", "bau.csv:2: variant: '1.7' has no SRV template"),
+    ("7.16,5,x", "bau.csv:2: variant: '7.16' has no SRV template"),
     ("4.1.1,0,x", "bau.csv:2: weight: must be a number > 0"),
     ("4.1.1,abc,x", "bau.csv:2: weight: must be a number > 0"),
 ])

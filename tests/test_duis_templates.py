@@ -26,6 +26,8 @@ def _requests(factory, fleet):
         info = template_info(variant)
         for index in installations_for(fleet):
             inst = fleet[index]
+            if inst.first_device(info.subject if info.targets == ("DCC",) else info.targets) is None:
+                continue  # a gas-only SRV and an electricity-only installation
             kinds = [None] + [k for k in ("GSME", "GPF", "CHF") if inst.device(k) and k in info.targets + info.subject]
             for kind in kinds:
                 yield (variant, index, kind, None), factory.build(variant, inst, target_type=kind)
@@ -103,8 +105,8 @@ def test_missing_template_field_is_a_clear_input_error():
 def test_unknown_or_untemplated_variant_is_an_input_error():
     with pytest.raises(InputError, match="'9.99' is not a DUIS SRV variant"):
         template_info("9.99")
-    with pytest.raises(InputError, match="no template for SRV 1.7"):
-        template_info("1.7")
+    with pytest.raises(InputError, match="no template for SRV 7.16"):
+        template_info("7.16")
 
 
 def test_template_fields_are_listed():

@@ -86,6 +86,7 @@ def test_cli_serves_and_stops_cleanly_on_sigterm(tmp_path):
         out, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
     assert "listening on http://127.0.0.1:" in out
+    assert out.rstrip().endswith("; device latency fast")   # tests/conftest.py's preset reaches a subprocess
 
 
 def test_every_response_code_is_documented_and_in_the_official_enumeration():

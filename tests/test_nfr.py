@@ -83,7 +83,7 @@ def test_default_catalogue_keeps_the_ids_and_traces_every_nfr():
     cat = load_catalogue()
     ids = [n.id for n in cat.nfrs]
     assert ids == ["NFR-ACK-P95", "NFR-ACK-P99", "NFR-TRT-P95", "NFR-TRT-P99-SRV", "NFR-ERR", "NFR-LOST", "NFR-RATE",
-                   "NFR-NEG"]
+                   "NFR-CPU", "NFR-NEG"]
     assert {i for t in cat.tests for i in t.nfr_ids} == set(ids)
     assert cat.issue_thresholds == {1: 0, 2: 0, 3: 5, 4: 10}
     assert load_nfrs() == cat.nfrs

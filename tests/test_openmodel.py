@@ -19,9 +19,10 @@ from dcc_capacity.runcontext import MeasureConfig, install
 LOCUSTFILE = ROOT / "tests" / "_om_locustfile.py"
 
 
-def offered_rate(df) -> float:
-    it = df["intended_ts"]
-    return (len(df) - 1) / (it.max() - it.min())
+def sent_rate(df) -> float:
+    """Requests/s from when they actually went out (send timestamps), never from the planned times."""
+    st = df["sent_ts"].dropna()
+    return (len(st) - 1) / (st.max() - st.min())
 
 
 @pytest.mark.slow
@@ -38,10 +39,13 @@ def test_stalling_server_shows_in_ack_percentiles_and_offered_rate_holds(tmp_pat
     assert r.returncode == 0, r.stderr[-3000:]
     df = load_records(tmp_path)
     assert set(df["outcome"]) == {"ok"}
-    assert offered_rate(df) == pytest.approx(100, rel=0.02)
+    assert sent_rate(df) == pytest.approx(100, rel=0.02)
     assert len(df) >= 800  # ~9 of the 10 s (Locust's clock starts before the user does)
-    gaps = df["intended_ts"].sort_values().diff().dropna()
-    assert gaps.max() < 0.015  # every 10 ms, also while the server stalled: nothing skipped or bunched up
+    gaps = df["sent_ts"].sort_values().diff().dropna()
+    # Sent every 10 ms, also while the server stalled: nothing skipped or bunched up (a rare hiccup of a shared
+    # 2-core box is allowed; it shows in the send lag, which the report judges).
+    assert gaps.quantile(0.99) < 0.015 and gaps.max() < 0.25
+    assert ((df["sent_ts"] - df["intended_ts"]) * 1000).quantile(0.99) < 20  # the generator was on time
     assert df["ack_ms"].quantile(0.99) >= 750
     assert 550 <= df["ack_ms"].quantile(0.95) <= 950
     assert df["ack_ms"].quantile(0.50) < 50  # most requests are not in a stall
@@ -90,8 +94,10 @@ def test_saturated_client_drops_and_counts_arrivals_instead_of_queueing(tmp_path
     dropped = df[df["outcome"] == "dropped"]
     sent = df[df["outcome"] != "dropped"]
     assert len(dropped) > 20 and len(sent) >= 5  # at least 1 s of stall at 50/s, minus the 5 in flight
-    assert set(dropped["error"]) == {"dropped: client saturated"}
-    assert offered_rate(df) == pytest.approx(50, rel=0.05)  # the schedule went on while the client was full
+    assert {e.split(" (")[0] for e in dropped["error"]} == {"dropped: client saturated"}
+    assert "5 HTTP exchanges in flight" in dropped["error"].iloc[0]
+    assert dropped["sent_ts"].isna().all() and sent["sent_ts"].notna().all()  # dropped ones never went out
+    assert len(dropped) + len(sent) >= 0.9 * 50 * 3  # arrivals were counted through the stall, not skipped
     entry = env.stats.get("Saturating dropped", "DROPPED")
     assert entry.num_failures == len(dropped)
 
@@ -101,8 +107,8 @@ def test_poisson_arrivals_average_the_target_rate(tmp_path):
     with stall_server() as url:
         run_in_process([PoissonUser], url, tmp_path, seconds=3)
     df = load_records(tmp_path)
-    assert offered_rate(df) == pytest.approx(200, rel=0.15)
-    gaps = df["intended_ts"].sort_values().diff().dropna()
+    assert sent_rate(df) == pytest.approx(200, rel=0.15)
+    gaps = df["sent_ts"].sort_values().diff().dropna()
     assert gaps.std() / gaps.mean() > 0.7  # exponential gaps (coefficient of variation ~1), not a metronome
 
 
@@ -140,7 +146,7 @@ def test_two_workers_split_the_rate_and_both_write_records(tmp_path):
     per_process = df.groupby("process").size()
     assert len(per_process) == 2  # one records file per worker, merged on load
     assert abs(per_process.iloc[0] - per_process.iloc[1]) <= 0.1 * per_process.max()
-    assert offered_rate(df) == pytest.approx(60, rel=0.05)  # the cluster offers the shape's rate, not 2x
+    assert sent_rate(df) == pytest.approx(60, rel=0.05)  # the cluster sends the shape's rate, not 2x
 
 
 @pytest.mark.slow

@@ -58,6 +58,7 @@ def test_the_shipped_example_loads_validates_and_maps_with_real_keys(tmp_path, m
     resolve_args(args)
     assert (args.test, args.profile, args.duration, args.rate, args.host) == (
         "soak", "foc", "1h", 20.0, "https://dsp-test.example.net:8443")
+    assert (args.trt_late, args.trt_missing, args.drain, args.max_in_flight) == ("60s", "300s", None, 1000)
     m = map_config(cfg, src, args, tmp_path / "out")
     assert m.confirmed is False and m.max_rate == 60.0 and m.max_duration_s == 7200.0
     assert (m.callback_host, m.callback_port) == ("0.0.0.0", 9443)

@@ -41,7 +41,8 @@ import re
 import socket
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -107,7 +108,13 @@ class CallbackResult:
 
 @dataclass(slots=True)
 class Pending:
-    """One expected async response. ``wait()`` blocks the calling greenlet until it is resolved."""
+    """One expected async response: an entry in the correlation map, not a waiting greenlet.
+
+    At DSP peak with real response times tens of thousands are outstanding at once, so an entry is kept small:
+    no event object unless somebody calls :meth:`wait`. Whoever needs the answer either waits (a greenlet that
+    blocks) or leaves ``on_done``, called once with the result when it arrives or is declared missing (a journey
+    parked as a continuation, a single SRV whose books are closed by the listener).
+    """
 
     request_id: str
     label: str
@@ -117,11 +124,28 @@ class Pending:
     step: int = 0
     arrival: int = -1
     deadline: float = 0.0
-    result: AsyncResult = field(default_factory=AsyncResult)
+    on_done: Callable[[CallbackResult], None] | None = None
+    outcome: CallbackResult | None = None
+    _event: AsyncResult | None = None
 
     def wait(self, timeout: float | None = None) -> CallbackResult:
         """The result; the listener always resolves it by ``missing_after_s``, so no timeout is needed."""
-        return self.result.get(timeout=timeout)
+        if self.outcome is not None:
+            return self.outcome
+        if self._event is None:
+            self._event = AsyncResult()
+        return self._event.get(timeout=timeout)
+
+    def settle(self, result: CallbackResult) -> None:
+        """Hand the result to whoever waits or left ``on_done`` (an error there is logged, never the listener's)."""
+        self.outcome = result
+        if self._event is not None:
+            self._event.set(result)
+        if self.on_done is not None:
+            try:
+                self.on_done(result)
+            except Exception:
+                log.exception("handling the response to %s failed", self.request_id)
 
 
 class _NoDelayServer(WSGIServer):
@@ -267,7 +291,7 @@ class CallbackListener:
         self.counts[outcome] += 1
         self._fire("TRT", f"{p.label} TRT", trt_ms, len(body), exc)
         self._record(p, arrival, trt_ms, code, outcome, str(exc) if exc else "")
-        p.result.set(CallbackResult(outcome, body, arrival, trt_ms, code))
+        p.settle(CallbackResult(outcome, body, arrival, trt_ms, code))
 
     # -- timeouts ---------------------------------------------------------
     def _sweep_loop(self) -> None:
@@ -290,23 +314,36 @@ class CallbackListener:
         return n
 
     def expire_all(self) -> int:
-        """End of run: everything still pending is ``missing`` if past its deadline, else left as pending."""
+        """Declare missing every expectation already past its deadline (the rest stay awaited)."""
         return self.expire(time.time())
 
-    def _declare_missing(self, p: Pending) -> None:
+    def close_all(self, reason: str) -> int:
+        """End of the drain: every response still awaited is ``missing`` (``reason`` says why), none left pending.
+
+        A request that is still pending when the books close would otherwise drop out of the TRT percentiles
+        unseen; counted as missing it weighs as the timeout, like every other response that never came.
+        """
+        left = list(self._pending.values())
+        self._pending.clear()
+        self._deadlines.clear()
+        for p in left:
+            self._declare_missing(p, reason)
+        return len(left)
+
+    def _declare_missing(self, p: Pending, reason: str = "") -> None:
         """A response that never came counts in TRT percentiles as the timeout (censored: its TRT is longer).
 
         Without that, percentiles of the answered requests alone would improve as a SUT loses more responses.
         """
         self.counts["missing"] += 1
         ms = self.missing_after_s * 1000
-        exc = MissingResponse(f"no async response within {self.missing_after_s:g} s")
+        exc = MissingResponse(reason or f"no async response within {self.missing_after_s:g} s")
         self._fire("TRT", f"{p.label} TRT", censored_ms(ms), 0, exc)
         self._record(p, float("nan"), ms, "", "missing", str(exc))
         self._expired[p.request_id] = p
         if len(self._expired) > 100_000:
             self._expired.popitem(last=False)
-        p.result.set(CallbackResult("missing"))
+        p.settle(CallbackResult("missing"))
 
     # -- outputs ----------------------------------------------------------
     def _fire(self, rtype: str, name: str, ms: float, length: int, exc: BaseException | None) -> None:

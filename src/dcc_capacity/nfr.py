@@ -11,10 +11,10 @@ every key in docs/measurement.md, "NFR catalogue")::
         text: Sync ack within 3 s for 95 % of requests
         source: SCTAD 3.5        # the requirement's origin (clause, contract)
         metric: ack_ms           # see METRICS
-        stat: p95                # ack_ms/trt_ms only: p50 p95 p99 max
+        stat: p95                # ack_ms/trt_ms: p50 p95 p99 max; resource metrics also mean
         max: 3000                # pass when measured <= max   (or min: pass when >= min)
         srv: "4.6.1"             # optional scope, at most one of srv / user_class / srv_class / slot
-        per: srv                 # optional: judge each srv / user_class / srv_class / slot; the worst decides
+        per: srv                 # optional: judge each srv / user_class / srv_class / slot / host; the worst decides
         required: true           # no data to judge: fail (true, default) or pass (false)
         severity: 2              # 1 (highest) .. 4: severity of the issue a failure raises
     tests:                       # the SP's planned tests and the NFRs each covers
@@ -41,17 +41,21 @@ from .paths import data_dir
 from .validation import validate
 from .yamlsource import load_yaml
 
-__all__ = ["FAILED_OUTCOMES", "METRICS", "STATS", "SCOPE_DIMS", "TEST_TYPES", "Nfr", "TestDef", "NfrCatalogue",
-           "NfrResult", "default_nfr_path", "load_catalogue", "load_nfrs", "judge"]
+__all__ = ["FAILED_OUTCOMES", "METRICS", "RESOURCE_METRICS", "STATS", "SCOPE_DIMS", "TEST_TYPES", "Nfr", "TestDef",
+           "NfrCatalogue", "NfrResult", "default_nfr_path", "load_catalogue", "load_nfrs", "judge"]
 
 SCHEMA_VERSION = 2
 FAILED_OUTCOMES = ("error", "throttled", "late", "missing", "dropped")
 """Outcomes that count as failures. ``pending`` (the run ended before the response was due) is neither."""
 STATS = ("p50", "p95", "p99", "max")
+RESOURCE_METRICS = ("cpu_percent", "mem_percent", "mem_used_bytes", "disk_read_bytes_s", "disk_write_bytes_s",
+                    "disk_busy_percent", "net_rx_bytes_s", "net_tx_bytes_s", "process_cpu_percent",
+                    "process_rss_bytes")
+"""The SUT's resources per host (``dcc_capacity.telemetry``, resources.csv); judged on the samples, gaps left out."""
 METRICS = ("ack_ms", "trt_ms", "error_rate", "throttle_rate", "missing_rate", "failure_rate", "achieved_ratio",
-           "achieved_rate", "requests", "external")
+           "achieved_rate", "requests", "external", *RESOURCE_METRICS)
 """What an NFR can measure; rates are shares of *finished* requests (all but ``pending``)."""
-SCOPE_DIMS = {"srv": "srv", "user_class": "class", "srv_class": "srv_class", "slot": "slot"}
+SCOPE_DIMS = {"srv": "srv", "user_class": "class", "srv_class": "srv_class", "slot": "slot", "host": "host"}
 """NFR key -> the report's grouping dimension."""
 TEST_TYPES = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "baseline")
 DEFAULT_ISSUE_THRESHOLDS = {1: 0, 2: 0, 3: 5, 4: 10}
@@ -66,25 +70,38 @@ class Nfr(BaseModel):
     text: str = ""
     source: str = ""
     metric: Literal["ack_ms", "trt_ms", "error_rate", "throttle_rate", "missing_rate", "failure_rate",
-                    "achieved_ratio", "achieved_rate", "requests", "external"]
-    stat: Literal["p50", "p95", "p99", "max"] | None = None
+                    "achieved_ratio", "achieved_rate", "requests", "external", "cpu_percent", "mem_percent",
+                    "mem_used_bytes", "disk_read_bytes_s", "disk_write_bytes_s", "disk_busy_percent",
+                    "net_rx_bytes_s", "net_tx_bytes_s", "process_cpu_percent", "process_rss_bytes"]
+    stat: Literal["p50", "p95", "p99", "max", "mean"] | None = None
     max: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     min: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     srv: str | None = None
     user_class: str | None = None
     srv_class: str | None = None
     slot: str | None = None
-    per: Literal["srv", "user_class", "srv_class", "slot"] | None = None
+    host: str | None = None
+    per: Literal["srv", "user_class", "srv_class", "slot", "host"] | None = None
     required: bool = True
     severity: Literal[1, 2, 3, 4] = 2
 
     @model_validator(mode="after")
     def _fits(self) -> Nfr:
         timed = self.metric in ("ack_ms", "trt_ms")
-        if timed and self.stat is None:
-            raise ValueError(f"stat: required for metric {self.metric} (one of {', '.join(STATS)})")
-        if not timed and self.stat is not None:
+        resource = self.metric in RESOURCE_METRICS
+        if (timed or resource) and self.stat is None:
+            raise ValueError(f"stat: required for metric {self.metric} (one of {', '.join(STATS)}"
+                             f"{', mean' if resource else ''})")
+        if not (timed or resource) and self.stat is not None:
             raise ValueError(f"stat: not used with metric {self.metric}")
+        if timed and self.stat == "mean":
+            raise ValueError(f"stat: mean is for resource metrics; {self.metric} takes {', '.join(STATS)}")
+        if resource and ((self.per and self.per != "host") or any(
+                getattr(self, k) is not None for k in SCOPE_DIMS if k != "host")):
+            raise ValueError(f"a resource metric ({self.metric}) is scoped by host only (host: NAME or per: host)")
+        if not resource and (self.per == "host" or self.host is not None):
+            raise ValueError(f"host scope is for resource metrics ({', '.join(RESOURCE_METRICS)}), "
+                             f"not {self.metric}")
         if self.metric != "external" and (self.max is None) == (self.min is None):
             raise ValueError("give exactly one of max or min")
         scopes = [k for k in SCOPE_DIMS if getattr(self, k) is not None]
@@ -101,6 +118,11 @@ class Nfr(BaseModel):
             if value is not None:
                 return dim, value
         return "all", None
+
+    @property
+    def is_resource(self) -> bool:
+        """Measured on the SUT's resource samples (resources.csv), not on the request records."""
+        return self.metric in RESOURCE_METRICS
 
     @property
     def scope_text(self) -> str:
@@ -218,6 +240,10 @@ class NfrResult:
 
 def _value(nfr: Nfr, row: Mapping[str, Any], duration_s: float | None) -> tuple[float, int]:
     """(measured, samples) of one group row of the report's metrics tables; NaN when not measurable."""
+    if nfr.metric in RESOURCE_METRICS:  # the report's "host"/"resources" tables (report/resources.py)
+        count = _num(row.get(f"{nfr.metric}_n"))
+        n = 0 if math.isnan(count) else int(count)
+        return (_num(row.get(f"{nfr.metric}_{nfr.stat}")) if n else math.nan), n
     if nfr.metric in ("ack_ms", "trt_ms"):
         short = nfr.metric.split("_")[0]
         count = _num(row.get(f"{short}_n"))
@@ -269,8 +295,10 @@ def judge(nfr: Nfr, groups: Mapping[str, pd.DataFrame], duration_s: float | None
         measured = worst
     else:
         dim, label = nfr.scope
+        if dim == "all" and nfr.metric in RESOURCE_METRICS:
+            dim = "resources"  # every host's samples pooled: one row "all"
         table = groups.get(dim, pd.DataFrame())
-        key = "all" if dim == "all" else label
+        key = "all" if label is None else label
         if key in table.index:
             measured, samples = _value(nfr, table.loc[key].to_dict(), duration_s)
             evidence = (dim, str(key))

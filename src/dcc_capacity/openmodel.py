@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import random
 import time
 from collections.abc import Generator, Iterable, Mapping
@@ -58,7 +59,8 @@ log = logging.getLogger(__name__)
 
 
 class ClientSaturated(Exception):
-    """An arrival found ``max_in_flight`` requests already out: it was dropped, and counted."""
+    """The generator could not send an arrival (``max_in_flight`` exchanges out, or the parked bound reached):
+    it was dropped, counted, and the run is INVALID."""
 
 
 @dataclass(slots=True)
@@ -74,8 +76,17 @@ class Step:
     request_id: str = ""
     """Correlates the async response at the callback listener (needed when ``expect_callback``)."""
     expect_callback: bool = False
-    """True: the step is done when the async response arrives (or is declared missing)."""
+    """True: an async response is expected; the listener completes the step's record when it comes (or is
+    declared missing)."""
     srv_variant: str = ""
+    needs_response: bool = True
+    """With ``expect_callback``: the journey goes on only once the response is in (its next step needs it), so the
+    arrival parks as a continuation until then. False: nothing after this step looks at the response (a single
+    SRV), so the arrival ends at the acknowledgement and the listener closes the books alone."""
+    smets: int = 0
+    """SMETS generation of the installation the SRV is for (0: none), recorded so the mix can be checked."""
+    prepay: bool = False
+    """The installation is in prepayment mode (recorded with ``smets``)."""
 
 
 @dataclass(slots=True)
@@ -98,6 +109,26 @@ class StepResult:
         return self.outcome == "ok"
 
 
+@dataclass(slots=True)
+class _Journey:
+    """One arrival between its steps: what a parked journey costs is this and its generator's frames."""
+
+    it: Any
+    is_gen: bool
+    name: str
+    arrival: int
+    idx: int = 0
+
+
+def _when_done(pending: Any, fn: Any) -> None:
+    """Run ``fn(result)`` when the response comes, or now if it came already (a SUT may call back before the
+    sender has read its acknowledgement)."""
+    if pending.outcome is not None:
+        fn(pending.outcome)
+    else:
+        pending.on_done = fn
+
+
 class OpenModelUser(User):
     """Abstract arrival scheduler; subclasses implement :meth:`arrival`. One instance per class per process."""
 
@@ -111,7 +142,9 @@ class OpenModelUser(User):
     srvs_per_arrival: ClassVar[float] = 1.0
     """SRVs one arrival sends (the journey length): arrivals/s = rate / srvs_per_arrival."""
     max_in_flight: ClassVar[int] = 1000
-    """Bound on concurrent arrivals of this user; past it arrivals are dropped and counted, never queued."""
+    """Bound on open HTTP exchanges of this user (``--max-in-flight`` overrides it); an arrival that finds it
+    reached is dropped and counted, never queued. Awaited async responses do not count: they are entries in the
+    listener's correlation map, and journeys waiting for one are parked (``--max-parked-journeys``)."""
     arrival_process: ClassVar[str] = "uniform"
     """``uniform`` (evenly spaced, exact offered counts) or ``poisson`` (exponential gaps)."""
     seed: ClassVar[int | None] = None
@@ -132,6 +165,8 @@ class OpenModelUser(User):
             # Installed after test_start had fired (an in-process Environment that never called install()):
             # start the clock and the outputs now rather than never send anything.
             self.ctx.on_test_start()
+        opts = environment.parsed_options
+        self.max_in_flight = int(getattr(opts, "max_in_flight", 0) or self.max_in_flight)
         self.pool = Flights(self.max_in_flight)
         self.ctx.pools.add(self.pool)
         self.adapter: TargetAdapter | None = None
@@ -189,7 +224,9 @@ class OpenModelUser(User):
             if now - divisor_at > 0.5 or divisor is None:
                 divisor, divisor_at = ctx.divisor(name), now
             if divisor is None or ctx.t0 is None:  # a worker waiting to hear the cluster count
-                last = last or now
+                # Its schedule starts once it knows its share: owing the arrivals of the wait would send them all
+                # at once and late (a start-up burst that is the generator's lag, not the plan's load).
+                last = None
                 if waiting_since and now - waiting_since > 5:
                     log.warning("%s: no dcc_om_counts message from the master after 5 s; still waiting", name)
                     waiting_since = 0.0
@@ -219,53 +256,78 @@ class OpenModelUser(User):
         ctx.offered[name] += 1
         arrival = next(ctx.arrival_ids)
         if self.pool.full():
-            ctx.dropped[name] += 1
-            exc = ClientSaturated(f"{self.max_in_flight} arrivals in flight")
-            self.environment.events.request.fire(request_type="DROPPED", name=f"{name} dropped", response_time=0,
-                                                 response_length=0, exception=exc, context={})
-            if ctx.records is not None:
-                ctx.records.write(user_class=name, label=name, arrival=arrival, intended_ts=intended,
-                                  outcome="dropped",
-                                  error="dropped: client saturated")
+            self._drop(name, arrival, intended, f"dropped: client saturated ({self.max_in_flight} HTTP exchanges "
+                                                "in flight, --max-in-flight)")
             return
         self.pool.spawn(self._run_arrival, intended, name, arrival)
+
+    def _drop(self, name: str, arrival: int, intended: float, why: str) -> None:
+        """The generator could not send what was due: counted, recorded, and it makes the run INVALID."""
+        ctx = self.ctx
+        ctx.dropped[name] += 1
+        self.environment.events.request.fire(request_type="DROPPED", name=f"{name} dropped", response_time=0,
+                                             response_length=0, exception=ClientSaturated(why), context={})
+        if ctx.records is not None:
+            ctx.records.write(user_class=name, label=name, arrival=arrival, intended_ts=intended, outcome="dropped",
+                              error=why)
 
     def _run_arrival(self, intended: float, name: str, arrival: int) -> None:
         try:
             steps = self.arrival()
-            gen = steps if inspect.isgenerator(steps) else None
-            it = gen if gen is not None else iter(steps)
-            step = next(it, None)
-            idx, step_intended = 0, intended
+            gen = inspect.isgenerator(steps)
+            journey = _Journey(steps if gen else iter(steps), gen, name, arrival)
+        except Exception as e:  # a bug in arrival(): visible in Locust's errors, never kills the scheduler
+            self._arrival_failed(name, e)
+            return
+        self._advance(journey, None, intended)
+
+    def _arrival_failed(self, name: str, e: Exception) -> None:
+        log.exception("arrival of %s failed", name)
+        self.environment.events.user_error.fire(user_instance=self, exception=e, tb=e.__traceback__)
+
+    def _next(self, journey: _Journey, res: StepResult | None) -> Step | None:
+        it = journey.it
+        if res is None:
+            return next(it, None)
+        if journey.is_gen:
+            try:
+                return it.send(res)
+            except StopIteration:
+                return None
+        return next(it, None) if res.ok else None
+
+    def _advance(self, journey: _Journey, res: StepResult | None, step_intended: float) -> None:
+        """Send the journey's steps until it ends or parks on a response its next step needs."""
+        ctx, name = self.ctx, journey.name
+        try:
+            step = self._next(journey, res)
             while step is not None:
-                if idx:
-                    self.ctx.offered[name] += 1
+                if journey.idx:
+                    ctx.offered[name] += 1
                 # Yield once between building a step (render + sign, in the journey) and sending it: arrivals
                 # due together then build back to back and send back to back, so ECDSA's code and tables and
                 # the kernel's TCP path each stay in cache (measured: about -25 % CPU per signed SRV at
                 # saturation, docs/performance.md). Timing is from the intended send, so the wait is measured.
                 gevent.sleep(0)
-                res = self._run_step(step, step_intended, idx, name, arrival)
-                idx, step_intended = idx + 1, time.time()  # the next step is due the moment this one is done
-                if gen is not None:
-                    try:
-                        step = gen.send(res)
-                    except StopIteration:
-                        step = None
-                else:
-                    step = next(it, None) if res.ok else None
-        except Exception as e:  # a bug in arrival(): visible in Locust's errors, never kills the scheduler
-            log.exception("arrival of %s failed", name)
-            self.environment.events.user_error.fire(user_instance=self, exception=e, tb=e.__traceback__)
+                res = self._run_step(step, step_intended, journey)
+                journey.idx += 1
+                if res is None:
+                    return  # parked: the listener resumes it with the response (or its absence)
+                step_intended = time.time()  # the next step is due the moment this one is done
+                step = self._next(journey, res)
+        except Exception as e:
+            self._arrival_failed(name, e)
 
-    def _run_step(self, step: Step, intended: float, idx: int, name: str, arrival: int) -> StepResult:
-        ctx = self.ctx
+    def _run_step(self, step: Step, intended: float, journey: _Journey) -> StepResult | None:
+        """One HTTP exchange; None when the journey parked to wait for the step's async response."""
+        ctx, name, idx = self.ctx, journey.name, journey.idx
         listener = ctx.callbacks if step.expect_callback else None
         pending = None
         if listener is not None and step.request_id:
             pending = listener.expect(step.request_id, label=step.label, intended_ts=intended, user_class=name,
-                                      srv_variant=step.srv_variant, step=idx, arrival=arrival)
+                                      srv_variant=step.srv_variant, step=idx, arrival=journey.arrival)
         sent = time.time()
+        ctx.send_lag.add((sent - intended) * 1000)
         status, body, err = 0, b"", ""
         try:
             status, body = self.adapter.send(step)  # type: ignore[union-attr]
@@ -280,17 +342,48 @@ class OpenModelUser(User):
                                              response_length=len(body), exception=exc, context={})
         awaiting = pending is not None and outcome == "ok"
         if ctx.records is not None:
-            ctx.records.write_step(step.request_id, name, step.srv_variant, step.label, arrival, idx, intended, sent,
-                                   ack_ts, ack_ms, status, "pending" if awaiting else outcome, err)
+            ctx.records.write_step(step.request_id, name, step.srv_variant, step.label, journey.arrival, idx,
+                                   intended, sent, ack_ts, ack_ms, status, "pending" if awaiting else outcome, err,
+                                   step.smets, step.prepay)
         res = StepResult(outcome, status, body, ack_ms, error=err)
-        if pending is not None and not awaiting and listener is not None:
-            listener.cancel(step.request_id)
-        if awaiting and pending is not None:
-            cb = pending.wait()
-            res.outcome, res.trt_ms, res.callback_body = cb.outcome, cb.trt_ms, cb.body
-            res.response_code = cb.response_code
-            if cb.outcome != "ok":
-                res.error = cb.outcome
-        if res.ok:
-            ctx.achieved[name] += 1
-        return res
+        if pending is None:
+            if res.ok:
+                ctx.achieved[name] += 1
+            return res
+        if not awaiting:
+            listener.cancel(step.request_id)  # type: ignore[union-attr]
+            return res
+        if not step.needs_response or ctx.stopped:
+            _when_done(pending, self._count_ok)  # the arrival ends here; the listener closes the books
+            res.outcome = "pending"
+            return res
+        if ctx.parked >= ctx.max_parked:
+            _when_done(pending, self._count_ok)
+            self._drop(name, journey.arrival, time.time(),
+                       f"dropped: {ctx.max_parked} journeys already parked (--max-parked-journeys)")
+            res.outcome = "pending"
+            return res
+        ctx.parked += 1
+        _when_done(pending, lambda cb: self._resume(journey, res, cb))
+        return None
+
+    def _count_ok(self, cb: Any) -> None:
+        if cb.outcome == "ok":
+            self.ctx.achieved[type(self).__name__] += 1
+
+    def _resume(self, journey: _Journey, res: StepResult, cb: Any) -> None:
+        """The parked journey's response is in (or missing): it goes on in a new greenlet, as an HTTP exchange."""
+        ctx = self.ctx
+        ctx.parked -= 1
+        res.outcome, res.trt_ms, res.callback_body = cb.outcome, cb.trt_ms, cb.body
+        res.response_code = cb.response_code
+        if cb.outcome != "ok":
+            res.error = cb.outcome
+        else:
+            ctx.achieved[journey.name] += 1
+        if ctx.stopped:
+            return  # the books are closed: nothing is sent after the drain
+        # Not bounded by max_in_flight: the journey was admitted when it arrived, and dropping its next step now
+        # would cut a journey in half; the parked bound already limits how many can come back at once.
+        due = time.time() if math.isnan(cb.arrival_ts) else cb.arrival_ts
+        self.pool.spawn(self._advance, journey, res, due)

@@ -10,7 +10,11 @@ need a per-SRV or per-class split are judged only at the end ("at end").
 Example::
 
     [dcc-capacity] 00:01:20/00:10:00 (08:40 left) | target 120.0/s offered 119.8/s achieved 118.9/s |
-    dropped 0 | NFR 4 ok, 1 FAIL (NFR-ERR), 1 at end
+    dropped 0 | send lag p99 1.3 ms | awaiting 4,812 responses, 12 journeys parked |
+    NFR 4 ok, 1 FAIL (NFR-ERR), 1 at end | SUT cpu 43% (dsp-app-1) mem 61% (dsp-db) GAP dsp-app-2
+
+The last part (the system's resources per host, and hosts whose last sample
+failed) comes from the run's resource collector through the run folder.
 """
 
 from __future__ import annotations
@@ -30,7 +34,10 @@ if TYPE_CHECKING:
     from locust.env import Environment
     from locust.stats import RequestStats
 
-__all__ = ["Progress", "StatsSnapshot", "snapshot"]
+__all__ = ["NO_CALLBACK_HINT_S", "Progress", "StatsSnapshot", "snapshot"]
+
+NO_CALLBACK_HINT_S = 5.0
+"""Seconds with requests awaited and not one async message received before the line says so."""
 
 log = logging.getLogger(__name__)
 
@@ -189,5 +196,28 @@ class Progress:
         nfr = f"NFR {len(ok)} ok, {len(bad)} FAIL" + (f" ({', '.join(bad)})" if bad else "")
         if later:
             nfr += f", {len(later)} at end"
+        dropped = s.n("DROPPED")
         return (f"[dcc-capacity] {when} | {target}offered {offered:.1f}/s achieved {achieved:.1f}/s | "
-                f"dropped {s.n('DROPPED')} | {nfr}")
+                f"dropped {dropped}{' (run INVALID)' if dropped else ''} | {self._generator(elapsed)} | {nfr}"
+                f"{self._resources()}")
+
+    def _generator(self, elapsed: float) -> str:
+        """Send lag and what is outstanding: whether the generator keeps up, and whether the SUT answers at all."""
+        from .runcontext import context_for
+
+        g = context_for(self.environment).live()
+        p99 = g["lag"].quantile(0.99)
+        lag = f"send lag p99 {p99:.1f} ms" if p99 == p99 else "send lag -"
+        text = f"{lag} | awaiting {g['awaited']:,} responses, {g['parked']:,} journeys parked"
+        if g["awaited"] and not g["received"] and elapsed >= NO_CALLBACK_HINT_S:
+            # The commonest first-run mistake against a real system: it does not know where to call back.
+            text += (" | NO async response received yet: is the SUT configured to call back this run's listener? "
+                     "(callback.public_url / callback.listen_port in the run config, --callback-host/-port)")
+        return text
+
+    def _resources(self) -> str:
+        """The SUT's resources from the run's collector (telemetry/collector.py, in the parent process), if any."""
+        from .telemetry import live_summary, read_live
+
+        text = live_summary(read_live(getattr(self.environment.parsed_options, "run_dir", None)))
+        return f" | {text}" if text else ""

@@ -67,6 +67,8 @@ SCHEMA = pa.schema([
     ("response_code", pa.string()),    # DUIS response code (I0, E..., I99) when known
     ("outcome", pa.string()),          # one of OUTCOMES
     ("error", pa.string()),
+    ("smets", pa.int8()),              # SMETS generation of the installation the SRV is for (0: none / unknown)
+    ("prepay", pa.bool_()),            # that installation is in prepayment mode (checks the SRV mix: srvmix.py)
 ])
 COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
 """Column order of every row (and of the DataFrame :func:`load_records` returns)."""
@@ -75,7 +77,8 @@ _NAN = float("nan")
 _DEFAULTS: dict[str, object] = {
     "process": "", "kind": "request", "request_id": "", "user_class": "", "srv_variant": "", "label": "",
     "arrival": -1, "step": 0, "intended_ts": _NAN, "sent_ts": _NAN, "ack_ts": _NAN, "ack_ms": _NAN, "ack_code": 0,
-    "callback_ts": _NAN, "trt_ms": _NAN, "response_code": "", "outcome": "ok", "error": "",
+    "callback_ts": _NAN, "trt_ms": _NAN, "response_code": "", "outcome": "ok", "error": "", "smets": 0,
+    "prepay": False,
 }
 _DEFAULT_ITEMS = tuple((c, _DEFAULTS[c]) for c in COLUMNS)
 _TYPES = tuple(SCHEMA.field(c).type for c in COLUMNS)
@@ -136,11 +139,11 @@ class RecordWriter:
 
     def write_step(self, request_id: str, user_class: str, srv_variant: str, label: str, arrival: int, step: int,
                    intended_ts: float, sent_ts: float, ack_ts: float, ack_ms: float, ack_code: int, outcome: str,
-                   error: str) -> None:
+                   error: str, smets: int = 0, prepay: bool = False) -> None:
         """The request row of one step at its ack (the open model's hot path; same row as ``write(...)``)."""
         if not self._closed:
             self._append((self.tag, "request", request_id, user_class, srv_variant, label, arrival, step, intended_ts,
-                          sent_ts, ack_ts, ack_ms, ack_code, _NAN, _NAN, "", outcome, error))
+                          sent_ts, ack_ts, ack_ms, ack_code, _NAN, _NAN, "", outcome, error, smets, prepay))
 
     def write_callback(self, request_id: str, user_class: str, srv_variant: str, label: str, arrival: int, step: int,
                        intended_ts: float, callback_ts: float, trt_ms: float, response_code: str, outcome: str,
@@ -148,7 +151,8 @@ class RecordWriter:
         """The callback row of one async response (or its absence): the listener's hot path."""
         if not self._closed:
             self._append((self.tag, "callback", request_id, user_class, srv_variant, label, arrival, step,
-                          intended_ts, _NAN, _NAN, _NAN, 0, callback_ts, trt_ms, response_code, outcome, error))
+                          intended_ts, _NAN, _NAN, _NAN, 0, callback_ts, trt_ms, response_code, outcome, error, 0,
+                          False))
 
     def _append(self, row: tuple) -> None:
         rows = self._rows
@@ -218,17 +222,22 @@ def iter_raw_batches(path: str | Path, stats: RecordStats | None = None,
     """Batches of one file, stopping quietly at a truncated tail (a killed writer's last second).
 
     ``columns``: decompress only these (in file order); the others are never materialised.
+    A file from before a column was added (``smets``, ``prepay``) gets that column at its default.
     """
-    options = None
-    if columns is not None:
-        options = pa.ipc.IpcReadOptions(included_fields=[i for i, c in enumerate(COLUMNS) if c in set(columns)])
+    wanted = list(COLUMNS) if columns is None else [c for c in COLUMNS if c in set(columns)]
     with pa.memory_map(str(path), "r") as source:
         try:
+            names = pa.ipc.open_stream(source).schema.names  # the schema message only: cheap
+            source.seek(0)
+            options = None
+            if columns is not None or names != list(COLUMNS):
+                options = pa.ipc.IpcReadOptions(included_fields=[i for i, c in enumerate(names) if c in wanted])
             reader = pa.ipc.open_stream(source, options=options)
         except (pa.ArrowInvalid, OSError):  # killed before the schema made it to disk
             if stats is not None and source.size():
                 stats.truncated.append(Path(path).name)
             return
+        missing = [c for c in wanted if c not in names]
         while True:
             try:
                 batch = reader.read_next_batch()
@@ -240,7 +249,17 @@ def iter_raw_batches(path: str | Path, stats: RecordStats | None = None,
                 return
             if stats is not None:
                 stats.raw_rows += batch.num_rows
+            if missing:
+                batch = _with_defaults(batch, wanted)
             yield batch
+
+
+def _with_defaults(batch: pa.RecordBatch, wanted: list[str]) -> pa.RecordBatch:
+    """``batch`` with the ``wanted`` columns it lacks at their defaults, in ``wanted`` (COLUMNS) order."""
+    have = set(batch.schema.names)
+    arrays = [batch.column(c) if c in have else pa.array([_DEFAULTS[c]] * batch.num_rows, type=SCHEMA.field(c).type)
+              for c in wanted]
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema([SCHEMA.field(c) for c in wanted]))
 
 
 def _raw_table(run_dir: Path) -> pa.Table:

@@ -26,6 +26,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from .errors import InputError
 from .redact import is_secret_key
+from .telemetry.config import TelemetryConfig
 from .validation import validate
 from .yamlsource import YamlSource, load_yaml
 
@@ -138,7 +139,7 @@ class Safety(_M):
 
 
 class RunKnobs(_M):
-    test: Literal["load", "stress", "soak", "spike", "catchup", "noisy-neighbour"] | None = None
+    test: Literal["load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative"] | None = None
     profile: str | None = None
     sp: Literal["DSP", "S1SP", "DCO", "CP"] | None = None
     slot: Literal["night", "day", "evening"] | None = None
@@ -149,6 +150,14 @@ class RunKnobs(_M):
     workers: int | None = Field(default=None, ge=0, le=64)
     retries: int | None = Field(default=None, ge=0, le=10)
     fleet_size: int | None = Field(default=None, ge=1)
+    trt_late: str | float | None = None
+    """An async response later than this is late (a duration, e.g. ``90s``)."""
+    trt_missing: str | float | None = None
+    """No async response after this: missing (a real gateway answering in minutes needs more than 120s)."""
+    drain: str | float | None = None
+    max_in_flight: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_parked_journeys: int | None = Field(default=None, ge=0, le=10_000_000)
+    max_send_lag_ms: float | None = Field(default=None, gt=0)
 
 
 class RunConfig(_M):
@@ -162,6 +171,8 @@ class RunConfig(_M):
     responses: Responses = Field(default_factory=Responses)
     safety: Safety = Field(default_factory=Safety)
     run: RunKnobs = Field(default_factory=RunKnobs)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    """The SUT's resource telemetry: exporters scraped directly and/or Prometheus servers (dcc_capacity.telemetry)."""
     emulator: dict[str, Any] = Field(default_factory=dict)
     """Embedded emulator settings (docs/emulator.md) merged over the generated ones when there is no target.host:
     a loopback rehearsal of the real setup, e.g. its server TLS (``[emulator.tls]``). Validated by the emulator."""
@@ -276,6 +287,13 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     emu = out.get("emulator")
     if isinstance(emu, dict):
         _resolve_emulator_paths(emu, fix)
+    tel = out.get("telemetry")
+    if isinstance(tel, dict):
+        for kind in ("scrape", "prometheus"):
+            sources = tel.get(kind)
+            for source in sources if isinstance(sources, list) else []:
+                if isinstance(source, dict) and isinstance(source.get("ca_bundle"), str):
+                    source["ca_bundle"] = fix(source["ca_bundle"])
     knobs = out.get("run")
     if isinstance(knobs, dict):
         if isinstance(knobs.get("nfr"), str):
@@ -317,6 +335,9 @@ def _check_files(cfg: RunConfig, src: YamlSource) -> None:
     for i, c in enumerate(cfg.responses.dcc_certs):
         need(f"responses.dcc_certs[{i}]", c)
     need("run.nfr", cfg.run.nfr)
+    for kind in ("scrape", "prometheus"):
+        for i, source in enumerate(getattr(cfg.telemetry, kind)):
+            need(f"telemetry.{kind}[{i}].ca_bundle", source.ca_bundle)
 
 
 def _check_consistency(cfg: RunConfig, src: YamlSource) -> None:

@@ -17,15 +17,18 @@ Distributed rule: every scheduler user of class C takes
 ``rate(C) / (number of C users in the whole cluster)``. A master knows that
 number after dispatch (``runner.target_user_classes_count``) and sends it to
 the workers; a worker does not start scheduling until it has heard it (a few
-ms), and the arrivals it owes for that wait are sent at once with their
-intended times, so the wait is measured, not hidden. Locally the divisor is
-the local count (normally 1).
+ms) and plans from then: sending the arrivals of that wait all at once would
+be generator lag (send lag is judged, docs/measurement.md "Run validity"),
+and a few ms of arrivals at the very start are visible in the offered count.
+Locally the divisor is the local count (normally 1).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
+import sys
 import time
 import weakref
 from collections import Counter
@@ -40,6 +43,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from .callbacks import CallbackListener
 from .records import RecordWriter
 from .response_check import response_trust
+from .sendlag import LagHistogram
 from .tls import ServerTls
 
 if TYPE_CHECKING:
@@ -51,6 +55,8 @@ __all__ = ["MeasureConfig", "RunContext", "context_for", "install"]
 
 log = logging.getLogger(__name__)
 COUNTS_MESSAGE = "dcc_om_counts"
+DRAINED_MESSAGE = "dcc_drained"
+LIVE_KEY = "dcc_live"
 
 
 @dataclass
@@ -67,8 +73,12 @@ class MeasureConfig:
     """An async response after this many seconds (from intended send) is a ``late`` failure."""
     trt_missing_s: float = 120.0
     """No async response after this many seconds: ``missing``."""
-    drain_s: float = 5.0
-    """At test stop, wait this long for in-flight requests before closing the books."""
+    drain_s: float | None = None
+    """At test stop, wait at most this long for open exchanges, parked journeys and awaited responses, then
+    declare what is still awaited missing. None: the missing deadline (``trt_missing_s``), so every request sent
+    in the test gets its full chance to be answered."""
+    max_parked: int = 100_000
+    """Journeys that may wait at once for a response their next step needs (``--max-parked-journeys``)."""
     listen: bool = True
     """Run a callback listener in this process."""
     callback_tls: ServerTls | None = None
@@ -88,7 +98,9 @@ class MeasureConfig:
                         get("tls_key_password_env", None), option="--callback-tls-cert") if cert else None
         return cls(run_dir=Path(run_dir) if run_dir else None, callback_host=get("callback_host", "127.0.0.1"),
                    callback_port=int(get("callback_port", 0)), trt_late_s=float(get("trt_late", 30.0)),
-                   trt_missing_s=float(get("trt_missing", 120.0)), drain_s=float(get("drain", 5.0)),
+                   trt_missing_s=float(get("trt_missing", 120.0)),
+                   drain_s=float(get("drain", None)) if get("drain", None) is not None else None,
+                   max_parked=int(get("max_parked_journeys", 100_000)),
                    callback_tls=tls, response_certs=tuple(get("response_cert", None) or ()))
 
 
@@ -115,6 +127,16 @@ class RunContext:
         """Arrival numbers, unique in this process: (process, arrival) links a journey's steps in the records."""
         self.pools: weakref.WeakSet[Any] = weakref.WeakSet()
         """Each open-model user's arrivals in flight (``flights.Flights``: ``len`` and ``join``)."""
+        self.parked = 0
+        """Journeys waiting (as continuations, no greenlet) for a response their next step needs."""
+        self.stopped = False
+        """True once the drain has closed the books: a late continuation sends nothing more."""
+        self.send_lag = LagHistogram()
+        """Actual - planned send of every request of this process, ms (the live line; the report reads records)."""
+        self.drain: dict[str, Any] = {}
+        """What the end-of-test drain found and did (also ``drain-<process>.json`` in the run folder)."""
+        self._drained_workers: dict[str, dict[str, Any]] = {}
+        self._worker_live: dict[str, dict[str, Any]] = {}
         self._broadcaster: gevent.Greenlet | None = None
 
     # -- clock and share --------------------------------------------------
@@ -138,12 +160,43 @@ class RunContext:
     def in_flight(self) -> int:
         return sum(len(p) for p in list(self.pools))
 
+    @property
+    def max_parked(self) -> int:
+        return self.config.max_parked
+
+    @property
+    def awaited(self) -> int:
+        """Async responses this process still waits for."""
+        return self.callbacks.pending_count if self.callbacks is not None else 0
+
+    def live(self) -> dict[str, Any]:
+        """This process's generator health for the live line and the web UI (merged with the workers' on a master)."""
+        lag = LagHistogram()
+        lag.merge(self.send_lag.to_dict())
+        awaited, parked, in_flight, received = self.awaited, self.parked, self.in_flight, self.received
+        for data in self._worker_live.values():
+            lag.merge(data.get("lag") or {})
+            awaited += int(data.get("awaited", 0))
+            parked += int(data.get("parked", 0))
+            in_flight += int(data.get("in_flight", 0))
+            received += int(data.get("received", 0))
+        return {"lag": lag, "awaited": awaited, "parked": parked, "in_flight": in_flight, "received": received}
+
+    @property
+    def received(self) -> int:
+        """Async messages (responses and alerts) this process's listener has received."""
+        return self.callbacks.counts["received"] if self.callbacks is not None else 0
+
     # -- lifecycle --------------------------------------------------------
     def on_test_start(self, **_: Any) -> None:
         self.t0 = time.time()
         self.offered.clear()
         self.achieved.clear()
         self.dropped.clear()
+        self.send_lag.clear()
+        self.stopped = False
+        self._drained_workers.clear()
+        self._worker_live.clear()
         runner = self.environment.runner
         if isinstance(runner, MasterRunner):
             if self._broadcaster is None:
@@ -170,16 +223,71 @@ class RunContext:
                                               trust=self.response_trust).start()
             log.info("callback listener on %s", self.callbacks.url)
 
+    def drain_limit(self) -> float:
+        return self.config.drain_s if self.config.drain_s is not None else self.config.trt_missing_s
+
     def on_test_stop(self, **_: Any) -> None:
         if isinstance(self.environment.runner, MasterRunner):
+            self._wait_for_workers()
             return
-        deadline = time.time() + self.config.drain_s
-        for pool in list(self.pools):
-            pool.join(timeout=max(0.0, deadline - time.time()))
-        if self.callbacks is not None:
-            self.callbacks.expire_all()
+        self.drain = self._drain()
         if self.records is not None:
             self.records.flush()
+            path = self.records.run_dir / f"drain-{self.records.tag}.json"
+            path.write_text(json.dumps(self.drain, indent=1) + "\n")
+        runner = self.environment.runner
+        if isinstance(runner, WorkerRunner):
+            runner.send_message(DRAINED_MESSAGE, {"id": runner.client_id, **self.drain})
+
+    def _drain(self) -> dict[str, Any]:
+        """Let open exchanges, parked journeys and awaited responses finish (bounded), then close the books."""
+        limit = self.drain_limit()
+        started = time.time()
+        at_stop = {"in_flight": self.in_flight, "parked": self.parked, "awaited": self.awaited}
+        deadline, next_line = started + limit, started + 5.0
+        while time.time() < deadline and (self.in_flight or self.parked or self.awaited):
+            if time.time() >= next_line and not isinstance(self.environment.runner, WorkerRunner):
+                print(f"[dcc-capacity] draining: {self.awaited:,} responses awaited, {self.parked:,} journeys parked, "
+                      f"{self.in_flight:,} exchanges open; at most {deadline - time.time():.0f} s left",
+                      file=sys.stderr, flush=True)
+                next_line += 5.0
+            gevent.sleep(0.05)
+        self.stopped = True
+        closed = 0
+        if self.callbacks is not None:
+            closed = self.callbacks.close_all(f"still awaited when the drain ended ({limit:g} s after the load "
+                                              "stopped)")
+        return {"limit_s": limit, "took_s": round(time.time() - started, 3), "at_stop": at_stop,
+                "closed_missing": closed, "parked_left": self.parked,
+                "dropped": int(sum(self.dropped.values())), "send_lag": self.send_lag.to_dict()}
+
+    def _wait_for_workers(self) -> None:
+        """Master: stay up (and keep Locust's stats) until every worker has drained, bounded by the drain limit."""
+        from locust.rpc import Message
+        from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING
+
+        runner = self.environment.runner
+        for c in runner.clients.all:  # a headless shape ends in quit(), which fires test_stop before it tells the
+            if c.state in (STATE_RUNNING, STATE_SPAWNING):  # workers: stop them now, or they drain only after this
+                runner.server.send_to_client(Message("stop", None, c.id))  # wait has timed out (limit + 15 s)
+        deadline = time.time() + self.drain_limit() + 15.0
+        while time.time() < deadline:
+            alive = {c.id for c in runner.clients.all if c.state != STATE_MISSING}  # a lost worker never reports
+            if alive <= set(self._drained_workers):
+                return
+            gevent.sleep(0.1)
+
+    def on_drained_message(self, environment: Environment, msg: Any, **_: Any) -> None:
+        data = dict(msg.data)
+        self._drained_workers[str(data.get("id", len(self._drained_workers)))] = data
+
+    def on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
+        data[LIVE_KEY] = {"lag": self.send_lag.to_dict(), "awaited": self.awaited, "parked": self.parked,
+                          "in_flight": self.in_flight, "received": self.received}
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
+        if LIVE_KEY in data:
+            self._worker_live[client_id] = data[LIVE_KEY]
 
     def on_quitting(self, **_: Any) -> None:
         self.close()
@@ -228,6 +336,10 @@ def install(environment: Environment, config: MeasureConfig | None = None) -> Ru
     ev.quitting.add_listener(ctx.on_quitting)
     if isinstance(environment.runner, WorkerRunner):
         environment.runner.register_message(COUNTS_MESSAGE, ctx.on_counts_message)
+        ev.report_to_master.add_listener(ctx.on_report_to_master)
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message(DRAINED_MESSAGE, ctx.on_drained_message)
+        ev.worker_report.add_listener(ctx.on_worker_report)
     return ctx
 
 
@@ -244,7 +356,13 @@ def _add_options(parser: Any, **_: Any) -> None:
     g.add_argument("--callback-port", type=int, default=0, help="Callback listener port (0: ephemeral).")
     g.add_argument("--trt-late", type=float, default=30.0, help="Async response later than this (s) is 'late'.")
     g.add_argument("--trt-missing", type=float, default=120.0, help="No async response after this (s): 'missing'.")
-    g.add_argument("--drain", type=float, default=5.0, help="Seconds to let in-flight requests finish at stop.")
+    g.add_argument("--drain", type=float, default=None,
+                   help="Seconds to wait at stop for awaited responses, then record them missing (default: "
+                        "--trt-missing).")
+    g.add_argument("--max-in-flight", type=int, default=0,
+                   help="Open HTTP exchanges per user class and process; past it arrivals are dropped (default 1000).")
+    g.add_argument("--max-parked-journeys", type=int, default=100_000,
+                   help="Journeys per process waiting for a response their next step needs (default 100000).")
     g.add_argument("--nfr", default="", help="NFR file for the live progress line (default: the shipped one).")
     g.add_argument("--progress-interval", type=float, default=10.0,
                    help="Headless: seconds between progress lines (0: none).")

@@ -39,12 +39,19 @@ def add_parser(subparsers: Any, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--tps", type=float, help="capacity: transactions per second (default 1350)")
     p.add_argument("--workers", type=int, help="capacity: worker pool size (default 64)")
     p.add_argument("--queue-limit", type=int, help="capacity: queued requests before E48 (default 5000)")
+    p.add_argument("--device-latency", choices=["dcc-test", "fast"],
+                   help="device latency preset: dcc-test (realistic; the default) or fast (sub-second, for demos "
+                        "and tests); docs/emulator.md")
     p.add_argument("--throttle-tps", type=float, help="SECMP0067 admitted rate shared by users (default 1.25 x tps)")
     p.add_argument("--no-throttle", action="store_true", help="turn SECMP0067 traffic management off")
     p.add_argument("--schema", metavar="XSD", help="validate requests against this DUIS schema")
     p.add_argument("--trust-cert", metavar="PATH", action="append", default=[],
                    help="also trust this signing certificate (repeatable)")
     p.add_argument("--pki-dir", metavar="DIR", help="test PKI folder (default $DCC_CAPACITY_PKI or the cache)")
+    p.add_argument("--user-preset", choices=["dcc-boxed", "suite"],
+                   help="who holds which role: DCC Boxed's test users (default) or exactly the suite's users")
+    p.add_argument("--users-file", metavar="CSV",
+                   help="eui,roles,certificate,name CSV of Service Users (roles ';'-separated; certificates trusted)")
     p.add_argument("--callback-url", metavar="URL", help="default callback for async responses and alerts")
     p.add_argument("--max-body", type=int, metavar="BYTES", help="request body limit (default 262144)")
     p.add_argument("--smets1-prefix", action="append", metavar="EUI_PREFIX",
@@ -101,6 +108,7 @@ def _overrides(a: argparse.Namespace) -> dict[str, Any]:
     put("capacity.tps", a.tps)
     put("capacity.workers", a.workers)
     put("capacity.queue_limit", a.queue_limit)
+    put("capacity.device_latency.preset", a.device_latency)
     put("throttle.total_tps", a.throttle_tps)
     if a.no_throttle:
         put("throttle.enabled", False)
@@ -108,6 +116,8 @@ def _overrides(a: argparse.Namespace) -> dict[str, Any]:
     if a.trust_cert:
         put("trust_certs", a.trust_cert)
     put("pki_dir", a.pki_dir)
+    put("user_roles.preset", a.user_preset)
+    put("user_roles.file", a.users_file)
     put("callback_url", a.callback_url)
     put("max_body_bytes", a.max_body)
     put("devices.smets1_prefixes", a.smets1_prefix)
@@ -159,6 +169,9 @@ def run(args: argparse.Namespace) -> int:
         from ..pki import load_certificate
 
         load_certificate(path)
+    from ..userroles import role_model
+
+    role_model(cfg.user_roles.preset, cfg.user_roles.file)  # fail fast (exit 2) on a bad users file
     from ..emulator.app import callback_tls
     from ..emulator.server import server_tls
 

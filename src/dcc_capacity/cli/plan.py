@@ -4,6 +4,12 @@ Three audiences: ``table`` for the test manager reading Tables A5-A7 (with
 thousands separators, units and clock times), ``json`` for tools (exactly the
 contract's object, numbers unrounded) and ``csv`` for spreadsheets and pandas
 (one tidy table: table,row,slot,hours,value,unit).
+
+``--mix`` shows instead what a run sends inside those rates for one SP and
+slot (:mod:`dcc_capacity.srvmix`): the fleet's shares, the top-up share, and
+the per-class and per-SRV shares with the SMETS1 share of each, every figure
+with its source. It is a separate output so the contract's JSON and CSV stay
+exactly as they are; the table shows the mix after the target rates.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ import io
 import json
 import sys
 
+from ..srvmix import SrvMix
 from ..volume import ROWS, SLOT_HOURS_LABEL, SLOTS, SPS, VolumePlan, load_plan
 
-__all__ = ["add_parser", "run", "render_table", "render_csv", "render_json"]
+__all__ = ["add_parser", "run", "render_table", "render_csv", "render_json", "render_mix_csv", "render_mix_json",
+           "render_mix_table"]
 
 _UNITS = {"A5": "SRVs/day", "A6": "SRVs/day", "A7": "SRV/s"}
 _TITLES = {
@@ -38,18 +46,41 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
                         help="Service Provider whose per-row target rates the table shows (default DSP)")
     parser.add_argument("--slot", choices=SLOTS, default=None,
                         help="timeslot of the per-row target rates (default: the SP's busiest slot)")
+    parser.add_argument("--mix", action="store_true",
+                        help="show the SRV mix a run sends for --sp and --slot (fleet shares, top-ups, per class "
+                             "and per SRV, SMETS1 shares) instead of Tables A5-A7")
+    parser.add_argument("--secmp0192-share", type=float, default=None, metavar="F",
+                        help="share of BAU sent as SECMP0192 5.1 schedules, as in dcc-capacity run (default 0.02)")
     parser.set_defaults(handler=run)
     return parser
 
 
+def _mix(plan: VolumePlan, args: argparse.Namespace) -> SrvMix:
+    from ..errors import InputError
+    from ..runner.spec import TestSpec, mix_for
+
+    share = getattr(args, "secmp0192_share", None)
+    spec = TestSpec(profile=str(plan.profile.path), sp=args.sp, slot=args.slot)
+    if share is not None:
+        if not 0 <= share < 1:
+            raise InputError(f"must be 0..1, below 1 (got {share})", key="--secmp0192-share")
+        spec.secmp0192_share = share
+    return mix_for(spec, plan)
+
+
 def run(args: argparse.Namespace) -> int:
     plan = load_plan(args.profile)
+    if getattr(args, "mix", False):
+        mix = _mix(plan, args)
+        render = {"json": render_mix_json, "csv": render_mix_csv}.get(args.format, render_mix_table)
+        sys.stdout.write(render(mix))
+        return 0
     if args.format == "json":
         out = render_json(plan)
     elif args.format == "csv":
         out = render_csv(plan)
     else:
-        out = render_table(plan, sp=args.sp, slot=args.slot)
+        out = render_table(plan, sp=args.sp, slot=args.slot) + "\n" + render_mix_table(_mix(plan, args))
     sys.stdout.write(out)
     return 0
 
@@ -140,3 +171,64 @@ def _rates(plan: VolumePlan, sp: str, slot: str) -> list[str]:
              f"{profile.test_scale(sp):g}")
     return _grid(title, "SRV type", rows, [("target", "SRV/s"), ("share", "of A7"), ("part of row", f"carried by {sp}"),
                                            ("journey", "length")])
+
+
+def render_mix_json(mix: SrvMix) -> str:
+    return json.dumps(mix.to_dict(), indent=1) + "\n"
+
+
+def render_mix_csv(mix: SrvMix) -> str:
+    """One tidy table: section (fleet, topup, total, class, row, srv), key, share, SRV/s, SMETS1 share, source."""
+    doc = mix.to_dict()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["sp", "slot", "section", "key", "share", "srv_per_s", "smets1_share", "source"])
+    base = [mix.sp, mix.slot]
+    for key, fig in doc["fleet"].items():
+        writer.writerow([*base, "fleet", key, repr(fig["value"]), "", "", fig["source"]])
+    writer.writerow([*base, "topup", "2.2 of bau", repr(mix.topup_share.value), "", "", mix.topup_share.source])
+    writer.writerow([*base, "total", "all SRVs", "1.0", repr(mix.total_srv_per_s), repr(mix.smets1_share()),
+                     "Table A7 (alerts are northbound: not sent)"])
+    for name, c in doc["classes"].items():
+        writer.writerow([*base, "class", name, repr(c["share"]), repr(c["srv_per_s"]), repr(c["smets1_share"]),
+                         c["source"]])
+    for row, share in doc["rows"].items():
+        writer.writerow([*base, "row", row, repr(share), repr(share * mix.total_srv_per_s), "", "Table A6 row share"])
+    for variant, v in doc["srvs"].items():
+        writer.writerow([*base, "srv", variant, repr(v["share"]), repr(v["srv_per_s"]), repr(v["smets1_share"]),
+                         v["source"]])
+    return buffer.getvalue()
+
+
+def _pct(value: float) -> str:
+    return f"{value:.1%}" if value >= 0.001 or value == 0 else f"{value:.2%}"
+
+
+def render_mix_table(mix: SrvMix) -> str:
+    """The mix for people: fleet and top-up figures with their sources, then per class and per SRV."""
+    fleet = mix.fleet
+    only = "  (the S1SP and DCO carry SMETS1 installations only)" if mix.only_smets == 1 else ""
+    lines = [f"SRV mix a run sends for {mix.sp} in {SLOT_HOURS_LABEL[mix.slot]} ({mix.slot}): "
+             f"{_per_second(mix.total_srv_per_s)} SRV/s at the slot's peak, {_pct(mix.smets1_share())} to SMETS1, "
+             f"{_pct(mix.prepay_share())} to prepayment installations{only}",
+             ""]
+    for label, fig in (("fleet SMETS1 share", fleet.smets1), ("prepayment share of SMETS1", fleet.prepay_smets1),
+                       ("prepayment share of SMETS2", fleet.prepay_smets2), ("dual-fuel share", fleet.dual_fuel),
+                       ("top-ups (2.2) in BAU", mix.topup_share)):
+        lines.append(f"  {label:<27} {_pct(fig.value):>7}  {fig.source}")
+    lines.append("")
+    shares = mix.class_shares()
+    rows = [(name, [c.row, _per_second(c.srv_per_s), _pct(shares[name]), _pct(c.smets1), _pct(c.prepay)])
+            for name, c in mix.classes.items()]
+    lines += _grid("Per user class (the records' user_class)", "user class", rows,
+                   [("row", "Table A2"), ("target", "SRV/s"), ("share", "of SRVs"), ("SMETS1", "share"),
+                    ("prepay", "share")])
+    doc = mix.to_dict()["srvs"]
+    senders = {v: ", ".join(n for n, c in mix.classes.items() if v in c.variants) for v in doc}
+    width = max((len(t) for t in senders.values()), default=0)
+    srv_rows = [(variant, [_per_second(v["srv_per_s"]), _pct(v["share"]), _pct(v["smets1_share"]),
+                           senders[variant].ljust(width)]) for variant, v in doc.items()]
+    lines += _grid("Per SRV (the records' srv_variant, smets and prepay; each SRV's sources: --mix --format json)",
+                   "SRV", srv_rows, [("target", "SRV/s"), ("share", "of SRVs"), ("SMETS1", "share"),
+                                     ("sent by", "user class")])
+    return "\n".join(lines) + "\n"

@@ -7,6 +7,10 @@ verify them and a manifest (``requests.csv``) saying which file is which
 RequestID. With ``--signing-key/--signing-cert`` the requests are signed as
 the user's own Service User (the same settings a run configuration holds);
 otherwise with the generated test PKI.
+
+``--from-rtds DIR`` takes the bodies from the DCC's Reference Test Data Set
+that the user installed (``duis/rtds.py``): VARIANT (or ``all``) selects its
+templates, and each request gets our originator, RequestID and signature.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ __all__ = ["add_parser", "run"]
 def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser("render", help=help_text,
                               description="Write signed sample DUIS requests and the signer's certificate.")
-    p.add_argument("variant", metavar="VARIANT", help="SRV variant, e.g. 4.6.1")
-    p.add_argument("--count", type=int, metavar="N", default=1, help="number of requests (default 1)")
+    p.add_argument("variant", metavar="VARIANT", help="SRV variant, e.g. 4.6.1 ('all' with --from-rtds)")
+    p.add_argument("--count", type=int, metavar="N",
+                   help="number of requests (default 1; with --from-rtds one per template)")
+    p.add_argument("--from-rtds", type=Path, metavar="DIR",
+                   help="take the bodies from the DCC's RTDS templates (npm @smartdcc/duis-templates) in DIR")
     p.add_argument("--out", required=True, type=Path, metavar="DIR",
                    help="folder to write the requests and certificate into")
     p.add_argument("--signing-key", type=Path, metavar="PATH",
@@ -71,14 +78,55 @@ def _factory(args: argparse.Namespace):  # noqa: ANN202 - a RequestFactory
     return RequestFactory.from_pki(TestPKI.load_or_create(args.pki), fleet)
 
 
+def _installation(fleet, info, rng: random.Random):  # noqa: ANN001, ANN202 - Fleet, TemplateInfo -> Installation
+    """A random installation that has the device the SRV targets (a gas-only SRV needs a dual-fuel one)."""
+    kinds = info.subject if info.targets == ("DCC",) else info.targets
+    inst = fleet.sample(rng)
+    for _ in range(1000):
+        if inst.first_device(kinds) is not None:
+            break
+        inst = fleet.sample(rng)
+    return inst
+
+
+def _rtds_requests(args: argparse.Namespace, factory) -> list:  # noqa: ANN001 - RequestFactory
+    """Requests built from the user's RTDS templates: one per template, or ``--count`` cycling through them."""
+    from ..duis.rtds import build_from_rtds, load_rtds
+
+    for flag, value in (("--execution-datetime", args.execution_datetime), ("--command-variant", args.command_variant)):
+        if value is not None:
+            raise InputError("not used with --from-rtds (the template says)", key=flag)
+    found = load_rtds(args.from_rtds, None if args.variant == "all" else [args.variant])
+    templates = [t for v in sorted(found, key=lambda s: [int(x) for x in s.split(".")]) for t in found[v]]
+    if not templates:
+        raise InputError(f"no RTDS template for SRV {args.variant}", file=args.from_rtds, key="--from-rtds")
+    if args.variant == "all" and args.originator is None:
+        # One request per template, skipping those none of our users may send (they would stop the batch).
+        usable = [t for t in templates if any(r & t.srv.eligible_roles for r in factory.roles.values())]
+        skipped = sorted({t.variant for t in templates} - {t.variant for t in usable})
+        if skipped:
+            print(f"skipped SRV {', '.join(skipped)}: none of the signing users holds an eligible role")
+        templates = usable
+    count = args.count if args.count is not None else len(templates)
+    if count < 1 or not templates:
+        raise InputError(f"must be at least 1 (got {count})", key="--count")
+    return [(t.variant, build_from_rtds(factory, t, originator=args.originator), t.name)
+            for t in (templates[i % len(templates)] for i in range(count))]
+
+
 def run(args: argparse.Namespace) -> int:
     from ..catalogue import get_srv
     from ..duis.templates import template_info
 
-    if get_srv(args.variant) is None:
+    if args.from_rtds is not None and args.variant == "all":
+        pass
+    elif get_srv(args.variant) is None:
         raise InputError(f"'{args.variant}' is not a DUIS SRV variant", key="VARIANT")
-    template_info(args.variant)  # names the templated variants when this one has none
-    if args.count < 1:
+    elif args.from_rtds is None:
+        template_info(args.variant)  # names the templated variants when this one has none
+    if args.from_rtds is None and args.count is None:
+        args.count = 1
+    if args.count is not None and args.count < 1:
         raise InputError(f"must be at least 1 (got {args.count})", key="--count")
     if args.fleet_size < 1:
         raise InputError(f"must be at least 1 (got {args.fleet_size})", key="--fleet-size")
@@ -86,24 +134,30 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder", file=out, key="--out")
     factory = _factory(args)
-    rng = random.Random(args.seed)
-    requests = [
-        factory.build(args.variant, factory.fleet.sample(rng), originator=args.originator,
-                      command_variant=args.command_variant, execution_datetime=args.execution_datetime,
-                      scheduled_variant=args.scheduled_variant)
-        for _ in range(args.count)
-    ]
+    if args.from_rtds is not None:
+        built = _rtds_requests(args, factory)
+    else:
+        rng = random.Random(args.seed)
+        info = template_info(args.variant)
+        built = [(args.variant, factory.build(args.variant, _installation(factory.fleet, info, rng),
+                                              originator=args.originator,
+                                              command_variant=args.command_variant,
+                                              execution_datetime=args.execution_datetime,
+                                              scheduled_variant=args.scheduled_variant), "")
+                 for _ in range(args.count)]
+    requests = [req for _, req, _ in built]
     try:
         out.mkdir(parents=True, exist_ok=True)
-        width = max(4, len(str(args.count)))
+        width = max(4, len(str(len(built))))
         with (out / "requests.csv").open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(["file", "request_id", "variant", "command_variant", "originator", "target", "path"])
-            for n, req in enumerate(requests, start=1):
-                name = f"{args.variant}_{n:0{width}d}.xml"
+            header = ["file", "request_id", "variant", "command_variant", "originator", "target", "path"]
+            writer.writerow(header + (["rtds_template"] if args.from_rtds is not None else []))
+            for n, (variant, req, source) in enumerate(built, start=1):
+                name = f"{variant}_{n:0{width}d}.xml"
                 (out / name).write_bytes(req.body)
-                writer.writerow([name, req.request_id, req.variant, req.command_variant, req.originator,
-                                 req.target, req.path])
+                row = [name, req.request_id, req.variant, req.command_variant, req.originator, req.target, req.path]
+                writer.writerow(row + ([source] if args.from_rtds is not None else []))
         signers = sorted({r.originator for r in requests})
         for eui in signers:
             pem = factory.signers[eui].credential.cert_pem()
@@ -112,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
                 (out / "signer.pem").write_bytes(pem)
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror}", file=exc.filename or out, key="--out") from None
-    print(f"wrote {len(requests)} signed {args.variant} request(s) to {out} "
+    what = "RTDS" if args.from_rtds is not None else args.variant
+    print(f"wrote {len(requests)} signed {what} request(s) to {out} "
           f"(signed by {', '.join(signers)}; certificate: "
           f"{'signer.pem' if len(signers) == 1 else 'signer-<EUI>.pem'})")
     return 0

@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     outcome = build_report(args.dir, baseline_dir=args.baseline, tolerance_pct=args.tolerance, progress=progress,
                            batch_rows=args.batch_rows)
     verdict = {0: "all NFRs met", 1: "NFRs not met (see the report)", 3: "the run itself failed"}[outcome.exit_code]
+    if not outcome.summary_doc.get("valid", True):
+        verdict = "run INVALID, not evidence: " + "; ".join(outcome.summary_doc.get("invalid_reasons", []))
     if not outcome.summary_doc.get("complete", True):
         verdict += "; run INCOMPLETE"
     print(f"{outcome.html}\n{outcome.summary}\n{outcome.junit}")

@@ -45,6 +45,9 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
     p.add_argument("--fleet-size", type=int, default=1_000_000, help="installations in the fleet")
     p.add_argument("--retries", type=int, default=0, help="extra attempts of a failed SRV before a journey ends")
     p.add_argument("--emulator-tps", type=float, default=None, help="embedded emulator capacity (TPS)")
+    p.add_argument("--device-latency", choices=["dcc-test", "fast"], default=None,
+                   help="embedded emulator's device latency preset: dcc-test (realistic; the default) or fast "
+                        "(sub-second, for demos); docs/emulator.md")
     g = p.add_argument_group("stress / spike / catch-up / noisy neighbour")
     g.add_argument("--step", type=float, default=0.1, help="stress step, as a fraction of the peak (default 0.1)")
     g.add_argument("--step-duration", default="60s", help="stress: length of each step (default 60s)")
@@ -59,6 +62,22 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
     g.add_argument("--exclude", default="", metavar="CLASSES",
                    help="user classes not sent, comma separated; 'smets1': the SMETS2-only baseline (others keep "
                         "their rates)")
+    m = p.add_argument_group("response times and run validity (docs/measurement.md)")
+    m.add_argument("--trt-late", default="30s", metavar="DURATION",
+                   help="an async response later than this (from the planned send) is 'late' (default 30s)")
+    m.add_argument("--trt-missing", default="120s", metavar="DURATION",
+                   help="no async response after this is 'missing' (default 120s)")
+    m.add_argument("--drain", default=None, metavar="DURATION",
+                   help="after the load, wait at most this for awaited responses, then record them missing "
+                        "(default: --trt-missing)")
+    m.add_argument("--max-in-flight", type=int, default=1000,
+                   help="open HTTP exchanges per user class and load process; an arrival past it is dropped and "
+                        "the run is INVALID (default 1000)")
+    m.add_argument("--max-parked-journeys", type=int, default=100_000,
+                   help="journeys per load process waiting for a response their next step needs (default 100000)")
+    m.add_argument("--max-send-lag", type=float, default=None, metavar="MS",
+                   help="the run is INVALID when the generator's send lag p99 exceeds this (default 50 ms, a project "
+                        "default)")
     j = p.add_argument_group("scenario verdicts (docs/report.md)")
     j.add_argument("--tolerance", type=float, default=5.0, metavar="PCT",
                    help="with --baseline: allowed worsening in percent (default 5)")
@@ -104,9 +123,14 @@ def run(args: argparse.Namespace) -> int:
     opts = RunOptions(spec=spec, out=args.out, host=args.host, workers=args.workers, web=args.web,
                       web_port=args.web_port, web_linger_s=args.web_linger, baseline=args.baseline, nfr=args.nfr,
                       seed=args.seed,
-                      fleet_size=args.fleet_size, emulator_tps=args.emulator_tps, retries=args.retries,
+                      fleet_size=args.fleet_size, emulator_tps=args.emulator_tps, device_latency=args.device_latency,
+                      retries=args.retries,
                       command_line=["dcc-capacity", *sys.argv[1:]], tolerance_pct=args.tolerance,
-                      limits=limits_from_args(args))
+                      limits=limits_from_args(args), trt_late_s=parse_duration(args.trt_late, "--trt-late"),
+                      trt_missing_s=parse_duration(args.trt_missing, "--trt-missing"),
+                      drain_s=parse_duration(args.drain, "--drain") if args.drain is not None else None,
+                      max_in_flight=args.max_in_flight, max_parked=args.max_parked_journeys,
+                      max_send_lag_ms=args.max_send_lag)
     m = map_config(cfg, src, args, args.out)
     opts.extra_locust_args += m.locust_args
     opts.confirm_non_loopback, opts.max_rate, opts.max_duration_s = m.confirmed, m.max_rate, m.max_duration_s
@@ -114,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     opts.callback_url = m.emulator_callback_url
     opts.emulator_config.update(m.emulator)  # trust the user's own signing certificates, their roles, paths
     opts.run_files, opts.audit = m.files, m.audit
+    opts.telemetry, opts.config_file = m.telemetry, m.config_file  # the SUT's resource telemetry (telemetry/)
     return run_test(opts)
 
 

@@ -55,7 +55,7 @@ __all__ = [
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 RESPONSE_SCHEMA_VERSION = "5.1"
-"""DCC Boxed answers with schemaVersion 5.1 whatever the request's version."""
+"""The schemaVersion of answers to requests whose version is unknown (unreadable requests, alerts)."""
 
 _DECL = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 _ROOT_OPEN = f'<sr:Response xmlns:sr="{NS_SR}" schemaVersion="{RESPONSE_SCHEMA_VERSION}">'
@@ -182,8 +182,15 @@ def der_to_raw(der: bytes) -> bytes:
     return r_int.to_bytes(32, "big") + s_int.to_bytes(32, "big")
 
 
-def _finish(header: str, body: str, signer: ResponseSigner | None) -> bytes:
-    open_part = f"{_ROOT_OPEN}<sr:Header>{header}</sr:Header><sr:Body>{body}</sr:Body>"
+@lru_cache(maxsize=16)
+def _root_open(version: str | None) -> str:
+    if version is None or version == RESPONSE_SCHEMA_VERSION:
+        return _ROOT_OPEN
+    return f'<sr:Response xmlns:sr="{NS_SR}" schemaVersion="{c14n_text(version)}">'
+
+
+def _finish(header: str, body: str, signer: ResponseSigner | None, version: str | None = None) -> bytes:
+    open_part = f"{_root_open(version)}<sr:Header>{header}</sr:Header><sr:Body>{body}</sr:Body>"
     if signer is None:
         return _DECL + (open_part + "</sr:Response>").encode("utf-8")
     return signer.sign_document(open_part, "</sr:Response>")
@@ -207,17 +214,18 @@ def _message_head(srv: str, srv_variant: str) -> str:
 
 def build_response(*, signer: ResponseSigner | None, response_code: str | None, srv: str, srv_variant: str,
                    request_id: str | None = None, response_id: str | None = None, payload: str = "",
-                   when: str | None = None) -> bytes:
+                   when: str | None = None, schema_version: str | None = None) -> bytes:
     """A ``sr:Response`` with a ``ResponseMessage`` (status only, or one payload fragment).
 
     ``payload`` is one of the ``payload_*`` fragments. ``response_id`` defaults
     to the swapped RequestID. ``response_code=None`` leaves the code out (a
-    failure mode; such a document is deliberately not schema-valid).
+    failure mode; such a document is deliberately not schema-valid). ``schema_version`` is the request's
+    (an answer is in the version it was asked in); None gives :data:`RESPONSE_SCHEMA_VERSION`.
     """
     if response_id is None and request_id:
         response_id = response_id_for(request_id)
     body = f"{_message_head(srv, srv_variant)}{payload}</sr:ResponseMessage>"
-    return _finish(_header(request_id, response_id, response_code, when), body, signer)
+    return _finish(_header(request_id, response_id, response_code, when), body, signer, schema_version)
 
 
 def build_device_alert(*, signer: ResponseSigner | None, response_id: str, alert_code: str, gbcs: bytes,

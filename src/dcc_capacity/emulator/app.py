@@ -22,6 +22,8 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from ..catalogue import catalogue
 from ..duis import NS_SR
 from ..duis.responses import (
@@ -29,8 +31,6 @@ from ..duis.responses import (
     build_dcc_alert,
     build_device_alert,
     build_response,
-    payload_dsp_schedule_id,
-    payload_gbcs,
     payload_local_command,
     payload_pre_command,
     response_id_for,
@@ -40,12 +40,13 @@ from ..duis.verify import TrustStore, cert_eui
 from ..pki import DEFAULT_USERS, TestPKI, load_certificate
 from . import codes as C
 from ._http import Reply
-from .capacity import FairShare, QueueFull, ServiceSampler, WorkerPool
+from .capacity import FairShare, QueueFull, ServiceSampler, WorkerPool, delay_samplers
 from .config import SRV_CLASSES, EmulatorConfig
 from .delivery import CallbackSender, Delivery
 from .faults import Faults, tamper
 from .gateway import SECMP0192_VARIANTS, Accepted, Gateway, Rejected
 from .metrics import Metrics
+from .payloads import NON_DEVICE_PAYLOADS, device_payload, non_device_payload
 
 __all__ = ["EmulatorApp", "build_trust", "callback_tls"]
 
@@ -67,15 +68,18 @@ def callback_tls(cfg: EmulatorConfig) -> Any:
 
 
 def build_trust(cfg: EmulatorConfig, pki: TestPKI) -> TrustStore:
-    """The default test PKI plus every ``--trust-cert`` (roles from config, else the known user's)."""
+    """The default test PKI, every ``--trust-cert`` and every users-file certificate (roles: the gateway's model)."""
+    from ..userroles import role_model
+
     trust = TrustStore.from_pki(pki)
+    model = role_model(cfg.user_roles.preset, cfg.user_roles.file)
     default_roles = {u.eui: u.roles for u in DEFAULT_USERS}
-    for path in cfg.trust_certs:
-        cert = load_certificate(path)
-        eui = cert_eui(cert)
+    certs = [(cert_eui(c), c) for c in map(load_certificate, cfg.trust_certs)]
+    certs += [(eui, load_certificate(path)) for eui, path in model.certificates()]
+    for eui, cert in certs:
         user = cfg.users.get(eui or "")
-        roles = user.roles if user and user.roles is not None else default_roles.get(eui or "", frozenset())
-        trust.add(cert, eui=eui, roles=roles)
+        roles = user.roles if user and user.roles is not None else model.roles(eui or "")
+        trust.add(cert, eui=eui, roles=default_roles.get(eui or "", frozenset()) if roles is None else roles)
     return trust
 
 
@@ -87,6 +91,7 @@ class EmulatorApp:
         self.pki = pki or TestPKI.load_or_create(cfg.pki_dir)
         self.gateway = Gateway(cfg, build_trust(cfg, self.pki))
         self.signer = ResponseSigner.from_credential(self.pki.dcc)
+        self._dcc_der = self.pki.dcc.cert.public_bytes(Encoding.DER)  # 8.6's DSPOptIn carries a DCC certificate
         self.rng = random.Random(cfg.seed)
         self.faults = Faults(cfg.faults, self.rng)
         t = cfg.throttle
@@ -96,7 +101,7 @@ class EmulatorApp:
         cap = cfg.capacity
         self.pool = WorkerPool(workers=cap.workers, queue_limit=cap.queue_limit, tps=cap.tps)
         self.service = {c: ServiceSampler(cap.service_time[c], self.rng) for c in cap.service_time}
-        self.delay = {c: ServiceSampler(cap.device_delay[c], self.rng) for c in cap.device_delay}
+        self.delay = delay_samplers(cap, self.rng)  # [smets1][srv_class]: per SMETS generation
         self.sender = CallbackSender(concurrency=cfg.callback_concurrency, timeout_s=cfg.callback_timeout_s,
                                      on_result=self._delivered, gate=self._gate, ssl_context=callback_tls(cfg))
         self.metrics = Metrics()
@@ -268,7 +273,8 @@ class EmulatorApp:
     def _error(self, r: Rejected) -> bytes:
         self.metrics.code(r.code)
         return build_response(signer=self.signer, response_code=r.code, srv=r.srv or "unknown",
-                              srv_variant=r.srv_variant or r.srv or "unknown", request_id=r.request_id)
+                              srv_variant=r.srv_variant or r.srv or "unknown", request_id=r.request_id,
+                              schema_version=r.schema_version)
 
     async def handle(self, service: str, body: bytes) -> tuple[int, bytes]:
         """One request to service ``S``, ``T`` or ``D``: (HTTP status, response bytes)."""
@@ -311,7 +317,8 @@ class EmulatorApp:
     def _queue_full(self, res: Accepted) -> tuple[int, bytes]:
         self.in_flight -= 1
         self.metrics.inc(res.srv_class, "queue_full")
-        r = Rejected(C.E_QUEUE_FULL, "queue full", res.request_id, res.srv.reference, res.srv.variant, res.srv_class)
+        r = Rejected(C.E_QUEUE_FULL, "queue full", res.request_id, res.srv.reference, res.srv.variant, res.srv_class,
+                     schema_version=res.schema_version)
         return r.http, self._error(r)
 
     def _answer(self, req: Accepted) -> bytes:
@@ -320,11 +327,11 @@ class EmulatorApp:
             payload = payload_pre_command(self.gateway.precommand_for(req.request_id, srv.variant))
             return self._final(req, C.I0, payload)
         if req.cv == 8:
-            payload = ""
             if srv.variant == "5.1":
                 self._schedule_id += 1
-                payload = payload_dsp_schedule_id(self._schedule_id)
                 self._maybe_s1ve12(req, self._schedule_id)
+            payload = non_device_payload(srv.variant, req.body, self._schedule_id, self._dcc_der) \
+                if srv.variant in NON_DEVICE_PAYLOADS else ""
             return self._final(req, C.I0, payload)
         if req.cv in (2, 6):
             return self._final(req, C.I0, payload_local_command(self._gbcs(req)))
@@ -335,7 +342,7 @@ class EmulatorApp:
         code = self._device_outcome(req)
         if code != C.I0:
             self.metrics.inc(cls, "async_errors")
-        delay = self.delay[cls].sample()
+        delay = self.delay[req.smets1][cls].sample()
         url = self.cfg.callback_for(req.originator)
         if url is None:
             self.in_flight -= 1
@@ -343,7 +350,7 @@ class EmulatorApp:
         else:
             self._later(delay, Delivery(url, lambda: self._async_response(req, code), cls))
         return build_response(signer=self.signer, response_code=C.I99, srv=srv.reference, srv_variant=srv.variant,
-                              request_id=req.request_id)
+                              request_id=req.request_id, schema_version=req.schema_version)
 
     def _final(self, req: Accepted, code: str, payload: str) -> bytes:
         self.in_flight -= 1
@@ -351,8 +358,8 @@ class EmulatorApp:
         self.metrics.inc(req.srv_class, "completed")
         self.metrics.code(code)
         return self._tamper(build_response(signer=self.signer, response_code=code, srv=req.srv.reference,
-                                           srv_variant=req.srv.variant, request_id=req.request_id, payload=payload),
-                            req.srv_class)
+                                           srv_variant=req.srv.variant, request_id=req.request_id, payload=payload,
+                                           schema_version=req.schema_version), req.srv_class)
 
     def _gbcs(self, req: Accepted) -> bytes:
         return b"\xdd\x00" + (req.counter & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big") + self.rng.randbytes(22)
@@ -368,10 +375,10 @@ class EmulatorApp:
     def _async_response(self, req: Accepted, code: str) -> bytes:
         final = None if self.faults.drop_response_code(req.srv.variant) else code
         self.metrics.code(final)
-        payload = payload_gbcs(self._gbcs(req)) if code == C.I0 else ""
+        payload = device_payload(req.srv.variant, self._gbcs(req), req.counter) if code == C.I0 else ""
         return self._tamper(build_response(signer=self.signer, response_code=final, srv=req.srv.reference,
-                                           srv_variant=req.srv.variant, request_id=req.request_id, payload=payload),
-                            req.srv_class)
+                                           srv_variant=req.srv.variant, request_id=req.request_id, payload=payload,
+                                           schema_version=req.schema_version), req.srv_class)
 
     def _tamper(self, signed: bytes, srv_class: str) -> bytes:
         """The tamper_responses fault: change a share of signed answers after signing (counted as ``tampered``)."""
@@ -411,7 +418,7 @@ class EmulatorApp:
                                                 dcc_alert_code=C.DCC_ALERT_S1SP, alert=alert), "alert")
 
         self.metrics.inc("alert", "alerts")
-        self._later(self.delay["device"].sample(), Delivery(url, build, "alert", kind="alert"))
+        self._later(self.delay[True]["device"].sample(), Delivery(url, build, "alert", kind="alert"))
 
     async def _alert_loop(self) -> None:
         tick = 0.1

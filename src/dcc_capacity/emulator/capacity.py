@@ -27,9 +27,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .config import ServiceTime
+from .config import CapacityConfig, ServiceTime
+from .latency import LatencySampler, preset_table
 
-__all__ = ["FairShare", "QueueFull", "ServiceSampler", "WorkerPool"]
+__all__ = ["FairShare", "QueueFull", "ServiceSampler", "WorkerPool", "delay_samplers"]
 
 
 class ServiceSampler:
@@ -51,6 +52,25 @@ class ServiceSampler:
         if self.spec.dist == "exponential":
             return self._rng.expovariate(1.0 / self._mean)
         return self._rng.lognormvariate(self._mu, self.spec.sigma)
+
+
+def delay_samplers(cap: CapacityConfig, rng: random.Random) -> dict[bool, dict[str, ServiceSampler | LatencySampler]]:
+    """Device-latency samplers keyed ``[smets1][srv_class]``, resolved once at start so a request pays one
+    dictionary hit on the SMETS1 flag the gateway already set (``Accepted.smets1``) and one on its class.
+
+    Order: the preset, then the old ``device_delay`` form (both generations), then ``device_latency.smetsN``.
+    """
+    table = preset_table(cap.device_latency)
+    out: dict[bool, dict[str, ServiceSampler | LatencySampler]] = {}
+    for smets1, gen in ((True, "smets1"), (False, "smets2")):
+        samplers: dict[str, ServiceSampler | LatencySampler] = {c: LatencySampler(lat, rng)
+                                                                for c, lat in table[gen].items()}
+        explicit = getattr(cap.device_latency, gen)
+        for cls, old in cap.device_delay.items():
+            if cls not in explicit:
+                samplers[cls] = ServiceSampler(old, rng)
+        out[smets1] = samplers
+    return out
 
 
 @dataclass(slots=True)

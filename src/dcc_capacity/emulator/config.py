@@ -17,12 +17,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import InputError
+from .latency import LATENCY_CLASSES, DeviceLatencyConfig, known_classes
 
 __all__ = [
     "AlertsConfig",
     "CapacityConfig",
     "CPConfig",
     "CallbackTlsConfig",
+    "DeviceLatencyConfig",
     "EmulatorConfig",
     "FaultsConfig",
     "ServiceTime",
@@ -61,17 +63,22 @@ class CapacityConfig(_Model):
     service_time: dict[str, ServiceTime] = Field(default_factory=lambda: {
         "critical": _st(12.0), "device": _st(6.0), "non_device": _st(4.0)})
     """Time a request holds a worker (the DCC's own processing) before its synchronous answer."""
-    device_delay: dict[str, ServiceTime] = Field(default_factory=lambda: {
-        "critical": _st(300.0), "device": _st(150.0), "non_device": _st(0.0, "fixed")})
-    """Extra time until the asynchronous response (WAN and device round trip; holds no worker)."""
+    device_latency: DeviceLatencyConfig = Field(default_factory=DeviceLatencyConfig)
+    """Time from the acknowledgement to the asynchronous response (WAN and device round trip; holds no worker),
+    per SMETS generation and SRV class: a preset plus overrides (emulator/latency.py, docs/emulator.md)."""
+    device_delay: dict[str, ServiceTime] = Field(default_factory=dict)
+    """The older form of the device latency, one distribution per class for both generations. Still read so
+    existing configs keep working: it overrides the preset, ``device_latency.smets1/smets2`` override it."""
 
-    @field_validator("service_time", "device_delay")
+    @field_validator("service_time")
     @classmethod
     def _classes(cls, v: dict[str, ServiceTime]) -> dict[str, ServiceTime]:
-        bad = sorted(set(v) - set(SRV_CLASSES))
-        if bad:
-            raise ValueError(f"unknown SRV class {bad[0]!r}; use {', '.join(SRV_CLASSES)}")
-        return v
+        return known_classes(v, SRV_CLASSES)
+
+    @field_validator("device_delay")
+    @classmethod
+    def _delay_classes(cls, v: dict[str, ServiceTime]) -> dict[str, ServiceTime]:
+        return known_classes(v, LATENCY_CLASSES)
 
 
 class ThrottleConfig(_Model):
@@ -92,6 +99,15 @@ class UserConfig(_Model):
     callback_url: str | None = None
     roles: list[str] | None = None
     weight: float = Field(default=1.0, gt=0, le=1000)
+
+
+class UserRolesConfig(_Model):
+    """The user-role model behind E1/E2 (``dcc_capacity.userroles``): a preset, plus a users file."""
+
+    preset: Literal["dcc-boxed", "suite"] = "dcc-boxed"
+    """``dcc-boxed``: DCC Boxed's test users with the roles DCC Boxed answers for; ``suite``: pki.DEFAULT_USERS."""
+    file: str | None = None
+    """CSV ``eui,roles,certificate,name``: users of a real configuration (their certificates are trusted)."""
 
 
 class Window(_Model):
@@ -237,6 +253,7 @@ class EmulatorConfig(_Model):
     trust_certs: list[str] = Field(default_factory=list)
     callback_url: str | None = None
     users: dict[str, UserConfig] = Field(default_factory=dict)
+    user_roles: UserRolesConfig = Field(default_factory=UserRolesConfig)
     counter_window_s: float = Field(default=2.0, ge=0, le=3600)
     """Seconds a request may arrive after one with a higher RequestID counter from the same originator and
     still be accepted (if its counter is unseen); replays are refused whatever the window. Wall time on the

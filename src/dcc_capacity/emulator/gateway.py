@@ -30,7 +30,7 @@ from lxml import etree
 
 from ..catalogue import DCC_EUI, Srv, get_srv
 from ..duis import NS_SR
-from ..duis.canonical import recognise_request
+from ..duis.canonical import CanonicalRequest, recognise_request
 from ..duis.schema import load_schema, schema_errors
 from ..duis.verify import (
     SignatureError,
@@ -43,6 +43,7 @@ from ..duis.verify import (
     verify_enveloped,
 )
 from ..errors import InputError
+from ..userroles import role_model
 from . import codes as C
 from .config import EmulatorConfig
 from .counters import CounterWindow
@@ -72,6 +73,8 @@ class Rejected:
     srv_variant: str | None = None
     srv_class: str = "unknown"
     originator: str | None = None
+    schema_version: str | None = None
+    """The request's schemaVersion when it could be read (answers echo it)."""
 
     @property
     def http(self) -> int:
@@ -94,6 +97,8 @@ class Accepted:
     body_el: etree._Element | None = None
     precommand: bytes | None = None
     extras: dict = field(default_factory=dict)
+    schema_version: str | None = None
+    """The request's schemaVersion; answers echo it (DUIS answers in the version it was asked in)."""
 
     @property
     def srv_class(self) -> str:
@@ -178,7 +183,11 @@ class Gateway:
         self.counters = CounterWindow(cfg.counter_window_s)
         self._pending: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
         self._pending_limit = 200_000
-        self._roles = {eui: frozenset(u.roles) for eui, u in cfg.users.items() if u.roles is not None}
+        self.role_model = role_model(cfg.user_roles.preset, cfg.user_roles.file)
+        # The role model (preset, then users file), then per-user ``users.<EUI>.roles`` overrides; an EUI known to
+        # none of them falls back to the roles its trusted certificate was added with.
+        self._roles: dict[str, frozenset[str]] = {eui: u.roles for eui, u in self.role_model.users.items()}
+        self._roles.update({eui: frozenset(u.roles) for eui, u in cfg.users.items() if u.roles is not None})
 
     # -- helpers ---------------------------------------------------------------------------
     def precommand_for(self, request_id: str, variant: str) -> bytes:
@@ -196,6 +205,13 @@ class Gateway:
         fast = recognise_request(data) if self.schema is None else None
         if fast is None:
             return self._check_tree(service, data, admit)
+        out = self._check_fast(service, data, admit, fast)
+        out.schema_version = _version(fast.schema_version)
+        return out
+
+    def _check_fast(self, service: str, data: bytes, admit: Callable[[str], bool] | None,
+                    fast: CanonicalRequest) -> Accepted | Rejected:
+        """The checks of a request the canonical byte grammar recognised (no tree)."""
         # Canonical fast path: the grammar proved the document well-formed with exactly the four header
         # elements and one SRV element in the Body; the remaining structural checks are the tree path's.
         rid, variant = fast.request_id, fast.variant
@@ -254,6 +270,15 @@ class Gateway:
         variant = fields.get("ServiceReferenceVariant")
         ref = fields.get("ServiceReference")
         srv = get_srv(variant) if variant else None
+        out = self._check_parsed(service, data, admit, root, header, body_el, names, fields, rid, m, variant, ref, srv)
+        out.schema_version = _version(root.get("schemaVersion"))
+        return out
+
+    def _check_parsed(self, service: str, data: bytes, admit: Callable[[str], bool] | None, root: etree._Element,
+                      header: etree._Element | None, body_el: etree._Element | None, names: list[str],
+                      fields: dict[str, str], rid: str | None, m: re.Match[str] | None, variant: str | None,
+                      ref: str | None, srv: Srv | None) -> Accepted | Rejected:
+        """The tree path's checks once the header fields are read (split out so both verdicts get the version)."""
         if self.schema is not None:
             errors = schema_errors(self.schema, root)
             if errors:
@@ -285,6 +310,9 @@ class Gateway:
         if signer.eui != originator:
             return _rejected(C.E_ROLE_USER, f"signed by {signer.eui}, but the RequestID originator is {originator}",
                              rid, m, ref, srv.variant, srv)
+        if originator == DCC_EUI:
+            return _rejected(C.E_ROLE_USER, f"{originator} is the DCC, not a Service User: the DCC answers Service "
+                             "Requests, it does not send them through the User Gateway", rid, m, ref, srv.variant, srv)
         roles = self._roles.get(originator, signer.roles)
         if not roles:
             return _rejected(C.E_ROLE_USER, f"{originator} holds no Service User role", rid, m, ref, srv.variant,
@@ -347,6 +375,24 @@ class Gateway:
             return (f"SECMP0192: DSP scheduling of SRV {scheduled} is available for SMETS1 devices only; "
                     f"{device or 'the device'} is SMETS2")
         return None
+
+
+_VERSION = re.compile(r"^[0-9]{1,2}\.[0-9]{1,2}$")
+
+
+def _version(text: str | None) -> str | None:
+    """A request's schemaVersion if it is one an answer can carry (``5.4``), else None (answers say 5.1)."""
+    if not text:
+        return None
+    found = _VERSIONS.get(text)
+    if found is None:
+        found = text.strip() if _VERSION.match(text.strip()) else ""
+        if len(_VERSIONS) < 64:  # a handful of versions exist; hostile input must not grow this
+            _VERSIONS[text] = found
+    return found or None
+
+
+_VERSIONS: dict[str, str] = {}
 
 
 def _rejected(code: str, reason: str, rid: str | None, m: re.Match[str] | None, ref: str | None,

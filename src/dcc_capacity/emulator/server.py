@@ -214,7 +214,8 @@ def serve(cfg: EmulatorConfig, ready_file: str | None = None, announce: bool = T
             info.update(sftp_port=app.cp.port, cp_root=str(app.cp.root))
         if announce:
             print(f"dcc-capacity emulator ({cfg.sp}) listening on {url}"
-                  + (f"; SFTP on 127.0.0.1:{app.cp.port}" if app.cp else ""), flush=True)
+                  + (f"; SFTP on 127.0.0.1:{app.cp.port}" if app.cp else "")
+                  + f"; device latency {cfg.capacity.device_latency.preset}", flush=True)
         if ready_file:
             tmp = Path(ready_file).with_suffix(".tmp")
             tmp.write_text(json.dumps(info))

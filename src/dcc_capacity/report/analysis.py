@@ -95,11 +95,13 @@ def _test_scale(folder: RunFolder) -> float | None:
 
 
 def extrapolation(folder: RunFolder, metrics: Metrics, stress: dict[str, Any] | None,
-                  duration_s: float | None, all_pass: bool) -> dict[str, Any]:
+                  duration_s: float | None, all_pass: bool, resources: Any = None) -> dict[str, Any]:
     """Test-environment capacity scaled to production through the profile's ``test_scale``.
 
     Assumes capacity scales linearly with the environment (SCTAD 3.6: the SPs
     demonstrate linear, dynamic scaling); the report states that assumption.
+    ``resources`` (:class:`.resources.Resources`): the SUT's peak utilisation per
+    host; without it, the embedded emulator's own CPU from metrics.csv.
     """
     sp, slot = folder.run["sp"], folder.run.get("slot")
     a7 = ((folder.plan or {}).get("A7") or {}).get(sp, {})
@@ -120,6 +122,14 @@ def extrapolation(folder: RunFolder, metrics: Metrics, stress: dict[str, Any] | 
     cpu = None
     if folder.sut_metrics is not None and "cpu_percent" in folder.sut_metrics:
         cpu = float(folder.sut_metrics["cpu_percent"].max())
+    from .resources import Resources, utilisation
+
+    # The SUT's own hosts (report/resources.py); the same keys, all None, when nothing was collected.
+    util = utilisation(resources if resources is not None else Resources(None), folder.nfrs, capacity)
+    if util["peak_cpu"] is not None:
+        cpu = util["peak_cpu"]
+    elif cpu is not None:
+        util["peak_cpu_host"], util["peak_cpu_basis"] = "emulator", "embedded emulator process (metrics.csv)"
     headroom = capacity / required if capacity and required else None
     return {
         "sp": sp, "slot": slot, "required_test": required, "test_scale": scale,
@@ -129,4 +139,5 @@ def extrapolation(folder: RunFolder, metrics: Metrics, stress: dict[str, Any] | 
         "headroom": headroom, "peak_cpu": cpu,
         "cpu_headroom": (100.0 - cpu) if cpu is not None else None,
         "met": bool(headroom is not None and headroom >= 1.0 and all_pass),
+        **{k: v for k, v in util.items() if k != "peak_cpu"},
     }

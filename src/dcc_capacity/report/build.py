@@ -28,7 +28,10 @@ from .negative import section as negative_section
 from .outputs import summary, write_json, write_junit
 from .render import render_html
 from .required import provenance_risks, required_vs_tested, tested_rate
+from .resources import load_resources, threshold_rows
+from .resources import risks as resource_risks
 from .traceability import Traceability, anchor, evaluate, exit_criteria, issue_counts
+from .validity import judge_validity, load_drains
 
 __all__ = ["ReportOutcome", "build_report", "summarise_folder", "OUT_OF_SCOPE"]
 
@@ -73,6 +76,7 @@ def _analyse(folder: RunFolder, progress: Callable[[str], None],
                               folder.start_epoch, folder.run.get("slot"), folder.duration_s, progress)
     folder.truncated = bool(stats.truncated)
     folder.alerts = stats.alerts
+    metrics.groups.update(load_resources(folder.path).groups())  # per-host tables for resource NFRs
     if stats.truncated:
         progress(f"truncated record files (their writer was killed): {', '.join(stats.truncated)}")
     progress(f"computing verdicts for {len(folder.nfrs)} NFRs over {metrics.requests:,} records")
@@ -84,7 +88,21 @@ def summarise_folder(path: Path, batch_rows: int = 250_000) -> dict[str, Any]:
     """A folder's summary.json document without rendering anything (used for baselines with no summary)."""
     folder = load_run(path)
     metrics, trace, duration = _analyse(folder, lambda _m: None, batch_rows)
-    return summary(folder.run, metrics, trace, duration, folder.incomplete, {}, folder.alerts)
+    doc = summary(folder.run, metrics, trace, duration, folder.incomplete, {}, folder.alerts)
+    return _with_validity(doc, _validity(folder, metrics))
+
+
+def _validity(folder: RunFolder, metrics: Metrics) -> dict[str, Any]:
+    v = judge_validity(folder.run, metrics.send_lag, int(metrics.overall().get("dropped", 0) or 0))
+    v["drain"] = load_drains(folder.path)
+    return v
+
+
+def _with_validity(doc: dict[str, Any], validity: dict[str, Any]) -> dict[str, Any]:
+    """summary.json: an INVALID run passes nothing, whatever its NFR rows say (they are not evidence)."""
+    doc.update(validity)
+    doc["pass"] = bool(doc.get("pass")) and validity["valid"]
+    return doc
 
 
 def _risks(folder: RunFolder, trace: Traceability, extra: dict[str, Any],
@@ -96,6 +114,9 @@ def _risks(folder: RunFolder, trace: Traceability, extra: dict[str, Any],
     if folder.incomplete:
         risks.append({"level": "high", "text": "The run ended early or its records are truncated: "
                       "results cover only the part that was recorded."})
+    for why in extra.get("invalid_reasons", []):
+        risks.append({"level": "high", "text": f"Run INVALID: {why}. No NFR result of this run is evidence.",
+                      "href": "generator"})
     for r in trace.results:
         if r.status in ("fail", "no data"):
             risks.append({"level": "high", "text": f"{r.nfr.id} {r.status} in {r.test_id}.", "href": r.anchor})
@@ -125,17 +146,20 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
     base = load_baseline(baseline_dir) if baseline_dir is not None else None
     metrics, trace, duration = _analyse(folder, progress, batch_rows)
     stress = stress_steps(folder, metrics)
-    extra: dict[str, Any] = {"extrapolation": extrapolation(folder, metrics, stress, duration, trace.all_pass)}
+    res = load_resources(folder.path)
+    extra: dict[str, Any] = {"extrapolation": extrapolation(folder, metrics, stress, duration, trace.all_pass, res)}
     issues, issue_rows = issue_counts(folder, trace)
     criteria = exit_criteria(folder, trace, issue_rows)
-    doc = summary(folder.run, metrics, trace, duration, folder.incomplete, {}, folder.alerts)
+    validity = _validity(folder, metrics)
+    doc = _with_validity(summary(folder.run, metrics, trace, duration, folder.incomplete, {}, folder.alerts), validity)
     comparison = None
     if base is not None:
         progress(f"comparing with baseline {baseline_dir} (tolerance {tolerance_pct:g} %)")
         comparison = compare(doc, base, trace, tolerance_pct)
-        doc = summary(folder.run, metrics, trace, duration, folder.incomplete,
-                      {"baseline": {"test": comparison["test"], "tolerance_pct": tolerance_pct,
-                                    "no_degradation": comparison["no_degradation"]}}, folder.alerts)
+        doc = _with_validity(summary(folder.run, metrics, trace, duration, folder.incomplete,
+                                     {"baseline": {"test": comparison["test"], "tolerance_pct": tolerance_pct,
+                                                   "no_degradation": comparison["no_degradation"]}}, folder.alerts),
+                             validity)
     shape_file = Path(run_dir) / "shape.json"
     if shape_file.exists():  # what the load shape found (e.g. the stress knee), written by the run
         doc["shape"] = read_json(shape_file)
@@ -153,6 +177,8 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
     doc["required_vs_tested"] = required  # so a PASS never sits beside an unmet Table A7 rate unexplained
     doc["exit_criteria"] = [{"id": c["id"], "status": c["status"]} for c in criteria]
     doc["extrapolation"] = extra["extrapolation"]
+    if res.present:  # the SUT's resources per host, for CI and the board's own tooling (report/resources.py)
+        doc["resources"] = res.summary()
     progress("charting")
     targets = {c: r.get("target") for c, r in (folder.run.get("rates") or {}).items()}
     figures = {
@@ -160,6 +186,7 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
         "latency": charts.latency_chart(metrics.latency_time),
         "codes": charts.codes_chart(metrics.codes),
         "resources": charts.resources_chart(folder.sut_metrics, folder.start_epoch),
+        "host_resources": charts.host_resources_chart(res.samples, folder.start_epoch, res.gaps(folder.start_epoch)),
         "stress": charts.stress_chart(stress["steps"]) if stress else None,
     }
     backlinks: dict[str, list[str]] = {}
@@ -167,28 +194,36 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
         if r.evidence:
             backlinks.setdefault(r.evidence, []).append(r.id)
     failed = folder.run["status"] == "failed"
+    invalid = not validity["valid"]
     ok = trace.all_pass and not folder.incomplete and (comparison is None or comparison["no_degradation"])
-    verdict = "FAILED RUN" if failed else ("INCOMPLETE" if folder.incomplete else ("PASS" if ok else "FAIL"))
+    ok = ok and not invalid
+    verdict = "FAILED RUN" if failed else ("INVALID" if invalid else (
+        "INCOMPLETE" if folder.incomplete else ("PASS" if ok else "FAIL")))
     context = {
         "run": folder.run, "folder": folder, "metrics": metrics, "trace": trace, "duration": duration,
         "summary": doc, "stress": stress, "extrapolation": extra["extrapolation"], "issues": issues,
         "issue_rows": issue_rows, "criteria": criteria, "comparison": comparison, "charts": figures,
         "backlinks": backlinks, "verdict": verdict, "incomplete": folder.incomplete, "plan": folder.plan,
-        "scenarios": scen, "risks": _risks(folder, trace, extra, comparison) + scenarios.risks(scen)
+        "scenarios": scen,
+        "risks": _risks(folder, trace, {**extra, "invalid_reasons": validity["invalid_reasons"]}, comparison)
+        + scenarios.risks(scen) + resource_risks(res, str(folder.run.get("target", "")))
         + provenance_risks(folder.nfrs, folder.issue_thresholds_source, folder.plan, required),
         "required": required, "source_text": source_text,
+        "res": res, "res_gaps": res.gaps(folder.start_epoch),
+        "res_thresholds": threshold_rows(folder.nfrs, folder.nfr_source),
         "out_of_scope": OUT_OF_SCOPE, "anchor": anchor,
         "negative": negative_section(folder.run, folder.path / "run.json"),
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "generator": f"dcc-capacity {__version__} report, Python {platform.python_version()}",
-        "build_s": time.monotonic() - started,
+        "build_s": time.monotonic() - started, "validity": validity, "invalid": invalid,
     }
     progress("writing report.html, summary.json, junit.xml")
     out = Path(run_dir)
     html = out / "report.html"
     html.write_text(render_html(context), encoding="utf-8")
     write_json(out / "summary.json", doc)
-    write_junit(out / "junit.xml", trace, folder.incomplete, folder.run["test_id"])
-    code = 3 if failed else (0 if ok else 1)
+    write_junit(out / "junit.xml", trace, folder.incomplete, folder.run["test_id"],
+                invalid="; ".join(validity["invalid_reasons"]))
+    code = 3 if failed or invalid else (0 if ok else 1)
     return ReportOutcome(html=html, summary=out / "summary.json", junit=out / "junit.xml", exit_code=code,
                          summary_doc=doc)

@@ -18,7 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["to_svg", "rates_chart", "latency_chart", "codes_chart", "resources_chart", "stress_chart"]
+__all__ = ["to_svg", "rates_chart", "latency_chart", "codes_chart", "resources_chart", "host_resources_chart",
+           "stress_chart"]
 
 plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "dcc-capacity", "font.size": 7.5,
                      "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 96})
@@ -109,6 +110,61 @@ def resources_chart(sut: pd.DataFrame | None, t0: float) -> str | None:
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     return to_svg(fig, "chart-resources")
+
+
+_HOST_PANELS = (
+    ("CPU % (all cores)", (("cpu_percent", "-"),), 1.0, True),
+    ("memory used %", (("mem_percent", "-"),), 1.0, True),
+    ("disk MiB/s (read solid, write dashed)", (("disk_read_bytes_s", "-"), ("disk_write_bytes_s", "--")),
+     2**-20, False),
+    ("network MiB/s (receive solid, transmit dashed)", (("net_rx_bytes_s", "-"), ("net_tx_bytes_s", "--")), 2**-20,
+     False),
+    ("process CPU % (of one core)", (("process_cpu_percent", "-"),), 1.0, False),
+    ("process RSS MiB", (("process_rss_bytes", "-"),), 2**-20, False),
+)
+
+
+def host_resources_chart(samples: pd.DataFrame | None, t0: float, gaps: list[dict[str, Any]]) -> str | None:
+    """CPU, memory, disk and network per host over time (resources.csv); a gap breaks the line and is shaded.
+
+    A failed sample has no value, so its line stops there rather than dropping to
+    zero; the shading makes the hole visible even where a line is short.
+    """
+    if samples is None or samples.empty:
+        return None
+    panels = [p for p in _HOST_PANELS if any(c in samples and samples[c].notna().any() for c, _ in p[1])]
+    if not panels:
+        return None
+    cols = 2 if len(panels) > 1 else 1
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(9, 2.3 * rows), squeeze=False, layout="constrained")
+    series = list(samples.groupby(["host", "source"], sort=True))
+    multi = samples.groupby("host")["source"].nunique().to_dict()
+    colours = {key: f"C{i % 10}" for i, (key, _df) in enumerate(series)}
+    for ax, (title, cols_, scale, pct) in zip(axes.flat, panels, strict=False):
+        shown: set[tuple[str, str]] = set()
+        for (host, source), df in series:
+            t = df["ts"] - t0
+            for col, style in cols_:
+                if col not in df or df[col].notna().sum() == 0:
+                    continue
+                shown.add((host, source))
+                label = host + (f" ({source.split()[0]})" if multi.get(host, 1) > 1 else "")
+                ax.plot(t, df[col] * scale, ls=style, lw=1.2, marker=".", ms=3, color=colours[(host, source)],
+                        label=label if style == "-" else None)
+        for g in gaps:  # only where the gapped series is drawn: an exporter's hole is not the emulator's
+            if (g["host"], g["source"]) in shown:
+                ax.axvspan(g["from_s"] - 0.5, g["to_s"] + 0.5, color=colours[(g["host"], g["source"])], alpha=0.15,
+                           lw=0)
+        ax.set_title(title)
+        ax.set_xlabel("time from start (s)")
+        ax.set_ylim(bottom=0, top=100 if pct else None)
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6.5, loc="upper left")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    return to_svg(fig, "chart-host-resources")
 
 
 def stress_chart(steps: list[dict[str, Any]]) -> str | None:

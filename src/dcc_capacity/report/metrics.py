@@ -30,8 +30,8 @@ DIMENSIONS = ("all", "srv", "srv_class", "class", "slot", "step", "srv_slot", "l
 """Groupings every count and percentile is given for. All count SRV rows (a critical SRV's CV 4 + CV 5 once,
 see :mod:`.srvfold`) except ``label``, which counts step rows: CV 4 and CV 5 apart."""
 STEP_DIMENSIONS = frozenset({"label"})
-NEEDED_COLUMNS = ["user_class", "srv_variant", "step", "intended_ts", "ack_ts", "callback_ts", "ack_ms", "trt_ms",
-                  "ack_code", "response_code", "outcome", "error", "label", "srv_row", "step_row"]
+NEEDED_COLUMNS = ["user_class", "srv_variant", "step", "intended_ts", "sent_ts", "ack_ts", "callback_ts", "ack_ms",
+                  "trt_ms", "ack_code", "response_code", "outcome", "error", "label", "srv_row", "step_row"]
 LATENCIES = ("ack_ms", "trt_ms")
 MAX_BUCKETS = 600
 """At most this many time buckets in the over-time series (they merge when a run outlives its plan)."""
@@ -72,6 +72,8 @@ class Metrics:
     """step -> first/last intended_ts, to turn step counts into rates."""
     failure_reasons: dict[str, int] = field(default_factory=dict)
     """Failed requests by reason (see :func:`failure_reason`), most frequent first."""
+    send_lag: dict[str, float] = field(default_factory=dict)
+    """Actual - planned send over every request sent (ms): p50, p95, p99, max, n. Exact, like the latencies."""
 
     def overall(self) -> dict[str, Any]:
         return self.groups["all"].iloc[0].to_dict() if len(self.groups["all"]) else {}
@@ -123,6 +125,8 @@ class Aggregator:
         self.step_min: dict[Any, float] = {}
         self.step_max: dict[Any, float] = {}
         self.reasons: dict[str, int] = {}
+        self.lag = GroupedQuantiles()
+        """Send lag of every step row that was sent: the generator's own lateness (its validity, not the SUT's)."""
 
     # ----- per-batch grouping -------------------------------------------------------------
     def _labels(self, batch: pd.DataFrame, dim: str) -> tuple[np.ndarray, list[Any]]:
@@ -165,8 +169,10 @@ class Aggregator:
         codes = self._global_codes(batch)
         values = {m: batch[m].to_numpy(dtype=float, na_value=np.nan) for m in LATENCIES}
         bins = {m: bin_index(values[m]) for m in LATENCIES}
+        lag = _send_lag(batch, step_m)
+        self.lag.add(np.zeros(len(lag), dtype=np.int64), lag)
         if self.spill is not None:
-            self._spill(codes, values, srv_m, step_m)
+            self._spill(codes, values, srv_m, step_m, lag)
         oc, ou = _factorize(batch["outcome"])
         lut = np.array([OUTCOMES.index(u) if u in OUTCOMES else len(OUTCOMES) for u in ou] or [0], dtype=np.int64)
         outcome = lut[oc]
@@ -266,14 +272,15 @@ class Aggregator:
     def plan(self) -> None:
         for gq in self.lat.values():
             gq.plan()
+        self.lag.plan()
 
     def _spill(self, codes: dict[str, np.ndarray], values: dict[str, np.ndarray], srv_m: np.ndarray,
-               step_m: np.ndarray) -> None:
+               step_m: np.ndarray, lag: np.ndarray) -> None:
         """Keep what pass 2 needs (group codes, two latencies, the row views) in a binary temp file."""
         assert self.spill is not None
         path = Path(self.spill) / f"batch-{self._spilled:06d}.npz"
         np.savez(path, **{f"c_{d}": codes[d].astype(np.int32) for d in DIMENSIONS if d != "all"}, **values,
-                 _srv=srv_m, _step=step_m)
+                 _srv=srv_m, _step=step_m, _lag=lag)
         self._spilled += 1
 
     def collect_spilled(self) -> Iterator[int]:
@@ -286,6 +293,8 @@ class Aggregator:
                          for d in DIMENSIONS}
                 values = {m: data[m] for m in LATENCIES}
                 views = {"srv": _masked(values, data["_srv"]), "step": _masked(values, data["_step"])}
+                lag = data["_lag"]
+            self.lag.collect(np.zeros(len(lag), dtype=np.int64), lag)
             bins = {m: bin_index(values[m]) for m in LATENCIES}
             for (m, dim), gq in self.lat.items():
                 gq.collect(codes[dim], views["step" if dim in STEP_DIMENSIONS else "srv"][m], bins[m])
@@ -326,7 +335,9 @@ class Aggregator:
             for q in ("p50", "p95", "p99"):
                 lt[f"{m.split('_')[0]}_{q}"] = [quantile_from_hist(row, QUANTILES[q], COARSE) for row in h]
         steps = pd.DataFrame({"first_ts": pd.Series(self.step_min), "last_ts": pd.Series(self.step_max)})
-        return Metrics(requests=self.requests, first_ts=self.first_ts, last_ts=self.last_ts, bucket_s=bucket,
+        lag = self.lag.result().get(0, {})
+        return Metrics(send_lag={k: float(v) for k, v in lag.items()},
+                       requests=self.requests, first_ts=self.first_ts, last_ts=self.last_ts, bucket_s=bucket,
                        groups=groups, codes=codes, rates=rates, latency_time=pd.DataFrame(lt), step_span=steps,
                        failure_reasons=dict(sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0]))))
 
@@ -361,6 +372,17 @@ def _factorize(col: pd.Series) -> tuple[np.ndarray, list[str]]:
         codes[codes < 0] = len(uniq)
         uniq.append("-")
     return codes, uniq
+
+
+def _send_lag(batch: pd.DataFrame, step_m: np.ndarray) -> np.ndarray:
+    """(sent - intended) ms of the step rows that went out (dropped rows were never sent: no lag, they count
+    against validity by themselves)."""
+    if "sent_ts" not in batch.columns:
+        return np.zeros(0)
+    lag = (batch["sent_ts"].to_numpy(dtype=float, na_value=np.nan)
+           - batch["intended_ts"].to_numpy(dtype=float, na_value=np.nan)) * 1000.0
+    lag = lag[step_m]
+    return np.fmax(lag[~np.isnan(lag)], 0.0)
 
 
 def _flag(batch: pd.DataFrame, column: str) -> np.ndarray:

@@ -97,8 +97,8 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
     path.write_text(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n", encoding="utf-8")
 
 
-def write_junit(path: Path, trace: Traceability, incomplete: bool, suite: str) -> None:
-    """One <testcase> per NFR this run judged; an incomplete run fails every one.
+def write_junit(path: Path, trace: Traceability, incomplete: bool, suite: str, invalid: str = "") -> None:
+    """One <testcase> per NFR this run judged; an incomplete or INVALID run (``invalid``: why) fails every one.
 
     Rows of the catalogue's other tests ("not run" here) stay in the HTML
     traceability matrix but are left out: a CI dashboard shows this run's verdicts.
@@ -112,7 +112,10 @@ def write_junit(path: Path, trace: Traceability, incomplete: bool, suite: str) -
                   f"{r.nfr.threshold} (samples {r.samples})" + (f"; {r.message}" if r.message else ""))
         if r.groups:
             detail += "\n" + "\n".join(f"  {g}: {v}" for g, v in r.groups.items())
-        if r.status != "pass" or incomplete or r.no_degradation is False:
+        if invalid:
+            ET.SubElement(case, "failure", message=f"run INVALID ({invalid}): not evidence; {detail}",
+                          type="run invalid")
+        elif r.status != "pass" or incomplete or r.no_degradation is False:
             why = r.status if r.status != "pass" else ("run incomplete" if incomplete else "degraded vs baseline")
             ET.SubElement(case, "failure", message=f"{why}: {detail}", type=why)
         else:

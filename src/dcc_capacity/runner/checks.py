@@ -58,6 +58,14 @@ def check_run_numbers(opts: Any) -> None:
     _range(opts.retries, "--retries", 0, 100)
     _range(opts.emulator_tps, "--emulator-tps", 0, lo_open=True)
     _range(opts.web_port, "--web-port", 1, 65535)
+    _range(opts.max_in_flight, "--max-in-flight", 1, 1_000_000)
+    _range(opts.max_parked, "--max-parked-journeys", 0, 10_000_000)
+    _range(opts.max_send_lag_ms, "--max-send-lag", 0, lo_open=True)  # None: the project default
+    _range(opts.trt_missing_s, "--trt-missing", 0, 7 * 86400, lo_open=True)
+    if opts.trt_late_s > opts.trt_missing_s:
+        raise InputError(f"must be <= --trt-missing {opts.trt_missing_s:g} s (got {opts.trt_late_s:g} s)",
+                         key="--trt-late")
+    _range(opts.drain_s, "--drain", 0, 7 * 86400)
     _range(opts.web_linger_s, "--web-linger", 0, 3600)
     _range(opts.fleet_size, "--fleet-size", 1, 2**32)
     _range(opts.pool_size, "pool_size", 1)

@@ -39,6 +39,9 @@ CONFIG_KEYS: dict[str, str] = {
     "test": "run.test", "profile": "run.profile", "sp": "run.sp", "slot": "run.slot", "duration": "run.duration",
     "rate": "run.rate", "normal": "run.normal", "nfr": "run.nfr", "workers": "run.workers",
     "retries": "run.retries", "fleet_size": "run.fleet_size", "seed": "seed", "host": "target.host",
+    "trt_late": "run.trt_late", "trt_missing": "run.trt_missing", "drain": "run.drain",
+    "max_in_flight": "run.max_in_flight", "max_parked_journeys": "run.max_parked_journeys",
+    "max_send_lag": "run.max_send_lag_ms",
 }
 
 
@@ -122,6 +125,9 @@ class Mapped:
     callback_port: int = 0
     emulator_callback_url: str | None = None
     """callback.public_url when it is loopback (what an embedded emulator may post to), else None."""
+    telemetry: Any = None
+    """The file's ``[telemetry]`` section (a TelemetryConfig), None without a configuration."""
+    config_file: str | None = None
 
 
 def locust_args_for(cfg: Any, signing_keys: Path | None) -> list[str]:
@@ -176,9 +182,6 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
     # The embedded emulator calls back the public URL only on loopback: a rehearsal never posts to the outside.
     url = cfg.callback.public_url
     m.emulator_callback_url = url if url and is_loopback(url) else None
-    if cfg.tls.callback_cert and _value(args, "workers"):
-        raise InputError("callback TLS needs workers = 0 (the callback relay in front of workers is plain HTTP)",
-                         file=file, key="tls.callback_cert")
     entries = [SigningKey(eui=u.eui, roles=tuple(u.roles), cert=u.cert, key=u.key, pkcs12=u.pkcs12,
                           password_env=u.password_env, where=f"signing[{i}]") for i, u in enumerate(cfg.signing)]
     creds = load_credentials(entries, file) if entries else []
@@ -204,10 +207,25 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
     if host is None and cfg.target.endpoints != type(cfg.target.endpoints)():
         ep = cfg.target.endpoints
         m.emulator["paths"] = {"S": ep.S, "T": ep.T, "D": ep.D}
+    m.telemetry, m.config_file = cfg.telemetry, file
+    _check_telemetry_env(cfg.telemetry, file)
     m.audit = _audit(cfg, src, entries, creds)
     m.audit["tls"].update(_open_tls_key(cfg, file))
     m.files["run-config.json"] = (json.dumps(redact(cfg.model_dump(mode="json")), indent=2) + "\n").encode()
     return m
+
+
+def _check_telemetry_env(tel: Any, file: str) -> None:
+    """Every credential variable the telemetry sources name must be set: exit 2 now, naming it, not a 401 later."""
+    import os
+
+    for kind in ("scrape", "prometheus"):
+        for i, source in enumerate(getattr(tel, kind)):
+            for leaf in ("bearer_token_env", "password_env"):
+                name = getattr(source, leaf)
+                if name and os.environ.get(name) is None:
+                    raise InputError(f"environment variable {name} is not set", file=file,
+                                     key=f"telemetry.{kind}[{i}].{leaf}")
 
 
 def _open_tls_key(cfg: Any, file: str) -> dict[str, Any]:

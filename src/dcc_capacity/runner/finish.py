@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["rates_from_records", "shares_by_user"]
+__all__ = ["compare_mix", "mix_from_records", "rates_from_records", "shares_by_user"]
 
 
 
@@ -59,3 +59,60 @@ def shares_by_user(run_dir: Path) -> dict[str, dict[str, float]]:
         out[str(user)] = {"requests": n, "ok": ok, "throttled": int((g["outcome"] == "throttled").sum()),
                           "achieved_share": ok / total_ok, "ok_ratio": ok / n if n else 0.0}
     return out
+
+
+def mix_from_records(run_dir: Path) -> dict[str, Any]:
+    """The SRV mix a run sent, from its records: the same shares ``plan --mix`` gives (srvmix.SrvMix.to_dict).
+
+    Counted per SRV attempt, as the report counts them (a critical SRV's CV 5 row is its CV 4's attempt, not a
+    second SRV; dropped arrivals sent nothing). ``smets`` and ``prepay`` are the records' own columns.
+    """
+    from ..srvmix import CLASS_ROWS, TOPUP_VARIANT
+
+    df = _requests(run_dir)
+    if df is None or df.empty:
+        return {"srvs": 0}
+    sent = df[(df["srv_variant"].astype(str) != "") & ~df["label"].astype(str).str.endswith(" CV5")]
+    n = len(sent)
+    if not n:
+        return {"srvs": 0}
+    classes = (sent["user_class"].astype(str).value_counts() / n).to_dict()
+    rows: dict[str, float] = {}
+    for cls, share in classes.items():
+        rows[CLASS_ROWS.get(cls, cls)] = rows.get(CLASS_ROWS.get(cls, cls), 0.0) + share
+    bau = sent[sent["user_class"].astype(str).map(lambda c: CLASS_ROWS.get(c) == "bau")]
+    topups = int(((bau["user_class"] == "Bau") & (bau["srv_variant"] == TOPUP_VARIANT)).sum())
+    smets = sent["smets"] if "smets" in sent.columns else None
+    return {
+        "srvs": n,
+        "classes": classes,
+        "rows": rows,
+        "srv_shares": (sent["srv_variant"].astype(str).value_counts() / n).to_dict(),
+        "smets1_share": float((smets == 1).mean()) if smets is not None else None,
+        "smets_recorded": float((smets > 0).mean()) if smets is not None else 0.0,
+        "prepay_share": float(sent["prepay"].astype(bool).mean()) if "prepay" in sent.columns else None,
+        "topup_share": topups / len(bau) if len(bau) else 0.0,
+        "bau_srvs": len(bau),
+    }
+
+
+def compare_mix(plan: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
+    """Plan (``SrvMix.to_dict()``) against records (:func:`mix_from_records`): differences in percentage points."""
+    rows = set(plan.get("rows", {})) | set(measured.get("rows", {}))
+    row_pp = {r: 100 * (measured.get("rows", {}).get(r, 0.0) - plan.get("rows", {}).get(r, 0.0)) for r in rows}
+    srvs = set(plan.get("srvs", {})) | set(measured.get("srv_shares", {}))
+    srv_pp = {v: 100 * (measured.get("srv_shares", {}).get(v, 0.0) - plan.get("srvs", {}).get(v, {}).get("share", 0.0))
+              for v in srvs}
+    return {
+        "srvs": measured.get("srvs", 0),
+        "rows_pp": dict(sorted(row_pp.items())),
+        "max_row_pp": max((abs(v) for v in row_pp.values()), default=0.0),
+        "max_srv_pp": max((abs(v) for v in srv_pp.values()), default=0.0),
+        "smets1_plan": plan.get("smets1_share"), "smets1_measured": measured.get("smets1_share"),
+        "smets1_pp": 100 * ((measured.get("smets1_share") or 0.0) - (plan.get("smets1_share") or 0.0)),
+        "prepay_plan": plan.get("prepay_share"), "prepay_measured": measured.get("prepay_share"),
+        "prepay_pp": 100 * ((measured.get("prepay_share") or 0.0) - (plan.get("prepay_share") or 0.0)),
+        "topup_plan": plan.get("topup_share", {}).get("value"), "topup_measured": measured.get("topup_share"),
+        "topup_pp": 100 * ((measured.get("topup_share") or 0.0) - (plan.get("topup_share", {}).get("value") or 0.0)),
+        "bau_srvs": measured.get("bau_srvs", 0),
+    }

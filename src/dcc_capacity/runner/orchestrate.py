@@ -2,8 +2,9 @@
 
 The CLI process stays free of Locust and gevent: Locust runs as subprocesses
 (``python -m locust -f users/locustfile.py``), the emulator as another, and
-this process only starts them, polls the emulator's ``/metrics`` into
-``metrics.csv``, watches for a dead SUT, and at the end writes ``run.json``
+this process only starts them, runs the one resource collector of the run
+(:mod:`dcc_capacity.telemetry`: the SUT's exporters, Prometheus, the
+emulator's ``/metrics``), watches for a dead SUT, and at the end writes ``run.json``
 and calls :func:`dcc_capacity.report.build.build_report`. Every wait is
 bounded.
 """
@@ -20,9 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,7 +36,7 @@ from .finish import rates_from_records
 from .resilience import WorkerWatch, die_with_parent, lost_workers_failure, write_run_json_early
 from .safety import interrupt_on_signals
 from .spec import Resolved, TestSpec, default_test_id, resolve
-from .target import callback_scheme, client_context
+from .target import callback_scheme, callback_server_tls, client_context, without_callback_tls
 
 __all__ = ["RunOptions", "run_test"]
 
@@ -63,6 +62,9 @@ class RunOptions:
     fleet_size: int = 1_000_000
     pool_size: int = 1024
     emulator_tps: float | None = None
+    device_latency: str | None = None
+    """--device-latency: the embedded emulator's preset (``dcc-test``, ``fast``); None: the run config's, else
+    ``$DCC_CAPACITY_DEVICE_LATENCY``, else ``dcc-test`` (emulator/latency.py)."""
     retries: int = 0
     progress_interval: float | None = None
     """Seconds between progress lines; default: every 5 s, or 1/60 of a longer run (about 60 lines at most)."""
@@ -71,6 +73,19 @@ class RunOptions:
     """--baseline: allowed worsening in percent."""
     limits: dict[str, float] = field(default_factory=dict)
     """Scenario verdict limits given on the command line (report/scenarios.py); run.json ``limits``."""
+    trt_late_s: float = 30.0
+    """An async response later than this (from the planned send) is ``late``."""
+    trt_missing_s: float = 120.0
+    """No async response after this: ``missing``."""
+    drain_s: float | None = None
+    """After the load, how long awaited responses are waited for (None: ``trt_missing_s``)."""
+    max_in_flight: int = 1000
+    """Open HTTP exchanges per user class and load process."""
+    max_parked: int = 100_000
+    """Journeys per load process parked on a response their next step needs."""
+    max_send_lag_ms: float | None = None
+    """Send lag p99 above this makes the run INVALID (the generator, not the SUT, was late); None: the project
+    default (report/validity.py)."""
     extra_locust_args: list[str] = field(default_factory=list)
     emulator_config: dict[str, Any] = field(default_factory=dict)
     """Merged over the embedded emulator's generated config (e.g. ``tls``, ``callback_tls``, ``faults``)."""
@@ -88,6 +103,10 @@ class RunOptions:
     """Run-folder relative path -> content, written before Locust starts (signing-keys.json, run-config.json)."""
     audit: dict[str, Any] = field(default_factory=dict)
     """run.json ``real_environment``: target, certificates by fingerprint, key paths (no secret)."""
+    telemetry: Any = None
+    """The run configuration's ``[telemetry]`` (a TelemetryConfig): where the SUT's resource figures come from."""
+    config_file: str | None = None
+    """The run configuration's path (provenance of the telemetry settings in the report)."""
 
 
 def _free_port() -> int:
@@ -119,8 +138,18 @@ def _check_inputs(opts: RunOptions) -> Resolved:
     from .safety import check_ceilings, check_target
 
     check_target(opts.host, opts.confirm_non_loopback, web=opts.web)  # before anything is started or sent
+    if opts.host is not None and opts.device_latency is not None:
+        raise InputError("sets the embedded emulator's latency; with --host the system under test has its own",
+                         key="--device-latency")
+    if opts.host is None and opts.device_latency is None:
+        from ..emulator.latency import default_preset
+
+        default_preset()  # a bad $DCC_CAPACITY_DEVICE_LATENCY is exit 2 before anything starts
     if opts.workers < 0 or opts.workers > 64:
         raise InputError(f"must be 0..64 (got {opts.workers})", key="--workers")
+    relay_tls = callback_server_tls(opts.extra_locust_args) if opts.workers else None
+    if relay_tls is not None:  # the relay serves it: a wrong file or password is exit 2 here, before any start
+        relay_tls.context()
     if opts.nfr is not None and not opts.nfr.is_file():
         raise InputError("no such file", file=opts.nfr, key="--nfr")
     if opts.nfr is not None:  # a bad catalogue is one line and exit 2 here, not a crash in every Locust process
@@ -175,42 +204,20 @@ def _emulator_config(opts: RunOptions, r: Resolved, callback_url: str, registry:
         from ..emulator.config import _merge
 
         cfg = _merge(cfg, opts.emulator_config)
+    _set_device_latency(cfg, opts.device_latency)
     return cfg
 
 
-class _MetricsPoller(threading.Thread):
-    """Polls the emulator's /metrics once a second into metrics.csv (bounded by stop())."""
+def _set_device_latency(cfg: dict[str, Any], flag: str | None) -> None:
+    """The preset written out in full (flag, else the run config's, else the environment's or the default), so
+    logs/emulator-config.json records which latency the run was measured against."""
+    from ..emulator.latency import default_preset
 
-    COLUMNS = ("ts", "cpu_percent", "rss_bytes", "queue_depth", "in_flight", "throttled", "rejected", "outage")
-
-    def __init__(self, url: str, path: Path, context: Any = None) -> None:
-        super().__init__(daemon=True)
-        self.context = context
-        self.url, self.path = url.rstrip("/") + "/metrics.json", path
-        self._stop_evt = threading.Event()
-        self.failures = 0
-
-    def run(self) -> None:
-        with self.path.open("w", encoding="utf-8") as fh:
-            fh.write(",".join(self.COLUMNS) + "\n")
-            while not self._stop_evt.wait(1.0):
-                try:
-                    with urllib.request.urlopen(self.url, timeout=2,  # noqa: S310 - loopback
-                                                context=self.context) as resp:
-                        m = json.loads(resp.read())
-                except Exception:
-                    self.failures += 1
-                    continue
-                totals = m.get("totals") or {}
-                row = [m.get("time", time.time()), m.get("cpu_percent", ""), m.get("rss_bytes", ""),
-                       m.get("queue_depth", ""), m.get("in_flight", ""), totals.get("throttled", ""),
-                       totals.get("rejected", ""), m.get("outage", "")]
-                fh.write(",".join(str(v) for v in row) + "\n")
-                fh.flush()
-
-    def stop(self) -> None:
-        self._stop_evt.set()
-        self.join(5)
+    latency = cfg.setdefault("capacity", {}).setdefault("device_latency", {})
+    if flag is not None:
+        latency["preset"] = flag
+    elif not latency.get("preset"):
+        latency["preset"] = default_preset()
 
 
 def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
@@ -222,7 +229,11 @@ def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
          "--stress-max-error-rate", str(s.max_error_rate), "--stress-max-p95-ms", str(s.max_p95_ms or 0),
          "--spike-factor", str(s.spike_factor), "--burst-factor", str(s.burst_factor),
          "--fleet-seed", str(opts.seed), "--fleet-size", str(opts.fleet_size), "--pool-size", str(opts.pool_size),
-         "--step-retries", str(opts.retries), "--exit-code-on-error", "0", "--loglevel", "WARNING"]
+         "--step-retries", str(opts.retries), "--exit-code-on-error", "0", "--loglevel", "WARNING",
+         "--trt-late", str(opts.trt_late_s), "--trt-missing", str(opts.trt_missing_s),
+         "--max-in-flight", str(opts.max_in_flight), "--max-parked-journeys", str(opts.max_parked)]
+    if opts.drain_s is not None:
+        a += ["--drain", str(opts.drain_s)]
     if s.slot:
         a += ["--slot", s.slot]
     if s.rate:
@@ -246,6 +257,42 @@ def _popen(args: list[str], log: Path) -> subprocess.Popen:
     fh = open(log, "ab")  # noqa: SIM115 - lives as long as the process
     return subprocess.Popen([sys.executable, "-m", "locust", *args], stdout=fh, stderr=subprocess.STDOUT,
                             env=_env(), start_new_session=True, preexec_fn=die_with_parent)
+
+
+def _relay_args(opts: RunOptions, port: int, registry: Path, stats: Path) -> list[str]:
+    """The relay's command line: with callback TLS it, not the workers, terminates it (runner/relay.py)."""
+    a = [sys.executable, "-m", "dcc_capacity.runner.relay", "--host", opts.callback_host, "--port", str(port),
+         "--registry", str(registry), "--stats", str(stats)]
+    tls = callback_server_tls(opts.extra_locust_args)
+    if tls is not None:
+        a += ["--tls-cert", tls.cert]
+        for flag, value in (("--tls-key", tls.key), ("--tls-client-ca", tls.client_ca),
+                            ("--tls-key-password-env", tls.password_env)):
+            if value:
+                a += [flag, value]
+    return a
+
+
+def _wait_listening(proc: subprocess.Popen, port: int, log: Path, timeout: float = 20.0) -> None:
+    """Until the relay accepts connections on ``port`` (bounded): a callback must never find nobody there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RunError(f"the callback relay exited with status {proc.returncode}: {_tail(log, 600).strip()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RunError(f"the callback relay did not listen on port {port} within {timeout:g} s (see {log})")
+
+
+def _relay_counts(stats: Path) -> dict[str, Any] | None:
+    """What the relay forwarded, refused (TLS handshakes), could not route or deliver; None if it wrote nothing."""
+    try:
+        return json.loads(stats.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
@@ -273,7 +320,6 @@ def run_test(opts: RunOptions) -> int:
     for name, content in opts.run_files.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_bytes(content)
-    from ..fleet import Fleet
     from ..pki import TestPKI
     from ..users.kit import fleet_pools, write_device_registry
 
@@ -281,28 +327,28 @@ def run_test(opts: RunOptions) -> int:
     emulator = relay = master = migrations = None
     emulator_t0: float | None = None
     workers: list[subprocess.Popen] = []
-    poller: _MetricsPoller | None = None
+    collector: Any = None
     failure = ""
     started = time.time()
     target = opts.host or "embedded emulator"
     callback_port = opts.callback_port or _free_port()
     registry_dir = out / "logs" / "callbacks"
+    relay_stats = logs / "relay.json"
     write_run_json_early(out, spec=spec, slot=resolved.slot, started=started, target=target,
                          command_line=opts.command_line, seed=opts.seed, workers=opts.workers)
     watch = WorkerWatch([], say=lambda m: _say(opts, m))
     stop_signals = interrupt_on_signals()
     try:
         if opts.workers:
-            relay_port = callback_port
-            relay = subprocess.Popen([sys.executable, "-m", "dcc_capacity.runner.relay", "--host", opts.callback_host,
-                                      "--port", str(relay_port),
-                                      "--registry", str(registry_dir)], env=_env(), preexec_fn=die_with_parent,
+            relay = subprocess.Popen(_relay_args(opts, callback_port, registry_dir, relay_stats), env=_env(),
+                                     preexec_fn=die_with_parent,
                                      stdout=open(logs / "relay.log", "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+            _wait_listening(relay, callback_port, logs / "relay.log")
         host = opts.host
         if host is None:
             from ..emulator import start_emulator
 
-            fleet = Fleet(seed=opts.seed, size=opts.fleet_size)
+            fleet = _fleet(opts, resolved)  # the profile's shares, as every Locust process builds it (srvmix.py)
             registry = write_device_registry(fleet, fleet_pools(fleet, opts.pool_size), logs / "devices.csv")
             scheme = callback_scheme(opts.extra_locust_args)
             cfg = _emulator_config(opts, resolved, opts.callback_url or f"{scheme}://127.0.0.1:{callback_port}/",
@@ -316,11 +362,13 @@ def run_test(opts: RunOptions) -> int:
             emulator = start_emulator(cfg, mode="subprocess")
             emulator_t0 = time.time()  # its fault windows count from here (it answers within ~20 ms of starting)
             host = emulator.url
-            poller = _MetricsPoller(host, out / "metrics.csv", client_context(opts.extra_locust_args))
-            poller.start()
-            _say(opts, f"embedded emulator on {host} (capacity {cfg['capacity']['tps']:g} TPS)")
+            _say(opts, f"embedded emulator on {host} (capacity {cfg['capacity']['tps']:g} TPS, device latency "
+                       f"{cfg['capacity']['device_latency']['preset']})")
         assert host is not None
+        collector = _start_telemetry(opts, host if emulator is not None else None)
         base = _locust_args(opts, host, out)
+        if opts.workers:  # the relay terminates the callback TLS; the workers listen on 127.0.0.1, plain HTTP
+            base = without_callback_tls(base)
         linger = str(max(0, int(round(opts.web_linger_s))))
         ui = (["--web-host", "127.0.0.1", "--web-port", str(opts.web_port), "--autostart", "--autoquit", linger,
                *(["--ui-metrics-url", f"{host}/metrics"] if emulator is not None else [])]
@@ -360,25 +408,51 @@ def run_test(opts: RunOptions) -> int:
         for w in workers:
             _stop(w)
         _stop(master)
-        if poller is not None:
-            poller.stop()
+        if collector is not None:
+            collector.stop()
         if emulator is not None:
             emulator.stop()
         _stop(relay)
     ended = time.time()
+    relay_counts = _relay_counts(relay_stats) if relay is not None else None
+    if relay_counts and any(relay_counts.get(k) for k in ("refused", "unroutable", "failed")):
+        _say(opts, "callback relay: {forwarded} forwarded, {refused} refused (TLS handshake), {unroutable} "
+                   "unroutable, {failed} not delivered to a worker (logs/relay.log)".format(**{
+                       k: relay_counts.get(k, 0) for k in ("forwarded", "refused", "unroutable", "failed")}))
     try:
-        return _finish(opts, resolved, started, ended, failure, target, emulator_t0, watch)
+        return _finish(opts, resolved, started, ended, failure, target, emulator_t0, watch, relay_counts)
     finally:
         stop_signals.restore()
 
 
+def _start_telemetry(opts: RunOptions, emulator_url: str | None) -> Any:
+    """The run's one resource collector (telemetry/collector.py), started before any load; None: nothing to collect."""
+    from ..telemetry import build_collector
+
+    collector = build_collector(opts.telemetry, opts.out, config_file=opts.config_file, emulator_url=emulator_url,
+                                emulator_context=client_context(opts.extra_locust_args))
+    if collector is not None:
+        collector.start()
+        if collector.sources:
+            _say(opts, f"resource telemetry every {collector.interval:g} s from {len(collector.sources)} source(s)")
+    return collector
+
+
+def _fleet(opts: RunOptions, r: Resolved) -> Any:
+    """The run's fleet: its seed and size, the shares the profile gives for the SP and slot (srvmix.py)."""
+    from ..fleet import Fleet
+
+    if r.mix is None:
+        return Fleet(seed=opts.seed, size=opts.fleet_size)
+    return r.mix.fleet.fleet(opts.seed, opts.fleet_size)
+
+
 def _start_migrations(opts: RunOptions, emulator: Any) -> Any:
     """The negative run's SFTP migration cases (NEG-FALLOUT, NEG-REPROCESS), on SMETS1 installations of the fleet."""
-    from ..fleet import Fleet
     from ..users.kit import fleet_pools
     from .negative import MigrationCases
 
-    fleet = Fleet(seed=opts.seed, size=opts.fleet_size)
+    fleet = _fleet(opts, resolve(opts.spec))
     pools = fleet_pools(fleet, opts.pool_size)
     smets1 = sorted(i for (gen, _), idx in pools.by_kind.items() if gen == 1 for i in idx)
     thread = MigrationCases(int(emulator.info["sftp_port"]), opts.out, [fleet[i] for i in smets1],
@@ -421,7 +495,8 @@ def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.
            watch: WorkerWatch | None = None) -> str:
     """Wait for Locust to finish (bounded); return why the run failed ('' when it did not)."""
     spec = opts.spec
-    limit = spec.duration_s + 120 + (opts.workers * 10) + (opts.web_linger_s if opts.web else 0)
+    drain = opts.drain_s if opts.drain_s is not None else opts.trt_missing_s
+    limit = spec.duration_s + drain + 120 + (opts.workers * 10) + (opts.web_linger_s if opts.web else 0)
     t0 = time.monotonic()
     follow = _Follow(opts.out / "logs" / ("master.log" if opts.workers else "locust.log"))
     while master.poll() is None:
@@ -445,7 +520,8 @@ def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.
 
 
 def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure: str, target: str,
-            emulator_t0: float | None = None, watch: WorkerWatch | None = None) -> int:
+            emulator_t0: float | None = None, watch: WorkerWatch | None = None,
+            relay_counts: dict[str, Any] | None = None) -> int:
     from ..operator_log import load_operator_actions, stress_section
     from ..report.build import build_report
 
@@ -467,6 +543,8 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     plan_doc = r.plan.to_dict()
     plan_doc["test_scale"] = {sp: r.plan.profile.test_scale(sp) for sp in ("DSP", "S1SP", "DCO", "CP")}
     plan_doc.update(plan_provenance(r.plan, spec.profile))  # inputs with sources; A7 split by row (alerts)
+    if r.mix is not None:  # what the run was to send inside the rates: the records' srv_variant/smets/prepay check it
+        plan_doc["mix"] = r.mix.to_dict()
     (out / "plan.json").write_text(json.dumps(plan_doc, indent=2) + "\n")
     import locust
 
@@ -487,13 +565,21 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
                         "achieved": rates.get(cls, {}).get("achieved", 0.0)}
                   for cls in sorted(set(targets) | set(rates))},
         "spec": spec.to_dict(), "workers": opts.workers, "alerts_per_s": r.alerts_per_s,
+        "measurement": {"trt_late_s": opts.trt_late_s, "trt_missing_s": opts.trt_missing_s,
+                        "drain_s": opts.drain_s if opts.drain_s is not None else opts.trt_missing_s,
+                        "max_in_flight": opts.max_in_flight, "max_parked_journeys": opts.max_parked},
     }
+    if opts.max_send_lag_ms is not None:
+        run["validity"] = {"max_send_lag_ms": opts.max_send_lag_ms, "max_send_lag_source": "the user's setting "
+                           "(--max-send-lag / run.max_send_lag_ms)"}
     if not failure:
         run["end"] = _iso(ended)
     else:
         run["failure"] = failure
     if opts.audit:
         run["real_environment"] = opts.audit
+    if relay_counts is not None:  # --workers: what the callback relay forwarded and refused
+        run["callback_relay"] = relay_counts
     if opts.nfr is not None:
         run["nfr_file"] = {"path": str(opts.nfr), "sha256": _sha256(opts.nfr)}
     if shape is not None:
@@ -549,6 +635,8 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
     if failure:
         _say(opts, f"run FAILED: {failure}")
         raise RunError(failure.splitlines()[0])
+    if not outcome.summary_doc.get("valid", True):
+        _say(opts, "run INVALID (not evidence): " + "; ".join(outcome.summary_doc.get("invalid_reasons", [])))
     if not (run.get("negative") or {}).get("passed", True):
         return max(outcome.exit_code, 1)  # a negative case not answered as required fails the run
     return outcome.exit_code

@@ -11,11 +11,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import InputError
+from ..srvmix import SrvMix, derive_mix
 from ..users.rows import ROW_CLASSES
 from ..volume import SLOTS, SPS, VolumePlan, load_plan
 
-__all__ = ["CLASS_GROUPS", "TESTS", "Resolved", "TestSpec", "class_rates", "drop", "excluded", "parse_duration",
-           "resolve", "scaled", "spec_from_options"]
+__all__ = ["CLASS_GROUPS", "TESTS", "Resolved", "TestSpec", "class_rates", "drop", "excluded", "mix_for",
+           "parse_duration", "resolve", "scaled", "spec_from_options"]
 
 TESTS = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative")
 NEGATIVE_RATE = 4.0
@@ -181,6 +182,31 @@ class Resolved:
     slot: str
     rates: dict[str, float]
     alerts_per_s: float
+    mix: SrvMix | None = None
+    """What the classes send inside those rates, and the fleet they send it to (srvmix.py)."""
+
+
+def mix_for(spec: TestSpec, plan: VolumePlan | None = None) -> SrvMix:
+    """The SRV mix and fleet of ``spec``'s profile, SP and slot: the same in the CLI and every Locust process.
+
+    For a soak (all three slots) the Bau class keeps the make-up of ``spec``'s slot (the busiest by default).
+    """
+    plan = plan if plan is not None else load_plan(spec.profile)
+    slot = spec.slot or plan.busiest_slot(spec.sp)
+    return derive_mix(plan, spec.sp, slot, class_rates(plan, spec.sp, slot, spec.secmp0192_share),
+                      secmp0192_share=spec.secmp0192_share)
+
+
+def check_sendable(mix: SrvMix, profile: str) -> None:
+    """Every journey SRV must have a DUIS template, or the journey would silently skip it: exit 2 up front."""
+    from ..duis.templates import available_variants
+
+    templated = set(available_variants())
+    for row, steps in mix.journeys.items():
+        for i, variant in enumerate(steps):
+            if variant not in templated:
+                raise InputError(f"SRV {variant!r} has no DUIS template in srv_templates/, so a run cannot send "
+                                 f"this journey", file=profile, key=f"journeys.{row}[{i}]")
 
 
 def resolve(spec: TestSpec) -> Resolved:
@@ -188,8 +214,10 @@ def resolve(spec: TestSpec) -> Resolved:
     spec.check()
     plan = load_plan(spec.profile)
     slot = spec.slot or plan.busiest_slot(spec.sp)
+    mix = mix_for(spec, plan)
     if spec.test == "negative":  # the negative cases, not the profile's mix (the profile still names SP and slot)
-        return Resolved(plan, slot, {"NegativeCases": spec.rate or NEGATIVE_RATE}, 0.0)
+        return Resolved(plan, slot, {"NegativeCases": spec.rate or NEGATIVE_RATE}, 0.0, mix)
+    check_sendable(mix, spec.profile)
     rates = class_rates(plan, spec.sp, slot, spec.secmp0192_share)
     alerts = plan.row_rates(spec.sp, slot).get("alerts", 0.0)
     total = sum(rates.values())
@@ -210,4 +238,4 @@ def resolve(spec: TestSpec) -> Resolved:
     if spec.exclude and sum(kept.values()) <= 0 and spec.test != "soak":
         raise InputError(f"nothing left to send in the {slot} slot once {', '.join(spec.exclude)} is excluded",
                          key="--exclude")
-    return Resolved(plan, slot, kept, alerts * factor)
+    return Resolved(plan, slot, kept, alerts * factor, mix)

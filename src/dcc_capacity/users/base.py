@@ -106,17 +106,22 @@ class DuisUser(OpenModelUser):
         raise NotImplementedError
 
     # -- one SRV, with the steps the DUIS flow needs ---------------------------------------------
-    def srv(self, variant: str, inst: Installation, **build: Any) -> Journey:
-        """Steps of one SRV for ``inst`` (``yield from``); returns the final StepResult, retried as configured."""
-        attempts = 1 + (self.kit.retries if self.retries is None else self.retries)
+    def srv(self, variant: str, inst: Installation, *, final: bool = False, **build: Any) -> Journey:
+        """Steps of one SRV for ``inst`` (``yield from``); returns the final StepResult, retried as configured.
+
+        ``final``: nothing after this SRV looks at its async response (a single-SRV arrival), so without retries the
+        arrival ends at the acknowledgement and the result is ``pending``; the listener completes the record.
+        """
+        attempts = max(1, 1 + (self.kit.retries if self.retries is None else self.retries))
+        needs_response = not final or attempts > 1  # a retry must know whether the response was a failure
         res: StepResult | None = None
-        for _ in range(max(1, attempts)):
-            res = yield from self._srv_once(variant, inst, **build)
+        for _ in range(attempts):
+            res = yield from self._srv_once(variant, inst, needs_response, **build)
             if res is None or res.ok:
                 return res
         return res
 
-    def _srv_once(self, variant: str, inst: Installation, **build: Any) -> Journey:
+    def _srv_once(self, variant: str, inst: Installation, needs_response: bool, **build: Any) -> Journey:
         kit = self.kit
         try:
             req = kit.factory.build(variant, inst, **build)
@@ -125,7 +130,7 @@ class DuisUser(OpenModelUser):
         cv = req.command_variant
         if cv == 4:
             res = yield Step(f"{variant} CV4", kit.paths["T"], body=req.body, headers=_HEADERS,
-                             request_id=req.request_id, srv_variant=variant)
+                             request_id=req.request_id, srv_variant=variant, smets=inst.smets, prepay=inst.prepay)
             if not res.ok:
                 return res
             try:
@@ -138,14 +143,16 @@ class DuisUser(OpenModelUser):
                 return res
             cv5 = kit.factory.signed_precommand(req.request_id, variant, parsed.gbcs_payload)
             res5 = yield Step(f"{variant} CV5", kit.paths["S"], body=cv5.body, headers=_HEADERS,
-                              request_id=req.request_id, expect_callback=True, srv_variant=variant)
+                              request_id=req.request_id, expect_callback=True, srv_variant=variant,
+                              smets=inst.smets, prepay=inst.prepay, needs_response=needs_response)
             res5.extra["precommand"] = parsed
             return res5
         if cv in (2, 6, 8):
             return (yield Step(variant, kit.paths["D"], body=req.body, headers=_HEADERS, request_id=req.request_id,
-                               srv_variant=variant))
+                               srv_variant=variant, smets=inst.smets, prepay=inst.prepay))
         return (yield Step(variant, kit.paths["S"], body=req.body, headers=_HEADERS, request_id=req.request_id,
-                           expect_callback=True, srv_variant=variant))
+                           expect_callback=True, srv_variant=variant, smets=inst.smets, prepay=inst.prepay,
+                           needs_response=needs_response))
 
     @staticmethod
     def is_critical(variant: str) -> bool:

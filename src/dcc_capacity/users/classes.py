@@ -7,6 +7,12 @@ SMETS2 installations, migration rows SMETS1 ones), each step starting when
 the previous one is done (its async response where the real process waits for
 one), so its arrivals/s = row rate / journey length (``srvs_per_arrival``).
 The ``alerts`` row has no class: the SUT generates alerts (northbound).
+
+What each class sends follows the profile (:mod:`dcc_capacity.srvmix`, via
+the kit): the journeys are the profile's (its ``journeys`` overrides
+included), the fleet has its SMETS1 and prepayment shares, and the Bau
+class sends top-ups (2.2, to prepayment installations) at the share Table
+A5's BAU formula gives for the SP and slot.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ..duis.mix import BauMix
+from ..srvmix import PREPAY_ONLY
 from ..volume import DEFAULT_JOURNEYS, METER_READ_PREPAY_VARIANTS, METER_READ_VARIANTS
 from .base import DuisUser, Journey
 from .rows import ROW_CLASSES
@@ -30,7 +37,7 @@ class MeterReads(DuisUser):
     def journey(self) -> Journey:
         inst = self.kit.installation(self.rng)
         variants = METER_READ_VARIANTS + (METER_READ_PREPAY_VARIANTS if inst.prepay else ())
-        yield from self.srv(variants[self.rng.randrange(len(variants))], inst)
+        yield from self.srv(variants[self.rng.randrange(len(variants))], inst, final=True)
 
 
 class _JourneyUser(DuisUser):
@@ -39,11 +46,21 @@ class _JourneyUser(DuisUser):
     smets: ClassVar[int] = 2
     prepay: ClassVar[bool] = False
     steps: ClassVar[tuple[str, ...]] = ()
+    """Table A2's default journey; each instance sends the kit's (the profile's) instead."""
+
+    def __init__(self, environment: object) -> None:
+        super().__init__(environment)
+        steps = self.kit.journeys.get(self.row) or type(self).steps
+        self.steps = steps  # type: ignore[misc] - per process: the profile's journey
+        self.srvs_per_arrival = float(len(steps))  # type: ignore[misc] - arrivals/s = row rate / its length
 
     def journey(self) -> Journey:
         inst = self.kit.installation(self.rng, self.smets, self.prepay)
-        for variant in self.steps:
-            res = yield from self.srv(variant, inst)
+        last = len(self.steps) - 1
+        for i, variant in enumerate(self.steps):
+            # Each step waits for the previous one's response (parked, holding no slot); the last one's response
+            # ends nothing, so the journey ends at its acknowledgement.
+            res = yield from self.srv(variant, inst, final=i == last)
             if res is not None and not res.ok:
                 return res  # a failed step ends the journey (after its retries)
         return None
@@ -64,17 +81,18 @@ S1MigrationPrepay = _journey("S1MigrationPrepay", "s1_migration_prepay", 1, True
 
 
 class Bau(DuisUser):
-    """All other SRVs, drawn by the BAU mix weights (srv_templates/bau_mix.csv)."""
+    """All other SRVs: the kit's BAU make-up (top-ups at the profile's share, the rest by bau_mix.csv)."""
 
     abstract = False
     _pick = None
 
     def journey(self) -> Journey:
         if self._pick is None:
-            self._pick = BauMix.load().picker(self.rng)
+            self._pick = (self.kit.bau or BauMix.load()).picker(self.rng, spread=True)
         variant = self._pick()
+        prepay = True if variant in PREPAY_ONLY else None  # a top-up goes to a prepayment meter
         for _ in range(5):  # a variant may need a device the installation lacks (e.g. GSME): try another
-            res = yield from self.srv(variant, self.kit.installation(self.rng))
+            res = yield from self.srv(variant, self.kit.installation(self.rng, prepay=prepay), final=True)
             if res is not None:
                 return res
         return None
@@ -88,7 +106,7 @@ class Secmp0192Schedules(DuisUser):
     def journey(self) -> Journey:
         inst = self.kit.installation(self.rng, smets=1)
         scheduled = "4.3" if self.rng.random() < 0.5 else "4.4.3"
-        yield from self.srv("5.1", inst, scheduled_variant=scheduled)
+        yield from self.srv("5.1", inst, final=True, scheduled_variant=scheduled)
 
 
 class NoisyNeighbour(MeterReads):
@@ -98,7 +116,7 @@ class NoisyNeighbour(MeterReads):
 
     def journey(self) -> Journey:
         inst = self.kit.installation(self.rng)
-        yield from self.srv("4.6.1", inst, originator=self.kit.noisy_originator())
+        yield from self.srv("4.6.1", inst, final=True, originator=self.kit.noisy_originator())
 
 
 ALL_CLASSES = (MeterReads, S2IcCredit, S2IcPrepay, S1MigrationCredit, S1MigrationPrepay, Bau, Secmp0192Schedules,

@@ -87,6 +87,12 @@ class CapacityUI:
         self._metrics = (time.time(), out)
         return out
 
+    def telemetry(self) -> dict[str, Any] | None:
+        """The run's resource collector's latest figures per host (telemetry-live.json in --run-dir), if any."""
+        from ..telemetry import read_live
+
+        return read_live(getattr(self.environment.parsed_options, "run_dir", None))
+
     def state(self) -> dict[str, Any]:
         runner = self.environment.runner
         live = self.live.snapshot()
@@ -96,7 +102,8 @@ class CapacityUI:
                            "workers": runner.worker_count if isinstance(runner, MasterRunner) else 0,
                            "user_count": getattr(runner, "user_count", 0), "host": self.environment.host},
                 "shape": shape.state() if shape is not None else None,
-                "plan": self.plan, "live": live, "nfrs": judge_nfrs(self.nfrs, live), "resources": self.resources()}
+                "plan": self.plan, "live": live, "nfrs": judge_nfrs(self.nfrs, live), "resources": self.resources(),
+                "telemetry": self.telemetry()}
 
     def control(self, body: dict[str, Any]) -> dict[str, Any]:
         shape = self.shape
@@ -149,6 +156,11 @@ class CapacityUI:
             rows.append({"item": n["id"], "now": "" if v is None else f"{v:.4g}",
                          "target": f"{'<=' if n['bound'] == 'max' else '>='} {n['threshold']:g}",
                          "status": {True: "OK", False: "FAIL", None: "-"}[n["ok"]]})
+        for r in (st.get("telemetry") or {}).get("rows", []):  # the SUT's hosts (run's resource collector)
+            figs = [f"{lab} {r[k]:.0f}%" for k, lab in (("cpu_percent", "cpu"), ("mem_percent", "mem"),
+                                                       ("process_cpu_percent", "proc cpu")) if k in r]
+            rows.append({"item": f"{r['host']} resources", "now": " ".join(figs) if r.get("up") else r.get("error"),
+                         "target": "", "status": "" if r.get("up") else "GAP"})
         rows.append({"item": "controls", "now": "open ./capacity/", "target": "", "status": ""})
         return rows
 

@@ -186,5 +186,12 @@ class LiveStats:
             latency[rtype] = entry
         errors = dict(sorted(last["errors"].items(), key=lambda kv: -kv[1]))
         throttled = sum(n for code, n in errors.items() if code in self.throttle_codes)
+        gen = context_for(self.environment).live()  # send lag and what is outstanding, merged over the workers
+        lag = gen["lag"]
+        generator = {"send_lag_p99_ms": lag.quantile(0.99) if lag.n else None,
+                     "send_lag_max_ms": lag.max_ms if lag.n else None, "awaited": gen["awaited"],
+                     "parked": gen["parked"], "in_flight": gen["in_flight"],
+                     "dropped": sum(last["classes"].get("dropped", {}).values())}
         return {"window_s": round(w[0], 2) if w is not None else None, "classes": classes, "latency": latency,
-                "errors": errors, "throttled": throttled, "failed": sum(errors.values()) - throttled}
+                "errors": errors, "throttled": throttled, "failed": sum(errors.values()) - throttled,
+                "generator": generator}

@@ -71,6 +71,11 @@ function renderLive(state) {
     <td>${esc(n.id)}</td><td>${esc(n.metric)}${n.stat ? " " + esc(n.stat) : ""}</td><td>${n.value === null ? "-" : fmt(n.value, 3)}</td>
     <td>${n.bound === "max" ? "&le;" : "&ge;"} ${n.threshold}</td><td>${n.ok === true ? "OK" : n.ok === false ? "FAIL" : esc(n.note || "-")}</td></tr>`));
   $("#throttled").textContent = live.throttled; $("#failed").textContent = live.failed;
+  const g = live.generator || {};
+  $("#lag-p99").textContent = fmt(g.send_lag_p99_ms, 1); $("#lag-max").textContent = fmt(g.send_lag_max_ms, 1);
+  $("#awaited").textContent = g.awaited ?? 0; $("#parked").textContent = g.parked ?? 0;
+  $("#in-flight").textContent = g.in_flight ?? 0;
+  $("#generator-warning").textContent = g.dropped ? ` ${g.dropped} arrivals dropped: the run is INVALID` : "";
   rows("#errors tbody", Object.entries(live.errors).map(([code, n]) => `<tr><td>${esc(code)}</td><td>${n}</td></tr>`));
 }
 
@@ -82,6 +87,22 @@ function renderResources(res) {
   const g = Object.entries(res.gauges).map(([k, v]) => `<tr><td>${esc(k)}</td><td>${k.endsWith("bytes") ? fmt(v / 1048576) + " MiB" : fmt(v, 2)}</td></tr>`);
   const codes = Object.entries(res.by_code || {}).map(([k, v]) => `<tr><td>SUT response code ${esc(k)}</td><td>${v}</td></tr>`);
   el.innerHTML = `<table>${g.join("")}${codes.join("")}</table>`;
+}
+
+// Per host, from the run's resource collector: a host whose last sample failed is a gap (never shown as 0).
+function renderTelemetry(tel) {
+  if (!tel || !tel.rows) return;
+  const el = $("#telemetry");
+  el.className = tel.stale ? "fail" : "";
+  const mib = (v) => (v === undefined ? "-" : fmt(v / 1048576));
+  const pct = (v) => (v === undefined ? "-" : fmt(v, 1));
+  const rowsHtml = tel.rows.map((r) => r.up
+    ? `<tr data-host="${esc(r.host)}"><td>${esc(r.host)}</td><td>${pct(r.cpu_percent)}</td><td>${pct(r.mem_percent)}</td>
+      <td>${mib(r.disk_read_bytes_s)} / ${mib(r.disk_write_bytes_s)}</td><td>${mib(r.net_rx_bytes_s)} / ${mib(r.net_tx_bytes_s)}</td>
+      <td>${pct(r.process_cpu_percent)}</td><td>${mib(r.process_rss_bytes)}</td><td class="muted">${esc(r.source)}</td></tr>`
+    : `<tr data-host="${esc(r.host)}" class="fail"><td>${esc(r.host)}</td><td colspan="6">GAP: ${esc(r.error)}</td><td class="muted">${esc(r.source)}</td></tr>`);
+  el.innerHTML = `<table><tr><th>host</th><th>CPU %</th><th>mem %</th><th>disk r/w MiB/s</th><th>net rx/tx MiB/s</th>
+    <th>process CPU %</th><th>RSS MiB</th><th>source</th></tr>${rowsHtml.join("")}</table>${tel.stale ? "<div>stale: the collector stopped</div>" : ""}`;
 }
 
 function renderPlan(plan) {
@@ -103,7 +124,7 @@ async function poll() {
     const state = await (await fetch("api/state")).json();
     $("#runner-state").textContent = state.runner.state;
     $("#workers").textContent = state.runner.workers ? `${state.runner.workers} workers` : "";
-    renderShape(state.shape); renderLive(state); renderResources(state.resources); renderPlan(state.plan);
+    renderShape(state.shape); renderLive(state); renderResources(state.resources); renderTelemetry(state.telemetry); renderPlan(state.plan);
     document.body.dataset.updated = String(state.time);
   } catch (e) {
     $("#message").textContent = `cannot reach Locust: ${e}`;

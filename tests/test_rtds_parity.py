@@ -1,0 +1,99 @@
+"""Rendering parity with the DCC's Reference Test Data Set: our bodies have the RTDS's element structure.
+
+For every SRV that both the RTDS (fetched at test time, never committed) and our templates have, some
+rendering of ours - over installation kinds, target devices, immediate or future-dated, and the optional
+template fields - has exactly the element paths (values ignored) of one of the RTDS's templates for that
+SRV, and every rendering validates against the official XSD. DCC Boxed's Validate is run on every
+template by test_duis_signing.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+
+import pytest
+from lxml import etree
+
+from _duis_helpers import installations_for
+from _emulator_helpers import PKI_DIR
+from dcc_capacity.catalogue import ROLES, catalogue
+from dcc_capacity.duis import NS_SR
+from dcc_capacity.duis.factory import single_user_factory
+from dcc_capacity.duis.templates import available_variants, template_info
+from dcc_capacity.errors import InputError
+from dcc_capacity.fleet import Fleet
+from dcc_capacity.pki import TestPKI
+from peers import rtds_templates
+
+pytestmark = pytest.mark.peer
+
+_SR = "{" + NS_SR + "}"
+FUTURE = "2030-01-15T09:00:00Z"
+EXTRAS: dict[str, list[dict]] = {
+    "5.2": [{"schedule_id": 7}],
+    "5.3": [{"schedule_id": 7}],
+    "8.11": [{"secondary_mpan": "1312345678222"}],
+    "8.6": [{"secondary_mpan": "1312345678222", "export_mpan": "1312345678333"}],
+}
+"""Optional template fields to render with as well (the RTDS's 5.2/5.3 name a schedule; its 8.11 a twin meter)."""
+
+
+def paths(body: etree._Element) -> frozenset[str]:
+    """Every element path under ``sr:Body`` (local names joined by '/'), values and attributes ignored."""
+    out: set[str] = set()
+
+    def walk(el: etree._Element, prefix: str) -> None:
+        for child in el:
+            if isinstance(child.tag, str):
+                path = f"{prefix}/{etree.QName(child).localname}"
+                out.add(path)
+                walk(child, path)
+
+    walk(body, "")
+    return frozenset(out)
+
+
+@pytest.fixture(scope="module")
+def rtds() -> dict[str, dict[str, frozenset[str]]]:
+    """variant -> {RTDS file name: body element paths}."""
+    out: dict[str, dict[str, frozenset[str]]] = defaultdict(dict)
+    for path in sorted(rtds_templates().glob("*.XML")):
+        root = etree.parse(str(path)).getroot()
+        variant = root.findtext(f"{_SR}Header/{_SR}ServiceReferenceVariant")
+        out[variant][path.name] = paths(root.find(_SR + "Body"))
+    return out
+
+
+def test_the_rtds_covers_every_catalogue_srv(rtds):
+    assert set(rtds) == set(catalogue())
+
+
+def test_every_templated_srv_renders_the_rtds_body_structure(rtds, duis_xsd):
+    fleet = Fleet(seed=1, size=10_000)
+    cred = TestPKI.load_or_create(PKI_DIR).credential("90-B3-D5-1F-30-01-00-00")
+    factory = single_user_factory(cred, fleet, roles=frozenset(ROLES))
+    installations = installations_for(fleet, 3)
+    unmatched, invalid = {}, []
+    for variant in available_variants():
+        info = template_info(variant)
+        future = (None, FUTURE) if info.srv.future_dated != "No" else (None,)
+        targets = (None, *info.targets)
+        ours: set[frozenset[str]] = set()
+        for inst, when, target, extra in itertools.product(installations, future, targets,
+                                                           [None, *EXTRAS.get(variant, [])]):
+            try:
+                req = factory.build(variant, inst, execution_datetime=when, target_type=target, extra=extra)
+            except InputError:
+                continue  # e.g. a target type this installation does not have
+            root = etree.fromstring(req.body)
+            if not duis_xsd.validate(root):
+                invalid.append((variant, str(duis_xsd.error_log.last_error)))
+            ours.add(paths(root.find(_SR + "Body")))
+        theirs = rtds[variant]
+        if not ours & set(theirs.values()):
+            best = min(((len(o ^ t), name, o, t) for o in ours for name, t in theirs.items()), key=lambda x: x[0])
+            _, name, o, t = best
+            unmatched[variant] = {"closest": name, "ours only": sorted(o - t), "RTDS only": sorted(t - o)}
+    assert not invalid, invalid
+    assert not unmatched, unmatched

@@ -268,6 +268,12 @@ def provenance_rows(ev: PhaseEvidence) -> list[dict[str, Any]]:
                          "value": f"{base.get('tolerance_pct')} % worsening allowed",
                          "source": "run option in the plan" if given else f"{PROJECT_DEFAULT} (run --tolerance)",
                          "default": not given})
+    lags = {(str(lag.get("limit")), str(lag.get("limit_source"))) for r in ev.runs
+            for lag in [((r.summary or {}).get("send_lag_ms") or {})] if lag.get("limit") is not None}
+    for limit, src in sorted(lags):
+        default = is_project_default(src)
+        rows.append({"what": "Run validity: send lag p99 limit (ms)", "anchor": "results", "value": limit,
+                     "source": source_text("" if default else src), "default": default})
     from ..report.scenarios import DEFAULT_LIMITS
 
     given: dict[str, Any] = {}

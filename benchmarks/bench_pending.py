@@ -160,11 +160,24 @@ def run_config(name: str, a: argparse.Namespace, tmp: Path) -> dict:
         "generator_rss_mib": round(sampler.peak / 2**20, 1),
         "generator_rss_mib_per_process": round(sampler.peak_per_process / 2**20, 1),
     }
+    result["gc_pauses"] = _gc_figures(out)
     if name == "journeys":
         result.update(_journey_figures(out, planned))
     if code not in (0, 1):
         result["stderr_tail"] = lines[-15:]
     return result
+
+
+def _gc_figures(out: Path) -> dict:
+    """The load processes' garbage-collector pauses (drain files): full collections are the send-lag risk."""
+    merged: dict = {}
+    for f in out.glob("drain-*.json"):
+        for gen, g in (json.loads(f.read_text()).get("gc") or {}).items():
+            m = merged.setdefault(gen, {"count": 0, "total_ms": 0.0, "max_ms": 0.0})
+            m["count"] += g["count"]
+            m["total_ms"] = round(m["total_ms"] + g["total_ms"], 1)
+            m["max_ms"] = max(m["max_ms"], g["max_ms"])
+    return merged
 
 
 def _journey_figures(out: Path, planned_srv_rate: float) -> dict:

@@ -106,46 +106,32 @@ class CallbackResult:
     response_code: str = ""
 
 
+# One awaited response in the correlation map: a plain tuple of str / float / int / bool. CPython's collector
+# untracks such tuples, so tens of thousands outstanding add nothing to a full collection (a slotted object per
+# entry did: 60,000 awaited made every full collection ~150 ms, and every request due meanwhile went out late).
+_LABEL, _INTENDED, _CLASS, _SRV, _STEP, _ARRIVAL, _DEADLINE, _CLAIM = range(8)
+Entry = tuple  # (label, intended_ts, user_class, srv_variant, step, arrival, deadline, claim)
+
+
 @dataclass(slots=True)
 class Pending:
-    """One expected async response: an entry in the correlation map, not a waiting greenlet.
+    """A handle on one expected async response (the listener keeps the entry, not this object).
 
-    At DSP peak with real response times tens of thousands are outstanding at once, so an entry is kept small:
-    no event object unless somebody calls :meth:`wait`. Whoever needs the answer either waits (a greenlet that
-    blocks) or leaves ``on_done``, called once with the result when it arrives or is declared missing (a journey
-    parked as a continuation, a single SRV whose books are closed by the listener).
+    Whoever needs the answer blocks in :meth:`wait` or leaves a function with :meth:`when_done` (a journey parked
+    as a continuation); a single SRV nobody waits for needs neither: the listener closes its books alone.
     """
 
+    listener: CallbackListener
     request_id: str
-    label: str
-    intended_ts: float
-    user_class: str = ""
-    srv_variant: str = ""
-    step: int = 0
-    arrival: int = -1
-    deadline: float = 0.0
-    on_done: Callable[[CallbackResult], None] | None = None
-    outcome: CallbackResult | None = None
-    _event: AsyncResult | None = None
 
     def wait(self, timeout: float | None = None) -> CallbackResult:
         """The result; the listener always resolves it by ``missing_after_s``, so no timeout is needed."""
-        if self.outcome is not None:
-            return self.outcome
-        if self._event is None:
-            self._event = AsyncResult()
-        return self._event.get(timeout=timeout)
+        event: AsyncResult = AsyncResult()
+        self.listener.when_done(self.request_id, event.set)
+        return event.get(timeout=timeout)
 
-    def settle(self, result: CallbackResult) -> None:
-        """Hand the result to whoever waits or left ``on_done`` (an error there is logged, never the listener's)."""
-        self.outcome = result
-        if self._event is not None:
-            self._event.set(result)
-        if self.on_done is not None:
-            try:
-                self.on_done(result)
-            except Exception:
-                log.exception("handling the response to %s failed", self.request_id)
+    def when_done(self, fn: Callable[[CallbackResult], None]) -> None:
+        self.listener.when_done(self.request_id, fn)
 
 
 class _NoDelayServer(WSGIServer):
@@ -177,9 +163,15 @@ class CallbackListener:
         self.max_body = max_body
         self.trust = trust
         self.scheme = "https" if ssl_context is not None else "http"
-        self._pending: dict[str, Pending] = {}
+        self._pending: dict[str, Entry] = {}
         self._deadlines: list[tuple[float, str]] = []
-        self._expired: OrderedDict[str, Pending] = OrderedDict()
+        self._expired: OrderedDict[str, Entry] = OrderedDict()
+        self._waiters: dict[str, Callable[[CallbackResult], None]] = {}
+        """Who goes on when a response comes: parked journeys, blocked waiters (few; single SRVs have none)."""
+        self._settled: OrderedDict[str, CallbackResult] = OrderedDict()
+        """Claimed results that came before anyone asked (a SUT may answer before the sender read its ack)."""
+        self.on_outcome: Callable[[str, str], None] | None = None
+        """Called with (user_class, outcome) for every expected response resolved (the run's achieved counts)."""
         self.counts = {"received": 0, "ok": 0, "error": 0, "late": 0, "missing": 0, "unknown": 0, "alerts": 0,
                        "after_missing": 0, "bad_signature": 0}
         tls = {"ssl_context": ssl_context} if ssl_context is not None else {}
@@ -214,17 +206,31 @@ class CallbackListener:
 
     # -- the sender's side ------------------------------------------------
     def expect(self, request_id: str, *, label: str, intended_ts: float, user_class: str = "",
-               srv_variant: str = "", step: int = 0, arrival: int = -1) -> Pending:
-        """Register a RequestID before sending it (so a fast response can never beat the registration)."""
-        p = Pending(request_id, label, intended_ts, user_class, srv_variant, step, arrival,
-                    deadline=time.time() + self.missing_after_s)
-        self._pending[request_id] = p
-        heapq.heappush(self._deadlines, (p.deadline, request_id))
-        return p
+               srv_variant: str = "", step: int = 0, arrival: int = -1, claim: bool = True) -> Pending:
+        """Register a RequestID before sending it (so a fast response can never beat the registration).
+
+        ``claim``: somebody will ask for the result (:meth:`when_done`, :meth:`Pending.wait`), so one that comes
+        before they ask is kept for them. False for a request whose response nobody looks at.
+        """
+        deadline = time.time() + self.missing_after_s
+        self._pending[request_id] = (label, intended_ts, user_class, srv_variant, step, arrival, deadline, claim)
+        heapq.heappush(self._deadlines, (deadline, request_id))
+        return Pending(self, request_id)
+
+    def when_done(self, request_id: str, fn: Callable[[CallbackResult], None]) -> None:
+        """Call ``fn(result)`` when the response to ``request_id`` is resolved, or now if it already was."""
+        done = self._settled.pop(request_id, None)
+        if done is not None:
+            self._call(fn, request_id, done)
+        elif request_id in self._pending:
+            self._waiters[request_id] = fn
+        else:  # never expected, cancelled, or resolved unclaimed long ago: nothing will come
+            self._call(fn, request_id, CallbackResult("missing"))
 
     def cancel(self, request_id: str) -> None:
         """Forget an expectation whose request never reached the SUT (send failed): nothing to wait for."""
         self._pending.pop(request_id, None)
+        self._waiters.pop(request_id, None)
 
     # -- the SUT's side ---------------------------------------------------
     def _app(self, environ: dict, start_response: Any) -> list[bytes]:
@@ -269,13 +275,13 @@ class CallbackListener:
             late = self._expired.pop(rid, None)
             if late is not None:  # came after we had declared it missing: keep the real TRT in the records
                 self.counts["after_missing"] += 1
-                self._record(late, arrival, (arrival - late.intended_ts) * 1000, code, "late",
+                self._record(rid, late, arrival, (arrival - late[_INTENDED]) * 1000, code, "late",
                              f"arrived after {self.missing_after_s:g} s (already counted missing)")
                 return
             self.counts["unknown"] += 1
             self._fire("CALLBACK", "unknown RequestID", 0.0, len(body), UnknownRequestId(rid))
             return
-        trt_ms = (arrival - p.intended_ts) * 1000
+        trt_ms = (arrival - p[_INTENDED]) * 1000
         exc: Exception | None
         if error:
             outcome, exc = "error", (BadResponseSignature(error) if error.startswith(BAD_SIGNATURE)
@@ -289,9 +295,27 @@ class CallbackListener:
         else:
             outcome, exc = "ok", None
         self.counts[outcome] += 1
-        self._fire("TRT", f"{p.label} TRT", trt_ms, len(body), exc)
-        self._record(p, arrival, trt_ms, code, outcome, str(exc) if exc else "")
-        p.settle(CallbackResult(outcome, body, arrival, trt_ms, code))
+        self._fire("TRT", f"{p[_LABEL]} TRT", trt_ms, len(body), exc)
+        self._record(rid, p, arrival, trt_ms, code, outcome, str(exc) if exc else "")
+        self._settle(rid, p, CallbackResult(outcome, body, arrival, trt_ms, code))
+
+    def _settle(self, rid: str, entry: Entry, result: CallbackResult) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(entry[_CLASS], result.outcome)
+        fn = self._waiters.pop(rid, None)
+        if fn is not None:
+            self._call(fn, rid, result)
+        elif entry[_CLAIM]:
+            self._settled[rid] = result
+            if len(self._settled) > 10_000:  # a claimant gone (its greenlet killed): do not keep its result forever
+                self._settled.popitem(last=False)
+
+    @staticmethod
+    def _call(fn: Callable[[CallbackResult], None], rid: str, result: CallbackResult) -> None:
+        try:
+            fn(result)
+        except Exception:  # the waiter's bug, never the listener's
+            log.exception("handling the response to %s failed", rid)
 
     # -- timeouts ---------------------------------------------------------
     def _sweep_loop(self) -> None:
@@ -306,10 +330,10 @@ class CallbackListener:
         while dl and dl[0][0] <= now:
             deadline, rid = heapq.heappop(dl)
             p = self._pending.get(rid)
-            if p is None or p.deadline != deadline:
+            if p is None or p[_DEADLINE] != deadline:
                 continue  # resolved, or superseded by a later expect() of the same id
             del self._pending[rid]
-            self._declare_missing(p)
+            self._declare_missing(rid, p)
             n += 1
         return n
 
@@ -323,14 +347,14 @@ class CallbackListener:
         A request that is still pending when the books close would otherwise drop out of the TRT percentiles
         unseen; counted as missing it weighs as the timeout, like every other response that never came.
         """
-        left = list(self._pending.values())
+        left = list(self._pending.items())
         self._pending.clear()
         self._deadlines.clear()
-        for p in left:
-            self._declare_missing(p, reason)
+        for rid, p in left:
+            self._declare_missing(rid, p, reason)
         return len(left)
 
-    def _declare_missing(self, p: Pending, reason: str = "") -> None:
+    def _declare_missing(self, rid: str, p: Entry, reason: str = "") -> None:
         """A response that never came counts in TRT percentiles as the timeout (censored: its TRT is longer).
 
         Without that, percentiles of the answered requests alone would improve as a SUT loses more responses.
@@ -338,12 +362,12 @@ class CallbackListener:
         self.counts["missing"] += 1
         ms = self.missing_after_s * 1000
         exc = MissingResponse(reason or f"no async response within {self.missing_after_s:g} s")
-        self._fire("TRT", f"{p.label} TRT", censored_ms(ms), 0, exc)
-        self._record(p, float("nan"), ms, "", "missing", str(exc))
-        self._expired[p.request_id] = p
+        self._fire("TRT", f"{p[_LABEL]} TRT", censored_ms(ms), 0, exc)
+        self._record(rid, p, float("nan"), ms, "", "missing", str(exc))
+        self._expired[rid] = p
         if len(self._expired) > 100_000:
             self._expired.popitem(last=False)
-        p.settle(CallbackResult("missing"))
+        self._settle(rid, p, CallbackResult("missing"))
 
     # -- outputs ----------------------------------------------------------
     def _fire(self, rtype: str, name: str, ms: float, length: int, exc: BaseException | None) -> None:
@@ -351,7 +375,8 @@ class CallbackListener:
             self.environment.events.request.fire(request_type=rtype, name=name, response_time=ms,
                                                  response_length=length, exception=exc, context={})
 
-    def _record(self, p: Pending, arrival: float, trt_ms: float, code: str, outcome: str, error: str) -> None:
+    def _record(self, rid: str, p: Entry, arrival: float, trt_ms: float, code: str, outcome: str,
+                error: str) -> None:
         if self.records is not None:
-            self.records.write_callback(p.request_id, p.user_class, p.srv_variant, p.label, p.arrival, p.step,
-                                        p.intended_ts, arrival, trt_ms, code, outcome, error)
+            self.records.write_callback(rid, p[_CLASS], p[_SRV], p[_LABEL], p[_ARRIVAL], p[_STEP], p[_INTENDED],
+                                        arrival, trt_ms, code, outcome, error)

@@ -153,6 +153,14 @@ def _users_with(roles: set[str]) -> list[ServiceUser]:
     return [u for u in DEFAULT_USERS if u.roles & roles]
 
 
+CACHE_SIZE = 1024
+"""Installations kept once built. Small on purpose: the load draws from pools of ~100,000 installations at random,
+so a big cache hits little, and every installation it keeps (a named tuple and its five devices) is an object the
+garbage collector walks in each full collection while no request goes out. Measured at 1,500 SRV/s: a
+65,536-entry cache grew to ~120,000 tracked objects in a minute and full collections to 250 ms (send lag p99
+236 ms); rebuilding a missed installation costs ~10 us."""
+
+
 class Fleet:
     """``size`` installations generated lazily and reproducibly from ``seed``.
 
@@ -208,7 +216,7 @@ class Fleet:
                                  for u in self._suppliers}
         self._eui_prefix = bytes((0x00, 0xDB, self._tag))
         self._eui_text = {k: f"00-DB-{self._tag:02X}-{code:02X}" for k, code in DEVICE_TYPES.items()}
-        self.installation = lru_cache(maxsize=65_536)(self._generate)
+        self.installation = lru_cache(maxsize=CACHE_SIZE)(self._generate)
 
     @staticmethod
     def _short_name(name: str) -> str:

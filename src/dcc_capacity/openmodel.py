@@ -120,15 +120,6 @@ class _Journey:
     idx: int = 0
 
 
-def _when_done(pending: Any, fn: Any) -> None:
-    """Run ``fn(result)`` when the response comes, or now if it came already (a SUT may call back before the
-    sender has read its acknowledgement)."""
-    if pending.outcome is not None:
-        fn(pending.outcome)
-    else:
-        pending.on_done = fn
-
-
 class OpenModelUser(User):
     """Abstract arrival scheduler; subclasses implement :meth:`arrival`. One instance per class per process."""
 
@@ -325,7 +316,8 @@ class OpenModelUser(User):
         pending = None
         if listener is not None and step.request_id:
             pending = listener.expect(step.request_id, label=step.label, intended_ts=intended, user_class=name,
-                                      srv_variant=step.srv_variant, step=idx, arrival=journey.arrival)
+                                      srv_variant=step.srv_variant, step=idx, arrival=journey.arrival,
+                                      claim=step.needs_response)
         sent = time.time()
         ctx.send_lag.add((sent - intended) * 1000)
         status, body, err = 0, b"", ""
@@ -354,22 +346,16 @@ class OpenModelUser(User):
             listener.cancel(step.request_id)  # type: ignore[union-attr]
             return res
         if not step.needs_response or ctx.stopped:
-            _when_done(pending, self._count_ok)  # the arrival ends here; the listener closes the books
-            res.outcome = "pending"
+            res.outcome = "pending"  # the arrival ends here; the listener closes the books (and counts achieved)
             return res
         if ctx.parked >= ctx.max_parked:
-            _when_done(pending, self._count_ok)
             self._drop(name, journey.arrival, time.time(),
                        f"dropped: {ctx.max_parked} journeys already parked (--max-parked-journeys)")
             res.outcome = "pending"
             return res
         ctx.parked += 1
-        _when_done(pending, lambda cb: self._resume(journey, res, cb))
+        pending.when_done(lambda cb: self._resume(journey, res, cb))
         return None
-
-    def _count_ok(self, cb: Any) -> None:
-        if cb.outcome == "ok":
-            self.ctx.achieved[type(self).__name__] += 1
 
     def _resume(self, journey: _Journey, res: StepResult, cb: Any) -> None:
         """The parked journey's response is in (or missing): it goes on in a new greenlet, as an HTTP exchange."""
@@ -379,8 +365,6 @@ class OpenModelUser(User):
         res.response_code = cb.response_code
         if cb.outcome != "ok":
             res.error = cb.outcome
-        else:
-            ctx.achieved[journey.name] += 1
         if ctx.stopped:
             return  # the books are closed: nothing is sent after the drain
         # Not bounded by max_in_flight: the journey was admitted when it arrived, and dropping its next step now

@@ -25,9 +25,11 @@ Locally the divisor is the local count (normally 1).
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import logging
+import os
 import sys
 import time
 import weakref
@@ -104,6 +106,39 @@ class MeasureConfig:
                    callback_tls=tls, response_certs=tuple(get("response_cert", None) or ()))
 
 
+class GcPauses:
+    """Python's garbage-collector pauses in this process: count, total and longest per generation.
+
+    A load process holding tens of thousands of awaited responses has a big heap, and a full collection walks
+    all of it while no request goes out: that shows as send lag. Measured here so the lag has an explanation.
+    """
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.count = [0, 0, 0]
+        self.total_ms = [0.0, 0.0, 0.0]
+        self.max_ms = [0.0, 0.0, 0.0]
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        gen = int(info.get("generation", 0))
+        ms = (time.perf_counter() - self.started) * 1000
+        self.count[gen] += 1
+        self.total_ms[gen] += ms
+        self.max_ms[gen] = max(self.max_ms[gen], ms)
+        if gen == 2 and os.environ.get("DCC_GC_DEBUG"):
+            import collections
+            objs = gc.get_objects(2)
+            top = collections.Counter(type(o).__name__ for o in objs).most_common(8)
+            print(f"[gc] gen2 {ms:.0f} ms, {len(objs)} objects in gen2: {top}", file=sys.stderr, flush=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f"gen{g}": {"count": self.count[g], "total_ms": round(self.total_ms[g], 1),
+                            "max_ms": round(self.max_ms[g], 2)} for g in range(3)}
+
+
 class RunContext:
     """Everything one process measures with. Get it with :func:`context_for`."""
 
@@ -137,6 +172,7 @@ class RunContext:
         """What the end-of-test drain found and did (also ``drain-<process>.json`` in the run folder)."""
         self._drained_workers: dict[str, dict[str, Any]] = {}
         self._worker_live: dict[str, dict[str, Any]] = {}
+        self.gc_pauses: GcPauses | None = None
         self._broadcaster: gevent.Greenlet | None = None
 
     # -- clock and share --------------------------------------------------
@@ -155,6 +191,11 @@ class RunContext:
             return max(1, int(self.cluster_counts.get(class_name, 1)))
         counts = runner.user_classes_count if runner is not None else {}
         return max(1, int(counts.get(class_name, 1)))
+
+    def _count_outcome(self, user_class: str, outcome: str) -> None:
+        """Every expected async response resolved: an ok one is an achieved request of its class."""
+        if outcome == "ok":
+            self.achieved[user_class] += 1
 
     @property
     def in_flight(self) -> int:
@@ -204,6 +245,7 @@ class RunContext:
             return
         if self._explicit_config is None:
             self.config = MeasureConfig.from_options(self.environment.parsed_options)
+        self._tame_gc()
         cfg = self.config
         if self.records is None and cfg.run_dir is not None:
             self.records = RecordWriter(cfg.run_dir)
@@ -221,7 +263,25 @@ class RunContext:
                                               late_after_s=cfg.trt_late_s, missing_after_s=cfg.trt_missing_s,
                                               records=self.records, ssl_context=ssl_context,
                                               trust=self.response_trust).start()
+            self.callbacks.on_outcome = self._count_outcome
             log.info("callback listener on %s", self.callbacks.url)
+
+    def _tame_gc(self) -> None:
+        """Keep full collections short: what exists at test start (modules, the fleet, templates, keys) lives for
+        the whole run, so it is moved out of the collector's sight (``gc.freeze``); only what the run creates is
+        walked. Measured: without it, full collections with ~70,000 responses awaited took hundreds of ms, and every
+        request due meanwhile was sent that late (docs/performance.md, bench_pending)."""
+        if self.gc_pauses is None:
+            self.gc_pauses = GcPauses()
+            gc.callbacks.append(self.gc_pauses)
+        gc.collect()
+        gc.freeze()
+
+    def on_spawning_complete(self, **_: Any) -> None:
+        """The users (and what they built on first use: the fleet, its pools, the request factory) are in place:
+        out of the collector's sight too. No collection here (the load is already going); freeze only moves."""
+        if self.gc_pauses is not None and not isinstance(self.environment.runner, MasterRunner):
+            gc.freeze()
 
     def drain_limit(self) -> float:
         return self.config.drain_s if self.config.drain_s is not None else self.config.trt_missing_s
@@ -259,7 +319,8 @@ class RunContext:
                                               "stopped)")
         return {"limit_s": limit, "took_s": round(time.time() - started, 3), "at_stop": at_stop,
                 "closed_missing": closed, "parked_left": self.parked,
-                "dropped": int(sum(self.dropped.values())), "send_lag": self.send_lag.to_dict()}
+                "dropped": int(sum(self.dropped.values())), "send_lag": self.send_lag.to_dict(),
+                "gc": self.gc_pauses.to_dict() if self.gc_pauses is not None else {}}
 
     def _wait_for_workers(self) -> None:
         """Master: stay up (and keep Locust's stats) until every worker has drained, bounded by the drain limit."""
@@ -334,6 +395,7 @@ def install(environment: Environment, config: MeasureConfig | None = None) -> Ru
     ev.test_start.add_listener(ctx.on_test_start)
     ev.test_stop.add_listener(ctx.on_test_stop)
     ev.quitting.add_listener(ctx.on_quitting)
+    ev.spawning_complete.add_listener(ctx.on_spawning_complete)
     if isinstance(environment.runner, WorkerRunner):
         environment.runner.register_message(COUNTS_MESSAGE, ctx.on_counts_message)
         ev.report_to_master.add_listener(ctx.on_report_to_master)

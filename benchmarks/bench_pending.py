@@ -156,6 +156,7 @@ def run_config(name: str, a: argparse.Namespace, tmp: Path) -> dict:
         "responses_recorded": int(outcomes.get("ok", 0) + outcomes.get("late", 0) + outcomes.get("error", 0)),
         "missing": outcomes.get("missing", 0), "pending": outcomes.get("pending", 0),
         "dropped": outcomes.get("dropped", 0), "valid": summary.get("valid"),
+        "unknown_request_ids": (summary.get("drain") or {}).get("unknown"),
         "drain_s": (summary.get("drain") or {}).get("took_s"),
         "generator_rss_mib": round(sampler.peak / 2**20, 1),
         "generator_rss_mib_per_process": round(sampler.peak_per_process / 2**20, 1),

@@ -320,7 +320,8 @@ class RunContext:
         return {"limit_s": limit, "took_s": round(time.time() - started, 3), "at_stop": at_stop,
                 "closed_missing": closed, "parked_left": self.parked,
                 "dropped": int(sum(self.dropped.values())), "send_lag": self.send_lag.to_dict(),
-                "gc": self.gc_pauses.to_dict() if self.gc_pauses is not None else {}}
+                "gc": self.gc_pauses.to_dict() if self.gc_pauses is not None else {},
+                "listener": dict(self.callbacks.counts) if self.callbacks is not None else {}}
 
     def _wait_for_workers(self) -> None:
         """Master: stay up (and keep Locust's stats) until every worker has drained, bounded by the drain limit."""

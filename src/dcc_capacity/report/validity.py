@@ -32,7 +32,8 @@ def load_drains(run_dir: Path) -> dict[str, Any]:
     """The load processes' drain files merged: what was awaited at stop, how long the drain took, what it closed."""
     files = sorted(Path(run_dir).glob("drain-*.json"))
     merged: dict[str, Any] = {"processes": 0, "awaited_at_stop": 0, "parked_at_stop": 0, "in_flight_at_stop": 0,
-                              "closed_missing": 0, "took_s": None, "limit_s": None}
+                              "closed_missing": 0, "took_s": None, "limit_s": None, "received": 0, "unknown": 0,
+                              "after_missing": 0}
     for f in files:
         try:
             d = json.loads(f.read_text())
@@ -44,6 +45,8 @@ def load_drains(run_dir: Path) -> dict[str, Any]:
         merged["parked_at_stop"] += int(at.get("parked", 0))
         merged["in_flight_at_stop"] += int(at.get("in_flight", 0))
         merged["closed_missing"] += int(d.get("closed_missing", 0))
+        for key in ("received", "unknown", "after_missing"):
+            merged[key] += int((d.get("listener") or {}).get(key, 0))
         merged["took_s"] = max(float(d.get("took_s") or 0.0), merged["took_s"] or 0.0)
         merged["limit_s"] = d.get("limit_s", merged["limit_s"])
     return merged

@@ -21,8 +21,11 @@ response is in. Measured:
 - generator RSS: peak resident memory of the load processes (summed), sampled every second.
 
 ``journeys``: the install & commission and migration classes only, at the same
-delays: the journey start rate (measured from send timestamps of step 0) against
-the plan, and whether every journey's steps went out in order.
+delays, against the embedded emulator (it answers the critical SRVs' CV 4 with a
+real Pre-Command, so journeys go on step by step) with its device latency set to
+a uniform 5-90 s table: the journey start rate (from the send timestamps of
+step 0) against the plan, how many journeys were parked at once, and whether
+every journey's steps went out in order, each after the previous one's response.
 
 The last line is one JSON object with every configuration's figures.
 """
@@ -104,9 +107,18 @@ class RssSampler(threading.Thread):
         self.join(3)
 
 
+def _emulator_latency(lo_s: float, hi_s: float) -> str:
+    """Run-config YAML giving the embedded emulator a uniform lo..hi s device latency for every SRV class."""
+    table = f"{{table: [[0, {lo_s * 1000:g}], [1, {hi_s * 1000:g}]]}}"
+    per_class = "".join(f"        {c}: {table}\n" for c in ("device", "critical"))
+    return ("emulator:\n  capacity:\n    device_latency:\n"
+            + "".join(f"      {gen}:\n{per_class}" for gen in ("smets1", "smets2")))
+
+
 def run_config(name: str, a: argparse.Namespace, tmp: Path) -> dict:
     workers = 2 if name == "workers2" else 0
-    if name == "journeys":
+    journeys = name == "journeys"
+    if journeys:
         exclude = SINGLE
         rate, planned = _rate_for(a.journey_rate, exclude)
     else:
@@ -116,17 +128,23 @@ def run_config(name: str, a: argparse.Namespace, tmp: Path) -> dict:
     stats_file = tmp / f"{name}-sut.json"
     out = tmp / name
     cfg = tmp / f"{name}.yaml"
-    cfg.write_text(f"callback:\n  listen_host: 127.0.0.1\n  listen_port: {cb_port}\n")
-    sut = subprocess.Popen([sys.executable, str(SUT), "--port", str(sut_port), "--callback-url",
-                            f"http://127.0.0.1:{cb_port}/", "--delay-min", str(a.min_delay), "--delay-max",
-                            str(a.max_delay), "--stats", str(stats_file), "--connections", "32",
-                            "--max-life", str(a.seconds + a.max_delay + 600)])
-    _wait_port(sut_port)
     missing = a.max_delay + 30
+    sut = None
+    if journeys:  # the embedded emulator plays the SUT (real Pre-Commands), slowed to the same delays
+        cfg.write_text(_emulator_latency(a.min_delay, a.max_delay))
+        target = ["--drain", f"{a.journey_drain}s"]
+    else:
+        cfg.write_text(f"callback:\n  listen_host: 127.0.0.1\n  listen_port: {cb_port}\n")
+        sut = subprocess.Popen([sys.executable, str(SUT), "--port", str(sut_port), "--callback-url",
+                                f"http://127.0.0.1:{cb_port}/", "--delay-min", str(a.min_delay), "--delay-max",
+                                str(a.max_delay), "--stats", str(stats_file), "--connections", "32",
+                                "--max-life", str(a.seconds + a.max_delay + 600)])
+        _wait_port(sut_port)
+        target = ["--host", f"http://127.0.0.1:{sut_port}"]
     cmd = [sys.executable, "-m", "dcc_capacity", "run", "--test", "load", "--profile", str(PROFILE),
-           "--rate", f"{rate:.4f}", "--duration", f"{a.seconds}s", "--host", f"http://127.0.0.1:{sut_port}",
+           "--rate", f"{rate:.4f}", "--duration", f"{a.seconds}s", *target,
            "--exclude", ",".join(exclude), "--trt-late", f"{missing}s", "--trt-missing", f"{missing}s",
-           "--config", str(cfg), "--workers", str(workers), "--out", str(out)]
+           "--max-send-lag", "50", "--config", str(cfg), "--workers", str(workers), "--out", str(out)]
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     sampler = RssSampler(proc.pid)
@@ -140,30 +158,33 @@ def run_config(name: str, a: argparse.Namespace, tmp: Path) -> dict:
     code = proc.wait()
     wall = time.time() - t0
     sampler.stop()
-    sut.terminate()
-    sut.wait(30)
-    st = json.loads(stats_file.read_text())
+    if sut is not None:
+        sut.terminate()
+        sut.wait(30)
+    st = json.loads(stats_file.read_text()) if sut is not None else {}
     summary = json.loads((out / "summary.json").read_text())
     outcomes = summary["outcomes"]
     arrivals_planned = planned * a.seconds
     result = {
         "exit": code, "workers": workers, "rate_planned": planned, "seconds": a.seconds, "wall_s": round(wall, 1),
-        "arrivals_planned": round(arrivals_planned), "sut_received": st["requests"],
-        "sent_ratio": st["requests"] / arrivals_planned if name != "journeys" else None,
+        "arrivals_planned": round(arrivals_planned), "sut_received": st.get("requests"),
+        "sent_ratio": st["requests"] / arrivals_planned if st else None,
         "send_lag_ms": {k: summary["send_lag_ms"].get(k) for k in ("p50", "p99", "max")},
-        "peak_outstanding": st["max_due"], "callbacks_delivered": st["callbacks_sent"],
-        "callbacks_failed": st["callbacks_failed"],
+        "peak_outstanding": st.get("max_due"), "callbacks_delivered": st.get("callbacks_sent"),
+        "callbacks_failed": st.get("callbacks_failed"),
         "responses_recorded": int(outcomes.get("ok", 0) + outcomes.get("late", 0) + outcomes.get("error", 0)),
         "missing": outcomes.get("missing", 0), "pending": outcomes.get("pending", 0),
         "dropped": outcomes.get("dropped", 0), "valid": summary.get("valid"),
         "unknown_request_ids": (summary.get("drain") or {}).get("unknown"),
         "drain_s": (summary.get("drain") or {}).get("took_s"),
+        "awaited_at_stop": (summary.get("drain") or {}).get("awaited_at_stop"),
+        "parked_at_stop": (summary.get("drain") or {}).get("parked_at_stop"),
         "generator_rss_mib": round(sampler.peak / 2**20, 1),
         "generator_rss_mib_per_process": round(sampler.peak_per_process / 2**20, 1),
     }
     result["gc_pauses"] = _gc_figures(out)
-    if name == "journeys":
-        result.update(_journey_figures(out, planned))
+    if journeys:
+        result.update(_journey_figures(out, rate, exclude, a.seconds))
     if code not in (0, 1):
         result["stderr_tail"] = lines[-15:]
     return result
@@ -181,50 +202,63 @@ def _gc_figures(out: Path) -> dict:
     return merged
 
 
-def _journey_figures(out: Path, planned_srv_rate: float) -> dict:
+def _journey_figures(out: Path, rate: float, exclude: tuple[str, ...], seconds: float) -> dict:
+    """Journey starts/s from send timestamps against the plan (class rate / journey length), parked peak, order."""
     sys.path.insert(0, str(ROOT / "src"))
-    import pandas as pd
+    import numpy as np
 
     from dcc_capacity.records import load_records
-    from dcc_capacity.volume import DEFAULT_JOURNEYS
+    from dcc_capacity.runner.spec import TestSpec, resolve
+    from dcc_capacity.users.rows import ROW_CLASSES
 
+    r = resolve(TestSpec(test="load", profile=str(PROFILE), rate=rate, exclude=exclude))
+    length = {ROW_CLASSES[row]: len(steps) for row, steps in r.mix.journeys.items() if row in ROW_CLASSES}
+    planned_starts = sum(v / length[c] for c, v in r.rates.items())
     df = load_records(out)
-    req = df[df["kind"] == "request"]
-    starts = req[req["step"] == 0].dropna(subset=["sent_ts"])
-    s = starts["sent_ts"].sort_values()
-    start_rate = (len(s) - 1) / (s.iloc[-1] - s.iloc[0]) if len(s) > 1 else 0.0
-    mean_len = sum(len(DEFAULT_JOURNEYS[r]) for r in ("s2_ic_credit", "s2_ic_prepay", "s1_migration_credit",
-                                                        "s1_migration_prepay")) / 4
-    ordered = True
-    by = req.dropna(subset=["sent_ts"]).sort_values("step").groupby(["process", "arrival"])
-    for _, g in by:
+    req = df[(df["kind"] == "request") & df["sent_ts"].notna()]
+    starts = req[req["step"] == 0]
+    t = np.sort(starts["sent_ts"].to_numpy())
+    start_rate = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 else 0.0
+    ordered, checked, max_steps = True, 0, 0
+    for _, g in req.sort_values("sent_ts").groupby(["process", "arrival"]):
         steps = g["step"].to_numpy()
-        if list(steps) != list(range(len(steps))):
+        max_steps = max(max_steps, len(steps))
+        # steps go out in order; a critical SRV's CV 4 and CV 5 share a step number, so never decreasing
+        if (np.diff(steps) < 0).any():
             ordered = False
             break
-        sent, done = g["sent_ts"].to_numpy(), g["callback_ts"].to_numpy()
-        if len(steps) > 1 and not (sent[1:] >= pd.Series(done[:-1]).fillna(0).to_numpy() - 1e-6).all():
-            ordered = False
-            break
-    return {"journey_start_rate": start_rate, "journey_start_rate_approx_planned": planned_srv_rate / mean_len,
-            "journeys": int(len(starts)), "steps_in_order": ordered}
+        done = g["callback_ts"].to_numpy()
+        sent = g["sent_ts"].to_numpy()
+        for i in range(1, len(steps)):
+            if steps[i] != steps[i - 1] and not np.isnan(done[i - 1]) and sent[i] < done[i - 1] - 1e-6:
+                ordered = False  # a step went out before the previous step's response had come
+        checked += 1
+    return {"journey_starts_per_s": start_rate, "journey_starts_planned_per_s": planned_starts,
+            "journey_start_ratio": start_rate / planned_starts if planned_starts else None,
+            "journeys": int(len(starts)), "journeys_checked": checked, "most_steps_sent": int(max_steps),
+            "steps_in_order": ordered}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rate", type=float, default=1500.0)
-    ap.add_argument("--journey-rate", type=float, default=300.0, help="SRV/s of the journey-only run")
+    ap.add_argument("--journey-rate", type=float, default=1500.0, help="SRV/s of the journey-only run")
+    ap.add_argument("--journey-drain", type=float, default=60.0,
+                    help="journeys: seconds after the load to let parked journeys go on (then recorded missing)")
     ap.add_argument("--seconds", type=int, default=120)
     ap.add_argument("--min-delay", type=float, default=5.0)
     ap.add_argument("--max-delay", type=float, default=90.0)
     ap.add_argument("--configs", default="single,workers2,journeys")
+    ap.add_argument("--keep", type=Path, default=None, help="write the run folders here (kept) instead of a temp dir")
     a = ap.parse_args()
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-pending-") as tmp:
+        if a.keep is not None:
+            a.keep.mkdir(parents=True, exist_ok=True)
         for name in a.configs.split(","):
             print(f"{name}: {a.rate if name != 'journeys' else a.journey_rate:g} SRV/s for {a.seconds} s, "
                   f"responses after {a.min_delay:g}-{a.max_delay:g} s", file=sys.stderr, flush=True)
-            results[name] = run_config(name, a, Path(tmp))
+            results[name] = run_config(name, a, a.keep if a.keep is not None else Path(tmp))
             print(json.dumps({name: results[name]}), flush=True)
     print(json.dumps(results))
 

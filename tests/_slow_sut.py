@@ -9,7 +9,8 @@ holding 100,000 callbacks due, so the suite under test is what is measured:
 - every request is acknowledged with a DUIS-like ``I99`` answer carrying its
   RequestID; ``--stall S --period P``: an answer due in the first S seconds of
   each P-second period (from ``--t0``) is held until that window closes;
-- ``--callback-url URL``: each RequestID is POSTed back as an ``I0`` response
+- ``--callback-url URL``: each RequestID sent to ``serviceS`` (a device SRV; serviceT and serviceD answer in the
+  acknowledgement, as in DUIS) is POSTed back as an ``I0`` response
   after a delay drawn uniformly from ``--delay-min``..``--delay-max`` s,
   over a pool of keep-alive connections; without it nothing ever calls back;
 - where requests land is what counts: on SIGTERM (or ``--stats`` at exit) it
@@ -47,12 +48,15 @@ class Stats:
         self.arrivals: list[float] = []
         self.callbacks_sent = 0
         self.callbacks_failed = 0
+        self.retries: dict[str, int] = {}
+        """Why a delivery was tried again (the retried POST may have arrived: a duplicate the listener sees)."""
         self.due = 0
         self.max_due = 0
 
     def doc(self) -> dict:
         return {"requests": len(self.arrivals), "arrivals": self.arrivals, "callbacks_sent": self.callbacks_sent,
-                "callbacks_failed": self.callbacks_failed, "max_due": self.max_due, "due_at_end": self.due}
+                "callbacks_failed": self.callbacks_failed, "max_due": self.max_due, "due_at_end": self.due,
+                "retries": self.retries}
 
 
 class Sut:
@@ -70,11 +74,13 @@ class Sut:
         phase = (now - self.t0) % self.a.period
         return self.a.stall - phase if phase < self.a.stall else 0.0
 
-    def on_request(self, body: bytes, now: float) -> bytes:
+    def on_request(self, path: bytes, body: bytes, now: float) -> bytes:
         self.stats.arrivals.append(now)
         m = _RID.search(body)
         rid = m.group(1) if m else b""
-        if rid and self.a.callback_url:
+        # As DUIS: only a device SRV sent to serviceS gets an async response; serviceT (CV 4) and serviceD (CV 8,
+        # non-device) answer in the acknowledgement alone.
+        if rid and self.a.callback_url and path.rstrip(b"/").endswith(b"serviceS"):
             delay = self.rng.uniform(self.a.delay_min, self.a.delay_max)
             self.stats.due += 1
             self.stats.max_due = max(self.stats.max_due, self.stats.due)
@@ -114,7 +120,9 @@ class Sut:
                         raise OSError(status)
                     self.stats.callbacks_sent += 1
                     break
-                except (OSError, asyncio.IncompleteReadError):
+                except (OSError, asyncio.IncompleteReadError) as exc:
+                    why = f"{type(exc).__name__}: {exc}"[:60]
+                    self.stats.retries[why] = self.stats.retries.get(why, 0) + 1
                     if writer is not None:
                         writer.close()
                     reader = writer = None
@@ -127,6 +135,7 @@ class _Conn(asyncio.Protocol):
         self.sut = sut
         self.parser = httptools.HttpRequestParser(self)
         self.body: list[bytes] = []
+        self.path = b""
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -139,12 +148,15 @@ class _Conn(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
 
+    def on_url(self, url: bytes) -> None:
+        self.path = url
+
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
         now = time.time()
-        answer = self.sut.on_request(b"".join(self.body), now)
+        answer = self.sut.on_request(self.path, b"".join(self.body), now)
         self.body = []
         hold = self.sut.hold_for(now)
         if hold > 0:

@@ -51,6 +51,7 @@ def test_response_resolves_the_waiter_with_trt_from_intended_time(listener, env_
     _, seen = env_events
     rid = "00-00-00-00-00-00-00-01:00-00-00-00-00-00-00-02:1000"
     p = listener.expect(rid, label="4.6.1", intended_ts=time.time() - 0.2, user_class="Reads", srv_variant="4.6.1")
+    gevent.get_hub().loop.update_now()  # the loop's clock is cached: a stale one would fire the timer at once
     gevent.spawn_later(0.1, post, listener.url, response(rid))
     result = p.wait(timeout=5)
     assert result.outcome == "ok" and result.response_code == "I0" and rid.encode() in result.body

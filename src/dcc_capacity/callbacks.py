@@ -1,8 +1,9 @@
 """The callback listener: where the SUT POSTs async DUIS responses and alerts, and TRT is measured.
 
-Each Locust process that runs users runs one listener (gevent's WSGI server,
-on 127.0.0.1 by default, TCP_NODELAY set on every accepted socket so small
-responses are not held back by Nagle + delayed ACK). A sender registers the
+Each Locust process that runs users runs one listener (a lean HTTP/1.1
+server on httptools, :mod:`dcc_capacity.postserver`, on 127.0.0.1 by
+default, TCP_NODELAY set on every accepted socket so small responses are not
+held back by Nagle + delayed ACK). A sender registers the
 RequestID it is about to send with :meth:`CallbackListener.expect`; when a
 POST arrives the listener takes the RequestID out of the bytes with one regex
 (no XML parse on the hot path), stamps the arrival time, and:
@@ -34,11 +35,9 @@ Nothing is dropped: every expected RequestID ends as ok, error, late or missing.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import logging
 import re
-import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -47,8 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent.event import AsyncResult
-from gevent.pywsgi import WSGIServer
 
+from .postserver import PostServer
 from .response_check import BAD_SIGNATURE, BadResponseSignature, check_signature
 
 if TYPE_CHECKING:
@@ -134,13 +133,6 @@ class Pending:
         self.listener.when_done(self.request_id, fn)
 
 
-class _NoDelayServer(WSGIServer):
-    def handle(self, sock: socket.socket, address: Any) -> None:
-        with contextlib.suppress(OSError):  # non-TCP socket
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().handle(sock, address)
-
-
 class CallbackListener:
     """Receives async responses for one Locust process; see the module docstring for the rules.
 
@@ -175,7 +167,9 @@ class CallbackListener:
         self.counts = {"received": 0, "ok": 0, "error": 0, "late": 0, "missing": 0, "unknown": 0, "alerts": 0,
                        "after_missing": 0, "bad_signature": 0}
         tls = {"ssl_context": ssl_context} if ssl_context is not None else {}
-        self._server = _NoDelayServer((host, port), self._app, log=None, error_log=log, **tls)
+        self.refused = 0
+        """Connections whose TLS handshake failed (mutual TLS: no or an untrusted client certificate)."""
+        self._server = PostServer((host, port), self._on_posts, on_refused=self._refused, max_body=max_body, **tls)
         self._sweeper: gevent.Greenlet | None = None
 
     # -- lifecycle --------------------------------------------------------
@@ -233,16 +227,21 @@ class CallbackListener:
         self._waiters.pop(request_id, None)
 
     # -- the SUT's side ---------------------------------------------------
-    def _app(self, environ: dict, start_response: Any) -> list[bytes]:
-        arrival = time.time()
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        body = environ["wsgi.input"].read(min(length, self.max_body)) if length else environ["wsgi.input"].read()
-        self.on_body(body, arrival)
-        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "0")])
-        return [b""]
+    def _on_posts(self, bodies: list[bytes | None]) -> list[int]:
+        arrival = time.time()  # one stamp for what a client pipelined together: it arrived together
+        statuses = []
+        for body in bodies:
+            if body is None:
+                statuses.append(405)
+                continue
+            self.on_body(body, arrival)
+            statuses.append(200)
+        return statuses
+
+    def _refused(self, address: Any, exc: BaseException) -> None:
+        self.refused += 1
+        if self.refused <= 10 or self.refused % 1000 == 0:
+            log.warning("refused a callback connection from %s: %s (%d so far)", address, exc, self.refused)
 
     def on_body(self, body: bytes, arrival_ts: float | None = None) -> None:
         """Handle one async message (public so other transports, e.g. a queue, can feed the listener)."""

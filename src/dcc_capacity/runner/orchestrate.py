@@ -11,6 +11,7 @@ bounded.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -405,7 +406,14 @@ def run_test(opts: RunOptions) -> int:
         stop_signals.defer()  # a second signal must not cut the report short (it is bounded)
         if migrations is not None:
             migrations.stop()
+        # A finished master has told its workers to quit; each quits after its drain (awaited responses, then
+        # its drain file). Give them that long before SIGTERM, which would cut the drain and lose its books.
+        drain = opts.drain_s if opts.drain_s is not None else opts.trt_missing_s
+        settle_until = time.monotonic() + (drain + 15.0 if not failure and master is not None
+                                           and master.poll() is not None else 0.0)
         for w in workers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                w.wait(max(0.0, settle_until - time.monotonic()))
             _stop(w)
         _stop(master)
         if collector is not None:

@@ -62,26 +62,18 @@ from urllib.parse import urlsplit  # noqa: E402
 import gevent  # noqa: E402
 import httptools  # noqa: E402
 from gevent.queue import Empty, Full, LifoQueue  # noqa: E402
-from gevent.server import StreamServer  # noqa: E402
+
+from ..postserver import PostServer  # noqa: E402
 
 log = logging.getLogger("dcc_capacity.relay")
 _RID = re.compile(rb"<(?:[\w.-]+:)?RequestID>\s*([^<\s]+)\s*</")
 SLOT_MASK = 1023
-HANDSHAKE_TIMEOUT_S = 10.0
-"""A client that connects and never completes the TLS handshake is dropped after this long (not held forever)."""
 LOG_FIRST = 10
 """Refusals and failed forwards logged one by one; after these, every 1000th (the counts are always exact)."""
-MAX_BODY = 1 << 20
-"""Largest callback body accepted (as the listener's ``max_body``); a bigger one is answered 413 and closed."""
 UPSTREAM_CONNS = 64
 """Kept-alive connections per worker at most (one per concurrent batch)."""
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 5.0, 30.0
 
-_ANSWER = {status: f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\n\r\n".encode()
-           for status, reason in ((200, "OK"), (404, "Not Found"), (413, "Payload Too Large"),
-                                  (400, "Bad Request"), (405, "Method Not Allowed"), (502, "Bad Gateway"))}
-_CLOSE = {status: a.replace(b"Content-Length: 0", b"Content-Length: 0\r\nConnection: close")
-          for status, a in _ANSWER.items()}
 
 
 class _Answers:
@@ -271,98 +263,6 @@ class Relay:
             up.close()
 
 
-class _Requests:
-    """httptools callbacks for one client connection: the complete requests read so far."""
-
-    __slots__ = ("parser", "done", "body", "size", "expect", "keep_alive", "too_big", "_header")
-
-    def __init__(self) -> None:
-        self.parser = httptools.HttpRequestParser(self)
-        self.done: list[bytes | None] = []
-        self.body: list[bytes] = []
-        self.size = 0
-        self.expect = self.too_big = False
-        self.keep_alive = True
-        self._header = b""
-
-    def on_message_begin(self) -> None:
-        self.body, self.size, self.expect = [], 0, False
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"expect" and value.lower() == b"100-continue":
-            self.expect = True
-
-    def on_body(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.size > MAX_BODY:
-            self.too_big = True
-        else:
-            self.body.append(chunk)
-
-    def on_message_complete(self) -> None:
-        self.done.append(b"".join(self.body) if self.parser.get_method() == b"POST" else None)
-        self.keep_alive = self.parser.should_keep_alive()
-
-
-class RelayServer(StreamServer):
-    """The relay's HTTP/1.1 server (see the module docstring); TLS when given an ``ssl_context``.
-
-    A failed TLS handshake is counted (:meth:`Relay.refused`), not raised: gevent wraps an accepted
-    socket in TLS inside the connection's greenlet, and an exception there (a client without a
-    certificate under mutual TLS) would only reach gevent's hub, which prints a traceback per
-    connection. A refusal is an expected event at a public callback URL.
-    """
-
-    def __init__(self, listener: Any, relay: Relay, **kwargs: Any) -> None:
-        super().__init__(listener, **kwargs)
-        self.relay = relay
-
-    def handle(self, sock: socket.socket, address: Any) -> None:
-        with contextlib.suppress(OSError):  # small answers go out at once (no Nagle + delayed ACK wait)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        reqs = _Requests()
-        with contextlib.suppress(OSError):  # the client went away: nothing to answer
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                try:
-                    reqs.parser.feed_data(data)
-                except httptools.HttpParserError:
-                    sock.sendall(_CLOSE[400])
-                    return
-                if reqs.too_big:
-                    sock.sendall(_CLOSE[413])
-                    return
-                if reqs.expect and not reqs.done:  # curl and others wait for this before a larger body
-                    reqs.expect = False
-                    sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                if not reqs.done:
-                    continue
-                bodies, reqs.done = reqs.done, []
-                statuses = self.relay.forward(bodies)
-                if not reqs.keep_alive:
-                    sock.sendall(b"".join(_ANSWER[s] for s in statuses[:-1]) + _CLOSE[statuses[-1]])
-                    return
-                sock.sendall(b"".join(_ANSWER[s] for s in statuses))
-
-    def wrap_socket_and_handle(self, client_socket: Any, address: Any) -> Any:
-        client_socket.settimeout(HANDSHAKE_TIMEOUT_S)
-        try:
-            tls_socket = self.wrap_socket(client_socket, **self.ssl_args)
-        except (ssl.SSLError, OSError) as exc:  # OSError covers a reset, a timeout and a peer that just left
-            self.relay.refused(address, exc)
-            with contextlib.suppress(OSError):
-                client_socket.close()
-            return None
-        tls_socket.settimeout(None)
-        try:
-            return self.handle(tls_socket, address)
-        finally:
-            with contextlib.suppress(OSError):
-                tls_socket.close()
-
-
 def server_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     """The relay's TLS context from its options, built by the same code as the single-process listener's."""
     if not args.tls_cert:
@@ -396,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.registry.mkdir(parents=True, exist_ok=True)
     relay = Relay(args.registry)
-    server = RelayServer((args.host, args.port), relay, **({"ssl_context": context} if context else {}))
+    server = PostServer((args.host, args.port), relay.forward, on_refused=relay.refused,
+                        **({"ssl_context": context} if context else {}))
     gevent.signal_handler(signal.SIGTERM, server.stop)
     gevent.signal_handler(signal.SIGINT, server.stop)
     log.info("relay on %s://%s:%d/ (registry %s%s)", "https" if context else "http", args.host, args.port,

@@ -196,6 +196,9 @@ drain = "10s"           # the emulator's fast preset (tests/conftest.py) answers
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["failures"] == 0 and not summary.get("failure_reasons"), summary.get("failure_reasons")
+    # one summary for the two load processes: one request per SRV attempt (a critical SRV's CV 4 + CV 5 once)
+    assert len(list((out / "records").glob("records-*.arrows"))) == 2
+    assert summary["requests"] == len(req) - req["label"].str.endswith(" CV5").sum()
     answered = awaited.groupby("srv_variant").size().to_dict()
     assert len(answered) >= 5, answered
     for srv, s in summary["by_srv"].items():  # every async response is in its SRV's TRT, none missing

@@ -155,9 +155,10 @@ hosts = {{"127.0.0.1:{ne_port}" = "sut-prom"}}
         assert panel in titles, panel
     gap_rows = [" ".join(r.itertext()) for r in page.xpath('//table[@id="resource-gaps"]//tr[@class="gap"]')]
     assert any("sut-node" in r for r in gap_rows), gap_rows
-    (evidence,) = page.get_element_by_id("res-LOAD-DSP-NIGHT.NFR-CPU").xpath("./td[last()]/a/@href")
+    test_id = json.loads((out / "run.json").read_text())["test_id"]
+    (evidence,) = page.get_element_by_id(f"res-{test_id}.NFR-CPU").xpath("./td[last()]/a/@href")
     assert evidence in ("#m-host-sut-node", "#m-host-sut-prom")  # the worst host's row in the per-host table
-    assert "LOAD-DSP-NIGHT.NFR-CPU" in " ".join(page.get_element_by_id(evidence[1:]).itertext())
+    assert f"{test_id}.NFR-CPU" in " ".join(page.get_element_by_id(evidence[1:]).itertext())
     peak = " ".join(page.get_element_by_id("x-peak-cpu").itertext())
     assert f"{x['peak_cpu']:.1f}" in peak and x["peak_cpu_host"] in peak
     thresholds = " ".join(page.get_element_by_id("t-resource-nfrs").itertext())

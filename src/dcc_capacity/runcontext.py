@@ -305,8 +305,14 @@ class RunContext:
         started = time.time()
         at_stop = {"in_flight": self.in_flight, "parked": self.parked, "awaited": self.awaited}
         deadline, next_line = started + limit, started + 5.0
+        runner = self.environment.runner
         while time.time() < deadline and (self.in_flight or self.parked or self.awaited):
-            if time.time() >= next_line and not isinstance(self.environment.runner, WorkerRunner):
+            if isinstance(runner, WorkerRunner):
+                # Locust handles the master's messages (its heartbeats too) in the greenlet that runs this stop:
+                # while we drain, none is read, and after 60 s the worker would quit as if the master were gone,
+                # cutting the drain. The master is waiting for our drained message; keep the worker's own clock.
+                runner.last_heartbeat_timestamp = time.time()
+            if time.time() >= next_line and not isinstance(runner, WorkerRunner):
                 print(f"[dcc-capacity] draining: {self.awaited:,} responses awaited, {self.parked:,} journeys parked, "
                       f"{self.in_flight:,} exchanges open; at most {deadline - time.time():.0f} s left",
                       file=sys.stderr, flush=True)

@@ -67,13 +67,13 @@ def _wait_port(port: int, timeout: float = 15.0) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def _rate_for(target: float, exclude: tuple[str, ...]) -> tuple[float, float]:
+def _rate_for(target: float, exclude: tuple[str, ...], slot: str | None = None) -> tuple[float, float]:
     """(--rate giving ``target`` SRV/s once ``exclude`` is left out, the kept classes' planned SRV/s at it)."""
     sys.path.insert(0, str(ROOT / "src"))
     from dcc_capacity.runner.spec import TestSpec, resolve
 
-    full = sum(resolve(TestSpec(test="load", profile=str(PROFILE))).rates.values())
-    kept = sum(resolve(TestSpec(test="load", profile=str(PROFILE), exclude=exclude)).rates.values())
+    full = sum(resolve(TestSpec(test="load", profile=str(PROFILE), slot=slot)).rates.values())
+    kept = sum(resolve(TestSpec(test="load", profile=str(PROFILE), slot=slot, exclude=exclude)).rates.values())
     return target * full / kept, target
 
 
@@ -118,9 +118,9 @@ def _emulator_latency(lo_s: float, hi_s: float) -> str:
 def run_config(name: str, a: argparse.Namespace, tmp: Path) -> dict:
     workers = 2 if name == "workers2" else 0
     journeys = name == "journeys"
-    if journeys:
+    if journeys:  # installations and migrations happen in the day slot (FOC: none at night)
         exclude = SINGLE
-        rate, planned = _rate_for(a.journey_rate, exclude)
+        rate, planned = _rate_for(a.journey_rate, exclude, "day")
     else:
         exclude = JOURNEYS
         rate, planned = _rate_for(a.rate, exclude)
@@ -132,7 +132,7 @@ def run_config(name: str, a: argparse.Namespace, tmp: Path) -> dict:
     sut = None
     if journeys:  # the embedded emulator plays the SUT (real Pre-Commands), slowed to the same delays
         cfg.write_text(_emulator_latency(a.min_delay, a.max_delay))
-        target = ["--drain", f"{a.journey_drain}s"]
+        target = ["--drain", f"{a.journey_drain}s", "--slot", "day"]
     else:
         cfg.write_text(f"callback:\n  listen_host: 127.0.0.1\n  listen_port: {cb_port}\n")
         sut = subprocess.Popen([sys.executable, str(SUT), "--port", str(sut_port), "--callback-url",
@@ -211,7 +211,7 @@ def _journey_figures(out: Path, rate: float, exclude: tuple[str, ...], seconds: 
     from dcc_capacity.runner.spec import TestSpec, resolve
     from dcc_capacity.users.rows import ROW_CLASSES
 
-    r = resolve(TestSpec(test="load", profile=str(PROFILE), rate=rate, exclude=exclude))
+    r = resolve(TestSpec(test="load", profile=str(PROFILE), slot="day", rate=rate, exclude=exclude))
     length = {ROW_CLASSES[row]: len(steps) for row, steps in r.mix.journeys.items() if row in ROW_CLASSES}
     planned_starts = sum(v / length[c] for c, v in r.rates.items())
     df = load_records(out)

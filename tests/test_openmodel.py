@@ -10,7 +10,7 @@ import pytest
 from locust.env import Environment
 from locust.event import Events
 
-from _load_helpers import ROOT, run_distributed, run_locust, stall_server
+from _load_helpers import ROOT, run_locust, stall_server
 from dcc_capacity.openmodel import OpenModelUser, Step
 from dcc_capacity.records import load_records
 from dcc_capacity.runcontext import MeasureConfig, install
@@ -105,19 +105,6 @@ def test_environment_without_install_still_sends_on_schedule():
     entry = env.stats.get("plain ack", "ACK")
     expected = Plain.rate * elapsed
     assert 0.9 * expected - 2 <= entry.num_requests <= expected + 2 and entry.num_failures == 0
-
-
-@pytest.mark.slow
-def test_two_workers_split_the_rate_and_both_write_records(tmp_path):
-    with stall_server() as url:
-        master, _ = run_distributed(LOCUSTFILE, url, tmp_path, workers=2,
-                                    env={"OM_CLASSES": "Steady", "OM_SHAPE_RATE": "60", "OM_SHAPE_S": "5"})
-    assert master.returncode == 0, master.stderr[-3000:]
-    df = load_records(tmp_path)
-    per_process = df.groupby("process").size()
-    assert len(per_process) == 2  # one records file per worker, merged on load
-    assert abs(per_process.iloc[0] - per_process.iloc[1]) <= 0.1 * per_process.max()
-    assert sent_rate(df) == pytest.approx(60, rel=0.05)  # the cluster sends the shape's rate, not 2x
 
 
 @pytest.mark.slow

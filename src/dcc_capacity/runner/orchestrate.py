@@ -80,6 +80,11 @@ class RunOptions:
     """No async response after this: ``missing``."""
     drain_s: float | None = None
     """After the load, how long awaited responses are waited for (None: ``trt_missing_s``)."""
+
+    @property
+    def drain_limit_s(self) -> float:
+        """The drain actually allowed: ``drain_s``, or the missing deadline (as the load processes decide it)."""
+        return self.drain_s if self.drain_s is not None else self.trt_missing_s
     max_in_flight: int = 1000
     """Open HTTP exchanges per user class and load process."""
     max_parked: int = 100_000
@@ -408,8 +413,7 @@ def run_test(opts: RunOptions) -> int:
             migrations.stop()
         # A finished master has told its workers to quit; each quits after its drain (awaited responses, then
         # its drain file). Give them that long before SIGTERM, which would cut the drain and lose its books.
-        drain = opts.drain_s if opts.drain_s is not None else opts.trt_missing_s
-        settle_until = time.monotonic() + (drain + 15.0 if not failure and master is not None
+        settle_until = time.monotonic() + (opts.drain_limit_s + 15.0 if not failure and master is not None
                                            and master.poll() is not None else 0.0)
         for w in workers:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -503,8 +507,7 @@ def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.
            watch: WorkerWatch | None = None) -> str:
     """Wait for Locust to finish (bounded); return why the run failed ('' when it did not)."""
     spec = opts.spec
-    drain = opts.drain_s if opts.drain_s is not None else opts.trt_missing_s
-    limit = spec.duration_s + drain + 120 + (opts.workers * 10) + (opts.web_linger_s if opts.web else 0)
+    limit = spec.duration_s + opts.drain_limit_s + 120 + (opts.workers * 10) + (opts.web_linger_s if opts.web else 0)
     t0 = time.monotonic()
     follow = _Follow(opts.out / "logs" / ("master.log" if opts.workers else "locust.log"))
     while master.poll() is None:
@@ -574,7 +577,7 @@ def _finish(opts: RunOptions, r: Resolved, started: float, ended: float, failure
                   for cls in sorted(set(targets) | set(rates))},
         "spec": spec.to_dict(), "workers": opts.workers, "alerts_per_s": r.alerts_per_s,
         "measurement": {"trt_late_s": opts.trt_late_s, "trt_missing_s": opts.trt_missing_s,
-                        "drain_s": opts.drain_s if opts.drain_s is not None else opts.trt_missing_s,
+                        "drain_s": opts.drain_limit_s,
                         "max_in_flight": opts.max_in_flight, "max_parked_journeys": opts.max_parked},
     }
     if opts.max_send_lag_ms is not None:

@@ -8,9 +8,9 @@ import resource
 
 from locust import FastHttpUser, constant, events, task
 
-from dcc_capacity.openmodel import Step
-from dcc_capacity.users.base import DuisUser
-from dcc_capacity.users.kit import get_kit
+from dcc_capacity.load.openmodel import Step
+from dcc_capacity.load.users.base import DuisUser
+from dcc_capacity.load.users.kit import get_kit
 
 BODY = b"<sr:Request>" + b"x" * 1500 + b"</sr:Request>"
 HEADERS = {"Content-Type": "application/xml"}

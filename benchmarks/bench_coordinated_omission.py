@@ -6,7 +6,7 @@ request lands. Both clients target 100 req/s for 30 s, one after the other
 against a fresh server; each one's rate is the server's count over the span
 of its arrival times (never the clients' planned times):
 
-- open: :class:`dcc_capacity.openmodel.OpenModelUser` (tests/_om_locustfile.py
+- open: :class:`dcc_capacity.load.openmodel.OpenModelUser` (tests/_om_locustfile.py
   ``Steady``), latency from the intended send time, numbers from its records;
 - closed: a plain FastHttpUser, 10 users x ``constant_throughput(10)``,
   numbers from Locust's own stats CSV.
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
 from _load_helpers import run_locust, slow_sut  # noqa: E402
-from dcc_capacity.records import load_records  # noqa: E402
+from dcc_capacity.load.records import load_records  # noqa: E402
 
 CLOSED = """
 from locust import FastHttpUser, constant_throughput, task

@@ -71,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from dcc_capacity.duis.factory import RequestFactory
     from dcc_capacity.duis.mix import BauMix
+    from dcc_capacity.duis.pki import TestPKI
     from dcc_capacity.duis.requestid import RequestIdAllocator
-    from dcc_capacity.fleet import Fleet
-    from dcc_capacity.pki import TestPKI
+    from dcc_capacity.model.fleet import Fleet
 
     print(_pin_one_core(), flush=True)
     pki = TestPKI.load_or_create(Path(tempfile.mkdtemp(prefix="bench-pki-")) / "pki")

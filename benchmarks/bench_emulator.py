@@ -41,9 +41,9 @@ from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
 from dcc_capacity.duis import NS_DS, NS_SR  # noqa: E402
+from dcc_capacity.duis.pki import TestPKI  # noqa: E402
 from dcc_capacity.duis.responses import ResponseSigner  # noqa: E402
 from dcc_capacity.emulator import start_emulator  # noqa: E402
-from dcc_capacity.pki import TestPKI  # noqa: E402
 
 USER = "90-B3-D5-1F-30-01-00-00"
 DEFAULT_XSD = ROOT / ".peers" / "tool-jar" / "DUIS Schema V5.1.xsd"  # fetched by the test suite (tests/peers.py)

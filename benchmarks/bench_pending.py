@@ -70,7 +70,7 @@ def _wait_port(port: int, timeout: float = 15.0) -> None:
 def _rate_for(target: float, exclude: tuple[str, ...], slot: str | None = None) -> tuple[float, float]:
     """(--rate giving ``target`` SRV/s once ``exclude`` is left out, the kept classes' planned SRV/s at it)."""
     sys.path.insert(0, str(ROOT / "src"))
-    from dcc_capacity.runner.spec import TestSpec, resolve
+    from dcc_capacity.spec.resolve import TestSpec, resolve
 
     full = sum(resolve(TestSpec(test="load", profile=str(PROFILE), slot=slot)).rates.values())
     kept = sum(resolve(TestSpec(test="load", profile=str(PROFILE), slot=slot, exclude=exclude)).rates.values())
@@ -207,9 +207,9 @@ def _journey_figures(out: Path, rate: float, exclude: tuple[str, ...], seconds: 
     sys.path.insert(0, str(ROOT / "src"))
     import numpy as np
 
-    from dcc_capacity.records import load_records
-    from dcc_capacity.runner.spec import TestSpec, resolve
-    from dcc_capacity.users.rows import ROW_CLASSES
+    from dcc_capacity.load.records import load_records
+    from dcc_capacity.load.users.rows import ROW_CLASSES
+    from dcc_capacity.spec.resolve import TestSpec, resolve
 
     r = resolve(TestSpec(test="load", profile=str(PROFILE), slot="day", rate=rate, exclude=exclude))
     length = {ROW_CLASSES[row]: len(steps) for row, steps in r.mix.journeys.items() if row in ROW_CLASSES}

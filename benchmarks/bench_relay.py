@@ -1,6 +1,6 @@
 """How many callbacks a second the ``--workers N`` relay forwards on one core, over mutual TLS and plain HTTP.
 
-Setup, all on 127.0.0.1: the relay (``python -m dcc_capacity.runner.relay``) runs in a subprocess pinned to
+Setup, all on 127.0.0.1: the relay (``python -m dcc_capacity.orchestrate.relay``) runs in a subprocess pinned to
 CPU 0, in front of two "workers", each the suite's real callback listener (``CallbackListener``, plain HTTP,
 as behind the relay in a run) in its own subprocess. The SUT side is the emulator's own callback client
 (``emulator/delivery.py``: pipelined keep-alive connections, up to 32 per host) in this process, posting
@@ -45,7 +45,7 @@ SINK = """
 import signal, sys
 from gevent import monkey; monkey.patch_all()
 import gevent
-from dcc_capacity.callbacks import CallbackListener
+from dcc_capacity.load.callbacks import CallbackListener
 lst = CallbackListener(host="127.0.0.1", port=int(sys.argv[1]), missing_after_s=600, late_after_s=600).start()
 print("ready", flush=True)
 gevent.signal_handler(signal.SIGTERM, lambda: lst._server.stop(timeout=0))
@@ -152,7 +152,7 @@ def phase(tls: dict[str, str] | None, seconds: float, tmp: Path, pipelined: bool
         (registry / f"{slot}.url").write_text(f"http://127.0.0.1:{port}/")
         sinks.append(proc)
     port = _free_port()
-    cmd = [sys.executable, "-m", "dcc_capacity.runner.relay", "--port", str(port), "--registry", str(registry),
+    cmd = [sys.executable, "-m", "dcc_capacity.orchestrate.relay", "--port", str(port), "--registry", str(registry),
            "--stats", str(registry / "stats.json")]
     if tls:
         cmd += ["--tls-cert", tls["cert"], "--tls-key", tls["key"], "--tls-client-ca", tls["ca"],

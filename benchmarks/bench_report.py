@@ -59,7 +59,7 @@ def write_run(root: Path, n: int, seed: int = 1, processes: int = 4) -> None:
     """A run folder with n requests over an hour at a steady rate, 0.3 % failures, in the writer's format."""
     import pyarrow as pa
 
-    from dcc_capacity.records import SCHEMA
+    from dcc_capacity.load.records import SCHEMA
 
     rng = np.random.default_rng(seed)
     (root / "records").mkdir(parents=True, exist_ok=True)

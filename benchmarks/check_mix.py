@@ -33,7 +33,7 @@ LIMIT_PP = 2.0
 
 
 def run_case(profile: str, slot: str, seconds: float, rate: float, out: Path) -> dict:
-    from dcc_capacity.runner.finish import compare_mix, mix_from_records
+    from dcc_capacity.orchestrate.finish import compare_mix, mix_from_records
 
     t0 = time.time()
     proc = subprocess.run([sys.executable, "-m", "dcc_capacity", "run", "--test", "load", "--profile", profile,

@@ -6,7 +6,7 @@
 One scheduler user (``-u 1``) sends ``--example-rate`` POSTs per second to
 ``--example-path`` whatever the host does; ack times count from the planned
 send time. Records go to ``--run-dir``; with several classes or a
-:class:`~dcc_capacity.shapes.RateShape` in the file, rates come from the shape
+:class:`~dcc_capacity.load.shapes.RateShape` in the file, rates come from the shape
 instead (then Locust's -u/-t are not needed).
 
 A journey yields several steps and reads each result; to wait for the async
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from locust import events
 
-from dcc_capacity.openmodel import OpenModelUser, Step
+from dcc_capacity.load.openmodel import OpenModelUser, Step
 
 
 @events.init_command_line_parser.add_listener

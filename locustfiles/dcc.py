@@ -7,5 +7,5 @@ Example (an emulator on :8080 posting callbacks to :9001)::
         --volume-profile volume_profiles/foc.yaml --sp DSP --slot night --dcc-duration 30s --run-dir results/x
 """
 
-from dcc_capacity.users.locustfile import *  # noqa: F403
-from dcc_capacity.users.locustfile import __all__  # noqa: F401
+from dcc_capacity.load.users.locustfile import *  # noqa: F403
+from dcc_capacity.load.users.locustfile import __all__  # noqa: F401

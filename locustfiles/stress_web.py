@@ -20,8 +20,8 @@ import os
 from locust import events
 
 from dcc_capacity import webui
-from dcc_capacity.controlled_shape import ControlledShape
-from dcc_capacity.openmodel import OpenModelUser, Step
+from dcc_capacity.load.controlled_shape import ControlledShape
+from dcc_capacity.load.openmodel import OpenModelUser, Step
 
 _ids = itertools.count(1)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from dcc_capacity.duis.factory import RequestFactory
+from dcc_capacity.duis.pki import TestPKI
 from dcc_capacity.duis.requestid import RequestIdAllocator
-from dcc_capacity.fleet import Fleet
-from dcc_capacity.pki import TestPKI
+from dcc_capacity.model.fleet import Fleet
 
 
 @pytest.fixture(scope="session")

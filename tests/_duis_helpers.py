@@ -9,12 +9,12 @@ from pathlib import Path
 
 from lxml import etree
 
-from dcc_capacity.catalogue import ROLES
 from dcc_capacity.duis.factory import RequestFactory, single_user_factory
+from dcc_capacity.duis.pki import load_credential
 from dcc_capacity.duis.requestid import RequestIdAllocator
 from dcc_capacity.duis.schema import load_schema
-from dcc_capacity.fleet import Fleet
-from dcc_capacity.pki import load_credential
+from dcc_capacity.model.catalogue import ROLES
+from dcc_capacity.model.fleet import Fleet
 
 JAVA_HARNESS = Path(__file__).parent / "java" / "ValidateMany.java"
 DCC_BOXED_USER = "90-B3-D5-1F-30-01-00-00"

@@ -18,9 +18,9 @@ from lxml import etree
 from signxml import XMLSigner, methods
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 
-from dcc_capacity.catalogue import DCC_EUI, get_srv
 from dcc_capacity.duis import NS_DS, NS_SR
-from dcc_capacity.pki import Credential, TestPKI
+from dcc_capacity.duis.pki import Credential, TestPKI
+from dcc_capacity.model.catalogue import DCC_EUI, get_srv
 
 SUPPLIER = "90-B3-D5-1F-30-01-00-00"
 NETWORK_OP = "90-B3-D5-1F-30-02-00-00"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import os
 
-from dcc_capacity.openmodel import OpenModelUser, Step
+from dcc_capacity.load.openmodel import OpenModelUser, Step
 
 _ids = itertools.count(1)
 
@@ -78,7 +78,7 @@ for _name in ("Steady", "Prompt", "Slow", "Silent", "Journey"):
 
 
 if os.environ.get("OM_SHAPE_RATE"):
-    from dcc_capacity.shapes import LoadShape
+    from dcc_capacity.load.shapes import LoadShape
 
     class OmShape(LoadShape):
         """Drives Steady at OM_SHAPE_RATE SRV/s for OM_SHAPE_S seconds (cluster-wide)."""
@@ -88,7 +88,7 @@ if os.environ.get("OM_SHAPE_RATE"):
 
 
 if os.environ.get("OM_STRESS_RATE"):
-    from dcc_capacity.shapes import StressShape
+    from dcc_capacity.load.shapes import StressShape
 
     class OmStress(StressShape):
         """Steady at 0.8, 1.0, 1.2, ... x OM_STRESS_RATE, 3 s a step, until >1% errors."""

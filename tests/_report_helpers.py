@@ -73,7 +73,7 @@ def write_records(run_dir: Path, records: pd.DataFrame, flush_every: int = 1_000
     flushed every ``flush_every`` rows, so readers see many batches and
     responses that land in a later batch than their request.
     """
-    from dcc_capacity.records import RecordWriter
+    from dcc_capacity.load.records import RecordWriter
 
     req_cols = ["request_id", "user_class", "srv_variant", "label", "arrival", "step", "intended_ts", "sent_ts",
                 "ack_ts", "ack_ms", "ack_code"]

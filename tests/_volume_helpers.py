@@ -8,8 +8,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from dcc_capacity.profiles import Profile, parse_profile
-from dcc_capacity.yamlsource import YamlSource
+from dcc_capacity.config.yamlsource import YamlSource
+from dcc_capacity.model.profiles import Profile, parse_profile
 
 DATA = Path(__file__).resolve().parent / "data"
 SLOTS = ("night", "day", "evening")

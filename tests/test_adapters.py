@@ -20,19 +20,19 @@ from cryptography.hazmat.primitives import serialization
 from _emulator_helpers import PKI_DIR
 from _load_helpers import ROOT, run_locust
 from _tls_helpers import TestCA
-from dcc_capacity.adapters import AdapterSettings, TargetAdapter, adapter_class, make_adapter
-from dcc_capacity.adapters.http import DuisHttpAdapter
-from dcc_capacity.adapters.options import check_options
-from dcc_capacity.adapters.sftp import CpSftpAdapter, migration_steps
-from dcc_capacity.callbacks import CallbackListener
 from dcc_capacity.duis.factory import RequestFactory
+from dcc_capacity.duis.pki import TestPKI
 from dcc_capacity.emulator import start_emulator
 from dcc_capacity.errors import InputError
-from dcc_capacity.fleet import Fleet
-from dcc_capacity.openmodel import Step
-from dcc_capacity.pki import TestPKI
-from dcc_capacity.records import load_records
-from dcc_capacity.response_check import response_trust
+from dcc_capacity.load.adapters import AdapterSettings, TargetAdapter, adapter_class, make_adapter
+from dcc_capacity.load.adapters.http import DuisHttpAdapter
+from dcc_capacity.load.adapters.options import check_options
+from dcc_capacity.load.adapters.sftp import CpSftpAdapter, migration_steps
+from dcc_capacity.load.callbacks import CallbackListener
+from dcc_capacity.load.openmodel import Step
+from dcc_capacity.load.records import load_records
+from dcc_capacity.load.response_check import response_trust
+from dcc_capacity.model.fleet import Fleet
 
 HEADERS = {"Content-Type": "application/xml"}
 
@@ -141,13 +141,13 @@ def test_adapter_names_are_checked_and_bad_tls_files_are_input_errors(tmp_path):
         c = ca.issue("c", password=b"x")
         check_options(_opts(tls_client_cert=str(c.cert), tls_client_key=str(c.key),
                             tls_key_password_env="DCC_UNSET_X"))
-    assert issubclass(adapter_class("dcc_capacity.adapters.http:DuisHttpAdapter"), TargetAdapter)
+    assert issubclass(adapter_class("dcc_capacity.load.adapters.http:DuisHttpAdapter"), TargetAdapter)
 
 
 CUSTOM = '''
 """A user's own adapter: answers every request itself and notes what it was asked (an SP's internal interface)."""
 import json, os
-from dcc_capacity.adapters import TargetAdapter
+from dcc_capacity.load.adapters import TargetAdapter
 
 class Journal(TargetAdapter):
     name = "journal"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from dcc_capacity.cli import main
-from dcc_capacity.users.base import classify_duis_ack  # imports Locust: gevent patches at collection, not mid-run
+from dcc_capacity.load.users.base import classify_duis_ack  # imports Locust: gevent patches at collection, not mid-run
 
 ROOT = Path(__file__).resolve().parents[1]
 FOC = (ROOT / "volume_profiles" / "foc.yaml").read_text()
@@ -233,7 +233,7 @@ def test_bad_input_is_one_line_exit_2_and_no_traceback(case, tmp_path, good_run,
         raise AssertionError(f"{name}: the bad input was not caught before starting")
 
     # A case that slips through fails at once instead of running a load test or serving forever.
-    monkeypatch.setattr("dcc_capacity.runner.orchestrate.write_run_json_early", started)
+    monkeypatch.setattr("dcc_capacity.orchestrate.run.write_run_json_early", started)
     monkeypatch.setattr("dcc_capacity.emulator.server._server", started)  # after the config, registry, bind
     args = argv(Work(tmp_path, good_run))
     try:

@@ -11,8 +11,8 @@ from locust.env import Environment
 from locust.event import Events
 
 from _load_helpers import ROOT, run_locust, stall_server
-from dcc_capacity.callbacks import CallbackListener
-from dcc_capacity.records import RecordWriter, load_records
+from dcc_capacity.load.callbacks import CallbackListener
+from dcc_capacity.load.records import RecordWriter, load_records
 
 
 def response(rid: str, code: str = "I0") -> bytes:

@@ -1,4 +1,4 @@
-from dcc_capacity.catalogue import catalogue, get_srv
+from dcc_capacity.model.catalogue import catalogue, get_srv
 
 
 def test_catalogue_has_all_129_variants_with_facts():

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from _volume_helpers import DATA, SLOTS, SPS
-from dcc_capacity.volume import ROWS, load_plan
+from dcc_capacity.model.volume import ROWS, load_plan
 
 EXAMPLE = str(DATA / "worked-example.yaml")
 

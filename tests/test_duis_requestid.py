@@ -17,8 +17,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 _WORKER = """
 import sys
 from dcc_capacity.duis.factory import RequestFactory
-from dcc_capacity.fleet import Fleet
-from dcc_capacity.pki import TestPKI
+from dcc_capacity.model.fleet import Fleet
+from dcc_capacity.duis.pki import TestPKI
 factory = RequestFactory.from_pki(TestPKI.load_or_create(sys.argv[1]), Fleet(seed=3, size=500))
 variants = ["4.6.1", "4.8.1", "8.11", "1.6", "12.2"]
 print("slot", factory.allocator.slot)
@@ -31,7 +31,7 @@ def test_two_processes_render_10000_requests_with_distinct_request_ids(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(SRC), "DCC_CAPACITY_SLOT_DIR": str(tmp_path / "slots")}
     env.pop("DCC_CAPACITY_SLOT", None)
     pki = tmp_path / "pki"
-    subprocess.run([sys.executable, "-c", "import sys; from dcc_capacity.pki import TestPKI; "
+    subprocess.run([sys.executable, "-c", "import sys; from dcc_capacity.duis.pki import TestPKI; "
                     "TestPKI.load_or_create(sys.argv[1])", str(pki)], env=env, check=True)
     procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(pki), "5000"], env=env, stdout=subprocess.PIPE,
                               text=True) for _ in range(2)]

@@ -6,10 +6,10 @@ import pytest
 from lxml import etree
 
 from _duis_helpers import SECMP0192_SCHEDULED, installations_for, secmp0192_schema, strip_signature
-from dcc_capacity.catalogue import get_srv
 from dcc_capacity.duis.structure import check_request
 from dcc_capacity.duis.templates import available_variants, render_body, template_info
 from dcc_capacity.errors import InputError
+from dcc_capacity.model.catalogue import get_srv
 
 pytest_plugins = ("_duis_fixtures",)  # its fixtures: test_pki, fleet, factory
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from _emulator_helpers import SUPPLIER, pki, sign, signed_request, unsigned_request
+from dcc_capacity.duis.pki import load_certificate
 from dcc_capacity.duis.responses import ResponseSigner, build_response
 from dcc_capacity.duis.verify import (
     SignatureError,
@@ -16,7 +17,6 @@ from dcc_capacity.duis.verify import (
     parse_hardened,
     verify_enveloped,
 )
-from dcc_capacity.pki import load_certificate
 
 
 @pytest.fixture(scope="module")

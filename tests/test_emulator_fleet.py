@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from dcc_capacity.emulator.config import EmulatorConfig
 from dcc_capacity.emulator.gateway import DeviceRule
-from dcc_capacity.fleet import Fleet
+from dcc_capacity.model.fleet import Fleet
 
 
 def test_fleet_devices_classified_by_their_installation() -> None:

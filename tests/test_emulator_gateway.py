@@ -24,10 +24,10 @@ from _emulator_helpers import (
     signed_request,
     unsigned_request,
 )
-from dcc_capacity.catalogue import DCC_EUI
 from dcc_capacity.duis.responses import parse_response
 from dcc_capacity.emulator import codes as C
 from dcc_capacity.emulator import start_emulator
+from dcc_capacity.model.catalogue import DCC_EUI
 
 FAST = {"device": {"mean_ms": 10}, "critical": {"mean_ms": 10}}
 WINDOW_S = 0.5
@@ -136,7 +136,7 @@ def test_unsigned_request(emu, client):
 
 
 def test_unknown_certificate(emu, client, tmp_path):
-    from dcc_capacity.pki import TestPKI
+    from dcc_capacity.duis.pki import TestPKI
 
     stranger = TestPKI.load_or_create(tmp_path / "other-pki")
     req = sign(unsigned_request("4.1.1"), stranger.credential(SUPPLIER))

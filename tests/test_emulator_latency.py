@@ -124,7 +124,7 @@ def test_run_device_latency_needs_the_embedded_emulator(run_cli, tmp_path):
 
 
 def test_run_writes_the_preset_into_the_emulator_config(monkeypatch):
-    from dcc_capacity.runner.orchestrate import _set_device_latency
+    from dcc_capacity.orchestrate.run import _set_device_latency
 
     monkeypatch.delenv(ENV_PRESET, raising=False)
     cfg: dict = {"capacity": {"tps": 10}}

@@ -8,12 +8,12 @@ import numpy as np
 
 from _emulator_helpers import PKI_DIR
 from _report_helpers import START, make_records
+from dcc_capacity.duis.pki import TestPKI
 from dcc_capacity.duis.responses import ResponseSigner, build_response
 from dcc_capacity.duis.verify import TrustStore
 from dcc_capacity.emulator.faults import tamper
-from dcc_capacity.pki import TestPKI
+from dcc_capacity.load.response_check import check_signature
 from dcc_capacity.report.metrics import compute_metrics, failure_reason
-from dcc_capacity.response_check import check_signature
 
 SIG = "bad response signature: digest mismatch: the document was changed after signing"
 

@@ -9,9 +9,9 @@ import pytest
 
 from dcc_capacity.duis.factory import RequestFactory
 from dcc_capacity.duis.mix import BauMix
+from dcc_capacity.duis.pki import DEFAULT_USERS, TestPKI
 from dcc_capacity.duis.requestid import RequestIdAllocator
-from dcc_capacity.fleet import Fleet, mpan_check_digit
-from dcc_capacity.pki import DEFAULT_USERS, TestPKI
+from dcc_capacity.model.fleet import Fleet, mpan_check_digit
 
 pytest_plugins = ("_duis_fixtures",)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gevent
 import pytest
 
-from dcc_capacity.flights import Flights
+from dcc_capacity.load.flights import Flights
 
 pytestmark = pytest.mark.timeout(30)
 

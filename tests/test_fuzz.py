@@ -31,9 +31,9 @@ from dcc_capacity.duis.responses import (
     payload_pre_command,
 )
 from dcc_capacity.errors import InputError
-from dcc_capacity.records import OUTCOMES
-from dcc_capacity.users.base import classify_duis_ack
-from dcc_capacity.volume import SLOTS, SPS, VolumePlan, load_plan
+from dcc_capacity.load.records import OUTCOMES
+from dcc_capacity.load.users.base import classify_duis_ack
+from dcc_capacity.model.volume import SLOTS, SPS, VolumePlan, load_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 FOC: dict[str, Any] = yaml.safe_load((ROOT / "volume_profiles" / "foc.yaml").read_text())

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from geventhttpclient import HTTPClient
 
-from dcc_capacity.httpclient import ConnectionClosed, LeanHTTPClient
+from dcc_capacity.load.httpclient import ConnectionClosed, LeanHTTPClient
 
 pytestmark = pytest.mark.timeout(60)
 SERVER = Path(__file__).with_name("_raw_http_server.py")

@@ -12,9 +12,9 @@ from locust import User, constant, task
 from locust.env import Environment
 from locust.event import Events
 
-from dcc_capacity import runcontext
-from dcc_capacity.runner.orchestrate import RunOptions, _check_inputs, _locust_args
-from dcc_capacity.runner.spec import TestSpec as RunSpec
+from dcc_capacity.load import runcontext
+from dcc_capacity.orchestrate.run import RunOptions, _check_inputs, _locust_args
+from dcc_capacity.spec.resolve import TestSpec as RunSpec
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[1]

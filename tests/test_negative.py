@@ -16,8 +16,16 @@ import pytest
 
 from _emulator_helpers import PKI_DIR
 from dcc_capacity.errors import InputError
-from dcc_capacity.negcases import CASE_IDS, Verdict, VerdictWriter, ack_code, judge_code, judge_no_code, summarise
-from dcc_capacity.records import load_records
+from dcc_capacity.load.records import load_records
+from dcc_capacity.testtypes.negative.cases import (
+    CASE_IDS,
+    Verdict,
+    VerdictWriter,
+    ack_code,
+    judge_code,
+    judge_no_code,
+    summarise,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,7 +99,7 @@ def test_every_case_is_sent_and_answered_as_duis_requires(negative_run):
 def test_a_wrong_answer_fails_its_case_nfr_neg_and_the_exit_status(negative_run, tmp_path):
     """The real run's folder plus one NEG-SIG answered I99 (a SUT that accepted a bad signature)."""
     from dcc_capacity.report.build import build_report
-    from dcc_capacity.report.negative import write_results
+    from dcc_capacity.testtypes.negative.report import write_results
 
     src, p = negative_run
     assert p.returncode == 0, p.stderr[-2000:]
@@ -120,10 +128,10 @@ def test_a_wrong_answer_fails_its_case_nfr_neg_and_the_exit_status(negative_run,
 def test_an_emulator_that_does_not_reject_fails_the_case():
     """Real requests, real emulator: SECMP0192 switched off and the Network Operator given a supplier role."""
     from dcc_capacity.duis.factory import RequestFactory
+    from dcc_capacity.duis.pki import TestPKI
     from dcc_capacity.emulator import start_emulator
-    from dcc_capacity.fleet import Fleet
-    from dcc_capacity.pki import TestPKI
-    from dcc_capacity.users import negbuild as nb
+    from dcc_capacity.model.fleet import Fleet
+    from dcc_capacity.testtypes.negative import build as nb
 
     fleet = Fleet(20240601, 10_000)
     factory = RequestFactory.from_pki(TestPKI.load_or_create(PKI_DIR), fleet)
@@ -168,7 +176,7 @@ def test_case_rules_pending_unexercised_and_missing_codes():
 
 
 def test_callback_without_response_code_is_an_error_not_ok():
-    from dcc_capacity.callbacks import CallbackListener
+    from dcc_capacity.load.callbacks import CallbackListener
 
     lst = CallbackListener(None)
     p = lst.expect("90-B3-D5-1F-30-01-00-00:00-DB-19-00-00-00-00-01:5", label="4.8.1", intended_ts=0.0)
@@ -178,7 +186,7 @@ def test_callback_without_response_code_is_an_error_not_ok():
 
 
 def test_malformed_negative_section_in_run_json_is_one_input_error():
-    from dcc_capacity.report.negative import section
+    from dcc_capacity.testtypes.negative.report import section
 
     assert section({}) is None
     with pytest.raises(InputError, match=r"negative\.cases\[0\]\.sent"):
@@ -188,8 +196,8 @@ def test_malformed_negative_section_in_run_json_is_one_input_error():
 
 
 def test_sftp_side_failing_fails_neg_fallout_with_what_came(tmp_path):
-    from dcc_capacity.negcases import load_verdicts
-    from dcc_capacity.runner.negative import MigrationCases
+    from dcc_capacity.testtypes.negative.cases import load_verdicts
+    from dcc_capacity.testtypes.negative.migrations import MigrationCases
 
     t = MigrationCases(1, tmp_path, [], 2.0)  # nothing listens on port 1
     t.start()
@@ -201,7 +209,7 @@ def test_sftp_side_failing_fails_neg_fallout_with_what_came(tmp_path):
 
 
 def test_against_an_external_sut_the_sftp_cases_are_not_run_not_failed(tmp_path):
-    from dcc_capacity.report.negative import negative_results, nfr_results
+    from dcc_capacity.testtypes.negative.report import negative_results, nfr_results
 
     w = VerdictWriter(tmp_path)
     for cid in CASE_IDS[2:]:
@@ -222,7 +230,7 @@ def test_a_run_outside_the_catalogue_is_not_judged_on_nfr_neg(tmp_path):
     import yaml
 
     from _report_helpers import make_run
-    from dcc_capacity.nfr import default_nfr_path
+    from dcc_capacity.model.nfr import default_nfr_path
     from dcc_capacity.report.build import build_report
 
     doc = yaml.safe_load(default_nfr_path().read_text())

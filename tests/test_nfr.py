@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dcc_capacity.errors import InputError
-from dcc_capacity.nfr import Nfr, judge, load_catalogue, load_nfrs
-from dcc_capacity.records import RecordWriter
+from dcc_capacity.load.records import RecordWriter
+from dcc_capacity.model.nfr import Nfr, judge, load_catalogue, load_nfrs
 from dcc_capacity.report.inputs import iter_record_batches
 from dcc_capacity.report.metrics import NEEDED_COLUMNS, compute_metrics
 

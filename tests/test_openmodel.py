@@ -11,9 +11,9 @@ from locust.env import Environment
 from locust.event import Events
 
 from _load_helpers import ROOT, run_locust, stall_server
-from dcc_capacity.openmodel import OpenModelUser, Step
-from dcc_capacity.records import load_records
-from dcc_capacity.runcontext import MeasureConfig, install
+from dcc_capacity.load.openmodel import OpenModelUser, Step
+from dcc_capacity.load.records import load_records
+from dcc_capacity.load.runcontext import MeasureConfig, install
 
 LOCUSTFILE = ROOT / "tests" / "_om_locustfile.py"
 

@@ -17,10 +17,10 @@ from locust.env import Environment
 from locust.event import Events
 
 from _load_helpers import ROOT, free_port, slow_sut
-from dcc_capacity.adapters import TargetAdapter
-from dcc_capacity.openmodel import OpenModelUser, Step
-from dcc_capacity.records import load_records
-from dcc_capacity.runcontext import MeasureConfig, install
+from dcc_capacity.load.adapters import TargetAdapter
+from dcc_capacity.load.openmodel import OpenModelUser, Step
+from dcc_capacity.load.records import load_records
+from dcc_capacity.load.runcontext import MeasureConfig, install
 
 _ids = itertools.count(1)
 
@@ -97,7 +97,7 @@ def test_awaited_responses_hold_no_slot_and_journeys_park_until_their_response(t
 
 def _single_srv_rate(target: float) -> tuple[float, tuple[str, ...]]:
     """The --rate that gives ``target`` SRV/s once the journey classes are left out (they need callbacks)."""
-    from dcc_capacity.runner.spec import TestSpec, resolve
+    from dcc_capacity.spec.resolve import TestSpec, resolve
 
     exclude = ("S2IcCredit", "S2IcPrepay", "S1MigrationCredit", "S1MigrationPrepay")
     full = sum(resolve(TestSpec(test="load", profile=str(ROOT / "volume_profiles" / "foc.yaml"))).rates.values())

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from dcc_capacity.errors import InputError
-from dcc_capacity.nfr import load_catalogue
+from dcc_capacity.model.nfr import load_catalogue
+from dcc_capacity.model.provenance import PROJECT_DEFAULT
 from dcc_capacity.phase.plan import load_plan_file
-from dcc_capacity.provenance import PROJECT_DEFAULT
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = ROOT / "tests" / "data" / "phase-ci.yaml"
@@ -176,9 +176,9 @@ def test_invalid_run_is_shown_and_not_counted_as_evidence(phase, tmp_path):
 
 def test_compare_lists_changed_inputs_and_flags_an_injected_regression(phase, tmp_path):
     from dcc_capacity.cli import main
+    from dcc_capacity.model.provenance import plan_provenance
+    from dcc_capacity.model.volume import load_plan
     from dcc_capacity.phase.compare import compare_phases
-    from dcc_capacity.provenance import plan_provenance
-    from dcc_capacity.volume import load_plan
 
     new = tmp_path / "new"
     shutil.copytree(phase["out"], new, ignore=shutil.ignore_patterns("records"))
@@ -299,7 +299,7 @@ def test_phase_report_in_chromium_links_both_ways_offline_and_prints(report, chr
 
 def test_run_default_test_ids_are_the_shipped_catalogues():
     from dcc_capacity.cli.run import TESTS, _test_id
-    from dcc_capacity.runner.spec import default_test_id
+    from dcc_capacity.spec.resolve import default_test_id
 
     ids = {t.id: t.type for t in load_catalogue().tests}
     for test in TESTS:

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pytest
 
 from _report_helpers import Page
-from dcc_capacity.nfr import default_nfr_path, load_catalogue
-from dcc_capacity.records import RecordStats, RecordWriter, iter_records, load_records
+from dcc_capacity.load.records import RecordStats, RecordWriter, iter_records, load_records
+from dcc_capacity.model.nfr import default_nfr_path, load_catalogue
 from dcc_capacity.report import build_report
 
 START = 1_764_000_000.0

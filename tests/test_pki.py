@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from dcc_capacity.duis.pki import DEFAULT_USERS, TestPKI, eui_from_cert, load_credential
 from dcc_capacity.errors import InputError
-from dcc_capacity.pki import DEFAULT_USERS, TestPKI, eui_from_cert, load_credential
 
 
 def test_generated_pki_is_reused_and_names_each_user(tmp_path: Path):

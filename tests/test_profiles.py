@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from _volume_helpers import DATA, minimal_profile, profile_from
+from dcc_capacity.config.yamlsource import load_yaml
 from dcc_capacity.errors import InputError
-from dcc_capacity.profiles import load_profile
-from dcc_capacity.yamlsource import load_yaml
+from dcc_capacity.model.profiles import load_profile
 
 GOOD = (DATA / "worked-example.yaml").read_text()
 
@@ -166,8 +166,8 @@ def test_yaml_reads_exponents_and_underscores(tmp_path):
 
 @pytest.mark.parametrize("capability", ["IOC", "MOC", "FOC"])
 def test_shipped_profiles_load_cite_sources_and_suit_a_demo(capability):
+    from dcc_capacity.model.volume import compute_plan
     from dcc_capacity.paths import data_dir
-    from dcc_capacity.volume import compute_plan
 
     path = data_dir("volume_profiles") / f"{capability.lower()}.yaml"
     profile = load_profile(path)

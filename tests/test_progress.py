@@ -8,9 +8,9 @@ from locust import User, constant, task
 from locust.env import Environment
 from locust.event import Events
 
-from dcc_capacity.nfr import Nfr
-from dcc_capacity.progress import Progress
-from dcc_capacity.shapes import LoadShape
+from dcc_capacity.load.progress import Progress
+from dcc_capacity.load.shapes import LoadShape
+from dcc_capacity.model.nfr import Nfr
 
 
 class Idle(User):

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import serialization
 
 from _realenv_helpers import OWN_EUI, OwnKeys, make_own_keys
 from _tls_helpers import TestCA
-from dcc_capacity.pki import TestPKI
-from dcc_capacity.records import load_records
+from dcc_capacity.duis.pki import TestPKI
+from dcc_capacity.load.records import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
 OTHER_EUI = "90-B3-D5-1F-30-AA-00-02"

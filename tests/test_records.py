@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dcc_capacity.records import COLUMNS, RecordWriter, iter_raw_batches, load_records
+from dcc_capacity.load.records import COLUMNS, RecordWriter, iter_raw_batches, load_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ def test_empty_run_folder_gives_empty_frame(tmp_path):
 
 WRITER = """
 import sys, time, gevent
-from dcc_capacity.records import RecordWriter
+from dcc_capacity.load.records import RecordWriter
 w = RecordWriter(sys.argv[1], tag="victim")
 i = 0
 print("ready", flush=True)
@@ -119,7 +119,7 @@ def test_writer_throughput(tmp_path):
 
 
 def test_iter_records_streams_the_same_fold_and_reads_old_folders(tmp_path):
-    from dcc_capacity.records import RecordStats, iter_records
+    from dcc_capacity.load.records import RecordStats, iter_records
 
     legacy = tmp_path / "records-old.arrows"  # runs before records/ existed wrote into the run folder itself
     with RecordWriter(tmp_path, tag="p1", start_flusher=False) as w:

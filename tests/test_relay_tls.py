@@ -27,7 +27,7 @@ import pytest
 
 from _load_helpers import free_port, wait_for_port
 from _tls_helpers import TestCA
-from dcc_capacity.records import load_records
+from dcc_capacity.load.records import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY_PW = "relay-Pa55-41c9e2"
@@ -85,7 +85,7 @@ def test_relay_refuses_a_client_without_certificate_counts_it_and_still_forwards
     (registry / f"{SLOT}.url").write_text(f"http://127.0.0.1:{sink.server_port}/")
     port, stats, log = free_port(), tmp_path / "relay.json", tmp_path / "relay.log"
     with log.open("wb") as fh:
-        relay = subprocess.Popen([sys.executable, "-m", "dcc_capacity.runner.relay", "--port", str(port),
+        relay = subprocess.Popen([sys.executable, "-m", "dcc_capacity.orchestrate.relay", "--port", str(port),
                                   "--registry", str(registry), "--tls-cert", str(server.cert), "--tls-key",
                                   str(server.key), "--tls-client-ca", str(ca.ca), "--tls-key-password-env",
                                   "RELAY_KEY_PW", "--stats", str(stats)], env=_env(RELAY_KEY_PW=KEY_PW),
@@ -209,7 +209,7 @@ drain = "10s"           # the emulator's fast preset (tests/conftest.py) answers
 
 
 def test_run_gives_the_callback_tls_options_to_the_relay_and_none_to_the_workers():
-    from dcc_capacity.runner.target import callback_server_tls, without_callback_tls
+    from dcc_capacity.orchestrate.target import callback_server_tls, without_callback_tls
 
     args = ["--tls-ca", "ca.pem", "--callback-tls-cert", "l.pem", "--callback-tls-key=l.key",
             "--callback-tls-client-ca", "ca.pem", "--tls-key-password-env", "PW", "--drain", "5"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from dcc_capacity.records import load_records
+from dcc_capacity.load.records import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -133,7 +133,7 @@ def test_kill_9_of_the_whole_run_loses_at_most_the_last_second_and_reports_incom
 
 
 def _small_file(tmp_path: Path) -> tuple[Path, list[int]]:
-    from dcc_capacity.records import RecordWriter
+    from dcc_capacity.load.records import RecordWriter
 
     w = RecordWriter(tmp_path, tag="cut", start_flusher=False)
     sizes = []
@@ -148,7 +148,7 @@ def _small_file(tmp_path: Path) -> tuple[Path, list[int]]:
 
 def test_every_cut_point_of_a_record_file_keeps_exactly_the_complete_batches(tmp_path):
     """A kill can stop the writer anywhere: whatever the cut, the reader keeps each batch that is whole, no error."""
-    from dcc_capacity.records import RecordStats, iter_raw_batches
+    from dcc_capacity.load.records import RecordStats, iter_raw_batches
 
     path, ends = _small_file(tmp_path)
     data = path.read_bytes()
@@ -232,7 +232,7 @@ def test_a_worker_killed_mid_run_is_reported_and_the_run_marked_incomplete(tmp_p
 
 PARENT = """
 import subprocess, sys, time
-from dcc_capacity.runner.resilience import die_with_parent
+from dcc_capacity.orchestrate.resilience import die_with_parent
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], preexec_fn=die_with_parent)
 print(child.pid, flush=True)
 time.sleep(60)

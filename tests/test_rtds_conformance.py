@@ -25,10 +25,10 @@ import pytest
 from lxml import etree
 
 from _emulator_helpers import PKI_DIR, CallbackListener, service_for
-from dcc_capacity.catalogue import DCC_EUI, get_srv
 from dcc_capacity.duis.responses import parse_response
 from dcc_capacity.emulator import start_emulator
 from dcc_capacity.emulator.payloads import expected_payload
+from dcc_capacity.model.catalogue import DCC_EUI, get_srv
 from peers import node_parse_many, rtds_templates, sign_many
 
 pytestmark = pytest.mark.peer

@@ -15,11 +15,11 @@ from lxml import etree
 
 from _duis_helpers import DCC_BOXED_USER, validate_many
 from _emulator_helpers import PKI_DIR, CallbackListener
-from dcc_capacity.catalogue import ROLES
 from dcc_capacity.duis.responses import parse_response
 from dcc_capacity.duis.rtds import load_rtds
 from dcc_capacity.emulator import start_emulator
 from dcc_capacity.errors import InputError
+from dcc_capacity.model.catalogue import ROLES
 from peers import rtds_templates
 
 pytestmark = pytest.mark.peer

@@ -17,13 +17,13 @@ from lxml import etree
 
 from _duis_helpers import installations_for
 from _emulator_helpers import PKI_DIR
-from dcc_capacity.catalogue import ROLES, catalogue
 from dcc_capacity.duis import NS_SR
 from dcc_capacity.duis.factory import single_user_factory
+from dcc_capacity.duis.pki import TestPKI
 from dcc_capacity.duis.templates import available_variants, template_info
 from dcc_capacity.errors import InputError
-from dcc_capacity.fleet import Fleet
-from dcc_capacity.pki import TestPKI
+from dcc_capacity.model.catalogue import ROLES, catalogue
+from dcc_capacity.model.fleet import Fleet
 from peers import rtds_templates
 
 pytestmark = pytest.mark.peer

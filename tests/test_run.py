@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dcc_capacity.records import load_records
+from dcc_capacity.load.records import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +129,7 @@ def test_plain_locust_runs_the_volume_model_against_the_emulator(tmp_path):
         assert cls in listed.stdout
     import argparse
 
-    from dcc_capacity.users.kit import get_kit, reset_kit, write_device_registry
+    from dcc_capacity.load.users.kit import get_kit, reset_kit, write_device_registry
 
     reset_kit()  # the fleet the Locust process builds: the locustfile's seed, size and pools, the profile's shares
     kit = get_kit(argparse.Namespace(volume_profile="volume_profiles/foc.yaml", sp="DSP", slot="night"))

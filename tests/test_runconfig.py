@@ -11,10 +11,10 @@ import pytest
 
 from _realenv_helpers import ALL_ROLES, OWN_EUI, make_own_keys
 from dcc_capacity.cli import _build_parser, main
+from dcc_capacity.config.runconfig import load_run_config
+from dcc_capacity.duis.pki import load_credential, load_pkcs12
 from dcc_capacity.errors import InputError
-from dcc_capacity.pki import load_credential, load_pkcs12
-from dcc_capacity.runconfig import load_run_config
-from dcc_capacity.runner.configmap import locust_args_for, map_config, resolve_args
+from dcc_capacity.orchestrate.configmap import locust_args_for, map_config, resolve_args
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "real-env.toml"
@@ -190,10 +190,10 @@ def test_encrypted_pem_and_pkcs12_open_only_with_their_password(tmp_path, monkey
 
 
 def test_the_kit_signs_with_the_users_own_keys(tmp_path, monkeypatch):
+    from dcc_capacity.duis.pki import load_certificate
+    from dcc_capacity.duis.signingkeys import SigningKey, write_signing_keys
     from dcc_capacity.duis.verify import TrustStore, verify_enveloped
-    from dcc_capacity.pki import load_certificate
-    from dcc_capacity.signingkeys import SigningKey, write_signing_keys
-    from dcc_capacity.users import kit
+    from dcc_capacity.load.users import kit
 
     k = make_own_keys(tmp_path)
     monkeypatch.setenv("OWN_PW", k.password)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from dcc_capacity.cli import main
-from dcc_capacity.redact import REDACTED, redact, redact_argv
-from dcc_capacity.runner.safety import cap_rates, is_loopback
-from dcc_capacity.runner.shape import DccShape  # imports Locust: patches this process at collection, as others do
+from dcc_capacity.config.redact import REDACTED, redact, redact_argv
+from dcc_capacity.load.shape import DccShape  # imports Locust: patches this process at collection, as others do
+from dcc_capacity.spec.safety import cap_rates, is_loopback
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(60)

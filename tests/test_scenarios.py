@@ -18,12 +18,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from dcc_capacity.load.shape import build_shape  # imports locust: the process is gevent-patched, as elsewhere
+from dcc_capacity.orchestrate.scenario_facts import soak_slots
 from dcc_capacity.report.catchup import analyse as catchup_analyse
 from dcc_capacity.report.drift import fit_slope
-from dcc_capacity.runner.scenario_facts import soak_slots
-from dcc_capacity.runner.shape import build_shape  # imports locust: the process is gevent-patched, as elsewhere
-from dcc_capacity.runner.spec import TestSpec as Spec
-from dcc_capacity.runner.spec import class_rates, resolve
+from dcc_capacity.spec.resolve import TestSpec as Spec
+from dcc_capacity.spec.resolve import class_rates, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 NOISY = "90-B3-D5-1F-30-01-00-00"  # the first supplier: NoisyNeighbour bursts as it

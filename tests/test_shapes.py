@@ -10,7 +10,7 @@ import pytest
 from locust import User, constant, task
 from locust.env import Environment
 
-from dcc_capacity.shapes import CatchupShape, LoadShape, SoakShape, SpikeShape, StressShape
+from dcc_capacity.load.shapes import CatchupShape, LoadShape, SoakShape, SpikeShape, StressShape
 
 
 class Reads(User):

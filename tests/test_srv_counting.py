@@ -7,7 +7,7 @@ import json
 import pytest
 
 from _report_helpers import START, Page, make_records, make_run
-from dcc_capacity.records import RecordWriter
+from dcc_capacity.load.records import RecordWriter
 from dcc_capacity.report.build import build_report
 
 pytestmark = pytest.mark.timeout(60)
@@ -87,8 +87,8 @@ def test_an_open_attempt_at_the_end_is_pending_and_a_batch_boundary_does_not_spl
 def test_a_cv4_answer_without_a_precommand_is_an_error_step():
     from types import SimpleNamespace
 
-    from dcc_capacity.openmodel import Step
-    from dcc_capacity.users.base import DuisUser
+    from dcc_capacity.load.openmodel import Step
+    from dcc_capacity.load.users.base import DuisUser
 
     user = SimpleNamespace(throttle_codes=frozenset({429}), ctx=SimpleNamespace(response_trust=None),
                            kit=SimpleNamespace(paths={"S": "/api/v1/serviceS"}))
@@ -103,7 +103,7 @@ def test_a_cv4_answer_without_a_precommand_is_an_error_step():
 
 
 def test_run_json_rates_count_the_same_srv_attempts(tmp_path):
-    from dcc_capacity.runner.finish import rates_from_records
+    from dcc_capacity.orchestrate.finish import rates_from_records
 
     run = tmp_path / "run"
     with RecordWriter(run, tag="gen-1", start_flusher=False) as w:

@@ -19,15 +19,15 @@ from _load_helpers import free_port
 from dcc_capacity.duis.mix import BauMix
 from dcc_capacity.emulator import start_emulator
 from dcc_capacity.errors import InputError
-from dcc_capacity.records import load_records
-from dcc_capacity.runcontext import MeasureConfig, install
-from dcc_capacity.runner.finish import compare_mix, mix_from_records
-from dcc_capacity.runner.spec import TestSpec as Spec
-from dcc_capacity.runner.spec import mix_for, resolve
-from dcc_capacity.srvmix import TOPUP_VARIANT
-from dcc_capacity.users.classes import S1MigrationCredit
-from dcc_capacity.users.kit import fleet_pools, get_kit, reset_kit, write_device_registry
-from dcc_capacity.volume import SLOT_HOURS, load_plan
+from dcc_capacity.load.records import load_records
+from dcc_capacity.load.runcontext import MeasureConfig, install
+from dcc_capacity.load.users.classes import S1MigrationCredit
+from dcc_capacity.load.users.kit import fleet_pools, get_kit, reset_kit, write_device_registry
+from dcc_capacity.model.srvmix import TOPUP_VARIANT
+from dcc_capacity.model.volume import SLOT_HOURS, load_plan
+from dcc_capacity.orchestrate.finish import compare_mix, mix_from_records
+from dcc_capacity.spec.resolve import TestSpec as Spec
+from dcc_capacity.spec.resolve import mix_for, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 IOC, FOC = str(ROOT / "volume_profiles" / "ioc.yaml"), str(ROOT / "volume_profiles" / "foc.yaml")
@@ -140,7 +140,7 @@ def test_picks_keep_the_fleets_shares_in_any_stretch():
 
 
 def test_records_without_the_new_columns_still_load(tmp_path):
-    from dcc_capacity.records import SCHEMA
+    from dcc_capacity.load.records import SCHEMA
 
     old = pa.schema([f for f in SCHEMA if f.name not in ("smets", "prepay")])
     (tmp_path / "records").mkdir()

@@ -15,11 +15,11 @@ import time
 
 import pytest
 
+from dcc_capacity.config.runconfig import load_run_config
 from dcc_capacity.errors import InputError
-from dcc_capacity.nfr import RESOURCE_METRICS, Nfr, judge
+from dcc_capacity.model.nfr import RESOURCE_METRICS, Nfr, judge
+from dcc_capacity.orchestrate.configmap import map_config
 from dcc_capacity.report.resources import load_resources, utilisation
-from dcc_capacity.runconfig import load_run_config
-from dcc_capacity.runner.configmap import map_config
 from dcc_capacity.telemetry import METRIC_NAMES, ScrapeTarget, TelemetryConfig, build_collector, live_summary, read_live
 from dcc_capacity.telemetry.expo import derive, parse
 from dcc_capacity.telemetry.sources import ScrapeSource
@@ -205,7 +205,7 @@ def test_no_resources_file_means_no_tables_and_no_peak(tmp_path):
 
 
 def test_shipped_catalogue_has_the_per_host_cpu_nfr():
-    from dcc_capacity.nfr import load_catalogue
+    from dcc_capacity.model.nfr import load_catalogue
 
     cpu = next(n for n in load_catalogue().nfrs if n.id == "NFR-CPU")
     assert (cpu.metric, cpu.stat, cpu.max, cpu.per, cpu.required) == ("cpu_percent", "max", 70, "host", False)
@@ -217,7 +217,7 @@ def test_the_progress_line_and_the_capacity_tab_show_the_hosts_and_their_gaps(tm
 
     from locust.env import Environment
 
-    from dcc_capacity.progress import Progress
+    from dcc_capacity.load.progress import Progress
     from dcc_capacity.telemetry.collector import Collector
     from dcc_capacity.telemetry.sources import Row
     from dcc_capacity.webui import CapacityUI

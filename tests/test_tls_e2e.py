@@ -23,12 +23,12 @@ from cryptography.hazmat.primitives import serialization
 
 from _report_helpers import Page
 from _tls_helpers import TestCA
+from dcc_capacity.duis.pki import TestPKI
 from dcc_capacity.emulator import start_emulator
+from dcc_capacity.load.records import load_records
+from dcc_capacity.orchestrate.run import RunOptions, run_test
 from dcc_capacity.paths import data_dir
-from dcc_capacity.pki import TestPKI
-from dcc_capacity.records import load_records
-from dcc_capacity.runner.orchestrate import RunOptions, run_test
-from dcc_capacity.runner.spec import TestSpec as Spec
+from dcc_capacity.spec.resolve import TestSpec as Spec
 
 PASSWORD = "s3cret-load-key-pw"
 SIG = "bad response signature"
@@ -115,7 +115,8 @@ def test_tampered_answers_match_the_emulators_count_and_a_client_without_certifi
         with_cert = ssl.create_default_context(cafile=str(t["ca"].ca))
         with_cert.load_cert_chain(str(t["emu"].cert), str(t["emu"].key))
         assert emu.metrics(context=with_cert)["totals"]["tampered"] == 0
-        cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "src" / "dcc_capacity" / "users" / "locustfile.py"),
+        locustfile = ROOT / "src" / "dcc_capacity" / "load" / "users" / "locustfile.py"
+        cmd = [sys.executable, "-m", "locust", "-f", str(locustfile),
                "--headless", "--host", emu.url, "--run-dir", str(run_dir), "--callback-port", str(cb_port),
                "--volume-profile", str(data_dir("volume_profiles") / "foc.yaml"), "--dcc-rate", "40",
                "--dcc-duration", "5s", "--drain", "5", "--tls-client-cert", str(t["load"].cert),

@@ -15,13 +15,13 @@ from geventhttpclient import HTTPClient
 from _emulator_helpers import PKI_DIR
 from _load_helpers import ROOT
 from _tls_helpers import TestCA
-from dcc_capacity.callbacks import CallbackListener
+from dcc_capacity.config.tls import ClientTls, ServerTls
+from dcc_capacity.duis.pki import TestPKI
 from dcc_capacity.duis.responses import ResponseSigner, build_response
 from dcc_capacity.duis.verify import TrustStore
 from dcc_capacity.emulator.faults import tamper
 from dcc_capacity.errors import InputError
-from dcc_capacity.pki import TestPKI
-from dcc_capacity.tls import ClientTls, ServerTls
+from dcc_capacity.load.callbacks import CallbackListener
 
 RID = "90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:{}"
 

@@ -11,10 +11,10 @@ from locust.env import Environment
 from locust.event import Events
 
 from _report_helpers import Page, make_records, make_run
-from dcc_capacity.callbacks import CallbackListener
-from dcc_capacity.nfr import Nfr
-from dcc_capacity.progress import Progress, snapshot
-from dcc_capacity.records import RecordWriter
+from dcc_capacity.load.callbacks import CallbackListener
+from dcc_capacity.load.progress import Progress, snapshot
+from dcc_capacity.load.records import RecordWriter
+from dcc_capacity.model.nfr import Nfr
 from dcc_capacity.report.build import build_report
 
 pytestmark = pytest.mark.timeout(60)

@@ -9,12 +9,12 @@ import httpx
 import pytest
 
 from _emulator_helpers import PKI_DIR, CallbackListener, pki, post, sign, signed_request, unsigned_request
-from dcc_capacity.catalogue import DCC_EUI, catalogue
 from dcc_capacity.duis.responses import parse_response
+from dcc_capacity.duis.userroles import load_users_file, role_model
 from dcc_capacity.emulator import start_emulator
 from dcc_capacity.errors import InputError
+from dcc_capacity.model.catalogue import DCC_EUI, catalogue
 from dcc_capacity.paths import data_dir
-from dcc_capacity.userroles import load_users_file, role_model
 
 SUPPLIER_B = "90-B3-D5-1F-30-04-00-00"
 

@@ -9,12 +9,12 @@ from locust.event import Events
 
 from _load_helpers import free_port
 from dcc_capacity.emulator import start_emulator
-from dcc_capacity.records import load_records
-from dcc_capacity.runcontext import MeasureConfig, install
-from dcc_capacity.users.base import classify_duis_ack
-from dcc_capacity.users.classes import S2IcCredit, Secmp0192Schedules
-from dcc_capacity.users.kit import POOL_CAP_FACTOR, fleet_pools, get_kit, write_device_registry
-from dcc_capacity.volume import DEFAULT_JOURNEYS
+from dcc_capacity.load.records import load_records
+from dcc_capacity.load.runcontext import MeasureConfig, install
+from dcc_capacity.load.users.base import classify_duis_ack
+from dcc_capacity.load.users.classes import S2IcCredit, Secmp0192Schedules
+from dcc_capacity.load.users.kit import POOL_CAP_FACTOR, fleet_pools, get_kit, write_device_registry
+from dcc_capacity.model.volume import DEFAULT_JOURNEYS
 
 
 def test_ack_codes_are_classified_from_the_duis_response_code():

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 
 from _volume_helpers import DATA, SLOTS, SPS, minimal_profile, profile_from, profiles
 from dcc_capacity.errors import InputError
-from dcc_capacity.volume import (
+from dcc_capacity.model.volume import (
     DEFAULT_JOURNEYS,
     ROWS,
     SLOT_HOURS_LABEL,

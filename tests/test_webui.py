@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from _load_helpers import PY, ROOT, free_port, stall_server
-from dcc_capacity.controlled_shape import ACTIONS_FILE, ControlledShape, load_operator_actions, stress_section
-from dcc_capacity.nfr import load_nfrs
+from dcc_capacity.load.controlled_shape import ACTIONS_FILE, ControlledShape, load_operator_actions, stress_section
+from dcc_capacity.model.nfr import load_nfrs
 from dcc_capacity.webui.live import error_code
 from dcc_capacity.webui.views import judge_nfrs, normalise_nfrs, plan_view
 
@@ -223,7 +223,7 @@ def distributed(host: str, run_dir: Path, workers: int = 2):
 @pytest.mark.timeout(120)
 def test_distributed_master_steers_its_workers(tmp_path):
     """Master + 2 workers: two step-ups through the HTTP API reach both workers; records show 100/s after."""
-    from dcc_capacity.records import load_records
+    from dcc_capacity.load.records import load_records
 
     run_dir = tmp_path / "run"
     with stall_server() as host, distributed(host, run_dir) as (base, master), httpx.Client(base_url=base) as http:
@@ -307,9 +307,9 @@ def test_bad_tab_options_are_one_line_and_exit_2(args, message):
 
 def test_interactive_stress_spec_builds_a_controlled_shape_the_web_ui_can_steer():
     """`run --test stress --web` (``--dcc-interactive``): the DccShape wraps a ControlledShape with the run's knobs."""
-    from dcc_capacity.controlled_shape import controlled_of
-    from dcc_capacity.runner.shape import DccShape, build_shape
-    from dcc_capacity.runner.spec import TestSpec, spec_from_options
+    from dcc_capacity.load.controlled_shape import controlled_of
+    from dcc_capacity.load.shape import DccShape, build_shape
+    from dcc_capacity.spec.resolve import TestSpec, spec_from_options
 
     profile = str(ROOT / "volume_profiles" / "foc.yaml")
     opts = SimpleNamespace(dcc_test="stress", volume_profile=profile, sp="DSP", slot="night", dcc_rate=40.0,

@@ -13,7 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ..errors import DccCapacityError, InputError
+from dcc_capacity.errors import DccCapacityError, InputError
 
 __all__ = ["main", "COMMANDS"]
 
@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    from .. import __version__
+    from dcc_capacity import __version__
 
     parser = _Parser(prog="dcc-capacity", description="SCTAD System Capacity Testing on Locust.")
     parser.add_argument("--version", action="version", version=f"dcc-capacity {__version__}")

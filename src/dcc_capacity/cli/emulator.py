@@ -157,23 +157,23 @@ def _overrides(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..emulator.config import load_config
-    from ..emulator.server import serve
+    from dcc_capacity.emulator.config import load_config
+    from dcc_capacity.emulator.server import serve
 
     cfg = load_config(args.config, _overrides(args))
     if cfg.schema_path:
-        from ..duis.schema import load_schema
+        from dcc_capacity.duis.schema import load_schema
 
         load_schema(cfg.schema_path)  # fail fast (exit 2) on a bad schema path
     for path in cfg.trust_certs:
-        from ..pki import load_certificate
+        from dcc_capacity.duis.pki import load_certificate
 
         load_certificate(path)
-    from ..userroles import role_model
+    from dcc_capacity.duis.userroles import role_model
 
     role_model(cfg.user_roles.preset, cfg.user_roles.file)  # fail fast (exit 2) on a bad users file
-    from ..emulator.app import callback_tls
-    from ..emulator.server import server_tls
+    from dcc_capacity.emulator.app import callback_tls
+    from dcc_capacity.emulator.server import server_tls
 
     server_tls(cfg)  # fail fast (exit 2) on a bad certificate or key
     callback_tls(cfg)

@@ -43,13 +43,13 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..phase.runner import run_phase
+    from dcc_capacity.phase.runner import run_phase
 
     return run_phase(args.plan, args.out)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ..phase.report import build_phase_report, print_pdf
+    from dcc_capacity.phase.report import build_phase_report, print_pdf
 
     outcome = build_phase_report(args.dir, progress=lambda m: print(f"dcc-capacity phase: {m}", file=sys.stderr))
     print(outcome.html)
@@ -60,8 +60,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ..errors import InputError
-    from ..phase.compare import compare_phases, render_text
+    from dcc_capacity.errors import InputError
+    from dcc_capacity.phase.compare import compare_phases, render_text
 
     if args.tolerance < 0:
         raise InputError(f"must be >= 0 (got {args.tolerance})", key="--tolerance")

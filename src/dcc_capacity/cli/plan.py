@@ -6,7 +6,7 @@ contract's object, numbers unrounded) and ``csv`` for spreadsheets and pandas
 (one tidy table: table,row,slot,hours,value,unit).
 
 ``--mix`` shows instead what a run sends inside those rates for one SP and
-slot (:mod:`dcc_capacity.srvmix`): the fleet's shares, the top-up share, and
+slot (:mod:`dcc_capacity.model.srvmix`): the fleet's shares, the top-up share, and
 the per-class and per-SRV shares with the SMETS1 share of each, every figure
 with its source. It is a separate output so the contract's JSON and CSV stay
 exactly as they are; the table shows the mix after the target rates.
@@ -20,8 +20,8 @@ import io
 import json
 import sys
 
-from ..srvmix import SrvMix
-from ..volume import ROWS, SLOT_HOURS_LABEL, SLOTS, SPS, VolumePlan, load_plan
+from dcc_capacity.model.srvmix import SrvMix
+from dcc_capacity.model.volume import ROWS, SLOT_HOURS_LABEL, SLOTS, SPS, VolumePlan, load_plan
 
 __all__ = ["add_parser", "run", "render_table", "render_csv", "render_json", "render_mix_csv", "render_mix_json",
            "render_mix_table"]
@@ -56,8 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
 
 
 def _mix(plan: VolumePlan, args: argparse.Namespace) -> SrvMix:
-    from ..errors import InputError
-    from ..runner.spec import TestSpec, mix_for
+    from dcc_capacity.errors import InputError
+    from dcc_capacity.spec.resolve import TestSpec, mix_for
 
     share = getattr(args, "secmp0192_share", None)
     spec = TestSpec(profile=str(plan.profile.path), sp=args.sp, slot=args.slot)

@@ -20,7 +20,7 @@ import csv
 import random
 from pathlib import Path
 
-from ..errors import InputError
+from dcc_capacity.errors import InputError
 
 __all__ = ["add_parser", "run"]
 
@@ -55,9 +55,9 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
 
 
 def _factory(args: argparse.Namespace):  # noqa: ANN202 - a RequestFactory
-    from ..duis.factory import RequestFactory, single_user_factory
-    from ..fleet import Fleet
-    from ..pki import DEFAULT_USERS, TestPKI, load_credential
+    from dcc_capacity.duis.factory import RequestFactory, single_user_factory
+    from dcc_capacity.duis.pki import DEFAULT_USERS, TestPKI, load_credential
+    from dcc_capacity.model.fleet import Fleet
 
     fleet = Fleet(seed=args.seed, size=args.fleet_size)
     if (args.signing_key is None) != (args.signing_cert is None):
@@ -91,7 +91,7 @@ def _installation(fleet, info, rng: random.Random):  # noqa: ANN001, ANN202 - Fl
 
 def _rtds_requests(args: argparse.Namespace, factory) -> list:  # noqa: ANN001 - RequestFactory
     """Requests built from the user's RTDS templates: one per template, or ``--count`` cycling through them."""
-    from ..duis.rtds import build_from_rtds, load_rtds
+    from dcc_capacity.duis.rtds import build_from_rtds, load_rtds
 
     for flag, value in (("--execution-datetime", args.execution_datetime), ("--command-variant", args.command_variant)):
         if value is not None:
@@ -115,8 +115,8 @@ def _rtds_requests(args: argparse.Namespace, factory) -> list:  # noqa: ANN001 -
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..catalogue import get_srv
-    from ..duis.templates import template_info
+    from dcc_capacity.duis.templates import template_info
+    from dcc_capacity.model.catalogue import get_srv
 
     if args.from_rtds is not None and args.variant == "all":
         pass

@@ -27,8 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import InputError
-    from ..report.build import build_report
+    from dcc_capacity.errors import InputError
+    from dcc_capacity.report.build import build_report
 
     if args.tolerance < 0:
         raise InputError(f"must be >= 0 (got {args.tolerance})", key="--tolerance")

@@ -3,7 +3,7 @@
 Without ``--host`` the embedded emulator is started (a subprocess) with a
 capacity suited to the test. ``--workers N`` runs a Locust master and N
 workers on loopback; ``--web`` opens Locust's web UI instead of running
-headless. ``--config FILE`` adds a real environment (runner/configmap.py,
+headless. ``--config FILE`` adds a real environment (orchestrate/configmap.py,
 docs/real-environment.md); a non-loopback ``--host`` needs ``--yes``. Exit
 status: 0 all NFRs met, 1 an NFR failed (or the run is incomplete), 2 bad
 input, 3 the run itself failed or was interrupted (a report is still written).
@@ -90,7 +90,7 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
     j.add_argument("--recovery-target", default=None, metavar="DURATION",
                    help="catchup: longest acceptable time to recover (default: the outage's length)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write (must be new or empty)")
-    from ..runner.configmap import add_options
+    from dcc_capacity.orchestrate.configmap import add_options
 
     add_options(p)  # --config FILE (flags override it), --yes
     p.set_defaults(handler=run)
@@ -98,10 +98,10 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import InputError
-    from ..runner.configmap import map_config, resolve_args
-    from ..runner.orchestrate import RunOptions, run_test
-    from ..runner.spec import TestSpec, parse_duration
+    from dcc_capacity.errors import InputError
+    from dcc_capacity.orchestrate.configmap import map_config, resolve_args
+    from dcc_capacity.orchestrate.run import RunOptions, run_test
+    from dcc_capacity.spec.resolve import TestSpec, parse_duration
 
     cfg, src = resolve_args(args)
     if args.test not in TESTS:
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
                     burst_factor=args.burst_factor, client_hold=args.client_hold,
                     interactive=args.web and args.test == "stress", test_id=_test_id(args.test_id),
                     exclude=tuple(n.strip() for n in args.exclude.split(",") if n.strip()))
-    from ..runner.scenario_facts import limits_from_args
+    from dcc_capacity.orchestrate.scenario_facts import limits_from_args
 
     if args.tolerance < 0:
         raise InputError(f"must be >= 0 (got {args.tolerance})", key="--tolerance")
@@ -146,7 +146,7 @@ def _test_id(value: str | None) -> str | None:
     """``--test-id``: an id the report can anchor (letters, digits, '.', '_', '-')."""
     import re
 
-    from ..errors import InputError
+    from dcc_capacity.errors import InputError
 
     if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
         raise InputError(f"letters, digits, '.', '_' or '-' only (got {value!r})", key="--test-id")
@@ -157,7 +157,7 @@ def _profile(value: str) -> str:
     """A path, or a bare ioc/moc/foc naming the shipped example (as `plan` accepts)."""
     p = Path(value)
     if not p.exists() and value.lower() in ("ioc", "moc", "foc"):
-        from ..paths import data_dir
+        from dcc_capacity.paths import data_dir
 
         return str(data_dir("volume_profiles") / f"{value.lower()}.yaml")
     return str(p)

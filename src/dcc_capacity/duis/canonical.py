@@ -38,8 +38,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import NS_SR
-from .verify import match_canonical_signature
+from dcc_capacity.duis import NS_SR
+from dcc_capacity.duis.verify import match_canonical_signature
 
 __all__ = ["CanonicalRequest", "recognise_request"]
 

@@ -26,13 +26,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509 import Certificate
 
-from ..catalogue import DCC_EUI
-from ..errors import InputError
-from ..fleet import Fleet, Installation
-from ..pki import DEFAULT_USERS, Credential, TestPKI
-from .requestid import RequestIdAllocator
-from .signing import ROOT_CLOSE, ROOT_OPEN, Signer
-from .templates import TemplateInfo, precompile, render_over, template_globals, template_info
+from dcc_capacity.duis.pki import DEFAULT_USERS, Credential, TestPKI
+from dcc_capacity.duis.requestid import RequestIdAllocator
+from dcc_capacity.duis.signing import ROOT_CLOSE, ROOT_OPEN, Signer
+from dcc_capacity.duis.templates import TemplateInfo, precompile, render_over, template_globals, template_info
+from dcc_capacity.errors import InputError
+from dcc_capacity.model.catalogue import DCC_EUI
+from dcc_capacity.model.fleet import Fleet, Installation
 
 __all__ = ["SCHEDULABLE", "SERVICE_PATHS", "RequestFactory", "SignedRequest", "allowed_command_variants"]
 

@@ -18,8 +18,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
-from ..paths import data_dir
+from dcc_capacity.errors import InputError
+from dcc_capacity.paths import data_dir
 
 __all__ = ["GOLDEN_STEP", "BauMix"]
 
@@ -38,7 +38,7 @@ class BauMix:
     @classmethod
     def load(cls, path: str | Path | None = None) -> BauMix:
         """Read and check a mix file (default ``srv_templates/bau_mix.csv``)."""
-        from .templates import available_variants
+        from dcc_capacity.duis.templates import available_variants
 
         p = Path(path) if path else data_dir("srv_templates") / "bau_mix.csv"
         templated = set(available_variants())

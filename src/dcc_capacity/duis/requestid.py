@@ -35,7 +35,7 @@ import time
 import weakref
 from pathlib import Path
 
-from ..errors import InputError
+from dcc_capacity.errors import InputError
 
 __all__ = ["SLOT_BITS", "RequestIdAllocator", "claim_slot", "format_request_id", "parse_request_id"]
 

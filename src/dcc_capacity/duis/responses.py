@@ -30,9 +30,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from lxml import etree
 
-from . import NS_DS, NS_SR
-from .c14n import c14n_text
-from .verify import C14N_EXC, DIGEST_SHA256, ENVELOPED, SIG_ECDSA_SHA256, XmlError, parse_hardened
+from dcc_capacity.duis import NS_DS, NS_SR
+from dcc_capacity.duis.c14n import c14n_text
+from dcc_capacity.duis.verify import C14N_EXC, DIGEST_SHA256, ENVELOPED, SIG_ECDSA_SHA256, XmlError, parse_hardened
 
 __all__ = [
     "RESPONSE_SCHEMA_VERSION",
@@ -145,7 +145,7 @@ class ResponseSigner:
         )
 
     @classmethod
-    def from_credential(cls, cred) -> ResponseSigner:  # noqa: ANN001 - dcc_capacity.pki.Credential
+    def from_credential(cls, cred) -> ResponseSigner:  # noqa: ANN001 - dcc_capacity.duis.pki.Credential
         if cred.key is None:
             raise ValueError("the response signer needs a private key")
         return cls(cred.key, cred.issuer_name, cred.serial)

@@ -26,12 +26,12 @@ from pathlib import Path
 
 from lxml import etree
 
-from ..catalogue import DCC_EUI, Srv, get_srv
-from ..errors import InputError
-from . import NS_SR
-from .factory import RequestFactory, SignedRequest
-from .signing import ROOT_CLOSE, ROOT_OPEN
-from .verify import XmlError, parse_hardened
+from dcc_capacity.duis import NS_SR
+from dcc_capacity.duis.factory import RequestFactory, SignedRequest
+from dcc_capacity.duis.signing import ROOT_CLOSE, ROOT_OPEN
+from dcc_capacity.duis.verify import XmlError, parse_hardened
+from dcc_capacity.errors import InputError
+from dcc_capacity.model.catalogue import DCC_EUI, Srv, get_srv
 
 __all__ = ["RtdsTemplate", "build_from_rtds", "load_rtds"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from ..errors import InputError
+from dcc_capacity.errors import InputError
 
 __all__ = ["load_schema", "schema_errors"]
 

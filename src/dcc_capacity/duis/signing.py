@@ -33,9 +33,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from ..errors import InputError
-from ..pki import Credential
-from . import NS_DS, NS_SR
+from dcc_capacity.duis import NS_DS, NS_SR
+from dcc_capacity.duis.pki import Credential
+from dcc_capacity.errors import InputError
 
 __all__ = [
     "C14N_EXC",
@@ -141,7 +141,7 @@ class Signer:
 def __getattr__(name: str):  # noqa: ANN202 - lazy re-export, avoids an import cycle
     """``signing.RequestFactory`` is the factory in :mod:`dcc_capacity.duis.factory` (renders + signs)."""
     if name in ("RequestFactory", "SignedRequest"):
-        from . import factory
+        from dcc_capacity.duis import factory
 
         return getattr(factory, name)
     raise AttributeError(name)

@@ -17,9 +17,9 @@ from functools import lru_cache
 
 from lxml import etree
 
-from ..catalogue import DCC_EUI, get_srv
-from ..paths import data_dir
-from . import NS_DS, NS_SR
+from dcc_capacity.duis import NS_DS, NS_SR
+from dcc_capacity.model.catalogue import DCC_EUI, get_srv
+from dcc_capacity.paths import data_dir
 
 __all__ = ["HEADER_ORDER", "MAX_REQUEST_BYTES", "body_element", "check_request", "check_request_bytes", "parse_request"]
 

@@ -32,10 +32,10 @@ from typing import Any
 import jinja2
 from jinja2 import meta
 
-from ..catalogue import Srv, get_srv
-from ..errors import InputError
-from ..paths import data_dir
-from .c14n import c14n_text
+from dcc_capacity.duis.c14n import c14n_text
+from dcc_capacity.errors import InputError
+from dcc_capacity.model.catalogue import Srv, get_srv
+from dcc_capacity.paths import data_dir
 
 __all__ = ["TemplateInfo", "available_variants", "environment", "precompile", "render_body", "render_over",
            "template_globals", "template_info"]
@@ -134,7 +134,7 @@ def _index(directory: str | None = None) -> dict[str, TemplateInfo]:
 def available_variants() -> list[str]:
     """Variants that have a template, in catalogue order."""
     index = _index()
-    from ..catalogue import catalogue
+    from dcc_capacity.model.catalogue import catalogue
 
     return [v for v in catalogue() if v in index]
 

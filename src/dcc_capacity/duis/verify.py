@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
-from . import NS_DS
+from dcc_capacity.duis import NS_DS
 
 __all__ = [
     "C14N_EXC",
@@ -207,7 +207,7 @@ class Signer:
 
 def cert_eui(cert: x509.Certificate) -> str | None:
     """The Service User EUI-64 in a certificate subject, in any encoding the signers use."""
-    from ..pki import eui_from_cert
+    from dcc_capacity.duis.pki import eui_from_cert
 
     eui = eui_from_cert(cert)
     if eui:
@@ -247,8 +247,8 @@ class TrustStore:
         return len(self._by_key)
 
     @classmethod
-    def from_pki(cls, pki) -> TrustStore:  # noqa: ANN001 - dcc_capacity.pki.TestPKI
-        """Every Service User and the DCC of a :class:`~dcc_capacity.pki.TestPKI`, with their roles."""
+    def from_pki(cls, pki) -> TrustStore:  # noqa: ANN001 - dcc_capacity.duis.pki.TestPKI
+        """Every Service User and the DCC of a :class:`~dcc_capacity.duis.pki.TestPKI`, with their roles."""
         store = cls()
         for cred in (*pki.users(), pki.dcc):
             store.add(cred.cert, eui=cred.eui, roles=cred.roles)

@@ -6,8 +6,8 @@ from the shell with ``dcc-capacity emulator``. See docs/emulator.md.
 
 from __future__ import annotations
 
-from . import codes
-from .config import EmulatorConfig, load_config
-from .server import EmulatorHandle, serve, start_emulator
+from dcc_capacity.emulator import codes
+from dcc_capacity.emulator.config import EmulatorConfig, load_config
+from dcc_capacity.emulator.server import EmulatorHandle, serve, start_emulator
 
 __all__ = ["EmulatorConfig", "EmulatorHandle", "codes", "load_config", "serve", "start_emulator"]

@@ -32,7 +32,7 @@ from typing import Any
 
 import httptools
 
-from ._net import no_delay
+from dcc_capacity.emulator._net import no_delay
 
 __all__ = ["LeanServer", "Reply"]
 

@@ -24,9 +24,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ..catalogue import catalogue
-from ..duis import NS_SR
-from ..duis.responses import (
+from dcc_capacity.duis import NS_SR
+from dcc_capacity.duis.pki import DEFAULT_USERS, TestPKI, load_certificate
+from dcc_capacity.duis.responses import (
     ResponseSigner,
     build_dcc_alert,
     build_device_alert,
@@ -36,17 +36,17 @@ from ..duis.responses import (
     response_id_for,
     s1sp_alert,
 )
-from ..duis.verify import TrustStore, cert_eui
-from ..pki import DEFAULT_USERS, TestPKI, load_certificate
-from . import codes as C
-from ._http import Reply
-from .capacity import FairShare, QueueFull, ServiceSampler, WorkerPool, delay_samplers
-from .config import SRV_CLASSES, EmulatorConfig
-from .delivery import CallbackSender, Delivery
-from .faults import Faults, tamper
-from .gateway import SECMP0192_VARIANTS, Accepted, Gateway, Rejected
-from .metrics import Metrics
-from .payloads import NON_DEVICE_PAYLOADS, device_payload, non_device_payload
+from dcc_capacity.duis.verify import TrustStore, cert_eui
+from dcc_capacity.emulator import codes as C
+from dcc_capacity.emulator._http import Reply
+from dcc_capacity.emulator.capacity import FairShare, QueueFull, ServiceSampler, WorkerPool, delay_samplers
+from dcc_capacity.emulator.config import SRV_CLASSES, EmulatorConfig
+from dcc_capacity.emulator.delivery import CallbackSender, Delivery
+from dcc_capacity.emulator.faults import Faults, tamper
+from dcc_capacity.emulator.gateway import SECMP0192_VARIANTS, Accepted, Gateway, Rejected
+from dcc_capacity.emulator.metrics import Metrics
+from dcc_capacity.emulator.payloads import NON_DEVICE_PAYLOADS, device_payload, non_device_payload
+from dcc_capacity.model.catalogue import catalogue
 
 __all__ = ["EmulatorApp", "build_trust", "callback_tls"]
 
@@ -61,7 +61,7 @@ def callback_tls(cfg: EmulatorConfig) -> Any:
     c = cfg.callback_tls
     if not (c.client_cert or c.ca or not c.verify):
         return None
-    from ..tls import ClientTls
+    from dcc_capacity.config.tls import ClientTls
 
     return ClientTls(cert=c.client_cert, key=c.client_key, password_env=c.key_password_env, ca=c.ca,
                      verify=c.verify).context()
@@ -69,7 +69,7 @@ def callback_tls(cfg: EmulatorConfig) -> Any:
 
 def build_trust(cfg: EmulatorConfig, pki: TestPKI) -> TrustStore:
     """The default test PKI, every ``--trust-cert`` and every users-file certificate (roles: the gateway's model)."""
-    from ..userroles import role_model
+    from dcc_capacity.duis.userroles import role_model
 
     trust = TrustStore.from_pki(pki)
     model = role_model(cfg.user_roles.preset, cfg.user_roles.file)
@@ -130,7 +130,7 @@ class EmulatorApp:
         if self.cfg.alerts.enabled:
             self._tasks.append(asyncio.create_task(self._alert_loop()))
         if self.cfg.sp == "CP":
-            from .cp import CPServer
+            from dcc_capacity.emulator.cp import CPServer
 
             self.cp = CPServer(self.cfg.cp, self.faults)
             await self.cp.start(self.cfg.host)

@@ -27,8 +27,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .config import CapacityConfig, ServiceTime
-from .latency import LatencySampler, preset_table
+from dcc_capacity.emulator.config import CapacityConfig, ServiceTime
+from dcc_capacity.emulator.latency import LatencySampler, preset_table
 
 __all__ = ["FairShare", "QueueFull", "ServiceSampler", "WorkerPool", "delay_samplers"]
 

@@ -16,8 +16,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import InputError
-from .latency import LATENCY_CLASSES, DeviceLatencyConfig, known_classes
+from dcc_capacity.emulator.latency import LATENCY_CLASSES, DeviceLatencyConfig, known_classes
+from dcc_capacity.errors import InputError
 
 __all__ = [
     "AlertsConfig",
@@ -102,7 +102,7 @@ class UserConfig(_Model):
 
 
 class UserRolesConfig(_Model):
-    """The user-role model behind E1/E2 (``dcc_capacity.userroles``): a preset, plus a users file."""
+    """The user-role model behind E1/E2 (``dcc_capacity.duis.userroles``): a preset, plus a users file."""
 
     preset: Literal["dcc-boxed", "suite"] = "dcc-boxed"
     """``dcc-boxed``: DCC Boxed's test users with the roles DCC Boxed answers for; ``suite``: pki.DEFAULT_USERS."""
@@ -271,7 +271,7 @@ class EmulatorConfig(_Model):
     callback_tls: CallbackTlsConfig = Field(default_factory=CallbackTlsConfig)
     seed: int = 20191113
     fleet_seed: int | None = None
-    """With ``fleet_size``: the project's :class:`~dcc_capacity.fleet.Fleet` classifies devices no registry,
+    """With ``fleet_size``: the project's :class:`~dcc_capacity.model.fleet.Fleet` classifies devices no registry,
     explicit EUI or prefix rule names (its installations know their SMETS generation)."""
     fleet_size: int | None = Field(default=None, ge=1, le=1 << 32)
     callback_timeout_s: float = Field(default=10.0, gt=0, le=300)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import asyncssh
 
-from .config import CPConfig
-from .faults import Faults
+from dcc_capacity.emulator.config import CPConfig
+from dcc_capacity.emulator.faults import Faults
 
 __all__ = ["CPServer", "MCF_COLUMNS", "S1CF_COLUMNS", "COF_COLUMNS", "process_migration"]
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from ._net import no_delay
+from dcc_capacity.emulator._net import no_delay
 
 __all__ = ["CallbackSender", "Delivery"]
 

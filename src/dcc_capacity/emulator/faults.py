@@ -17,7 +17,7 @@ import hashlib
 import random
 import re
 
-from .config import FaultsConfig
+from dcc_capacity.emulator.config import FaultsConfig
 
 __all__ = ["Faults", "tamper"]
 

@@ -28,11 +28,11 @@ from pathlib import Path
 
 from lxml import etree
 
-from ..catalogue import DCC_EUI, Srv, get_srv
-from ..duis import NS_SR
-from ..duis.canonical import CanonicalRequest, recognise_request
-from ..duis.schema import load_schema, schema_errors
-from ..duis.verify import (
+from dcc_capacity.duis import NS_SR
+from dcc_capacity.duis.canonical import CanonicalRequest, recognise_request
+from dcc_capacity.duis.schema import load_schema, schema_errors
+from dcc_capacity.duis.userroles import role_model
+from dcc_capacity.duis.verify import (
     SignatureError,
     Signer,
     TrustStore,
@@ -42,11 +42,11 @@ from ..duis.verify import (
     parse_hardened,
     verify_enveloped,
 )
-from ..errors import InputError
-from ..userroles import role_model
-from . import codes as C
-from .config import EmulatorConfig
-from .counters import CounterWindow
+from dcc_capacity.emulator import codes as C
+from dcc_capacity.emulator.config import EmulatorConfig
+from dcc_capacity.emulator.counters import CounterWindow
+from dcc_capacity.errors import InputError
+from dcc_capacity.model.catalogue import DCC_EUI, Srv, get_srv
 
 __all__ = ["Accepted", "DeviceRule", "Gateway", "Rejected", "SECMP0192_VARIANTS"]
 
@@ -133,7 +133,7 @@ class DeviceRule:
             self.known.update(_load_registry(Path(d.registry)))
         self.fleet = None
         if cfg.fleet_seed is not None and cfg.fleet_size is not None:
-            from ..fleet import Fleet
+            from dcc_capacity.model.fleet import Fleet
 
             self.fleet = Fleet(cfg.fleet_seed, cfg.fleet_size)
         self._cache: dict[str, bool] = {}

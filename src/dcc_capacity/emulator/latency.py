@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..errors import InputError
+from dcc_capacity.errors import InputError
 
 __all__ = ["ENV_PRESET", "GENERATIONS", "LATENCY_CLASSES", "PRESETS", "DeviceLatencyConfig", "Latency",
            "LatencySampler", "default_preset", "preset_table"]

@@ -21,9 +21,9 @@ import base64
 
 from lxml import etree
 
-from ..duis import NS_SR
-from ..duis.c14n import c14n_text
-from ..duis.responses import payload_dsp_schedule_id, payload_gbcs
+from dcc_capacity.duis import NS_SR
+from dcc_capacity.duis.c14n import c14n_text
+from dcc_capacity.duis.responses import payload_dsp_schedule_id, payload_gbcs
 
 __all__ = ["NON_DEVICE_PAYLOADS", "device_payload", "expected_payload", "non_device_payload"]
 

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import InputError, RunError
-from ._http import LeanServer
-from .app import EmulatorApp
-from .config import EmulatorConfig
+from dcc_capacity.emulator._http import LeanServer
+from dcc_capacity.emulator.app import EmulatorApp
+from dcc_capacity.emulator.config import EmulatorConfig
+from dcc_capacity.errors import InputError, RunError
 
 __all__ = ["EmulatorHandle", "serve", "start_emulator"]
 
@@ -54,7 +54,7 @@ def server_tls(cfg: EmulatorConfig) -> Any:
     """The emulator's server ``ssl.SSLContext`` from ``cfg.tls`` (None: plain HTTP)."""
     if not cfg.tls.cert:
         return None
-    from ..tls import ServerTls
+    from dcc_capacity.config.tls import ServerTls
 
     return ServerTls(cfg.tls.cert, cfg.tls.key, cfg.tls.client_ca, cfg.tls.key_password_env,
                      option="tls.cert").context()

@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .evidence import PhaseEvidence, load_phase
+from dcc_capacity.phase.evidence import PhaseEvidence, load_phase
 
 __all__ = ["compare_phases", "render_text"]
 

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..nfr import Nfr, NfrCatalogue, TestDef, load_catalogue
-from ..provenance import PROJECT_DEFAULT, is_project_default, source_text
-from ..report.required import required_vs_tested, tested_rate, tested_rates
-from ..report.traceability import anchor
-from .plan import LoadedPlan, PlanTest, load_plan_file
-from .runner import PHASE_FILE, RUNS_DIR
+from dcc_capacity.errors import InputError
+from dcc_capacity.model.nfr import Nfr, NfrCatalogue, TestDef, load_catalogue
+from dcc_capacity.model.provenance import PROJECT_DEFAULT, is_project_default, source_text
+from dcc_capacity.phase.plan import LoadedPlan, PlanTest, load_plan_file
+from dcc_capacity.phase.runner import PHASE_FILE, RUNS_DIR
+from dcc_capacity.report.required import required_vs_tested, tested_rate, tested_rates
+from dcc_capacity.report.traceability import anchor
 
 __all__ = ["PhaseRun", "PhaseResult", "PhaseEvidence", "load_phase"]
 
@@ -150,7 +150,7 @@ def _load_run(test: PlanTest, folder: Path, attempts: int, progress: Any) -> Pha
     run = _read(folder / "run.json") or {}
     summary = _read(folder / "summary.json")
     if summary is None and run.get("status") != "failed":
-        from ..report.build import build_report
+        from dcc_capacity.report.build import build_report
 
         progress(f"{test.folder}: no summary.json (the run was cut off before its report): building it")
         try:
@@ -250,12 +250,12 @@ def provenance_rows(ev: PhaseEvidence) -> list[dict[str, Any]]:
     rows.append({"what": "Testing-issue thresholds (EC4)", "anchor": "issues", "value": th,
                  "source": source_text(ev.catalogue.issue_thresholds_source),
                  "default": is_project_default(ev.catalogue.issue_thresholds_source)})
-    from ..report.analysis import DEGRADED_ACHIEVED_RATIO, DEGRADED_ERROR_RATE
+    from dcc_capacity.report.analysis import DEGRADED_ACHIEVED_RATIO, DEGRADED_ERROR_RATE
 
     rows.append({"what": "Stress knee criteria", "anchor": "results", "value":
                  f"failures <= {DEGRADED_ERROR_RATE:.0%}, achieved >= {DEGRADED_ACHIEVED_RATIO:.0%} of offered",
                  "source": f"{PROJECT_DEFAULT} (report/analysis.py)", "default": True})
-    from ..report.required import SHORTFALL_TOLERANCE
+    from dcc_capacity.report.required import SHORTFALL_TOLERANCE
 
     rows.append({"what": "Required-rate tolerance", "anchor": "required", "value":
                  f"tested >= {1 - SHORTFALL_TOLERANCE:.0%} of the suite's part of Table A7",
@@ -274,7 +274,7 @@ def provenance_rows(ev: PhaseEvidence) -> list[dict[str, Any]]:
         default = is_project_default(src)
         rows.append({"what": "Run validity: send lag p99 limit (ms)", "anchor": "results", "value": limit,
                      "source": source_text("" if default else src), "default": default})
-    from ..report.scenarios import DEFAULT_LIMITS
+    from dcc_capacity.report.scenarios import DEFAULT_LIMITS
 
     given: dict[str, Any] = {}
     for r in ev.runs:

@@ -24,10 +24,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import InputError
-from ..nfr import NfrCatalogue, TestDef, default_nfr_path, load_catalogue
-from ..validation import validate
-from ..yamlsource import YamlSource, load_yaml
+from dcc_capacity.config.validation import validate
+from dcc_capacity.config.yamlsource import YamlSource, load_yaml
+from dcc_capacity.errors import InputError
+from dcc_capacity.model.nfr import NfrCatalogue, TestDef, default_nfr_path, load_catalogue
 
 __all__ = ["PhasePlan", "PlanTest", "LoadedPlan", "load_plan_file", "run_argv", "FORBIDDEN_RUN_OPTIONS"]
 
@@ -142,7 +142,7 @@ class _Raise(argparse.ArgumentParser):
 
 
 def _run_parser() -> argparse.ArgumentParser:
-    from ..cli import run as run_cli
+    from dcc_capacity.cli import run as run_cli
 
     top = _Raise(prog="dcc-capacity")
     sub = top.add_subparsers(dest="command", parser_class=_Raise)
@@ -173,7 +173,7 @@ def run_argv(options: dict[str, Any], actions: dict[str, argparse.Action]) -> li
 
 def _resolve(base: Path, value: str, what: str, src: YamlSource, key: str) -> Path:
     """A path relative to the plan file; a bare ioc/moc/foc (profile) names the shipped example."""
-    from ..paths import data_dir
+    from dcc_capacity.paths import data_dir
 
     p = Path(value).expanduser()
     if not p.is_absolute():
@@ -224,7 +224,7 @@ def load_plan_file(path: str | Path, base: Path | None = None) -> LoadedPlan:
     ``base``: the folder its relative paths are relative to (default: the plan's own), so a phase folder's
     copy of a plan resolves its profile as the original did.
     """
-    from ..cli.run import TESTS
+    from dcc_capacity.cli.run import TESTS
 
     src = load_yaml(path)
     if not isinstance(src.data, dict):
@@ -234,7 +234,7 @@ def load_plan_file(path: str | Path, base: Path | None = None) -> LoadedPlan:
         else None))
     base = base or src.path.resolve().parent
     profile = _resolve(base, plan.profile, "profile", src, "profile")
-    from ..profiles import load_profile
+    from dcc_capacity.model.profiles import load_profile
 
     prof = load_profile(profile)  # its own errors name the profile file
     if prof.capability != plan.capability:
@@ -278,7 +278,7 @@ def load_plan_file(path: str | Path, base: Path | None = None) -> LoadedPlan:
                     args[args.index("--config") + 1] = str(cfg)
             full = ["run", *args, "--profile", str(profile), "--sp", plan.sp, "--test-id", t.id, "--out", "x"]
             ns = parser.parse_args(full[1:])
-            from ..runner.spec import parse_duration
+            from dcc_capacity.spec.resolve import parse_duration
 
             for dur in ("duration", "step_duration"):
                 value = getattr(ns, dur)

@@ -19,14 +19,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..errors import InputError
-from ..provenance import PROJECT_DEFAULT, is_project_default
-from ..report.build import OUT_OF_SCOPE
-from ..report.outputs import write_json
-from ..report.render import _environment
-from ..report.traceability import anchor
-from .evidence import PhaseEvidence, load_phase, provenance_rows
+from dcc_capacity import __version__
+from dcc_capacity.errors import InputError
+from dcc_capacity.model.provenance import PROJECT_DEFAULT, is_project_default
+from dcc_capacity.phase.evidence import PhaseEvidence, load_phase, provenance_rows
+from dcc_capacity.report.build import OUT_OF_SCOPE
+from dcc_capacity.report.outputs import write_json
+from dcc_capacity.report.render import _environment
+from dcc_capacity.report.traceability import anchor
 
 __all__ = ["PhaseOutcome", "build_phase_report", "print_pdf", "exit_criteria", "risks"]
 
@@ -45,7 +45,7 @@ class PhaseOutcome:
 
 def _issues(ev: PhaseEvidence) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Open issues over the phase (each run's issues.yaml + one per failed result) against the thresholds."""
-    from ..report.issues import load_issues
+    from dcc_capacity.report.issues import load_issues
 
     issues: list[dict[str, Any]] = []
     for r in ev.runs:

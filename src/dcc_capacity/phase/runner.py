@@ -27,9 +27,9 @@ from typing import Any
 
 import yaml
 
-from .. import __version__
-from ..errors import InputError
-from .plan import LoadedPlan, load_plan_file
+from dcc_capacity import __version__
+from dcc_capacity.errors import InputError
+from dcc_capacity.phase.plan import LoadedPlan, load_plan_file
 
 __all__ = ["run_phase", "run_is_complete", "PHASE_FILE", "RUNS_DIR"]
 
@@ -82,8 +82,8 @@ def _catalogue_yaml(plan: LoadedPlan) -> str:
 
 
 def _manifest(plan: LoadedPlan, out: Path, previous: dict[str, Any] | None) -> dict[str, Any]:
-    from ..provenance import plan_provenance
-    from ..volume import load_plan
+    from dcc_capacity.model.provenance import plan_provenance
+    from dcc_capacity.model.volume import load_plan
 
     vplan = load_plan(plan.profile_path)
     prov = plan_provenance(vplan, plan.profile_path)
@@ -179,7 +179,7 @@ def run_phase(plan_path: str | Path, out: str | Path) -> int:
 
 def _run_child(argv: list[str], env: dict[str, str]) -> int:
     """One ``dcc-capacity run``; a Ctrl-C reaches it too (same process group), and we wait for its report."""
-    from ..runner.resilience import die_with_parent
+    from dcc_capacity.orchestrate.resilience import die_with_parent
 
     proc = subprocess.Popen([sys.executable, "-m", "dcc_capacity", *argv], env=env, preexec_fn=die_with_parent)
     try:

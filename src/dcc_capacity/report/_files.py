@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import InputError
+from dcc_capacity.errors import InputError
 
 __all__ = ["parse_time", "read_json", "read_yaml", "require", "check"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..nfr import Nfr
-from .inputs import RunFolder
-from .metrics import Metrics
+from dcc_capacity.model.nfr import Nfr
+from dcc_capacity.report.inputs import RunFolder
+from dcc_capacity.report.metrics import Metrics
 
 __all__ = ["stress_steps", "extrapolation", "DEGRADED_ERROR_RATE", "DEGRADED_ACHIEVED_RATIO"]
 
@@ -122,7 +122,7 @@ def extrapolation(folder: RunFolder, metrics: Metrics, stress: dict[str, Any] | 
     cpu = None
     if folder.sut_metrics is not None and "cpu_percent" in folder.sut_metrics:
         cpu = float(folder.sut_metrics["cpu_percent"].max())
-    from .resources import Resources, utilisation
+    from dcc_capacity.report.resources import Resources, utilisation
 
     # The SUT's own hosts (report/resources.py); the same keys, all None, when nothing was collected.
     util = utilisation(resources if resources is not None else Resources(None), folder.nfrs, capacity)

@@ -12,8 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from .traceability import Traceability
+from dcc_capacity.errors import InputError
+from dcc_capacity.report.traceability import Traceability
 
 __all__ = ["load_baseline", "compare", "HEADLINE"]
 
@@ -29,7 +29,7 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
         raise InputError("baseline run folder not found", file=path)
     summary = path / "summary.json"
     if not summary.exists():
-        from .build import summarise_folder
+        from dcc_capacity.report.build import summarise_folder
 
         return summarise_folder(path)
     try:

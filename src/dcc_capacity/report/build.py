@@ -15,23 +15,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..provenance import source_text
-from ..records import RecordStats
-from . import charts, scenarios
-from ._files import read_json
-from .analysis import extrapolation, stress_steps
-from .baseline import compare, load_baseline
-from .inputs import RunFolder, iter_record_batches, load_run
-from .metrics import NEEDED_COLUMNS, Metrics, compute_metrics
-from .negative import section as negative_section
-from .outputs import summary, write_json, write_junit
-from .render import render_html
-from .required import provenance_risks, required_vs_tested, tested_rate
-from .resources import load_resources, threshold_rows
-from .resources import risks as resource_risks
-from .traceability import Traceability, anchor, evaluate, exit_criteria, issue_counts
-from .validity import judge_validity, load_drains
+from dcc_capacity import __version__
+from dcc_capacity.load.records import RecordStats
+from dcc_capacity.model.provenance import source_text
+from dcc_capacity.report import charts, scenarios
+from dcc_capacity.report._files import read_json
+from dcc_capacity.report.analysis import extrapolation, stress_steps
+from dcc_capacity.report.baseline import compare, load_baseline
+from dcc_capacity.report.inputs import RunFolder, iter_record_batches, load_run
+from dcc_capacity.report.metrics import NEEDED_COLUMNS, Metrics, compute_metrics
+from dcc_capacity.report.outputs import summary, write_json, write_junit
+from dcc_capacity.report.render import render_html
+from dcc_capacity.report.required import provenance_risks, required_vs_tested, tested_rate
+from dcc_capacity.report.resources import load_resources, threshold_rows
+from dcc_capacity.report.resources import risks as resource_risks
+from dcc_capacity.report.traceability import Traceability, anchor, evaluate, exit_criteria, issue_counts
+from dcc_capacity.report.validity import judge_validity, load_drains
+from dcc_capacity.testtypes.negative.report import section as negative_section
 
 __all__ = ["ReportOutcome", "build_report", "summarise_folder", "OUT_OF_SCOPE"]
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .quantiles import COARSE, NBINS, bin_index, quantile_from_hist
+from dcc_capacity.report.quantiles import COARSE, NBINS, bin_index, quantile_from_hist
 
 __all__ = ["COLUMNS", "RECOVERY_FACTOR", "RECOVERY_FLOOR_MS", "SUSTAIN_S", "WINDOW_S", "analyse"]
 

@@ -133,7 +133,7 @@ def drift_chart(d: dict[str, Any]) -> str | None:
     series = d.get("_series") or {}
     if not series:
         return None
-    from .charts import plt, to_svg
+    from dcc_capacity.report.charts import plt, to_svg
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 2.8))
     ax = axes[0]

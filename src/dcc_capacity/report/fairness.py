@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .quantiles import GroupedQuantiles
+from dcc_capacity.report.quantiles import GroupedQuantiles
 
 __all__ = ["COLUMNS", "analyse"]
 

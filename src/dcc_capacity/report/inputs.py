@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..nfr import TEST_TYPES, Nfr, TestDef, default_nfr_path, load_catalogue
-from ..records import COLUMNS, OUTCOMES, RecordStats, iter_records, record_files
-from ._files import check, parse_time, read_json, require
-from .issues import Issue, load_issues
-from .srvfold import SrvFolder
+from dcc_capacity.errors import InputError
+from dcc_capacity.load.records import COLUMNS, OUTCOMES, RecordStats, iter_records, record_files
+from dcc_capacity.model.nfr import TEST_TYPES, Nfr, TestDef, default_nfr_path, load_catalogue
+from dcc_capacity.report._files import check, parse_time, read_json, require
+from dcc_capacity.report.issues import Issue, load_issues
+from dcc_capacity.report.srvfold import SrvFolder
 
 __all__ = [
     "TEST_TYPES", "STATUSES", "SPS", "OUTCOMES", "Nfr", "TestDef", "Issue", "RunFolder",
@@ -167,7 +167,7 @@ def load_run(run_dir: str | Path) -> RunFolder:
 
 def iter_record_batches(run_dir: str | Path, columns: list[str] | None = None, batch_rows: int = 250_000,
                         stats: RecordStats | None = None, folder: RunFolder | None = None) -> Iterator[pd.DataFrame]:
-    """The run's request rows, folded by :func:`dcc_capacity.records.iter_records`, batch by batch.
+    """The run's request rows, folded by :func:`dcc_capacity.load.records.iter_records`, batch by batch.
 
     Each row carries ``srv_row`` / ``step_row`` (:mod:`.srvfold`), whatever ``columns`` asks for: a critical
     SRV's CV 4 and CV 5 rows are step rows only, and one SRV row per attempt is

@@ -1,6 +1,6 @@
 """The testing issues of a run folder (``issues.yaml``): System Capacity Testing Issues by severity.
 
-The NFR and test catalogue lives in :mod:`dcc_capacity.nfr` (one schema for
+The NFR and test catalogue lives in :mod:`dcc_capacity.model.nfr` (one schema for
 the live line, the verdict files and the report).
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
-from ._files import check, read_yaml, require
+from dcc_capacity.errors import InputError
+from dcc_capacity.report._files import check, read_yaml, require
 
 __all__ = ["Issue", "load_issues"]
 

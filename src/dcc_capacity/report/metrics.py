@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..catalogue import get_srv
-from ..nfr import FAILED_OUTCOMES
-from ..records import OUTCOMES
-from .quantiles import COARSE, NBINS, QUANTILES, GroupedQuantiles, bin_index, quantile_from_hist
+from dcc_capacity.load.records import OUTCOMES
+from dcc_capacity.model.catalogue import get_srv
+from dcc_capacity.model.nfr import FAILED_OUTCOMES
+from dcc_capacity.report.quantiles import COARSE, NBINS, QUANTILES, GroupedQuantiles, bin_index, quantile_from_hist
 
 __all__ = ["DIMENSIONS", "NEEDED_COLUMNS", "Metrics", "Aggregator", "compute_metrics", "failure_reason"]
 

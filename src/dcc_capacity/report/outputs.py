@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..records import OUTCOMES
-from .metrics import Metrics
-from .traceability import Traceability
+from dcc_capacity.load.records import OUTCOMES
+from dcc_capacity.report.metrics import Metrics
+from dcc_capacity.report.traceability import Traceability
 
 __all__ = ["summary", "write_json", "write_junit", "clean"]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from ..paths import data_dir
-from .traceability import anchor
+from dcc_capacity.paths import data_dir
+from dcc_capacity.report.traceability import anchor
 
 __all__ = ["render_html"]
 

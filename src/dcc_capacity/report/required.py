@@ -88,7 +88,7 @@ def tested_rates(run: dict[str, Any], summary: dict[str, Any]) -> dict[str, floa
 def provenance_risks(nfrs: list[Any], issue_thresholds_source: str, plan: dict[str, Any] | None,
                      required: dict[str, Any]) -> list[dict[str, str]]:
     """6.3.2 risks of one run's report: project-default thresholds, the example profile, an unmet required rate."""
-    from ..provenance import PROJECT_DEFAULT, is_project_default
+    from dcc_capacity.model.provenance import PROJECT_DEFAULT, is_project_default
 
     out = []
     if required.get("met") is False:

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..nfr import RESOURCE_METRICS, Nfr
+from dcc_capacity.errors import InputError
+from dcc_capacity.model.nfr import RESOURCE_METRICS, Nfr
 
 __all__ = ["LABELS", "Resources", "load_resources"]
 
@@ -55,7 +55,7 @@ class Resources:
     def groups(self) -> dict[str, pd.DataFrame]:
         """``host`` (one row per host) and ``resources`` (one row ``all``): ``<metric>_<stat>`` and ``_n`` columns.
 
-        The shape :func:`dcc_capacity.nfr.judge` reads, beside the record tables.
+        The shape :func:`dcc_capacity.model.nfr.judge` reads, beside the record tables.
         """
         if not self.present:
             return {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..errors import InputError
+from dcc_capacity.errors import InputError
 
 __all__ = ["DEFAULT_LIMITS", "analyse", "public", "risks"]
 
@@ -47,22 +47,22 @@ def analyse(folder: Any, metrics: Any, duration: float | None, batches: Any) -> 
     test = run.get("test_type")
     out: dict[str, Any] = {}
     if test == "soak":
-        from .drift import analyse as drift
-        from .drift import drift_chart
+        from dcc_capacity.report.drift import analyse as drift
+        from dcc_capacity.report.drift import drift_chart
 
         out["drift"] = drift(run, metrics.latency_time, metrics.bucket_s, folder.sut_metrics, folder.start_epoch,
                              duration, limits)
         out["drift"]["_chart"] = drift_chart(out["drift"])
     elif test == "catchup":
-        from .catchup import COLUMNS
-        from .catchup import analyse as catchup
+        from dcc_capacity.report.catchup import COLUMNS
+        from dcc_capacity.report.catchup import analyse as catchup
 
         res = catchup(run, lambda: batches(COLUMNS), folder.start_epoch, duration, limits)
         if res is not None:
             out["catchup"] = res
     elif test == "noisy-neighbour":
-        from .fairness import COLUMNS as FCOLS
-        from .fairness import analyse as fairness
+        from dcc_capacity.report.fairness import COLUMNS as FCOLS
+        from dcc_capacity.report.fairness import analyse as fairness
 
         res = fairness(run, lambda: batches(FCOLS), folder.start_epoch, duration, limits)
         if res is not None:

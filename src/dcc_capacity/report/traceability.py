@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..nfr import Nfr, TestDef, judge
-from ..provenance import source_text
-from .inputs import Issue, RunFolder
-from .metrics import Metrics
+from dcc_capacity.model.nfr import Nfr, TestDef, judge
+from dcc_capacity.model.provenance import source_text
+from dcc_capacity.report.inputs import Issue, RunFolder
+from dcc_capacity.report.metrics import Metrics
 
 __all__ = ["Result", "Traceability", "anchor", "evaluate", "exit_criteria", "issue_counts"]
 
@@ -89,7 +89,7 @@ def _external(nfr: Nfr, external: list[dict[str, Any]], test_id: str) -> tuple[f
 def evaluate(folder: RunFolder, metrics: Metrics, duration_s: float | None) -> Traceability:
     """Result rows for every (test, NFR) of the catalogue; only the folder's own test is measured.
 
-    The verdict itself is :func:`dcc_capacity.nfr.judge`, the one NFR
+    The verdict itself is :func:`dcc_capacity.model.nfr.judge`, the one NFR
     evaluation of the suite (summary.json, junit.xml and this matrix share it).
     """
     tests = list(folder.tests)

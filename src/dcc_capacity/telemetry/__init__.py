@@ -12,8 +12,14 @@ the run folder) -> the report (``report/resources.py``) and the live views.
 
 from __future__ import annotations
 
-from .collector import CSV_COLUMNS, LIVE_FILE, Collector, build_collector, live_summary, read_live
-from .config import DEFAULT_INTERVAL_S, METRIC_NAMES, PrometheusSource, ScrapeTarget, TelemetryConfig
+from dcc_capacity.telemetry.collector import CSV_COLUMNS, LIVE_FILE, Collector, build_collector, live_summary, read_live
+from dcc_capacity.telemetry.config import (
+           DEFAULT_INTERVAL_S,
+           METRIC_NAMES,
+           PrometheusSource,
+           ScrapeTarget,
+           TelemetryConfig,
+)
 
 __all__ = ["CSV_COLUMNS", "DEFAULT_INTERVAL_S", "LIVE_FILE", "METRIC_NAMES", "Collector", "PrometheusSource",
            "ScrapeTarget", "TelemetryConfig", "build_collector", "live_summary", "read_live"]

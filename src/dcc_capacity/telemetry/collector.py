@@ -32,8 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .config import METRIC_NAMES, TelemetryConfig
-from .sources import EmulatorSource, PromApiSource, Row, ScrapeSource, Source
+from dcc_capacity.telemetry.config import METRIC_NAMES, TelemetryConfig
+from dcc_capacity.telemetry.sources import EmulatorSource, PromApiSource, Row, ScrapeSource, Source
 
 __all__ = ["CSV_COLUMNS", "Collector", "LIVE_FILE", "build_collector", "live_summary", "read_live"]
 

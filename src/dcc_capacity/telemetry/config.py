@@ -5,7 +5,7 @@ test environment, their exporters, the Prometheus server and its
 credentials belong with the rest of the target's description (the same
 file, validated the same way, one line and exit 2 on a mistake). Secrets
 are named by environment variable only (``*_env``), like every other secret
-of the file; :mod:`dcc_capacity.runconfig` refuses inline ones.
+of the file; :mod:`dcc_capacity.config.runconfig` refuses inline ones.
 
 Two kinds of source, usable together:
 
@@ -45,8 +45,8 @@ def _env_name(v: str | None) -> str | None:
 
 
 def _seconds(v: str | float | int) -> float:
-    from ..errors import InputError
-    from ..runner.spec import parse_duration
+    from dcc_capacity.errors import InputError
+    from dcc_capacity.spec.resolve import parse_duration
 
     try:
         return parse_duration(v, "")

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import PrometheusSource, ScrapeTarget
-from .expo import NODE_SAMPLES, Scrape, derive, parse
+from dcc_capacity.telemetry.config import PrometheusSource, ScrapeTarget
+from dcc_capacity.telemetry.expo import NODE_SAMPLES, Scrape, derive, parse
 
 __all__ = ["EmulatorSource", "PromApiSource", "Row", "ScrapeSource", "Source", "default_queries"]
 

@@ -13,7 +13,7 @@ does; so does ``locustfiles/stress_web.py``)::
 It must run in every process (master, workers, local): workers report their
 per-class counts to the master through Locust's worker report; only a
 process with a web UI mounts the routes. With a
-:class:`~dcc_capacity.controlled_shape.ControlledShape` in the locustfile the
+:class:`~dcc_capacity.load.controlled_shape.ControlledShape` in the locustfile the
 tab's buttons steer the running load; with any other shape the tab is
 read-only. See docs/web-ui.md.
 """
@@ -27,12 +27,12 @@ from typing import Any
 
 from locust import events
 
-from ..controlled_shape import attach
-from ..errors import InputError
-from ..nfr import load_nfrs
-from ..volume import load_plan
-from .app import TAB_KEY, CapacityUI
-from .views import plan_view
+from dcc_capacity.errors import InputError
+from dcc_capacity.load.controlled_shape import attach
+from dcc_capacity.model.nfr import load_nfrs
+from dcc_capacity.model.volume import load_plan
+from dcc_capacity.webui.app import TAB_KEY, CapacityUI
+from dcc_capacity.webui.views import plan_view
 
 __all__ = ["TAB_KEY", "CapacityUI", "install"]
 

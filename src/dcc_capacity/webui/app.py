@@ -30,9 +30,9 @@ import gevent
 from flask import Blueprint, Response, jsonify, request, send_from_directory
 from locust.runners import MasterRunner
 
-from ..controlled_shape import ControlledShape, controlled_of
-from .live import LiveStats
-from .views import judge_nfrs, normalise_nfrs, plan_view
+from dcc_capacity.load.controlled_shape import ControlledShape, controlled_of
+from dcc_capacity.webui.live import LiveStats
+from dcc_capacity.webui.views import judge_nfrs, normalise_nfrs, plan_view
 
 __all__ = ["CapacityUI", "TAB_KEY"]
 
@@ -89,7 +89,7 @@ class CapacityUI:
 
     def telemetry(self) -> dict[str, Any] | None:
         """The run's resource collector's latest figures per host (telemetry-live.json in --run-dir), if any."""
-        from ..telemetry import read_live
+        from dcc_capacity.telemetry import read_live
 
         return read_live(getattr(self.environment.parsed_options, "run_dir", None))
 

@@ -1,7 +1,7 @@
 """The web UI's Start button asks for explicit confirmation before it loads a host that is not loopback.
 
 Headless and ``--autostart`` runs are refused at start-up without
-``--confirm-non-loopback`` (runner/safety.py). In Locust's own web UI the
+``--confirm-non-loopback`` (spec/safety.py). In Locust's own web UI the
 operator may type any host into the Start form, so the check happens there,
 at the moment of starting: the form's custom parameter
 ``confirm-non-loopback`` (a checkbox Locust draws for the option) must be
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..runner.safety import is_loopback
+from dcc_capacity.spec.safety import is_loopback
 
 __all__ = ["install_start_guard", "start_refusal"]
 

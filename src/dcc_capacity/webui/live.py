@@ -9,7 +9,7 @@ difference.
 Where the counters come from:
 
 - per user class offered/achieved: the open-model run context
-  (:mod:`dcc_capacity.runcontext`) counts them in each process that runs
+  (:mod:`dcc_capacity.load.runcontext`) counts them in each process that runs
   users. Workers add their cumulative counts to Locust's own worker report
   (``report_to_master``, key ``dcc_capacity``); the master sums the latest
   report of each worker. Locally the process's own context is read.
@@ -26,8 +26,8 @@ from typing import Any
 
 from locust.runners import MasterRunner, WorkerRunner
 
-from ..runcontext import context_for
-from ..shapes import _percentile
+from dcc_capacity.load.runcontext import context_for
+from dcc_capacity.load.shapes import _percentile
 
 __all__ = ["LiveStats", "REPORT_KEY", "error_code"]
 

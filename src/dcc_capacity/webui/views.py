@@ -1,7 +1,7 @@
 """Static parts of the Capacity tab: the volume plan (Table A7, per-class targets) and the NFR thresholds.
 
-Both are read defensively: the plan may be a :class:`~dcc_capacity.volume.VolumePlan`,
-a profile path, or nothing; NFRs may be :class:`~dcc_capacity.nfr.Nfr` models or
+Both are read defensively: the plan may be a :class:`~dcc_capacity.model.volume.VolumePlan`,
+a profile path, or nothing; NFRs may be :class:`~dcc_capacity.model.nfr.Nfr` models or
 plain ``{id, metric, stat, threshold}`` dicts (or ``max``/``min`` instead of
 ``threshold``), because other parts of the suite hand over whichever they have.
 """
@@ -24,7 +24,7 @@ def plan_view(plan: Any, sp: str | None = None, slot: str | None = None,
     if plan is None:
         return None
     if isinstance(plan, (str, Path)):
-        from ..volume import load_plan
+        from dcc_capacity.model.volume import load_plan
 
         plan = load_plan(plan)
     a7 = getattr(plan, "a7", None)

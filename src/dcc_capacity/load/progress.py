@@ -1,0 +1,223 @@
+"""One progress line every ~10 s for headless runs: time, offered vs achieved rate, NFR status so far.
+
+CI logs must stay readable for an hour-long soak, so this prints one short
+line per interval (not Locust's full stats table). It reads Locust's own
+stats, which on a master are the workers' aggregated numbers, so the line is
+right in distributed runs too. The final verdict comes from the records
+(:func:`dcc_capacity.report.build_report`); this line is the early warning. NFRs that
+need a per-SRV or per-class split are judged only at the end ("at end").
+
+Example::
+
+    [dcc-capacity] 00:01:20/00:10:00 (08:40 left) | target 120.0/s offered 119.8/s achieved 118.9/s |
+    dropped 0 | send lag p99 1.3 ms | awaiting 4,812 responses, 12 journeys parked |
+    NFR 4 ok, 1 FAIL (NFR-ERR), 1 at end | SUT cpu 43% (dsp-app-1) mem 61% (dsp-db) GAP dsp-app-2
+
+The last part (the system's resources per host, and hosts whose last sample
+failed) comes from the run's resource collector through the run folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+import gevent
+
+from dcc_capacity.model.nfr import Nfr
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+    from locust.stats import RequestStats
+
+__all__ = ["NO_CALLBACK_HINT_S", "Progress", "StatsSnapshot", "snapshot"]
+
+NO_CALLBACK_HINT_S = 5.0
+"""Seconds with requests awaited and not one async message received before the line says so."""
+
+log = logging.getLogger(__name__)
+
+
+class StatsSnapshot:
+    """Counts and merged latency histograms per request type, cumulative since the test start."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, int] = {}
+        self.failures: dict[str, int] = {}
+        self.hist: dict[str, dict[int, int]] = {}
+
+    def n(self, rtype: str) -> int:
+        return self.requests.get(rtype, 0)
+
+    def f(self, rtype: str) -> int:
+        return self.failures.get(rtype, 0)
+
+    @property
+    def offered(self) -> int:
+        return self.n("ACK") + self.n("DROPPED")
+
+    @property
+    def achieved(self) -> int:
+        return max(0, self.n("ACK") - self.f("ACK") - self.f("TRT"))
+
+    def percentile(self, rtype: str, stat: str) -> float:
+        h = self.hist.get(rtype, {})
+        total = sum(h.values())
+        if not total:
+            return float("nan")
+        keys = sorted(h)
+        if stat == "max":
+            return float(keys[-1])
+        if stat == "mean":
+            return sum(k * v for k, v in h.items()) / total
+        need = float(stat[1:]) / 100 * total
+        seen = 0
+        for k in keys:
+            seen += h[k]
+            if seen >= need:
+                return float(k)
+        return float(keys[-1])
+
+
+def snapshot(stats: RequestStats) -> StatsSnapshot:
+    s = StatsSnapshot()
+    for (_name, method), e in list(stats.entries.items()):
+        s.requests[method] = s.requests.get(method, 0) + e.num_requests
+        s.failures[method] = s.failures.get(method, 0) + e.num_failures
+        h = s.hist.setdefault(method, {})
+        for k, v in e.response_times.items():
+            h[k] = h.get(k, 0) + v
+    return s
+
+
+def judge_live(nfrs: Sequence[Nfr], s: StatsSnapshot) -> tuple[list[str], list[str], list[str]]:
+    """(ok ids, failing ids, ids judged only at the end) from the live stats.
+
+    The same :class:`~dcc_capacity.model.nfr.Nfr` objects as the final verdict, read
+    from Locust's stats: whole-run ack/TRT percentiles (Locust's histogram,
+    rounded like Locust's own table), ``failure_rate`` and ``achieved_ratio``.
+    Scoped, ``per`` group and outcome-specific NFRs need the records: "at end".
+    """
+    ok: list[str] = []
+    bad: list[str] = []
+    later: list[str] = []
+    for n in nfrs:
+        if n.scope != ("all", None) or n.per:
+            later.append(n.id)
+            continue
+        if n.metric in ("ack_ms", "trt_ms"):
+            measured = s.percentile("ACK" if n.metric == "ack_ms" else "TRT", n.stat or "p95")
+        elif n.metric not in ("failure_rate", "achieved_ratio") or s.offered == 0:
+            measured = float("nan")
+        elif n.metric == "failure_rate":
+            measured = (s.f("ACK") + s.f("TRT") + s.n("DROPPED")) / s.offered
+        else:
+            measured = s.achieved / s.offered
+        if math.isnan(measured):
+            later.append(n.id)
+        else:
+            (ok if n.passes(measured) else bad).append(n.id)
+    return ok, bad, later
+
+
+def _hms(sec: float) -> str:
+    sec = max(0, int(sec))
+    return f"{sec // 3600:02d}:{sec % 3600 // 60:02d}:{sec % 60:02d}"
+
+
+class Progress:
+    """Prints :meth:`line` every ``interval`` s between test_start and test_stop (call :meth:`install`)."""
+
+    def __init__(self, environment: Environment, nfrs: Sequence[Nfr] = (), *, interval: float = 10.0,
+                 duration_s: float | None = None, stream: TextIO | None = None) -> None:
+        self.environment = environment
+        self.nfrs = list(nfrs)
+        self.interval = interval
+        self.duration_s = duration_s
+        self.stream = stream or sys.stderr
+        self._t0: float | None = None
+        self._prev: tuple[float, int, int] | None = None
+        self._greenlet: gevent.Greenlet | None = None
+
+    def install(self) -> Progress:
+        self.environment.events.test_start.add_listener(self._start)
+        self.environment.events.test_stop.add_listener(self._stop)
+        return self
+
+    def _start(self, **_: Any) -> None:
+        self._t0 = time.time()
+        self._prev = (self._t0, 0, 0)
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._loop)
+
+    def _stop(self, **_: Any) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+            self._greenlet = None
+
+    def _loop(self) -> None:
+        while True:
+            gevent.sleep(self.interval)
+            try:
+                print(self.line(), file=self.stream, flush=True)
+            except Exception:  # a progress line must never take the run down
+                log.exception("progress line failed")
+
+    def _duration(self) -> float | None:
+        if self.duration_s:
+            return self.duration_s
+        shape = self.environment.shape_class
+        d = getattr(shape, "duration_s", None)
+        if d and math.isfinite(d):
+            return float(d)
+        rt = getattr(self.environment.parsed_options, "run_time", None)
+        return float(rt) if rt else None
+
+    def line(self, now: float | None = None) -> str:
+        """The progress line for ``now``: rates are over the last interval, NFRs over the run so far."""
+        now = time.time() if now is None else now
+        t0 = self._t0 if self._t0 is not None else now
+        elapsed = now - t0
+        s = snapshot(self.environment.stats)
+        pt, po, pa = self._prev or (t0, 0, 0)
+        dt = max(1e-9, now - pt)
+        offered, achieved = (s.offered - po) / dt, (s.achieved - pa) / dt
+        self._prev = (now, s.offered, s.achieved)
+        dur = self._duration()
+        when = f"{_hms(elapsed)}/{_hms(dur)} ({_hms(dur - elapsed)} left)" if dur else _hms(elapsed)
+        shape = self.environment.shape_class
+        total_rate = getattr(shape, "total_rate", None)
+        target = f"target {total_rate(elapsed):.1f}/s " if total_rate else ""
+        ok, bad, later = judge_live(self.nfrs, s)
+        nfr = f"NFR {len(ok)} ok, {len(bad)} FAIL" + (f" ({', '.join(bad)})" if bad else "")
+        if later:
+            nfr += f", {len(later)} at end"
+        dropped = s.n("DROPPED")
+        return (f"[dcc-capacity] {when} | {target}offered {offered:.1f}/s achieved {achieved:.1f}/s | "
+                f"dropped {dropped}{' (run INVALID)' if dropped else ''} | {self._generator(elapsed)} | {nfr}"
+                f"{self._resources()}")
+
+    def _generator(self, elapsed: float) -> str:
+        """Send lag and what is outstanding: whether the generator keeps up, and whether the SUT answers at all."""
+        from dcc_capacity.load.runcontext import context_for
+
+        g = context_for(self.environment).live()
+        p99 = g["lag"].quantile(0.99)
+        lag = f"send lag p99 {p99:.1f} ms" if p99 == p99 else "send lag -"
+        text = f"{lag} | awaiting {g['awaited']:,} responses, {g['parked']:,} journeys parked"
+        if g["awaited"] and not g["received"] and elapsed >= NO_CALLBACK_HINT_S:
+            # The commonest first-run mistake against a real system: it does not know where to call back.
+            text += (" | NO async response received yet: is the SUT configured to call back this run's listener? "
+                     "(callback.public_url / callback.listen_port in the run config, --callback-host/-port)")
+        return text
+
+    def _resources(self) -> str:
+        """The SUT's resources from the run's collector (telemetry/collector.py, in the parent process), if any."""
+        from dcc_capacity.telemetry import live_summary, read_live
+
+        text = live_summary(read_live(getattr(self.environment.parsed_options, "run_dir", None)))
+        return f" | {text}" if text else ""

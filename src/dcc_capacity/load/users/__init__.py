@@ -1,0 +1,8 @@
+"""Locust user classes that send signed DUIS SRVs per Table A2 row.
+
+``classes`` (the user classes), ``base`` (DuisUser: the DUIS flow of one SRV,
+ack classification), ``kit`` (per-process PKI, fleet, factory, pools),
+``rows`` (row -> class name), ``locustfile`` (options and the shape). This
+package module imports nothing, so importing ``dcc_capacity.load.users.rows`` or
+``.kit`` does not pull in Locust (and its gevent patching).
+"""

@@ -1,0 +1,305 @@
+"""From ``run --config FILE`` plus the command line to what the run needs: options, Locust arguments, audit trail.
+
+Precedence: a flag given on the command line wins, then the configuration
+file, then the built-in default. argparse cannot tell "given" from
+"default", so :func:`add_options` wraps the defaults of the options a file
+may set in :class:`_Default` (argparse leaves non-string defaults alone) and
+:func:`resolve_args` replaces every one still wrapped by the file's value or
+the plain default.
+
+:func:`map_config` turns the validated :class:`~dcc_capacity.config.runconfig.RunConfig`
+into the Locust options the user processes read (TLS and response checking
+by name, as ``--tls-*`` / ``--response-cert`` / ``--adapter``; the user's own
+signing keys as ``--signing-keys FILE``), the embedded emulator's overrides
+(trust the user's certificates), the files to put into the run folder (the
+signing-keys file and a redacted copy of the configuration) and the audit
+entry for run.json: certificate SHA-256 fingerprints and key paths, never a
+key or a password. Keys are opened here once, so a wrong password fails at
+once with exit 2, before anything is started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dcc_capacity.config.redact import redact
+from dcc_capacity.errors import InputError
+from dcc_capacity.spec.safety import is_loopback
+
+__all__ = ["Mapped", "add_options", "locust_args_for", "map_config", "resolve_args"]
+
+CONFIG_KEYS: dict[str, str] = {
+    # args dest -> key in the configuration file
+    "test": "run.test", "profile": "run.profile", "sp": "run.sp", "slot": "run.slot", "duration": "run.duration",
+    "rate": "run.rate", "normal": "run.normal", "nfr": "run.nfr", "workers": "run.workers",
+    "retries": "run.retries", "fleet_size": "run.fleet_size", "seed": "seed", "host": "target.host",
+    "trt_late": "run.trt_late", "trt_missing": "run.trt_missing", "drain": "run.drain",
+    "max_in_flight": "run.max_in_flight", "max_parked_journeys": "run.max_parked_journeys",
+    "max_send_lag": "run.max_send_lag_ms",
+}
+
+
+class _Default:
+    """An argparse default the user did not override (so the configuration file may)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    """``--config`` and ``--yes``; the defaults of the options a configuration may set become overridable."""
+    p.add_argument("--config", type=Path, default=None,
+                   help="run configuration (TOML or YAML): target, TLS, own signing keys, safety; "
+                        "see docs/real-environment.md. Flags given here override it")
+    p.add_argument("--yes", action="store_true",
+                   help="confirm a --host that is not loopback (a real environment) may be loaded")
+    for action in p._actions:
+        if action.dest in CONFIG_KEYS:
+            action.default = _Default(action.default)
+            if action.dest == "test":
+                action.required = False  # may come from the configuration; checked in resolve_args
+
+
+def resolve_args(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Fill ``args`` from ``--config`` where no flag was given; return (RunConfig, its source) or (None, None)."""
+    cfg = src = None
+    if getattr(args, "config", None) is not None:
+        from dcc_capacity.config.runconfig import load_run_config
+
+        cfg, src = load_run_config(args.config)
+    for dest, dotted in CONFIG_KEYS.items():
+        value = getattr(args, dest, None)
+        if not isinstance(value, _Default):
+            continue
+        from_file = _get(cfg, dotted) if cfg is not None else None
+        if from_file is None:
+            setattr(args, dest, value.value)
+        elif dest == "nfr":
+            setattr(args, dest, Path(from_file))
+        else:
+            setattr(args, dest, from_file)
+    if getattr(args, "test", None) is None:
+        raise InputError("the test to run is missing: give --test or run.test in the configuration", key="--test")
+    return cfg, src
+
+
+def _value(args: argparse.Namespace, name: str) -> Any:
+    """``args.<name>``, unwrapped when it is still a :class:`_Default` (not yet through resolve_args)."""
+    v = getattr(args, name, None)
+    return v.value if isinstance(v, _Default) else v
+
+
+def _get(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
+@dataclass
+class Mapped:
+    """What a configuration adds to a run (all empty without one)."""
+
+    locust_args: list[str] = field(default_factory=list)
+    emulator: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Run-folder relative path -> content (no secret in any of them)."""
+    audit: dict[str, Any] = field(default_factory=dict)
+    confirmed: bool = False
+    max_rate: float | None = None
+    max_duration_s: float | None = None
+    callback_host: str = "127.0.0.1"
+    callback_port: int = 0
+    emulator_callback_url: str | None = None
+    """callback.public_url when it is loopback (what an embedded emulator may post to), else None."""
+    telemetry: Any = None
+    """The file's ``[telemetry]`` section (a TelemetryConfig), None without a configuration."""
+    config_file: str | None = None
+
+
+def locust_args_for(cfg: Any, signing_keys: Path | None) -> list[str]:
+    """The Locust options the user processes read, only those that differ from their defaults.
+
+    TLS, response checking and adapters are built by their own module under
+    these exact option names; a plain configuration passes none of them.
+    """
+    a: list[str] = []
+    t = cfg.tls
+    for flag, value in (("--tls-client-cert", t.client_cert), ("--tls-client-key", t.client_key),
+                        ("--tls-pkcs12", t.pkcs12), ("--tls-key-password-env", t.key_password_env),
+                        ("--tls-ca", t.ca_bundle), ("--callback-tls-cert", t.callback_cert),
+                        ("--callback-tls-key", t.callback_key), ("--callback-tls-client-ca", t.callback_client_ca)):
+        if value:
+            a += [flag, str(value)]
+    if not t.verify:
+        a.append("--tls-no-verify")
+    for cert in cfg.responses.dcc_certs:
+        a += ["--response-cert", str(cert)]
+    if "adapter" in cfg.target.model_fields_set:
+        a += ["--adapter", cfg.target.adapter]
+    ep = cfg.target.endpoints
+    for flag, value, default in (("--path-s", ep.S, "/api/v1/serviceS"), ("--path-t", ep.T, "/api/v1/serviceT"),
+                                 ("--path-d", ep.D, "/api/v1/serviceD")):
+        if value != default:
+            a += [flag, value]
+    if signing_keys is not None:
+        a += ["--signing-keys", str(signing_keys)]
+    if cfg.safety.max_rate:
+        a += ["--max-rate", f"{cfg.safety.max_rate:g}"]
+    if cfg.safety.max_duration:
+        a += ["--max-duration", cfg.safety.max_duration]
+    return a
+
+
+def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mapped:
+    """Everything a configuration adds to the run of ``args`` writing into ``out``."""
+    m = Mapped(confirmed=bool(getattr(args, "yes", False)))
+    if cfg is None:
+        return m
+    from dcc_capacity.duis.signingkeys import SigningKey, load_credentials, signing_keys_json
+    from dcc_capacity.spec.resolve import parse_duration
+
+    file = str(src.path)
+    host = _value(args, "host")
+    m.confirmed = m.confirmed or cfg.safety.confirm_non_loopback
+    m.max_rate = cfg.safety.max_rate
+    if cfg.safety.max_duration:
+        m.max_duration_s = parse_duration(cfg.safety.max_duration, "safety.max_duration")
+    m.callback_host, m.callback_port = cfg.callback.listen_host, cfg.callback.listen_port
+    # The embedded emulator calls back the public URL only on loopback: a rehearsal never posts to the outside.
+    url = cfg.callback.public_url
+    m.emulator_callback_url = url if url and is_loopback(url) else None
+    entries = [SigningKey(eui=u.eui, roles=tuple(u.roles), cert=u.cert, key=u.key, pkcs12=u.pkcs12,
+                          password_env=u.password_env, where=f"signing[{i}]") for i, u in enumerate(cfg.signing)]
+    creds = load_credentials(entries, file) if entries else []
+    keys_file: Path | None = None
+    if entries:
+        keys_file = (out / "signing-keys.json").resolve()
+        m.files["signing-keys.json"] = signing_keys_json(entries)  # run_test writes it (the folder is new then)
+    m.locust_args = locust_args_for(cfg, keys_file)
+    if host is None:
+        m.emulator = copy.deepcopy(cfg.emulator)  # a rehearsal: the file's own emulator settings (its TLS ...)
+    if creds and host is None:
+        # The embedded emulator must trust the user's own certificates (and know their roles).
+        trust = []
+        for c in creds:
+            name = f"logs/signing-{(c.eui or '').replace('-', '')}.pem"
+            m.files[name] = c.cert_pem()
+            trust.append(str((out / name).resolve()))
+        m.emulator["trust_certs"] = [*m.emulator.get("trust_certs", []), *trust]
+        users = m.emulator.setdefault("users", {})
+        for c in creds:
+            if c.roles:
+                users.setdefault(c.eui, {}).setdefault("roles", sorted(c.roles))
+    if host is None and cfg.target.endpoints != type(cfg.target.endpoints)():
+        ep = cfg.target.endpoints
+        m.emulator["paths"] = {"S": ep.S, "T": ep.T, "D": ep.D}
+    m.telemetry, m.config_file = cfg.telemetry, file
+    _check_telemetry_env(cfg.telemetry, file)
+    m.audit = _audit(cfg, src, entries, creds)
+    m.audit["tls"].update(_open_tls_key(cfg, file))
+    m.files["run-config.json"] = (json.dumps(redact(cfg.model_dump(mode="json")), indent=2) + "\n").encode()
+    return m
+
+
+def _check_telemetry_env(tel: Any, file: str) -> None:
+    """Every credential variable the telemetry sources name must be set: exit 2 now, naming it, not a 401 later."""
+    import os
+
+    for kind in ("scrape", "prometheus"):
+        for i, source in enumerate(getattr(tel, kind)):
+            for leaf in ("bearer_token_env", "password_env"):
+                name = getattr(source, leaf)
+                if name and os.environ.get(name) is None:
+                    raise InputError(f"environment variable {name} is not set", file=file,
+                                     key=f"telemetry.{kind}[{i}].{leaf}")
+
+
+def _open_tls_key(cfg: Any, file: str) -> dict[str, Any]:
+    """Open the TLS client key (or PKCS#12) once with its password, so a wrong one is exit 2 before any load.
+
+    Returns the audit additions (the PKCS#12 certificate's fingerprint); the key itself is dropped at once.
+    """
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from dcc_capacity.duis.signingkeys import password_from_env
+
+    t = cfg.tls
+    if not (t.client_key or t.pkcs12):
+        return {}
+    password = password_from_env(t.key_password_env, file=file, key="tls.key_password_env")
+    path = Path(t.pkcs12 or t.client_key)
+    data = path.read_bytes()
+    try:
+        if t.pkcs12:
+            key, cert, _ = pkcs12.load_key_and_certificates(data, password)
+            if key is None or cert is None:
+                raise InputError("the PKCS#12 file must hold the client key and certificate", file=file,
+                                 key="tls.pkcs12")
+            return {"client_cert_sha256": cert.fingerprint(hashes.SHA256()).hex(":")}
+        loader = serialization.load_pem_private_key if b"-----BEGIN" in data else \
+            serialization.load_der_private_key
+        loader(data, password=password)
+    except TypeError:
+        raise InputError("the key is encrypted: name its password's environment variable in tls.key_password_env"
+                         if password is None else "the key is not encrypted: drop tls.key_password_env",
+                         file=file, key="tls.pkcs12" if t.pkcs12 else "tls.client_key") from None
+    except ValueError:
+        raise InputError(f"cannot open {path.name} (wrong password, or not a key)", file=file,
+                         key="tls.pkcs12" if t.pkcs12 else "tls.client_key") from None
+    return {}
+
+
+def _cert_fp(path: str | None) -> str | None:
+    if not path:
+        return None
+    from cryptography.hazmat.primitives import hashes
+
+    from dcc_capacity.duis.pki import load_certificate
+
+    return load_certificate(path).fingerprint(hashes.SHA256()).hex(":")
+
+
+def _audit(cfg: Any, src: Any, entries: list[Any], creds: list[Any]) -> dict[str, Any]:
+    """run.json ``real_environment``: where the run went and with which certificates (fingerprints, paths)."""
+    from dcc_capacity.duis.signingkeys import audit_entry
+
+    t = cfg.tls
+    tls: dict[str, Any] = {"verify": t.verify}
+    for k in ("client_cert", "client_key", "pkcs12", "key_password_env", "ca_bundle", "callback_cert",
+              "callback_key", "callback_client_ca"):
+        v = getattr(t, k)
+        if v:
+            tls[k] = v
+    if t.client_cert:
+        tls["client_cert_sha256"] = _cert_fp(t.client_cert)
+    if t.callback_cert:
+        tls["callback_cert_sha256"] = _cert_fp(t.callback_cert)
+    if t.ca_bundle:
+        tls["ca_bundle_file_sha256"] = hashlib.sha256(Path(t.ca_bundle).read_bytes()).hexdigest()
+    if t.pkcs12:
+        tls["pkcs12_file_sha256"] = hashlib.sha256(Path(t.pkcs12).read_bytes()).hexdigest()
+    return {
+        "config": {"path": str(src.path), "sha256": hashlib.sha256(Path(src.path).read_bytes()).hexdigest()},
+        "target": {"host": cfg.target.host, "adapter": cfg.target.adapter,
+                   "endpoints": cfg.target.endpoints.model_dump()},
+        "callback": cfg.callback.model_dump(),
+        "tls": tls,
+        "signing": [audit_entry(e, c) for e, c in zip(entries, creds, strict=True)],
+        "responses": [{"cert": p, "cert_sha256": _cert_fp(p)} for p in cfg.responses.dcc_certs],
+        "safety": cfg.safety.model_dump(),
+    }

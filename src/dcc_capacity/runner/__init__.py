@@ -1,1 +1,0 @@
-"""Running a test: spec and shapes (``spec``, ``shape``), the run folder and processes (``orchestrate``)."""

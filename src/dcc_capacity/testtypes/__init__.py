@@ -1,0 +1,2 @@
+"""Test types (load, stress, soak, ..., negative): what is particular to each one.
+"""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -42,6 +43,11 @@ def test_load_run_writes_the_run_folder_and_offers_the_target_rate(tmp_path):
     assert summary["failures"] == 0
     reads = run_doc["rates"]["MeterReads"]
     assert abs(reads["offered"] - reads["target"]) / reads["target"] < 0.03  # one SRV per arrival: exact
+    # The live line counts SRV attempts as the summary does (load/locuststats.py), critical BAU SRVs once
+    live = [ln for ln in p.stderr.splitlines() if re.match(r"\[dcc-capacity\] \d\d:", ln)]
+    first = re.search(r"target ([\d.]+)/s offered ([\d.]+)/s", live[0])
+    assert first and abs(float(first[2]) - 60) / 60 < 0.03, live[0]
+    assert re.search(r"\(([\d,]+) SRV attempts\)", live[-1])[1].replace(",", "") == str(summary["requests"]), live[-1]
     metrics = pd.read_csv(out / "metrics.csv")
     assert len(metrics) >= 5 and metrics["rss_bytes"].min() > 0
     df = load_records(out / "records")

@@ -119,37 +119,3 @@ def test_sut_dying_mid_run_exits_3_with_an_incomplete_report(tmp_path):
     assert run_doc["status"] == "incomplete" and "end" not in run_doc
     assert (out / "report.html").is_file() and "INCOMPLETE" in (out / "report.html").read_text()
     assert json.loads((out / "summary.json").read_text())["requests"] > 50
-
-
-@pytest.mark.slow
-def test_plain_locust_runs_the_volume_model_against_the_emulator(tmp_path):
-    """`locust -f locustfiles/dcc.py` with the profile, SP, slot and test as Locust options."""
-    from _load_helpers import free_port
-    from dcc_capacity.emulator import start_emulator
-
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    listed = subprocess.run([sys.executable, "-m", "locust", "-f", "locustfiles/dcc.py", "--list"], cwd=ROOT,
-                            env=env, capture_output=True, text=True, timeout=60)
-    for cls in ("MeterReads", "S2IcCredit", "S2IcPrepay", "S1MigrationCredit", "S1MigrationPrepay", "Bau",
-                "Secmp0192Schedules"):
-        assert cls in listed.stdout
-    import argparse
-
-    from dcc_capacity.load.users.kit import get_kit, reset_kit, write_device_registry
-
-    reset_kit()  # the fleet the Locust process builds: the locustfile's seed, size and pools, the profile's shares
-    kit = get_kit(argparse.Namespace(volume_profile="volume_profiles/foc.yaml", sp="DSP", slot="night"))
-    reset_kit()
-    registry = write_device_registry(kit.fleet, kit.pools, tmp_path / "devices.csv")
-    port = free_port()
-    with start_emulator({"port": 0, "callback_url": f"http://127.0.0.1:{port}/", "counter_window_s": 2.0,
-                         "devices": {"registry": str(registry)}}, mode="subprocess") as emu:
-        p = subprocess.run([sys.executable, "-m", "locust", "-f", "locustfiles/dcc.py", "--headless", "--host",
-                            emu.url, "--callback-port", str(port), "--volume-profile", "volume_profiles/foc.yaml",
-                            "--sp", "DSP", "--slot", "night", "--dcc-test", "load", "--dcc-rate", "20",
-                            "--dcc-duration", "3s", "--run-dir", str(tmp_path / "records"), "--only-summary"],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
-    assert p.returncode == 0, p.stderr[-2000:]
-    df = load_records(tmp_path / "records")
-    reads = df[(df["kind"] == "request") & (df["user_class"] == "MeterReads")]
-    assert 35 <= len(reads) <= 55 and set(reads["outcome"]) == {"ok"}

@@ -98,6 +98,7 @@ class Progress:
         self._t0: float | None = None
         self._prev: tuple[float, int, int] | None = None
         self._greenlet: gevent.Greenlet | None = None
+        self._watcher: gevent.Greenlet | None = None
 
     def install(self) -> Progress:
         self.environment.events.test_start.add_listener(self._start)
@@ -109,19 +110,43 @@ class Progress:
         self._prev = (self._t0, 0, 0)
         if self._greenlet is None:
             self._greenlet = gevent.spawn(self._loop)
+        if self._watcher is None:
+            self._watcher = gevent.spawn(self._watch_callbacks)
 
     def _stop(self, **_: Any) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-            self._greenlet = None
+        if self._greenlet is not None:  # one last line once the books are closed: its count is summary.json's
+            self._print()
+        for g in (self._greenlet, self._watcher):
+            if g is not None:
+                g.kill(block=False)
+        self._greenlet = self._watcher = None
+
+    def _watch_callbacks(self) -> None:
+        """Say once, within seconds and not at the next progress line, when a SUT acks but never calls back."""
+        from dcc_capacity.load.runcontext import context_for
+
+        while True:
+            gevent.sleep(1.0)
+            g = context_for(self.environment).live()
+            if g["received"]:
+                return
+            elapsed = time.time() - (self._t0 or time.time())
+            hint = self._no_callback_hint(g, elapsed)
+            if hint:
+                print(f"[dcc-capacity] {_hms(elapsed)} | awaiting {g['awaited']:,} responses{hint}", file=self.stream,
+                      flush=True)
+                return
 
     def _loop(self) -> None:
         while True:
             gevent.sleep(self.interval)
-            try:
-                print(self.line(), file=self.stream, flush=True)
-            except Exception:  # a progress line must never take the run down
-                log.exception("progress line failed")
+            self._print()
+
+    def _print(self) -> None:
+        try:
+            print(self.line(), file=self.stream, flush=True)
+        except Exception:  # a progress line must never take the run down
+            log.exception("progress line failed")
 
     def _duration(self) -> float | None:
         if self.duration_s:
@@ -166,11 +191,19 @@ class Progress:
         p99 = g["lag"].quantile(0.99)
         lag = f"send lag p99 {p99:.1f} ms" if p99 == p99 else "send lag -"
         text = f"{lag} | awaiting {g['awaited']:,} responses, {g['parked']:,} journeys parked"
-        if g["awaited"] and not g["received"] and elapsed >= NO_CALLBACK_HINT_S:
-            # The commonest first-run mistake against a real system: it does not know where to call back.
-            text += (" | NO async response received yet: is the SUT configured to call back this run's listener? "
-                     "(callback.public_url / callback.listen_port in the run config, --callback-host/-port)")
-        return text
+        return text + self._no_callback_hint(g, elapsed)
+
+    def _no_callback_hint(self, g: dict[str, Any], elapsed: float) -> str:
+        """The commonest first-run mistake against a real system: it does not know where to call back."""
+        if not g["awaited"] or g["received"] or elapsed < NO_CALLBACK_HINT_S:
+            return ""
+        from dcc_capacity.load.runcontext import context_for
+
+        listener = context_for(self.environment).callbacks
+        where = f" {listener.url}" if listener is not None else ""
+        return (f" | NO async response received yet: is the SUT configured to call back this run's listener{where}? "
+                "(set the SUT's callback URL to it; the listener's address: --callback-host/--callback-port, or "
+                "callback.public_url / callback.listen_port in the run config)")
 
     def _resources(self) -> str:
         """The SUT's resources from the run's collector (telemetry/collector.py, in the parent process), if any."""

@@ -1,4 +1,4 @@
-"""`locust -f locustfiles/dcc.py` as Locust users run it: -t honoured, no --host starts the emulator, no callback said."""
+"""`locust -f locustfiles/dcc.py` as users run it: -t honoured, no --host starts the emulator, no callback said."""
 
 from __future__ import annotations
 

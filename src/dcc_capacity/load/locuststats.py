@@ -35,7 +35,8 @@ from locust.stats import diff_response_time_dicts
 if TYPE_CHECKING:
     from locust.stats import RequestStats
 
-__all__ = ["CV4", "CV5", "StatsView", "Tally", "ends_attempt", "percentile", "read_stats", "starts_attempt"]
+__all__ = ["CV4", "CV5", "StatsView", "Tally", "ends_attempt", "percentile", "read_stats", "starts_attempt",
+           "step_label"]
 
 CV4, CV5 = " CV4", " CV5"
 """Step-label suffixes of a critical SRV's two exchanges (the records' ``label`` column has them too)."""

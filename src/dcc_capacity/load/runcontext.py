@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
     from dcc_capacity.duis.verify import TrustStore
 
-__all__ = ["MeasureConfig", "RunContext", "context_for", "install"]
+__all__ = ["GcPauses", "MeasureConfig", "RunContext", "context_for", "install"]
 
 log = logging.getLogger(__name__)
 COUNTS_MESSAGE = "dcc_om_counts"

@@ -156,7 +156,8 @@ class LiveStats:
         """Windowed rates/percentiles plus cumulative error counts; JSON-able."""
         self.sample()
         w = self._window()
-        last = self.history[-1][1] if self.history else {"classes": self.class_counts(), "types": {}, "errors": {}}
+        last: dict[str, Any] = (self.history[-1][1] if self.history
+                                else {"classes": self.class_counts(), "types": {}, "errors": {}})
         classes: dict[str, dict[str, Any]] = {}
         names = set()
         for key in ("offered", "achieved", "dropped"):
@@ -173,7 +174,7 @@ class LiveStats:
                 classes.setdefault(cls, {}).update(rates)
         latency: dict[str, dict[str, Any]] = {}
         for rtype in ("ACK", "TRT"):
-            cur: Tally | None = last["types"].get(rtype)
+            cur = last["types"].get(rtype)
             if cur is None:
                 continue
             t = cur.since(w[1]["types"].get(rtype) if w is not None else None)
@@ -184,7 +185,7 @@ class LiveStats:
             entry.update(requests=req, failures=fail, error_rate=(fail / req if req else None),
                          rate=(req / w[0] if w is not None else None))
             latency[rtype] = entry
-        cur_srv: Tally | None = last.get("attempts")
+        cur_srv = last.get("attempts")
         srv: dict[str, Any] = {}
         if cur_srv is not None:
             t = cur_srv.since(w[1].get("attempts") if w is not None else None)

@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +43,15 @@ def wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float) 
             raise RuntimeError(f"{what} died: {text[-3000:]}")
         time.sleep(0.1)
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout:g} s")
+
+
+def wait_until(cond: Callable[[], object], timeout: float, what: str, every: float = 0.05) -> None:
+    """Poll ``cond`` until it is true; AssertionError naming ``what`` after ``timeout`` s (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        time.sleep(every)
 
 
 def free_port() -> int:

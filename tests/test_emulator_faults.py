@@ -19,6 +19,7 @@ from _emulator_helpers import (
     schedule_body,
     signed_request,
 )
+from _load_helpers import wait_until
 from dcc_capacity.duis.responses import parse_response
 from dcc_capacity.emulator import codes as C
 from dcc_capacity.emulator import start_emulator
@@ -45,9 +46,7 @@ def _answers(listener, n: int) -> list:
 
 def test_outage_queues_requests_and_the_backlog_drains_after(listener):
     with _emu(listener, faults={"outage": {"enabled": True, "windows": [{"start_s": 0.8, "duration_s": 1.0}]}}) as emu:
-        t0 = time.monotonic()
-        time.sleep(max(0.0, t0 + 1.0 - time.monotonic()))
-        assert emu.metrics()["outage"] == 1
+        wait_until(lambda: emu.metrics()["outage"] == 1, 5.0, "the outage window opens")
         bodies = [signed_request("4.1.1") for _ in range(20)]
         results = blast(emu.path("S"), bodies, rate=100, connections=20)
         assert all(s == 200 for _, s, _ in results)             # nothing refused: they waited

@@ -111,3 +111,30 @@ def test_run_json_rates_count_the_same_srv_attempts(tmp_path):
     _first, _last, counts = rates_from_records(run)
     assert counts["Bau"] == {"requests": 40, "ok": 35}  # 4 throttled at CV 4 count, as attempts that failed
     assert counts["MeterReads"] == {"requests": 60, "ok": 60}
+
+
+def test_the_live_stats_count_the_same_srv_attempts():
+    """Locust's stats of the same 100 attempts (as the load code names its entries): 100 offered, 95 achieved."""
+    from locust.env import Environment
+    from locust.event import Events
+
+    from dcc_capacity.load.locuststats import read_stats
+
+    env = Environment(events=Events())
+    log = env.stats.log_request
+    for i in range(40):
+        log("ACK", f"{CRIT} CV4 ack", 50, 10)
+        if i < 4:
+            env.stats.log_error("ACK", f"{CRIT} CV4 ack", "E48 throttled")
+            continue
+        log("ACK", f"{CRIT} CV5 ack", 20, 10)
+        log("TRT", f"{CRIT} CV5 TRT", 2000 if i == 39 else 440, 10)
+    env.stats.log_error("TRT", f"{CRIT} CV5 TRT", "missing")
+    for _ in range(60):
+        log("ACK", f"{READ} ack", 30, 10)
+        log("TRT", f"{READ} TRT", 300, 10)
+    view = read_stats(env.stats)
+    assert (view.offered, view.achieved, view.failed) == (100, 95, 5)  # summary.json: 100 requests, 95 ok
+    assert view.n("ACK") == 136 and view.tally("ACK").percentile(0.5) == 30  # per exchange: 40 + 36 + 60 acks
+    step = read_stats(env.stats, ("ACK",)).attempts  # the stress judgement's view: attempts and their acks
+    assert (step.requests, step.failures) == (100, 4)

@@ -165,7 +165,8 @@ def test_nfrs_from_models_and_dicts_judged_live():
                            {"id": "broken"}, {"id": "Y", "metric": "ack_ms", "threshold": "n/a"}])
     ids = [n["id"] for n in nfrs]
     assert "NFR-ACK-P95" in ids and "X-ACK" in ids and "broken" not in ids and "Y" not in ids
-    live = {"latency": {"ACK": {"p95": 25.0, "p99": 40.0, "error_rate": 0.02}, "TRT": {"p95": 900.0}},
+    live = {"latency": {"ACK": {"p95": 25.0, "p99": 40.0, "error_rate": 0.04}, "TRT": {"p95": 900.0}},
+            "srv": {"error_rate": 0.02},  # per SRV attempt (a CV 4 + CV 5 is one), not per exchange as ACK's
             "classes": {"A": {"offered_rate": 100.0, "achieved_rate": 99.0}}}
     judged = {n["id"]: n for n in judge_nfrs(nfrs, live)}
     assert judged["X-ACK"]["ok"] is False and judged["X-ACK"]["value"] == 25.0

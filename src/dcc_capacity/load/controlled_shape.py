@@ -41,8 +41,9 @@ from typing import Any
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
+from dcc_capacity.load.locuststats import percentile
 from dcc_capacity.load.operator_log import ACTIONS_FILE, load_operator_actions, stress_section
-from dcc_capacity.load.shapes import Rates, RateShape, _percentile
+from dcc_capacity.load.shapes import Rates, RateShape, step_health
 
 __all__ = ["ACTIONS_FILE", "RATES_MESSAGE", "STOP_CRITERIA", "ControlledShape", "StepRecord", "attach", "controlled_of",
            "load_operator_actions", "stress_section"]
@@ -55,7 +56,7 @@ STOP_CRITERIA = ("error_rate", "p95", "ceiling")
 
 @dataclass
 class StepRecord:
-    """One level the load held at, and what Locust measured while it did (ACK requests only)."""
+    """One level the load held at, and what Locust measured while it did (SRV attempts, from their acks)."""
 
     step: int
     factor: float
@@ -282,7 +283,8 @@ class ControlledShape(RateShape):
         self._snap = None
         if req == 0 and t - self._step_started < 1.0:
             return None  # a level left at once (two clicks in a row): nothing was measured there
-        p95 = _percentile(hist, 0.95)
+        p95 = percentile(hist, 0.95)
+        p95 = 0.0 if math.isnan(p95) else p95  # nothing measured: judged on its error rate alone
         passed = req > 0 and fail / req <= self.max_error_rate
         if self.auto_criterion == "p95" and self.max_p95_ms:
             passed = passed and p95 <= self.max_p95_ms
@@ -293,17 +295,7 @@ class ControlledShape(RateShape):
         return rec
 
     def _cumulative(self) -> tuple[int, int, dict[int, int]]:
-        stats = self.runner.stats if self.runner else None
-        req = fail = 0
-        hist: dict[int, int] = {}
-        if stats is not None:
-            for (_name, method), entry in list(stats.entries.items()):
-                if method in self.criterion_types:
-                    req += entry.num_requests
-                    fail += entry.num_failures
-                    for k, v in entry.response_times.items():
-                        hist[k] = hist.get(k, 0) + v
-        return req, fail, hist
+        return step_health(self.runner.stats if self.runner else None, self.criterion_types)
 
     # -- records and distribution --------------------------------------------------------
     def run_dir(self) -> Path | None:

@@ -51,6 +51,7 @@ from locust.user.users import LOCUST_STATE_STOPPING
 from dcc_capacity.load.adapters import AdapterSettings, TargetAdapter, make_adapter
 from dcc_capacity.load.adapters import options as _adapter_options  # noqa: F401 - registers --adapter, --tls-*, --response-cert
 from dcc_capacity.load.flights import Flights
+from dcc_capacity.load.locuststats import ends_attempt, starts_attempt
 from dcc_capacity.load.runcontext import RunContext, context_for
 
 __all__ = ["ClientSaturated", "OpenModelUser", "Step", "StepResult"]
@@ -301,7 +302,7 @@ class OpenModelUser(User):
         try:
             step = self._next(journey, res)
             while step is not None:
-                if journey.idx:
+                if journey.idx and starts_attempt(step.label):  # a CV 5 is its CV 4's attempt, not a new one
                     ctx.offered[name] += 1
                 # Yield once between building a step (render + sign, in the journey) and sending it: arrivals
                 # due together then build back to back and send back to back, so ECDSA's code and tables and
@@ -347,7 +348,7 @@ class OpenModelUser(User):
                                    step.smets, step.prepay)
         res = StepResult(outcome, status, body, ack_ms, error=err)
         if pending is None:
-            if res.ok:
+            if res.ok and ends_attempt(step.label):  # an ok CV 4 only lets the CV 5 go
                 ctx.achieved[name] += 1
             return res
         if not awaiting:

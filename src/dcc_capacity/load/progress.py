@@ -3,14 +3,16 @@
 CI logs must stay readable for an hour-long soak, so this prints one short
 line per interval (not Locust's full stats table). It reads Locust's own
 stats, which on a master are the workers' aggregated numbers, so the line is
-right in distributed runs too. The final verdict comes from the records
+right in distributed runs too; it counts SRV attempts as summary.json does
+(:mod:`dcc_capacity.load.locuststats`: a critical SRV's CV 4 and CV 5 are one).
+The final verdict comes from the records
 (:func:`dcc_capacity.report.build_report`); this line is the early warning. NFRs that
 need a per-SRV or per-class split are judged only at the end ("at end").
 
 Example::
 
-    [dcc-capacity] 00:01:20/00:10:00 (08:40 left) | target 120.0/s offered 119.8/s achieved 118.9/s |
-    dropped 0 | send lag p99 1.3 ms | awaiting 4,812 responses, 12 journeys parked |
+    [dcc-capacity] 00:01:20/00:10:00 (08:40 left) | target 120.0/s offered 119.8/s achieved 118.9/s
+    (9,584 SRV attempts) | dropped 0 | send lag p99 1.3 ms | awaiting 4,812 responses, 12 journeys parked |
     NFR 4 ok, 1 FAIL (NFR-ERR), 1 at end | SUT cpu 43% (dsp-app-1) mem 61% (dsp-db) GAP dsp-app-2
 
 The last part (the system's resources per host, and hosts whose last sample
@@ -28,13 +30,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import gevent
 
+from dcc_capacity.load.locuststats import StatsView, read_stats
 from dcc_capacity.model.nfr import Nfr
 
 if TYPE_CHECKING:
     from locust.env import Environment
     from locust.stats import RequestStats
 
-__all__ = ["NO_CALLBACK_HINT_S", "Progress", "StatsSnapshot", "snapshot"]
+__all__ = ["NO_CALLBACK_HINT_S", "Progress", "judge_live", "snapshot"]
 
 NO_CALLBACK_HINT_S = 5.0
 """Seconds with requests awaited and not one async message received before the line says so."""
@@ -42,59 +45,12 @@ NO_CALLBACK_HINT_S = 5.0
 log = logging.getLogger(__name__)
 
 
-class StatsSnapshot:
-    """Counts and merged latency histograms per request type, cumulative since the test start."""
-
-    def __init__(self) -> None:
-        self.requests: dict[str, int] = {}
-        self.failures: dict[str, int] = {}
-        self.hist: dict[str, dict[int, int]] = {}
-
-    def n(self, rtype: str) -> int:
-        return self.requests.get(rtype, 0)
-
-    def f(self, rtype: str) -> int:
-        return self.failures.get(rtype, 0)
-
-    @property
-    def offered(self) -> int:
-        return self.n("ACK") + self.n("DROPPED")
-
-    @property
-    def achieved(self) -> int:
-        return max(0, self.n("ACK") - self.f("ACK") - self.f("TRT"))
-
-    def percentile(self, rtype: str, stat: str) -> float:
-        h = self.hist.get(rtype, {})
-        total = sum(h.values())
-        if not total:
-            return float("nan")
-        keys = sorted(h)
-        if stat == "max":
-            return float(keys[-1])
-        if stat == "mean":
-            return sum(k * v for k, v in h.items()) / total
-        need = float(stat[1:]) / 100 * total
-        seen = 0
-        for k in keys:
-            seen += h[k]
-            if seen >= need:
-                return float(k)
-        return float(keys[-1])
+def snapshot(stats: RequestStats) -> StatsView:
+    """Locust's stats in SRV attempts, as summary.json counts them (:mod:`dcc_capacity.load.locuststats`)."""
+    return read_stats(stats)
 
 
-def snapshot(stats: RequestStats) -> StatsSnapshot:
-    s = StatsSnapshot()
-    for (_name, method), e in list(stats.entries.items()):
-        s.requests[method] = s.requests.get(method, 0) + e.num_requests
-        s.failures[method] = s.failures.get(method, 0) + e.num_failures
-        h = s.hist.setdefault(method, {})
-        for k, v in e.response_times.items():
-            h[k] = h.get(k, 0) + v
-    return s
-
-
-def judge_live(nfrs: Sequence[Nfr], s: StatsSnapshot) -> tuple[list[str], list[str], list[str]]:
+def judge_live(nfrs: Sequence[Nfr], s: StatsView) -> tuple[list[str], list[str], list[str]]:
     """(ok ids, failing ids, ids judged only at the end) from the live stats.
 
     The same :class:`~dcc_capacity.model.nfr.Nfr` objects as the final verdict, read
@@ -110,11 +66,11 @@ def judge_live(nfrs: Sequence[Nfr], s: StatsSnapshot) -> tuple[list[str], list[s
             later.append(n.id)
             continue
         if n.metric in ("ack_ms", "trt_ms"):
-            measured = s.percentile("ACK" if n.metric == "ack_ms" else "TRT", n.stat or "p95")
+            measured = s.tally("ACK" if n.metric == "ack_ms" else "TRT").stat(n.stat or "p95")
         elif n.metric not in ("failure_rate", "achieved_ratio") or s.offered == 0:
             measured = float("nan")
         elif n.metric == "failure_rate":
-            measured = (s.f("ACK") + s.f("TRT") + s.n("DROPPED")) / s.offered
+            measured = s.failed / s.offered
         else:
             measured = s.achieved / s.offered
         if math.isnan(measured):
@@ -142,6 +98,7 @@ class Progress:
         self._t0: float | None = None
         self._prev: tuple[float, int, int] | None = None
         self._greenlet: gevent.Greenlet | None = None
+        self._watcher: gevent.Greenlet | None = None
 
     def install(self) -> Progress:
         self.environment.events.test_start.add_listener(self._start)
@@ -153,19 +110,43 @@ class Progress:
         self._prev = (self._t0, 0, 0)
         if self._greenlet is None:
             self._greenlet = gevent.spawn(self._loop)
+        if self._watcher is None:
+            self._watcher = gevent.spawn(self._watch_callbacks)
 
     def _stop(self, **_: Any) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-            self._greenlet = None
+        if self._greenlet is not None:  # one last line once the books are closed: its count is summary.json's
+            self._print()
+        for g in (self._greenlet, self._watcher):
+            if g is not None:
+                g.kill(block=False)
+        self._greenlet = self._watcher = None
+
+    def _watch_callbacks(self) -> None:
+        """Say once, within seconds and not at the next progress line, when a SUT acks but never calls back."""
+        from dcc_capacity.load.runcontext import context_for
+
+        while True:
+            gevent.sleep(1.0)
+            g = context_for(self.environment).live()
+            if g["received"]:
+                return
+            elapsed = time.time() - (self._t0 or time.time())
+            hint = self._no_callback_hint(g, elapsed)
+            if hint:
+                print(f"[dcc-capacity] {_hms(elapsed)} | awaiting {g['awaited']:,} responses{hint}", file=self.stream,
+                      flush=True)
+                return
 
     def _loop(self) -> None:
         while True:
             gevent.sleep(self.interval)
-            try:
-                print(self.line(), file=self.stream, flush=True)
-            except Exception:  # a progress line must never take the run down
-                log.exception("progress line failed")
+            self._print()
+
+    def _print(self) -> None:
+        try:
+            print(self.line(), file=self.stream, flush=True)
+        except Exception:  # a progress line must never take the run down
+            log.exception("progress line failed")
 
     def _duration(self) -> float | None:
         if self.duration_s:
@@ -197,7 +178,8 @@ class Progress:
         if later:
             nfr += f", {len(later)} at end"
         dropped = s.n("DROPPED")
-        return (f"[dcc-capacity] {when} | {target}offered {offered:.1f}/s achieved {achieved:.1f}/s | "
+        return (f"[dcc-capacity] {when} | {target}offered {offered:.1f}/s achieved {achieved:.1f}/s "
+                f"({s.offered:,} SRV attempts) | "
                 f"dropped {dropped}{' (run INVALID)' if dropped else ''} | {self._generator(elapsed)} | {nfr}"
                 f"{self._resources()}")
 
@@ -209,11 +191,19 @@ class Progress:
         p99 = g["lag"].quantile(0.99)
         lag = f"send lag p99 {p99:.1f} ms" if p99 == p99 else "send lag -"
         text = f"{lag} | awaiting {g['awaited']:,} responses, {g['parked']:,} journeys parked"
-        if g["awaited"] and not g["received"] and elapsed >= NO_CALLBACK_HINT_S:
-            # The commonest first-run mistake against a real system: it does not know where to call back.
-            text += (" | NO async response received yet: is the SUT configured to call back this run's listener? "
-                     "(callback.public_url / callback.listen_port in the run config, --callback-host/-port)")
-        return text
+        return text + self._no_callback_hint(g, elapsed)
+
+    def _no_callback_hint(self, g: dict[str, Any], elapsed: float) -> str:
+        """The commonest first-run mistake against a real system: it does not know where to call back."""
+        if not g["awaited"] or g["received"] or elapsed < NO_CALLBACK_HINT_S:
+            return ""
+        from dcc_capacity.load.runcontext import context_for
+
+        listener = context_for(self.environment).callbacks
+        where = f" {listener.url}" if listener is not None else ""
+        return (f" | NO async response received yet: is the SUT configured to call back this run's listener{where}? "
+                "(set the SUT's callback URL to it; the listener's address: --callback-host/--callback-port, or "
+                "callback.public_url / callback.listen_port in the run config)")
 
     def _resources(self) -> str:
         """The SUT's resources from the run's collector (telemetry/collector.py, in the parent process), if any."""

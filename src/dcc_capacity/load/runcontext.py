@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
     from dcc_capacity.duis.verify import TrustStore
 
-__all__ = ["MeasureConfig", "RunContext", "context_for", "install"]
+__all__ = ["GcPauses", "MeasureConfig", "RunContext", "context_for", "install"]
 
 log = logging.getLogger(__name__)
 COUNTS_MESSAGE = "dcc_om_counts"
@@ -152,9 +152,9 @@ class RunContext:
         """The DCC signing certificates responses are checked against (None: no checking)."""
         self.t0: float | None = None
         self.offered: Counter[str] = Counter()
-        """Requests scheduled per user class (sent or dropped)."""
+        """SRV attempts scheduled per user class (sent or dropped; a critical SRV's CV 4 + CV 5 is one)."""
         self.achieved: Counter[str] = Counter()
-        """Requests per user class whose outcome was ok (ack, and the callback when one was expected)."""
+        """SRV attempts per user class whose outcome was ok (ack, and the callback when one was expected)."""
         self.dropped: Counter[str] = Counter()
         """Arrivals per user class not sent because the client was saturated (max in-flight reached)."""
         self.cluster_counts: dict[str, int] | None = None

@@ -10,6 +10,7 @@ concrete shape of ``shapes.py`` for the test and delegates to it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +93,7 @@ class DccShape(RateShape):
     """The locustfile's shape: built from the Locust options on first use, then delegating to it."""
 
     abstract = False
+    use_common_options = True  # reads Locust's --run-time (so Locust does not call it ignored); -u/-r do nothing
     options: Any = None
     """Set by the locustfile's init hook (the environment's parsed options)."""
 
@@ -112,7 +114,10 @@ class DccShape(RateShape):
             opts = self.options
             if opts is None and self.runner is not None:
                 opts = self.runner.environment.parsed_options
-            self.built = build_shape(spec_from_options(opts))
+            spec = spec_from_options(opts)
+            if getattr(opts, "run_time", None):  # Locust's own -t/--run-time bounds the test, over --dcc-duration
+                spec = dataclasses.replace(spec, duration_s=float(opts.run_time))
+            self.built = build_shape(spec)
             self._inner = self.built.shape
             self.duration_s = self._inner.duration_s
         return self._inner

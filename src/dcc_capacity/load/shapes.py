@@ -23,13 +23,18 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from locust import LoadTestShape
 from locust.runners import MasterRunner
 
+from dcc_capacity.load.locuststats import percentile, read_stats
+
+if TYPE_CHECKING:
+    from locust.stats import RequestStats
+
 __all__ = ["SLOT_SECONDS", "CatchupShape", "LoadShape", "RateShape", "SoakShape", "SpikeShape", "StepHealth",
-           "StressShape"]
+           "StressShape", "step_health"]
 
 SLOT_SECONDS: dict[str, int] = {"night": 25_200, "day": 43_200, "evening": 18_000}
 """Table A1 slot lengths, in day order."""
@@ -296,7 +301,7 @@ class StressShape(RateShape):
         prev = self._snap or (0, 0, {})
         hist = {k: v - prev[2].get(k, 0) for k, v in now[2].items()}
         h = StepHealth(step=i, factor=self.factor_for_step(i), total_rate=self.total_rate(i * self.step_s),
-                       requests=now[0] - prev[0], failures=now[1] - prev[1], p95_ms=_percentile(hist, 0.95))
+                       requests=now[0] - prev[0], failures=now[1] - prev[1], p95_ms=_p95(hist))
         h.passed = h.requests > 0 and h.error_rate <= self.max_error_rate and (
             self.max_p95_ms is None or h.p95_ms <= self.max_p95_ms)
         self.steps.append(h)
@@ -311,17 +316,7 @@ class StressShape(RateShape):
     def _cumulative(self) -> tuple[int, int, dict[int, int]]:
         if self.health_source is not None:
             return self.health_source()
-        stats = self.runner.stats if self.runner else None
-        req = fail = 0
-        hist: dict[int, int] = {}
-        if stats is not None:
-            for (_name, method), entry in list(stats.entries.items()):
-                if method in self.criterion_types:
-                    req += entry.num_requests
-                    fail += entry.num_failures
-                    for k, v in entry.response_times.items():
-                        hist[k] = hist.get(k, 0) + v
-        return req, fail, hist
+        return step_health(self.runner.stats if self.runner else None, self.criterion_types)
 
     def result(self) -> dict[str, Any]:
         """For summary.json: every step and the knee (last healthy step)."""
@@ -330,14 +325,18 @@ class StressShape(RateShape):
                 "ceiling_reached": bool(self.knee and self.knee.step + 1 >= self.n_steps)}
 
 
-def _percentile(hist: Mapping[int, int], q: float) -> float:
-    n = sum(v for v in hist.values() if v > 0)
-    if not n:
-        return 0.0
-    need = q * n
-    seen = 0
-    for k in sorted(hist):
-        seen += max(0, hist[k])
-        if seen >= need:
-            return float(k)
-    return float(max(hist))
+
+def step_health(stats: RequestStats | None, types: tuple[str, ...]) -> tuple[int, int, dict[int, int]]:
+    """Cumulative (SRV attempts, failures, ack histogram) of the ``types`` entries, counted as summary.json counts.
+
+    A critical SRV's CV 4 and CV 5 are one attempt (:mod:`dcc_capacity.load.locuststats`); the histogram keeps
+    every exchange's own ack time.
+    """
+    a = read_stats(stats, types).attempts
+    return a.requests, a.failures, a.hist
+
+
+def _p95(hist: Mapping[int, int]) -> float:
+    """A step's ack p95 (0 when nothing was measured, so an empty step never fails on latency alone)."""
+    p = percentile(hist, 0.95)
+    return 0.0 if math.isnan(p) else p

@@ -510,10 +510,13 @@ def _watch(opts: RunOptions, master: subprocess.Popen, workers: list[subprocess.
     limit = spec.duration_s + opts.drain_limit_s + 120 + (opts.workers * 10) + (opts.web_linger_s if opts.web else 0)
     t0 = time.monotonic()
     follow = _Follow(opts.out / "logs" / ("master.log" if opts.workers else "locust.log"))
-    while master.poll() is None:
+    while True:
+        running = master.poll() is None  # then read the log once more: the last line comes as Locust quits
         for line in follow.new_lines():  # Locust's own table stays in the log; the progress line comes here
             if line.startswith("[dcc-capacity]"):
                 print(line, file=opts.log or sys.stderr, flush=True)
+        if not running:
+            break
         if emulator is not None and emulator.returncode is not None:
             _say(opts, "the system under test (embedded emulator) died mid-run")
             _stop(master, signal.SIGINT)

@@ -34,7 +34,7 @@ from dcc_capacity.model.volume import load_plan
 from dcc_capacity.webui.app import TAB_KEY, CapacityUI
 from dcc_capacity.webui.views import plan_view
 
-__all__ = ["TAB_KEY", "CapacityUI", "install"]
+__all__ = ["CapacityUI", "TAB_KEY", "install", "plan_view"]
 
 _installed: weakref.WeakKeyDictionary[Any, CapacityUI] = weakref.WeakKeyDictionary()
 

@@ -14,11 +14,14 @@ Where the counters come from:
   (``report_to_master``, key ``dcc_capacity``); the master sums the latest
   report of each worker. Locally the process's own context is read.
 - ack and TRT latencies and failures: Locust's stats (request types ``ACK``
-  and ``TRT``), which on a master already cover every worker.
+  and ``TRT``), which on a master already cover every worker; ``srv`` is the
+  SRV attempts and their failures, counted as summary.json counts them
+  (:mod:`dcc_capacity.load.locuststats`: a critical SRV's CV 4 and CV 5 are one).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections import deque
@@ -26,14 +29,19 @@ from typing import Any
 
 from locust.runners import MasterRunner, WorkerRunner
 
+from dcc_capacity.load.locuststats import Tally, read_stats
 from dcc_capacity.load.runcontext import context_for
-from dcc_capacity.load.shapes import _percentile
 
 __all__ = ["LiveStats", "REPORT_KEY", "error_code"]
 
 REPORT_KEY = "dcc_capacity"
 _CODE = re.compile(r"\b(HTTP \d{3}|[EIWN]\d{1,4}(?:\.\d+)?)\b")
 _STATS = ("p50", "p95", "p99")
+
+
+def _none(x: float) -> float | None:
+    """JSON has no NaN: an empty window's percentile is None."""
+    return None if math.isnan(x) else x
 
 
 def error_code(message: str) -> str:
@@ -95,19 +103,14 @@ class LiveStats:
     # -- sampling ------------------------------------------------------------------------
     def _locust_counts(self) -> dict[str, Any]:
         stats = self.environment.runner.stats if self.environment.runner else None
-        by_type: dict[str, dict[str, Any]] = {}
+        view = read_stats(stats)
         errors: dict[str, int] = {}
         if stats is not None:
-            for (_name, method), entry in list(stats.entries.items()):
-                agg = by_type.setdefault(method, {"requests": 0, "failures": 0, "hist": {}})
-                agg["requests"] += entry.num_requests
-                agg["failures"] += entry.num_failures
-                for k, v in entry.response_times.items():
-                    agg["hist"][k] = agg["hist"].get(k, 0) + v
             for err in list(stats.errors.values()):
                 code = error_code(str(err.error))
                 errors[code] = errors.get(code, 0) + int(err.occurrences)
-        return {"types": by_type, "errors": errors}
+        attempts = Tally(view.offered, view.failed)  # SRV attempts, as summary.json counts them
+        return {"types": view.types, "attempts": attempts, "errors": errors}
 
     def sample(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -153,7 +156,8 @@ class LiveStats:
         """Windowed rates/percentiles plus cumulative error counts; JSON-able."""
         self.sample()
         w = self._window()
-        last = self.history[-1][1] if self.history else {"classes": self.class_counts(), "types": {}, "errors": {}}
+        last: dict[str, Any] = (self.history[-1][1] if self.history
+                                else {"classes": self.class_counts(), "types": {}, "errors": {}})
         classes: dict[str, dict[str, Any]] = {}
         names = set()
         for key in ("offered", "achieved", "dropped"):
@@ -173,17 +177,21 @@ class LiveStats:
             cur = last["types"].get(rtype)
             if cur is None:
                 continue
-            prev = w[1]["types"].get(rtype) if w is not None else None
-            hist = dict(cur["hist"])
-            req, fail = cur["requests"], cur["failures"]
-            if prev is not None:
-                hist = {k: v - prev["hist"].get(k, 0) for k, v in hist.items()}
-                req, fail = req - prev["requests"], fail - prev["failures"]
-            entry: dict[str, Any] = {s: (_percentile(hist, float(s[1:]) / 100) if req > 0 else None) for s in _STATS}
-            entry["max"] = float(max((k for k, v in hist.items() if v > 0), default=0)) if req > 0 else None
+            t = cur.since(w[1]["types"].get(rtype) if w is not None else None)
+            req, fail = t.requests, t.failures
+            entry: dict[str, Any] = {s: (_none(t.percentile(float(s[1:]) / 100)) if req > 0 else None)
+                                     for s in _STATS}
+            entry["max"] = _none(t.max) if req > 0 else None
             entry.update(requests=req, failures=fail, error_rate=(fail / req if req else None),
                          rate=(req / w[0] if w is not None else None))
             latency[rtype] = entry
+        cur_srv = last.get("attempts")
+        srv: dict[str, Any] = {}
+        if cur_srv is not None:
+            t = cur_srv.since(w[1].get("attempts") if w is not None else None)
+            srv = {"requests": t.requests, "failures": t.failures,
+                   "error_rate": t.failures / t.requests if t.requests else None,
+                   "rate": t.requests / w[0] if w is not None else None}
         errors = dict(sorted(last["errors"].items(), key=lambda kv: -kv[1]))
         throttled = sum(n for code, n in errors.items() if code in self.throttle_codes)
         gen = context_for(self.environment).live()  # send lag and what is outstanding, merged over the workers
@@ -193,5 +201,6 @@ class LiveStats:
                      "parked": gen["parked"], "in_flight": gen["in_flight"],
                      "dropped": sum(last["classes"].get("dropped", {}).values())}
         return {"window_s": round(w[0], 2) if w is not None else None, "classes": classes, "latency": latency,
+                "srv": srv,
                 "errors": errors, "throttled": throttled, "failed": sum(errors.values()) - throttled,
                 "generator": generator}

@@ -94,7 +94,7 @@ def judge_nfrs(nfrs: list[dict[str, Any]], live: Mapping[str, Any]) -> list[dict
                 value, note = None, f"{n.get('stat')}: judged at the end"
         elif n["metric"] in ("error_rate", "failure_rate"):
             # Live, Locust's stats know failures, not their kinds: the end-of-run records split them.
-            value = latency.get("ACK", {}).get("error_rate")
+            value = live.get("srv", {}).get("error_rate")
         elif n["metric"] == "achieved_ratio":
             off = sum(c.get("offered_rate", 0.0) for c in classes.values())
             ach = sum(c.get("achieved_rate", 0.0) for c in classes.values())

@@ -30,7 +30,7 @@ from dcc_capacity.model.volume import DEFAULT_JOURNEYS
 if TYPE_CHECKING:
     from dcc_capacity.model.srvmix import SrvMix
 
-__all__ = ["Kit", "Pools", "fleet_pools", "get_kit", "write_device_registry"]
+__all__ = ["Kit", "Pools", "fleet_pools", "get_kit", "reset_kit", "write_device_registry"]
 
 DEFAULT_FLEET_SEED = 20240601
 DEFAULT_FLEET_SIZE = 1_000_000

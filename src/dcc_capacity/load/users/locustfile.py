@@ -7,8 +7,10 @@ and the options that choose the load. With plain Locust::
         --volume-profile volume_profiles/foc.yaml --sp DSP --slot night --dcc-test load \\
         --dcc-duration 60s --run-dir results/x --callback-port 9001
 
-(``--profile`` is Locust's own option, hence ``--volume-profile``.) The
-SUT must POST async responses to this process's ``--callback-host``/``--callback-port``.
+(``--profile`` is Locust's own option, hence ``--volume-profile``; Locust's
+``-t``/``--run-time`` bounds the test over ``--dcc-duration``.) The SUT must
+POST async responses to this process's ``--callback-host``/``--callback-port``;
+without ``--host`` the embedded emulator starts, wired to it (load/embedded.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from dcc_capacity import webui  # registers the Capacity tab's Locust options (--ui-*)
 from dcc_capacity.duis.mix import BauMix
 from dcc_capacity.load.controlled_shape import attach
+from dcc_capacity.load.embedded import start_if_no_host
 from dcc_capacity.load.shape import DccShape
 from dcc_capacity.load.users.classes import (
     Bau,
@@ -107,6 +110,7 @@ def _init(environment: Any, **_: Any) -> None:
         # PKI, fleet pools, templates: built now, not in the first user's __init__ after the test clock started.
         get_kit(environment.parsed_options)
         BauMix.load()
+        start_if_no_host(environment)  # plain `locust -f` without --host: the embedded emulator (load/embedded.py)
     if opts is not None and not getattr(opts, "headless", False):
         # The Capacity tab (plan, live offered vs achieved, NFRs, SUT resources); workers install it too so
         # their per-class counts reach the master.

@@ -75,5 +75,7 @@ def plan_provenance(plan: VolumePlan, profile_path: str | Path) -> dict[str, Any
                            "source": inp.source or f"{Path(profile_path).name} (no source given for this figure)",
                            "line": inp.line}
     rows = {sp: {slot: plan.row_rates(sp, slot) for slot in SLOTS} for sp in SPS}
+    for name in plan.s1sp_shares:  # one S1SP's share (run --s1sp): its own A7 row
+        rows[f"S1SP/{name}"] = {slot: plan.row_rates("S1SP", slot, name) for slot in SLOTS}
     return {"inputs": inputs, "A7_rows": rows,
             "example_profile": is_example_profile(profile_path, profile.name)}

@@ -12,10 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["required_vs_tested", "SHORTFALL_TOLERANCE"]
+__all__ = ["plan_sp", "required_vs_tested", "SHORTFALL_TOLERANCE"]
 
 SHORTFALL_TOLERANCE = 0.02
 """Tested within 2 % of the suite's part counts as at the required rate (arrival jitter, rounding)."""
+
+
+def plan_sp(run: dict[str, Any]) -> str:
+    """The A7 row a run is held to: its ``sp``, or ``S1SP/<name>`` when it sent one S1SP's share (``--s1sp``)."""
+    s1sp = (run.get("spec") or {}).get("s1sp")
+    return f"S1SP/{s1sp}" if s1sp and run.get("sp") == "S1SP" else str(run.get("sp"))
 
 
 def required_vs_tested(plan: dict[str, Any] | None, sp: str, slot: str | None, tested: float | None,

@@ -108,3 +108,12 @@ def test_plan_shows_each_s1sp(run_cli):
     assert "  S1SP/S1SP-C" in table.stdout and "Target rates per SRV type for S1SP/S1SP-C" in table.stdout
     bad = run_cli("plan", "foc", "--sp", "S1SP", "--s1sp", "1")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "s1sp_shares" in bad.stderr
+
+
+def test_a_report_holds_an_s1sp_run_to_its_own_a7_row():
+    from dcc_capacity.report.required import plan_sp, required_vs_tested
+
+    run = {"sp": "S1SP", "spec": {"s1sp": "SEC"}}
+    assert plan_sp(run) == "S1SP/SEC" and plan_sp({"sp": "S1SP", "spec": {"s1sp": None}}) == "S1SP"
+    plan = {"A7": {"S1SP": {"day": 10.0}, "S1SP/SEC": {"day": 3.0}}}
+    assert required_vs_tested(plan, plan_sp(run), "day", 3.0)["met"] is True

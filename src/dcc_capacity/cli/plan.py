@@ -45,7 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
     parser.add_argument("--sp", choices=SPS, default="DSP",
                         help="Service Provider whose per-row target rates the table shows (default DSP)")
     parser.add_argument("--s1sp", default=None, metavar="N",
-                        help="with --sp S1SP: the rates and mix of one S1SP of the profile's s1sp_shares (name or 1..N)")
+                        help="with --sp S1SP: the rates and mix of one S1SP of the profile's s1sp_shares "
+                             "(name or 1..N)")
     parser.add_argument("--slot", choices=SLOTS, default=None,
                         help="timeslot of the per-row target rates (default: the SP's busiest slot)")
     parser.add_argument("--mix", action="store_true",

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["DlmsPerSrv", "ExecutionWindow", "MP192_SA5_TPS", "ScheduledLoad", "Secmp0192Inputs", "TPS_FORMULA",
-           "TRT_S", "plan_section", "scheduled_load"]
+           "TRT_S", "check_clock", "plan_section", "scheduled_load", "seconds_of_day"]
 
 MP192_SA5_TPS = 450.0
 """MP192-SA5: "Secure will continue to support the existing 450 TPS"."""
@@ -31,13 +31,13 @@ _SLOT_BOUNDS = {"night": (0, 25200), "day": (25200, 68400), "evening": (68400, 8
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
-def _clock(text: str) -> str:
+def check_clock(text: str) -> str:
     if not _HHMM.match(text):
         raise ValueError(f"a time of day as HH:MM, 00:00 to 23:59 (got {text!r})")
     return text
 
 
-Clock = Annotated[str, AfterValidator(_clock)]
+Clock = Annotated[str, AfterValidator(check_clock)]
 
 
 class _Strict(BaseModel):
@@ -78,7 +78,7 @@ class Secmp0192Inputs(_Strict):
     execution_window: ExecutionWindow
 
 
-def _seconds(clock: str) -> int:
+def seconds_of_day(clock: str) -> int:
     hours, minutes = clock.split(":")
     return int(hours) * 3600 + int(minutes) * 60
 
@@ -129,7 +129,7 @@ class ScheduledLoad:
 
 
 def _intervals(start: str, end: str) -> list[tuple[int, int]]:
-    a, b = _seconds(start), _seconds(end)
+    a, b = seconds_of_day(start), seconds_of_day(end)
     return [(a, b)] if a < b else [(a, 86400), (0, b)]
 
 

@@ -88,7 +88,7 @@ def test_a_run_against_one_s1sp_sends_its_share(tmp_path):
     assert r.alerts_per_s == pytest.approx(alerts)
     with pytest.raises(InputError, match="unknown S1SP 'NOPE'"):
         resolve(Spec(profile=str(path), sp="S1SP", s1sp="NOPE"))
-    with pytest.raises(InputError, match="--s1sp goes with --sp S1SP"):
+    with pytest.raises(InputError, match="goes with --sp S1SP"):
         resolve(Spec(profile=str(path), sp="DSP", s1sp="SEC"))
 
 
@@ -117,3 +117,18 @@ def test_a_report_holds_an_s1sp_run_to_its_own_a7_row():
     assert plan_sp(run) == "S1SP/SEC" and plan_sp({"sp": "S1SP", "spec": {"s1sp": None}}) == "S1SP"
     plan = {"A7": {"S1SP": {"day": 10.0}, "S1SP/SEC": {"day": 3.0}}}
     assert required_vs_tested(plan, plan_sp(run), "day", 3.0)["met"] is True
+
+
+def test_secmp0192_executions_are_required_beside_table_a7():
+    from dcc_capacity.model.provenance import plan_provenance
+    from dcc_capacity.report.required import required_vs_tested
+
+    plan = load_plan("volume_profiles/foc-secmp0192.yaml")
+    doc = {**plan.to_dict(), **plan_provenance(plan, "volume_profiles/foc-secmp0192.yaml")}
+    extra = doc["secmp0192_rates"]["S1SP/S1SP-B"]["evening"]
+    assert extra == pytest.approx(1_350_000 / 18_000 * 0.35 * 1.5 * 0.25)  # slot's executions x fleet share
+    assert extra == pytest.approx(class_rates(plan, "S1SP", "evening", s1sp="S1SP-B")["Secmp0192Schedules"])
+    row = required_vs_tested(doc, "S1SP/S1SP-B", "evening", 10.0)
+    a7, alerts = doc["A7"]["S1SP/S1SP-B"]["evening"], doc["A7_rows"]["S1SP/S1SP-B"]["evening"]["alerts"]
+    assert row["suite_part"] == pytest.approx(a7 - alerts + extra) and row["met"] is False
+    assert "SECMP0192 executions" in row["note"]

@@ -112,3 +112,27 @@ def test_the_report_counts_tps_from_the_records_series():
     assert (row["tps_max"], row["tps_mean"], row["tps_n"]) == (58.0, 48.0, 2)  # (25 + 23 + 10), (38 + 58) / 2
     nfr = {n.id: n for n in load_catalogue().nfrs}["NFR-0192-TPS"]
     assert judge(nfr, groups, 2.0).status == "pass" and judge(nfr, {}, 2.0).status == "pass"  # not required
+
+
+@pytest.mark.parametrize(("section", "key", "message"), [
+    ({"execution_window": {"start": "24:00", "end": "01:00"}}, "secmp0192.execution_window.start", "HH:MM"),
+    ({"execution_window": {"start": "23:00", "end": "23:00"}}, "secmp0192.execution_window", "must differ"),
+    ({"dlms_commands_per_srv": {"min": 11, "max": 5}}, "secmp0192.dlms_commands_per_srv", "max must be >= min"),
+    ({"scheduled_srvs_per_day": -1}, "secmp0192.scheduled_srvs_per_day", ">= 0"),
+    ({"colour": 1}, "secmp0192.colour", "unknown key"),
+])
+def test_bad_secmp0192_inputs_name_the_key(section, key, message, tmp_path):
+    import yaml
+
+    from _volume_helpers import minimal_profile
+    from dcc_capacity.errors import InputError
+    from dcc_capacity.model.profiles import load_profile
+
+    data = minimal_profile()
+    data["secmp0192"] = {"scheduled_srvs_per_day": 10.0, "dlms_commands_per_srv": {"min": 5, "max": 11},
+                         "execution_window": {"start": "23:00", "end": "01:00"}, **section}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(InputError) as err:
+        load_profile(path)
+    assert "p.yaml:" in str(err.value) and key in str(err.value) and message in str(err.value)

@@ -128,6 +128,17 @@ class VolumePlan:
         weights = self.row_weights(sp, s1sp)
         return {row: float(self.a5.loc[row, slot]) * weights[row] * factor for row in ROWS}
 
+    def secmp0192_rate(self, sp: str, slot: str, s1sp: str | None = None) -> float:
+        """SRV/s of the profile's SECMP0192 executions that ``sp`` (or one S1SP) carries in ``slot``, in the test
+        environment: the slot's executions / its seconds x peak-to-average x test_scale (x a named S1SP's fleet
+        share). 0 without ``secmp0192`` and for the CP (the DSP, S1SP and DCO carry them: PIA 4.1, 4.3)."""
+        _check(slot, SLOTS, "slot")
+        if self.secmp0192 is None or sp not in ("DSP", "S1SP", "DCO"):
+            return 0.0
+        share = self.s1sp_share(s1sp)[0] if s1sp is not None else 1.0
+        return (self.secmp0192.per_slot[slot] / SLOT_SECONDS[slot] * share * self.profile.peak_to_average(sp, slot)
+                * self.profile.test_scale(sp))
+
     def busiest_slot(self, sp: str) -> str:
         """The slot with the highest A7 rate for ``sp`` or a named S1SP's row (the first one on a tie)."""
         _check(sp, tuple(str(r) for r in self.a7.index), "Service Provider")

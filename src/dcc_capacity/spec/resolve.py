@@ -98,7 +98,7 @@ class TestSpec:
         if self.slot is not None and self.slot not in SLOTS:
             raise InputError(f"unknown slot {self.slot!r} (one of {', '.join(SLOTS)})", key="--slot")
         if self.s1sp is not None and self.sp != "S1SP":
-            raise InputError(f"--s1sp goes with --sp S1SP (got --sp {self.sp})", key="--s1sp")
+            raise InputError(f"goes with --sp S1SP (got --sp {self.sp})", key="--s1sp")
         if self.rate is not None and not self.rate > 0:
             raise InputError(f"must be > 0 (got {self.rate})", key="--rate")
         excluded(self.exclude)
@@ -119,14 +119,9 @@ def class_rates(plan: VolumePlan, sp: str, slot: str, secmp0192_share: float = 0
     rows = plan.row_rates(sp, slot, s1sp)
     rates = {ROW_CLASSES[row]: rate for row, rate in rows.items() if row in ROW_CLASSES}
     if plan.secmp0192 is not None:
-        if sp in ("DSP", "S1SP", "DCO"):
-            from dcc_capacity.model.volume import SLOT_SECONDS
-
-            share = plan.s1sp_share(s1sp)[0] if s1sp is not None else 1.0  # SMETS1 fleet: its fleet share
-            rate = (plan.secmp0192.per_slot[slot] / SLOT_SECONDS[slot] * share * plan.profile.peak_to_average(sp, slot)
-                    * plan.profile.test_scale(sp))
-            if rate > 0:
-                rates["Secmp0192Schedules"] = rate
+        rate = plan.secmp0192_rate(sp, slot, s1sp)
+        if rate > 0:
+            rates["Secmp0192Schedules"] = rate
         return rates
     if secmp0192_share > 0 and rates.get("Bau", 0.0) > 0:
         part = rates["Bau"] * secmp0192_share

@@ -83,7 +83,7 @@ def test_default_catalogue_keeps_the_ids_and_traces_every_nfr():
     cat = load_catalogue()
     ids = [n.id for n in cat.nfrs]
     assert ids == ["NFR-ACK-P95", "NFR-ACK-P99", "NFR-TRT-P95", "NFR-TRT-P99-SRV", "NFR-ERR", "NFR-LOST", "NFR-RATE",
-                   "NFR-CPU", "NFR-NEG"]
+                   "NFR-CPU", "NFR-NEG", "NFR-0192-TPS", "NFR-0192-TRT"]
     assert {i for t in cat.tests for i in t.nfr_ids} == set(ids)
     assert cat.issue_thresholds == {1: 0, 2: 0, 3: 5, 4: 10}
     assert load_nfrs() == cat.nfrs
@@ -98,6 +98,9 @@ def test_default_catalogue_keeps_the_ids_and_traces_every_nfr():
     ("schema_version: 2\nnfrs:\n  - {id: A, metric: error_rate, max: 1, min: 0}\n", "nfrs[0]", 3,
      "exactly one of max or min"),
     ("schema_version: 2\nnfrs:\n  - {id: A, metric: error_rate, max: -1}\n", "nfrs[0].max", 3, ">= 0 (got -1)"),
+    ("schema_version: 2\nnfrs:\n  - {id: A, metric: tps, stat: p95, max: 450}\n", "nfrs[0]", 3, "tps takes max"),
+    ("schema_version: 2\nnfrs:\n  - {id: A, metric: tps, stat: max, max: 450, per: srv}\n", "nfrs[0]", 3,
+     "no scope or per"),
     ("schema_version: 2\nnfrs:\n  - {id: A, metric: error_rate, max: 1, srv: '4.6.1', per: srv}\n", "nfrs[0]", 3,
      "at most one of"),
     ("schema_version: 2\nnfrs:\n  - {id: A, metric: error_rate, max: 1}\n  - {id: A, metric: error_rate, max: 1}\n",

@@ -44,6 +44,9 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
                         help="table for people (default), json as the contract defines, csv as one tidy table")
     parser.add_argument("--sp", choices=SPS, default="DSP",
                         help="Service Provider whose per-row target rates the table shows (default DSP)")
+    parser.add_argument("--s1sp", default=None, metavar="N",
+                        help="with --sp S1SP: the rates and mix of one S1SP of the profile's s1sp_shares "
+                             "(name or 1..N)")
     parser.add_argument("--slot", choices=SLOTS, default=None,
                         help="timeslot of the per-row target rates (default: the SP's busiest slot)")
     parser.add_argument("--mix", action="store_true",
@@ -60,7 +63,8 @@ def _mix(plan: VolumePlan, args: argparse.Namespace) -> SrvMix:
     from dcc_capacity.spec.resolve import TestSpec, mix_for
 
     share = getattr(args, "secmp0192_share", None)
-    spec = TestSpec(profile=str(plan.profile.path), sp=args.sp, slot=args.slot)
+    spec = TestSpec(profile=str(plan.profile.path), sp=args.sp, slot=args.slot, s1sp=getattr(args, "s1sp", None))
+    spec.check()
     if share is not None:
         if not 0 <= share < 1:
             raise InputError(f"must be 0..1, below 1 (got {share})", key="--secmp0192-share")
@@ -80,9 +84,16 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         out = render_csv(plan)
     else:
-        out = render_table(plan, sp=args.sp, slot=args.slot) + "\n" + render_mix_table(_mix(plan, args))
+        mix = _mix(plan, args)
+        out = render_table(plan, sp=args.sp, slot=args.slot, s1sp=mix_s1sp(plan, args)) + "\n" + render_mix_table(mix)
     sys.stdout.write(out)
     return 0
+
+
+def mix_s1sp(plan: VolumePlan, args: argparse.Namespace) -> str | None:
+    """The profile's name of ``--s1sp`` (a name or 1..N), or None."""
+    s1sp = getattr(args, "s1sp", None)
+    return None if s1sp is None else plan.s1sp_name(s1sp)
 
 
 def render_json(plan: VolumePlan) -> str:
@@ -98,6 +109,10 @@ def render_csv(plan: VolumePlan) -> str:
             for slot in SLOTS:
                 writer.writerow([name, row, slot, SLOT_HOURS_LABEL[slot], repr(float(frame.loc[row, slot])),
                                  _UNITS[name]])
+    if plan.secmp0192 is not None:  # only with the profile's secmp0192: existing profiles' CSV is unchanged
+        for slot in SLOTS:
+            writer.writerow(["SECMP0192", "scheduled_executions", slot, SLOT_HOURS_LABEL[slot],
+                             repr(plan.secmp0192.per_slot[slot]), "SRVs/day"])
     return buffer.getvalue()
 
 
@@ -128,9 +143,9 @@ def _grid(title: str, first: str, rows: list[tuple[str, list[str]]], columns: li
     return [title, "", *head, rule, *(line(label, cells) for label, cells in rows), ""]
 
 
-def render_table(plan: VolumePlan, *, sp: str = "DSP", slot: str | None = None) -> str:
+def render_table(plan: VolumePlan, *, sp: str = "DSP", slot: str | None = None, s1sp: str | None = None) -> str:
     profile = plan.profile
-    slot = slot or plan.busiest_slot(sp)
+    slot = slot or plan.busiest_slot(sp if s1sp is None else f"S1SP/{s1sp}")
     per_day_heads = [*((f"{SLOT_HOURS_LABEL[s]} {s}", "SRVs/day") for s in SLOTS), ("whole day", "SRVs/day")]
     lines = [
         f"Profile: {profile.name}  [{profile.capability}]  ({profile.path})",
@@ -142,34 +157,58 @@ def render_table(plan: VolumePlan, *, sp: str = "DSP", slot: str | None = None) 
                for row in ROWS]
     a5_rows.append(("total (= DSP)", [_per_day(plan.a5[s].sum()) for s in SLOTS] + [_per_day(plan.a5.values.sum())]))
     lines += _grid(_TITLES["A5"], "SRV type", a5_rows, per_day_heads)
-    a6_rows = [(name, [_per_day(plan.a6.loc[name, s]) for s in SLOTS] + [_per_day(plan.a6.loc[name].sum())])
-               for name in SPS]
+    a6_rows = [(_sp_label(name), [_per_day(plan.a6.loc[name, s]) for s in SLOTS] + [_per_day(plan.a6.loc[name].sum())])
+               for name in plan.a6.index]
     lines += _grid(_TITLES["A6"], "Service Provider", a6_rows, per_day_heads)
-    a7_rows = [(name, [_per_second(plan.a7.loc[name, s]) for s in SLOTS]) for name in SPS]
+    a7_rows = [(_sp_label(name), [_per_second(plan.a7.loc[name, s]) for s in SLOTS]) for name in plan.a7.index]
     lines += _grid(_TITLES["A7"], "Service Provider", a7_rows, [(f"{SLOT_HOURS_LABEL[s]} {s}", "peak SRV/s")
                                                                 for s in SLOTS])
-    lines += _rates(plan, sp, slot)
+    if plan.s1sp_shares:
+        lines += _s1sp_shares(plan)
+    if plan.secmp0192 is not None:
+        from dcc_capacity.cli.plan_secmp0192 import secmp0192_lines
+
+        lines += secmp0192_lines(plan)
+    lines += _rates(plan, sp, slot, s1sp)
     return "\n".join(lines) + "\n"
 
 
-def _rates(plan: VolumePlan, sp: str, slot: str) -> list[str]:
+def _sp_label(row: str) -> str:
+    """A named S1SP's row, indented under the S1SP total (``  S1SP/<name>``)."""
+    return f"  {row}" if row.startswith("S1SP/") else row
+
+
+def _s1sp_shares(plan: VolumePlan) -> list[str]:
     profile = plan.profile
-    rates = plan.row_rates(sp, slot)
+    rows = [(name, [_pct(fleet), _pct(mig)]) for name, (fleet, mig) in plan.s1sp_shares.items()]
+    lines = _grid("S1SP shares (profile s1sp_shares; SCTAD 8.5: volumes for each of the three S1SP)", "S1SP", rows,
+                  [("fleet", "share of f1 rows"), ("migrations", "share")])
+    sources = {name: profile.source_of(f"s1sp_shares.{name}") or "no source given" for name in plan.s1sp_shares}
+    if len(set(sources.values())) == 1:
+        return [*lines[:-1], f"source: {next(iter(sources.values()))}", ""]
+    return [*lines[:-1], *(f"source of {name}: {text}" for name, text in sources.items()), ""]
+
+
+def _rates(plan: VolumePlan, sp: str, slot: str, s1sp: str | None = None) -> list[str]:
+    profile = plan.profile
+    rates = plan.row_rates(sp, slot, s1sp)
     total = sum(rates.values())
-    weights = plan.row_weights(sp)
+    weights = plan.row_weights(sp, s1sp)
     rows = []
     for row in ROWS:
         if weights[row] == 0:
             continue
         share = f"{rates[row] / total:.1%}" if total else "-"
         srvs = f"{len(plan.journeys[row])} SRVs" if row in plan.journeys else "-"
-        carried = "all" if weights[row] == 1 else f"f1 = {weights[row]:.4g}"
+        carried = "all" if weights[row] == 1 else f"f1 = {weights[row]:.4g}" if s1sp is None else f"{weights[row]:.4g}"
         rows.append((row, [_per_second(rates[row]), share, carried, srvs]))
     rows.append(("total (= A7)", [_per_second(total), "100.0%" if total else "-", "", ""]))
-    title = (f"Target rates per SRV type for {sp} in {SLOT_HOURS_LABEL[slot]} ({slot}): A6 row share / "
+    who = sp if s1sp is None else f"S1SP/{s1sp}"
+    title = (f"Target rates per SRV type for {who} in {SLOT_HOURS_LABEL[slot]} ({slot}): A6 row share / "
              f"{slot} seconds x peak-to-average {profile.peak_to_average(sp, slot):g} x test_scale "
              f"{profile.test_scale(sp):g}")
-    return _grid(title, "SRV type", rows, [("target", "SRV/s"), ("share", "of A7"), ("part of row", f"carried by {sp}"),
+    return _grid(title, "SRV type", rows, [("target", "SRV/s"), ("share", "of A7"),
+                                           ("part of row", f"carried by {who}"),
                                            ("journey", "length")])
 
 

@@ -29,6 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
                         "test type: LOAD, STRESS, SOAK, SPIKE, CATCHUP, NOISY, NEGATIVE)")
     p.add_argument("--profile", default="volume_profiles/foc.yaml", help="volume profile YAML (default foc)")
     p.add_argument("--sp", default="DSP", help="Service Provider: DSP, S1SP, DCO or CP (default DSP)")
+    p.add_argument("--s1sp", default=None, metavar="N",
+                   help="with --sp S1SP: send one S1SP's share (a name of the profile's s1sp_shares, or 1..N)")
     p.add_argument("--slot", default=None, help="night, day or evening (default: the SP's busiest slot)")
     p.add_argument("--rate", type=float, default=None, help="total SRV/s, overriding the profile (mix kept)")
     p.add_argument("--normal", action="store_true", help="load: the slot's average rate instead of its peak")
@@ -108,9 +110,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"unknown test {args.test!r} (one of {', '.join(TESTS)})", key="--test")
     if args.host is not None and not args.host.startswith(("http://", "https://")):
         raise InputError(f"must be an http(s) URL (got {args.host!r})", key="--host")
-    spec = TestSpec(test=args.test, profile=_profile(args.profile), sp=args.sp, slot=args.slot, rate=args.rate,
-                    duration_s=parse_duration(args.duration), normal=args.normal, step_fraction=args.step,
-                    step_s=parse_duration(args.step_duration, "--step-duration"), start_factor=args.start_factor,
+    spec = TestSpec(test=args.test, profile=_profile(args.profile), sp=args.sp, s1sp=args.s1sp, slot=args.slot,
+                    rate=args.rate, duration_s=parse_duration(args.duration), normal=args.normal,
+                    step_fraction=args.step, step_s=parse_duration(args.step_duration, "--step-duration"),
+                    start_factor=args.start_factor,
                     max_factor=args.max_factor, max_error_rate=args.max_error_rate,
                     max_p95_ms=args.max_p95_ms if args.max_p95_ms > 0 else None, spike_factor=args.spike_factor,
                     burst_factor=args.burst_factor, client_hold=args.client_hold,

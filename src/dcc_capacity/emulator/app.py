@@ -46,6 +46,7 @@ from dcc_capacity.emulator.faults import Faults, tamper
 from dcc_capacity.emulator.gateway import SECMP0192_VARIANTS, Accepted, Gateway, Rejected
 from dcc_capacity.emulator.metrics import Metrics
 from dcc_capacity.emulator.payloads import NON_DEVICE_PAYLOADS, device_payload, non_device_payload
+from dcc_capacity.emulator.schedules import ScheduleExecutor, TpsCounter
 from dcc_capacity.model.catalogue import catalogue
 
 __all__ = ["EmulatorApp", "build_trust", "callback_tls"]
@@ -105,6 +106,10 @@ class EmulatorApp:
         self.sender = CallbackSender(concurrency=cfg.callback_concurrency, timeout_s=cfg.callback_timeout_s,
                                      on_result=self._delivered, gate=self._gate, ssl_context=callback_tls(cfg))
         self.metrics = Metrics()
+        self.tps = TpsCounter(self.elapsed)  # MP192-SA5: (request + response + alert) / s, everything the SUT carries
+        ex = cfg.secmp0192.execution
+        self.schedules = ScheduleExecutor(ex, self.rng, self.tps, self.delay[True]["scheduled"], self.elapsed) \
+            if cfg.secmp0192.enabled and ex.enabled else None
         self.in_flight = 0
         self._routes = {path: svc for svc, path in cfg.paths.items()}
         self._recent: deque[tuple[str, str]] = deque(maxlen=10_000)
@@ -129,6 +134,8 @@ class EmulatorApp:
             self._tasks.append(asyncio.create_task(self._outage_ticker()))
         if self.cfg.alerts.enabled:
             self._tasks.append(asyncio.create_task(self._alert_loop()))
+        if self.schedules is not None:
+            self._tasks.append(asyncio.create_task(self.schedules.run()))
         if self.cfg.sp == "CP":
             from dcc_capacity.emulator.cp import CPServer
 
@@ -262,7 +269,10 @@ class EmulatorApp:
         return 200, json.dumps(snap).encode(), b"application/json"
 
     def snapshot(self) -> dict[str, Any]:
-        return self.metrics.snapshot(
+        extra = {"tps": self.tps.snapshot()}
+        if self.schedules is not None:
+            extra["secmp0192"] = self.schedules.snapshot()
+        return self.metrics.snapshot(**extra,
             sp=self.cfg.sp, queue_depth=self.pool.depth, in_flight=self.in_flight, workers_busy=self.pool.busy,
             callback_backlog=self.sender.backlog, callbacks_dropped=self.sender.dropped,
             outage=int(self.pool.in_outage), capacity_tps=self.cfg.capacity.tps, workers=self.pool.workers,
@@ -272,6 +282,7 @@ class EmulatorApp:
     # -- the request path ------------------------------------------------------------------
     def _error(self, r: Rejected) -> bytes:
         self.metrics.code(r.code)
+        self.tps.add("response")
         return build_response(signer=self.signer, response_code=r.code, srv=r.srv or "unknown",
                               srv_variant=r.srv_variant or r.srv or "unknown", request_id=r.request_id,
                               schema_version=r.schema_version)
@@ -284,6 +295,7 @@ class EmulatorApp:
     def handle_now(self, service: str, body: bytes) -> tuple[int, bytes] | Awaitable[tuple[int, bytes]]:
         """The answer now when no wait is needed (the usual case), else an awaitable of it (queued for a worker)."""
         res = self.gateway.check(service, body, self.fair.allow if self.fair else None)
+        self.tps.add("request")
         if isinstance(res, Rejected):
             self.metrics.inc(res.srv_class, "received")
             self.metrics.inc(res.srv_class, "throttled" if res.code == C.E_THROTTLED else "rejected")
@@ -329,7 +341,9 @@ class EmulatorApp:
         if req.cv == 8:
             if srv.variant == "5.1":
                 self._schedule_id += 1
-                self._maybe_s1ve12(req, self._schedule_id)
+                if not self._maybe_s1ve12(req, self._schedule_id) and self.schedules is not None \
+                        and req.extras.get("scheduled_variant") in SECMP0192_VARIANTS:
+                    self.schedules.add(self._schedule_id, req.extras["scheduled_variant"])
             payload = non_device_payload(srv.variant, req.body, self._schedule_id, self._dcc_der) \
                 if srv.variant in NON_DEVICE_PAYLOADS else ""
             return self._final(req, C.I0, payload)
@@ -354,6 +368,7 @@ class EmulatorApp:
 
     def _final(self, req: Accepted, code: str, payload: str) -> bytes:
         self.in_flight -= 1
+        self.tps.add("response")
         self.metrics.inc(req.srv_class, "responded")
         self.metrics.inc(req.srv_class, "completed")
         self.metrics.code(code)
@@ -395,6 +410,8 @@ class EmulatorApp:
             self._loop.call_later(delay, self.sender.put, item)
 
     def _delivered(self, item: Delivery, ok: bool) -> None:
+        if ok:
+            self.tps.add("alert" if item.kind == "alert" else "response")
         if item.kind == "response":
             self.in_flight -= 1
             self.metrics.inc(item.srv_class, "responded")
@@ -402,13 +419,14 @@ class EmulatorApp:
         self.metrics.inc(item.srv_class, "callbacks_ok" if ok else "callbacks_failed")
 
     # -- SECMP0192 S1SP alert, device alerts -----------------------------------------------
-    def _maybe_s1ve12(self, req: Accepted, schedule_id: int) -> None:
+    def _maybe_s1ve12(self, req: Accepted, schedule_id: int) -> bool:
+        """The S1VE12 alert for a combination the S1SP refuses; True when the schedule is refused."""
         variant = req.extras.get("scheduled_variant")
         if not req.extras.get("device_smets1") or not variant or variant in self._s1sp_cv9:
-            return
+            return False
         url = self.cfg.callback_for(req.originator)
         if url is None:
-            return
+            return True
         device = req.extras.get("device") or req.target
 
         def build() -> bytes:
@@ -419,6 +437,7 @@ class EmulatorApp:
 
         self.metrics.inc("alert", "alerts")
         self._later(self.delay[True]["device"].sample(), Delivery(url, build, "alert", kind="alert"))
+        return True
 
     async def _alert_loop(self) -> None:
         tick = 0.1

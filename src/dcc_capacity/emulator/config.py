@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dcc_capacity.emulator.latency import LATENCY_CLASSES, DeviceLatencyConfig, known_classes
+from dcc_capacity.emulator.schedules import ScheduledExecutionConfig
 from dcc_capacity.errors import InputError
 
 __all__ = [
@@ -197,6 +198,8 @@ class Secmp0192Config(_Model):
     s1sp_cv9_variants: list[str] | None = None
     """Variants the S1SP accepts for DSP-scheduled (CV 9) delivery; default: all DSP-schedulable plus 4.3, 4.4.3.
     Leave one out to see the S1VE12 alert the PIA describes."""
+    execution: ScheduledExecutionConfig = Field(default_factory=ScheduledExecutionConfig)
+    """Execute accepted 4.3 / 4.4.3 schedules at their times, count DLMS commands (emulator/schedules.py)."""
 
 
 class DevicesConfig(_Model):

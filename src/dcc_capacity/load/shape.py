@@ -68,7 +68,7 @@ def build_shape(spec: TestSpec) -> Built:
                             step_s=spec.step_s, max_factor=spec.max_factor, max_error_rate=spec.max_error_rate,
                             max_p95_ms=spec.max_p95_ms, duration_s=d)
     elif spec.test == "soak":
-        slot_rates = {s: class_rates(plan, spec.sp, s, spec.secmp0192_share) for s in SLOTS}
+        slot_rates = {s: class_rates(plan, spec.sp, s, spec.secmp0192_share, spec.s1sp) for s in SLOTS}
         peak = max(sum(r.values()) for r in slot_rates.values())
         f = (spec.rate / peak) if (spec.rate is not None and peak > 0) else 1.0
         shape = SoakShape(slot_rates={s: drop(scaled(r, f), spec.exclude) for s, r in slot_rates.items()},

@@ -53,8 +53,10 @@ RESOURCE_METRICS = ("cpu_percent", "mem_percent", "mem_used_bytes", "disk_read_b
                     "process_rss_bytes")
 """The SUT's resources per host (``dcc_capacity.telemetry``, resources.csv); judged on the samples, gaps left out."""
 METRICS = ("ack_ms", "trt_ms", "error_rate", "throttle_rate", "missing_rate", "failure_rate", "achieved_ratio",
-           "achieved_rate", "requests", "external", *RESOURCE_METRICS)
-"""What an NFR can measure; rates are shares of *finished* requests (all but ``pending``)."""
+           "achieved_rate", "requests", "external", "tps", *RESOURCE_METRICS)
+"""What an NFR can measure; rates are shares of *finished* requests (all but ``pending``). ``tps``: SECMP0192
+MP192-SA5's TPS = (request + response + alert) / s, ``stat`` max (the busiest interval) or mean (the
+report's ``tps`` table, report/tps.py)."""
 SCOPE_DIMS = {"srv": "srv", "user_class": "class", "srv_class": "srv_class", "slot": "slot", "host": "host"}
 """NFR key -> the report's grouping dimension."""
 TEST_TYPES = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "baseline")
@@ -70,7 +72,7 @@ class Nfr(BaseModel):
     text: str = ""
     source: str = ""
     metric: Literal["ack_ms", "trt_ms", "error_rate", "throttle_rate", "missing_rate", "failure_rate",
-                    "achieved_ratio", "achieved_rate", "requests", "external", "cpu_percent", "mem_percent",
+                    "achieved_ratio", "achieved_rate", "requests", "external", "tps", "cpu_percent", "mem_percent",
                     "mem_used_bytes", "disk_read_bytes_s", "disk_write_bytes_s", "disk_busy_percent",
                     "net_rx_bytes_s", "net_tx_bytes_s", "process_cpu_percent", "process_rss_bytes"]
     stat: Literal["p50", "p95", "p99", "max", "mean"] | None = None
@@ -89,6 +91,14 @@ class Nfr(BaseModel):
     def _fits(self) -> Nfr:
         timed = self.metric in ("ack_ms", "trt_ms")
         resource = self.metric in RESOURCE_METRICS
+        if self.metric == "tps":
+            if self.stat not in ("max", "mean"):
+                raise ValueError("stat: metric tps takes max (the busiest interval) or mean")
+            if self.per or any(getattr(self, k) is not None for k in SCOPE_DIMS):
+                raise ValueError("metric tps counts everything the system under test carries: no scope or per")
+            if (self.max is None) == (self.min is None):
+                raise ValueError("give exactly one of max or min")
+            return self
         if (timed or resource) and self.stat is None:
             raise ValueError(f"stat: required for metric {self.metric} (one of {', '.join(STATS)}"
                              f"{', mean' if resource else ''})")
@@ -244,6 +254,10 @@ def _value(nfr: Nfr, row: Mapping[str, Any], duration_s: float | None) -> tuple[
         count = _num(row.get(f"{nfr.metric}_n"))
         n = 0 if math.isnan(count) else int(count)
         return (_num(row.get(f"{nfr.metric}_{nfr.stat}")) if n else math.nan), n
+    if nfr.metric == "tps":  # the report's "tps" table (report/tps.py)
+        count = _num(row.get("tps_n"))
+        n = 0 if math.isnan(count) else int(count)
+        return (_num(row.get(f"tps_{nfr.stat}")) if n else math.nan), n
     if nfr.metric in ("ack_ms", "trt_ms"):
         short = nfr.metric.split("_")[0]
         count = _num(row.get(f"{short}_n"))
@@ -297,6 +311,8 @@ def judge(nfr: Nfr, groups: Mapping[str, pd.DataFrame], duration_s: float | None
         dim, label = nfr.scope
         if dim == "all" and nfr.metric in RESOURCE_METRICS:
             dim = "resources"  # every host's samples pooled: one row "all"
+        elif nfr.metric == "tps":
+            dim = "tps"
         table = groups.get(dim, pd.DataFrame())
         key = "all" if label is None else label
         if key in table.index:

@@ -25,6 +25,7 @@ from dcc_capacity.config.validation import validate
 from dcc_capacity.config.yamlsource import YamlSource, load_yaml
 from dcc_capacity.errors import InputError
 from dcc_capacity.model.catalogue import get_srv
+from dcc_capacity.model.secmp0192 import Secmp0192Inputs
 from dcc_capacity.paths import data_dir
 
 __all__ = ["Profile", "ProfileModel", "Input", "load_profile", "parse_profile", "resolve_profile_path",
@@ -140,6 +141,31 @@ class SlotSplit(_Strict):
     s1_migration: Split | None = None
 
 
+S1spName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]
+
+
+class S1spShare(_Strict):
+    """One S1SP's part of the SMETS1 fleet's traffic and of the migrations (each column sums to 1)."""
+
+    fleet: Share
+    migrations: Share
+
+
+def _s1sp_shares(value: dict[str, float | S1spShare] | None) -> dict[str, float | S1spShare] | None:
+    if value is None:
+        return value
+    if not value:
+        raise ValueError("give at least one S1SP, or leave s1sp_shares out")
+    for part in ("fleet", "migrations"):
+        total = sum(v if isinstance(v, float | int) else getattr(v, part) for v in value.values())
+        if abs(total - 1.0) > _SPLIT_TOLERANCE:
+            raise ValueError(f"the S1SPs' {part} shares must sum to 1 (got {total:.12g})")
+    return value
+
+
+S1spShares = Annotated[dict[S1spName, Share | S1spShare] | None, AfterValidator(_s1sp_shares)]
+
+
 class ProfileModel(_Strict):
     """The whole file. Field order is the order of the contract's example."""
 
@@ -156,6 +182,8 @@ class ProfileModel(_Strict):
     test_scale: PerSp = Field(default_factory=PerSp)
     journeys: Journeys = Field(default_factory=Journeys)
     slot_split: SlotSplit = Field(default_factory=SlotSplit)
+    s1sp_shares: S1spShares = None
+    secmp0192: Secmp0192Inputs | None = None
 
 
 DEFAULT_SPLITS: dict[str, dict[str, float]] = {
@@ -266,6 +294,20 @@ class Profile:
         """Effective split of ``"s2_ic"`` or ``"s1_migration"`` over the slots (default when absent)."""
         value = getattr(self.model.slot_split, _check(kind, tuple(DEFAULT_SPLITS), "slot_split kind"))
         return dict(DEFAULT_SPLITS[kind]) if value is None else value.model_dump()
+
+    def s1sp_shares(self) -> dict[str, tuple[float, float]]:
+        """S1SP name -> (share of the SMETS1 fleet's traffic, share of the migrations); empty: one S1SP row.
+
+        SCTAD 8.5 sizes the volumes "for each of the three S1SP"; a bare number gives both shares.
+        """
+        value = self.model.s1sp_shares or {}
+        return {name: (float(v), float(v)) if isinstance(v, float | int) else (v.fleet, v.migrations)
+                for name, v in value.items()}
+
+    @property
+    def secmp0192(self) -> Secmp0192Inputs | None:
+        """SECMP0192's DCC-scheduled 4.3 / 4.4.3 inputs, or None (then run's 2 %-of-BAU default applies)."""
+        return self.model.secmp0192
 
     def inputs(self) -> Iterator[Input]:
         """Every number given in the file, as (dotted key, value, source, line), in file order."""

@@ -75,5 +75,12 @@ def plan_provenance(plan: VolumePlan, profile_path: str | Path) -> dict[str, Any
                            "source": inp.source or f"{Path(profile_path).name} (no source given for this figure)",
                            "line": inp.line}
     rows = {sp: {slot: plan.row_rates(sp, slot) for slot in SLOTS} for sp in SPS}
-    return {"inputs": inputs, "A7_rows": rows,
+    for name in plan.s1sp_shares:  # one S1SP's share (run --s1sp): its own A7 row
+        rows[f"S1SP/{name}"] = {slot: plan.row_rates("S1SP", slot, name) for slot in SLOTS}
+    extra: dict[str, Any] = {}
+    if plan.secmp0192 is not None:  # SECMP0192's executions are sent beside Table A7, not inside it
+        extra["secmp0192_rates"] = {
+            key: {slot: plan.secmp0192_rate("S1SP" if name else key, slot, name) for slot in SLOTS}
+            for key, name in [*((sp, None) for sp in SPS), *((f"S1SP/{n}", n) for n in plan.s1sp_shares)]}
+    return {**extra, "inputs": inputs, "A7_rows": rows,
             "example_profile": is_example_profile(profile_path, profile.name)}

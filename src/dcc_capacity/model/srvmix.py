@@ -284,9 +284,11 @@ def derive_mix(plan: VolumePlan, sp: str, slot: str, class_rates: dict[str, floa
                                      t + (1 - t) * prepay_any,
                                      f"top-ups: {topup.source}; the rest: srv_templates/bau_mix.csv weights")
         elif name == "Secmp0192Schedules":
+            how = (f"the profile's secmp0192 executions in the {slot} slot (SECMP0192 PIA 3.1, 4.3)"
+                   if plan.secmp0192 is not None else
+                   f"{secmp0192_share:g} of BAU (--secmp0192-share, project default 0.02)")
             classes[name] = ClassMix(name, row, rate, {"5.1": 1.0}, 1.0, p1,
-                                     f"SECMP0192 5.1 (4.3 / 4.4.3 DCC-scheduled) on SMETS1 installations: "
-                                     f"{secmp0192_share:g} of BAU (--secmp0192-share, project default 0.02)")
+                                     f"SECMP0192 5.1 (4.3 / 4.4.3 DCC-scheduled) on SMETS1 installations: {how}")
     return SrvMix(profile.name, profile.capability, sp, slot, fleet, only, journeys, journey_sources, topup,
                   bau_class, classes)
 

@@ -242,6 +242,8 @@ def _locust_args(opts: RunOptions, host: str, run_dir: Path) -> list[str]:
         a += ["--drain", str(opts.drain_s)]
     if s.slot:
         a += ["--slot", s.slot]
+    if s.s1sp:
+        a += ["--s1sp", s.s1sp]
     if s.rate:
         a += ["--dcc-rate", str(s.rate)]
     if s.normal:

@@ -33,7 +33,7 @@ def soak_slots(spec: TestSpec, r: Resolved) -> list[dict[str, Any]]:
     The same arithmetic as ``load/shape.py`` (SoakShape): every slot at its
     own peak, scaled together when ``--rate`` gives the busiest slot's total.
     """
-    slot_rates = {s: class_rates(r.plan, spec.sp, s, spec.secmp0192_share) for s in SLOTS}
+    slot_rates = {s: class_rates(r.plan, spec.sp, s, spec.secmp0192_share, spec.s1sp) for s in SLOTS}
     peak = max(sum(v.values()) for v in slot_rates.values())
     f = (spec.rate / peak) if (spec.rate is not None and peak > 0) else 1.0
     total = sum(SLOT_SECONDS[s] for s in SLOTS)

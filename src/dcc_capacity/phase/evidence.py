@@ -23,7 +23,7 @@ from dcc_capacity.model.nfr import Nfr, NfrCatalogue, TestDef, load_catalogue
 from dcc_capacity.model.provenance import PROJECT_DEFAULT, is_project_default, source_text
 from dcc_capacity.phase.plan import LoadedPlan, PlanTest, load_plan_file
 from dcc_capacity.phase.runner import PHASE_FILE, RUNS_DIR
-from dcc_capacity.report.required import required_vs_tested, tested_rate, tested_rates
+from dcc_capacity.report.required import plan_sp, required_vs_tested, tested_rate, tested_rates
 from dcc_capacity.report.traceability import anchor
 
 __all__ = ["PhaseRun", "PhaseResult", "PhaseEvidence", "load_phase"]
@@ -172,7 +172,7 @@ def _load_run(test: PlanTest, folder: Path, attempts: int, progress: Any) -> Pha
     if summary is not None:
         spec = run.get("spec") or {}
         pr.tested = tested_rates(run, summary)
-        pr.required = required_vs_tested(plan_doc, str(run.get("sp")), run.get("slot"), tested_rate(run, summary),
+        pr.required = required_vs_tested(plan_doc, plan_sp(run), run.get("slot"), tested_rate(run, summary),
                                          normal=bool(spec.get("normal")), test_type=str(run.get("test_type")),
                                          excluded=bool(spec.get("exclude")))
     return pr

@@ -103,7 +103,9 @@ def extrapolation(folder: RunFolder, metrics: Metrics, stress: dict[str, Any] | 
     ``resources`` (:class:`.resources.Resources`): the SUT's peak utilisation per
     host; without it, the embedded emulator's own CPU from metrics.csv.
     """
-    sp, slot = folder.run["sp"], folder.run.get("slot")
+    from dcc_capacity.report.required import plan_sp
+
+    sp, slot = plan_sp(folder.run), folder.run.get("slot")
     a7 = ((folder.plan or {}).get("A7") or {}).get(sp, {})
     required = a7.get(slot) if slot else (max(a7.values()) if a7 else None)
     scale = _test_scale(folder)

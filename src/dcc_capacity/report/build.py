@@ -26,9 +26,10 @@ from dcc_capacity.report.inputs import RunFolder, iter_record_batches, load_run
 from dcc_capacity.report.metrics import NEEDED_COLUMNS, Metrics, compute_metrics
 from dcc_capacity.report.outputs import summary, write_json, write_junit
 from dcc_capacity.report.render import render_html
-from dcc_capacity.report.required import provenance_risks, required_vs_tested, tested_rate
+from dcc_capacity.report.required import plan_sp, provenance_risks, required_vs_tested, tested_rate
 from dcc_capacity.report.resources import load_resources, threshold_rows
 from dcc_capacity.report.resources import risks as resource_risks
+from dcc_capacity.report.tps import tps_groups
 from dcc_capacity.report.traceability import Traceability, anchor, evaluate, exit_criteria, issue_counts
 from dcc_capacity.report.validity import judge_validity, load_drains
 from dcc_capacity.testtypes.negative.report import section as negative_section
@@ -77,6 +78,7 @@ def _analyse(folder: RunFolder, progress: Callable[[str], None],
     folder.truncated = bool(stats.truncated)
     folder.alerts = stats.alerts
     metrics.groups.update(load_resources(folder.path).groups())  # per-host tables for resource NFRs
+    metrics.groups.update(tps_groups(metrics, stats.alerts, folder.duration_s))  # MP192-SA5 TPS (report/tps.py)
     if stats.truncated:
         progress(f"truncated record files (their writer was killed): {', '.join(stats.truncated)}")
     progress(f"computing verdicts for {len(folder.nfrs)} NFRs over {metrics.requests:,} records")
@@ -171,7 +173,8 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
         doc["killed"] = folder.killed
         doc["lost_workers"] = folder.run.get("lost_workers") or []
     spec = folder.run.get("spec") or {}
-    required = required_vs_tested(folder.plan, folder.run["sp"], folder.run.get("slot"), tested_rate(folder.run, doc),
+    required = required_vs_tested(folder.plan, plan_sp(folder.run), folder.run.get("slot"),
+                                  tested_rate(folder.run, doc),
                                   normal=bool(spec.get("normal")), test_type=folder.run["test_type"],
                                   excluded=bool(spec.get("exclude")))
     doc["required_vs_tested"] = required  # so a PASS never sits beside an unmet Table A7 rate unexplained

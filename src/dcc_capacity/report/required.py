@@ -12,10 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["required_vs_tested", "SHORTFALL_TOLERANCE"]
+__all__ = ["plan_sp", "required_vs_tested", "SHORTFALL_TOLERANCE"]
 
 SHORTFALL_TOLERANCE = 0.02
 """Tested within 2 % of the suite's part counts as at the required rate (arrival jitter, rounding)."""
+
+
+def plan_sp(run: dict[str, Any]) -> str:
+    """The A7 row a run is held to: its ``sp``, or ``S1SP/<name>`` when it sent one S1SP's share (``--s1sp``)."""
+    s1sp = (run.get("spec") or {}).get("s1sp")
+    return f"S1SP/{s1sp}" if s1sp and run.get("sp") == "S1SP" else str(run.get("sp"))
 
 
 def required_vs_tested(plan: dict[str, Any] | None, sp: str, slot: str | None, tested: float | None,
@@ -30,6 +36,10 @@ def required_vs_tested(plan: dict[str, Any] | None, sp: str, slot: str | None, t
     rows = (((plan or {}).get("A7_rows") or {}).get(sp) or {}).get(slot or "", {})
     alerts = rows.get("alerts") if rows else None
     suite_part = (required - alerts) if required is not None and alerts is not None else required
+    # The profile's SECMP0192 executions: sent beside Table A7 (docs/volume-model.md), so required with it.
+    scheduled = (((plan or {}).get("secmp0192_rates") or {}).get(sp) or {}).get(slot or "") or 0.0
+    if scheduled and required is not None and suite_part is not None:
+        required, suite_part = required + scheduled, suite_part + scheduled
     row: dict[str, Any] = {"sp": sp, "slot": slot, "required": required, "alerts": alerts, "suite_part": suite_part,
                            "tested": tested, "ratio": None, "met": None, "normal": normal}
     if test_type == "negative":
@@ -41,6 +51,8 @@ def required_vs_tested(plan: dict[str, Any] | None, sp: str, slot: str | None, t
     row["ratio"] = tested / suite_part if suite_part > 0 else None
     row["met"] = bool(suite_part <= 0 or tested >= suite_part * (1 - SHORTFALL_TOLERANCE))
     alert_txt = (f"; alerts {alerts:.2f} SRV/s of it come from the system under test" if alerts else "")
+    if scheduled:
+        alert_txt += f"; {scheduled:.2f} SRV/s of it are the profile's SECMP0192 executions, beside Table A7"
     if row["met"]:
         row["note"] = (f"Tested at {tested:.2f} SRV/s, the {suite_part:.2f} SRV/s the suite sends of the "
                        f"{required:.2f} SRV/s Table A7 requires ({sp}, {slot}){alert_txt}.")

@@ -67,6 +67,9 @@ class TestSpec:
     duration_s: float = 60.0
     normal: bool = False
     secmp0192_share: float = 0.02
+    s1sp: str | None = None
+    """``--s1sp``: with ``sp`` S1SP, the one S1SP of the profile's ``s1sp_shares`` (name or 1-based number) whose
+    share is sent; None: the whole S1SP row."""
     step_fraction: float = 0.1
     step_s: float = 60.0
     start_factor: float = 1.0
@@ -94,6 +97,8 @@ class TestSpec:
             raise InputError(f"unknown Service Provider {self.sp!r} (one of {', '.join(SPS)})", key="--sp")
         if self.slot is not None and self.slot not in SLOTS:
             raise InputError(f"unknown slot {self.slot!r} (one of {', '.join(SLOTS)})", key="--slot")
+        if self.s1sp is not None and self.sp != "S1SP":
+            raise InputError(f"goes with --sp S1SP (got --sp {self.sp})", key="--s1sp")
         if self.rate is not None and not self.rate > 0:
             raise InputError(f"must be > 0 (got {self.rate})", key="--rate")
         excluded(self.exclude)
@@ -103,10 +108,21 @@ class TestSpec:
         return asdict(self)
 
 
-def class_rates(plan: VolumePlan, sp: str, slot: str, secmp0192_share: float = 0.0) -> dict[str, float]:
-    """SRV/s per user class for ``sp`` in ``slot`` (alerts excluded: northbound); SECMP0192 taken out of BAU."""
-    rows = plan.row_rates(sp, slot)
+def class_rates(plan: VolumePlan, sp: str, slot: str, secmp0192_share: float = 0.0,
+                s1sp: str | None = None) -> dict[str, float]:
+    """SRV/s per user class for ``sp`` in ``slot`` (alerts excluded: northbound); SECMP0192 taken out of BAU.
+
+    When the profile gives ``secmp0192`` (DCC-scheduled executions), the Secmp0192Schedules class sends the
+    executions that fall in ``slot`` instead, and BAU keeps its whole rate (secmp0192_share is not used).
+    ``s1sp``: one named S1SP's share (profile ``s1sp_shares``).
+    """
+    rows = plan.row_rates(sp, slot, s1sp)
     rates = {ROW_CLASSES[row]: rate for row, rate in rows.items() if row in ROW_CLASSES}
+    if plan.secmp0192 is not None:
+        rate = plan.secmp0192_rate(sp, slot, s1sp)
+        if rate > 0:
+            rates["Secmp0192Schedules"] = rate
+        return rates
     if secmp0192_share > 0 and rates.get("Bau", 0.0) > 0:
         part = rates["Bau"] * secmp0192_share
         rates["Bau"] -= part
@@ -169,6 +185,7 @@ def spec_from_options(opts: Any) -> TestSpec:
                     max_error_rate=float(get("stress_max_error_rate", 0.01)), max_p95_ms=p95 if p95 > 0 else None,
                     spike_factor=float(get("spike_factor", 3.0)), burst_factor=float(get("burst_factor", 2.0)),
                     client_hold=bool(get("client_hold", False)), interactive=bool(get("dcc_interactive", False)),
+                    s1sp=get("s1sp", None),
                     exclude=tuple(n for n in str(get("dcc_exclude", "")).split(",") if n))
 
 
@@ -193,8 +210,9 @@ def mix_for(spec: TestSpec, plan: VolumePlan | None = None) -> SrvMix:
     """
     plan = plan if plan is not None else load_plan(spec.profile)
     slot = spec.slot or plan.busiest_slot(spec.sp)
-    return derive_mix(plan, spec.sp, slot, class_rates(plan, spec.sp, slot, spec.secmp0192_share),
-                      secmp0192_share=spec.secmp0192_share)
+    share = 0.0 if plan.secmp0192 is not None else spec.secmp0192_share
+    return derive_mix(plan, spec.sp, slot, class_rates(plan, spec.sp, slot, spec.secmp0192_share, spec.s1sp),
+                      secmp0192_share=share)
 
 
 def check_sendable(mix: SrvMix, profile: str) -> None:
@@ -213,13 +231,15 @@ def resolve(spec: TestSpec) -> Resolved:
     """Load the profile and compute the per-class rates of ``spec`` (InputError for bad input)."""
     spec.check()
     plan = load_plan(spec.profile)
-    slot = spec.slot or plan.busiest_slot(spec.sp)
+    if spec.s1sp is not None:  # a number becomes the S1SP's name: run.json and the report name it
+        spec.s1sp = plan.s1sp_name(spec.s1sp)
+    slot = spec.slot or plan.busiest_slot(spec.sp if spec.s1sp is None else f"S1SP/{spec.s1sp}")
     mix = mix_for(spec, plan)
     if spec.test == "negative":  # the negative cases, not the profile's mix (the profile still names SP and slot)
         return Resolved(plan, slot, {"NegativeCases": spec.rate or NEGATIVE_RATE}, 0.0, mix)
     check_sendable(mix, spec.profile)
-    rates = class_rates(plan, spec.sp, slot, spec.secmp0192_share)
-    alerts = plan.row_rates(spec.sp, slot).get("alerts", 0.0)
+    rates = class_rates(plan, spec.sp, slot, spec.secmp0192_share, spec.s1sp)
+    alerts = plan.row_rates(spec.sp, slot, spec.s1sp).get("alerts", 0.0)
     total = sum(rates.values())
     factor = 1.0
     if spec.rate is not None:

@@ -53,6 +53,7 @@ def _options(parser: Any, **_: Any) -> None:
     g.add_argument("--volume-profile", default="volume_profiles/foc.yaml", help="Volume profile YAML.")
     g.add_argument("--sp", default="DSP", help="Service Provider: DSP, S1SP, DCO or CP.")
     g.add_argument("--slot", default="", help="night, day or evening (default: the SP's busiest slot).")
+    g.add_argument("--s1sp", default="", help="With --sp S1SP: one S1SP of the profile's s1sp_shares (name or 1..N).")
     g.add_argument("--dcc-test", default="load", help="load, stress, soak, spike, catchup,"
                    " noisy-neighbour or negative.")
     g.add_argument("--dcc-rate", type=float, default=0.0, help="Total SRV/s, overriding the profile (mix kept).")

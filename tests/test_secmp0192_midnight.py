@@ -1,0 +1,138 @@
+"""SECMP0192 at midnight: the profile's scheduled SRVs, executed by the embedded emulator, TPS and TRT judged.
+
+The figures: 2.7 million scheduled SRVs a day, 5 to 11 DLMS commands each (SECMP0192 PIA 3.1, 4.3); TPS =
+(request + response + alert) / s against 450 (MP192-SA5); responses within 24 h (MP192-SA3). The window
+(23:00-01:00) is the example profile's assumption. Time is compressed 1,800 times (a soak compresses its
+slots the same way): the two-hour window passes in 4 s.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pandas as pd
+import pytest
+
+from _emulator_helpers import PKI_DIR, post, schedule_body, signed_request
+from dcc_capacity.duis.responses import parse_response
+from dcc_capacity.emulator import start_emulator
+from dcc_capacity.emulator.schedules import execution_from_plan
+from dcc_capacity.model.nfr import Nfr, judge, load_catalogue
+from dcc_capacity.model.secmp0192 import Secmp0192Inputs, scheduled_load
+from dcc_capacity.model.volume import load_plan
+from dcc_capacity.spec.resolve import class_rates
+
+SCALE = 1800.0
+SCHEDULES = 120
+"""The profile's 2.7 million a day, scaled down for a bounded test (the ratio is what the test is about)."""
+
+
+def test_the_profile_gives_the_seeds_figures():
+    plan = load_plan("volume_profiles/foc-secmp0192.yaml")
+    load = plan.secmp0192
+    assert load is not None and load.srvs_per_day == 2_700_000
+    assert load.dlms_per_day == (13_500_000, 29_700_000)  # PIA 4.3: "between 13.5million and 29.7million"
+    assert load.window_s == 7200 and load.per_slot == {"night": 1_350_000, "day": 0, "evening": 1_350_000}
+    assert load.window_srv_per_s == pytest.approx(375.0)
+    section = plan.to_dict()["SECMP0192"]
+    s1sp = section["tps"]["S1SP"]  # MP192-SA5: each SRV a request and a response, each alert one transaction
+    assert s1sp["tps"] == pytest.approx(2 * (s1sp["srv_per_s"] + 375.0) + s1sp["alerts_per_s"])
+    assert s1sp["limit"] == 450 and s1sp["within"] is (s1sp["tps"] <= 450)
+    # The run's Secmp0192Schedules class sends the night slot's executions; BAU keeps its whole rate.
+    rates = class_rates(plan, "S1SP", "night", secmp0192_share=0.02)
+    assert rates["Secmp0192Schedules"] == pytest.approx(1_350_000 / 25_200 * 1.75 * 0.25)
+    assert rates["Bau"] == pytest.approx(plan.row_rates("S1SP", "night")["bau"])
+    assert "Secmp0192Schedules" not in class_rates(plan, "S1SP", "day")
+
+
+def test_a_window_across_midnight_is_shared_by_the_slots_it_covers():
+    load = scheduled_load(Secmp0192Inputs.model_validate(
+        {"scheduled_srvs_per_day": 900.0, "dlms_commands_per_srv": {"min": 5, "max": 11},
+         "execution_window": {"start": "18:00", "end": "07:30"}}))
+    assert load.window_s == 13.5 * 3600 and load.slots() == ("night", "day", "evening")
+    assert load.per_slot == pytest.approx({"night": 900 * 7 / 13.5, "day": 900 * 1.5 / 13.5,
+                                           "evening": 900 * 5 / 13.5})
+
+
+def _device(i: int) -> str:
+    return f"00-DB-51-00-00-00-{i // 256:02X}-{i % 256:02X}"  # SMETS1 by the emulator's default prefix rule
+
+
+def test_midnight_schedules_are_executed_counted_and_judged():
+    plan = load_plan("volume_profiles/foc-secmp0192.yaml")
+    execution = execution_from_plan(plan.secmp0192, clock_start="22:00", time_scale=SCALE)
+    cfg = {"port": 0, "pki_dir": str(PKI_DIR), "secmp0192": {"execution": execution},
+           # scheduled responses in minutes, not hours, so the bounded test sees them all (24 h is the bound)
+           "capacity": {"device_latency": {"smets1": {"scheduled": {"p50_ms": 300_000, "p99_ms": 1_200_000}}}}}
+    requests = [signed_request("5.1", body=schedule_body("4.3" if i % 2 else "4.4.3", _device(i)))
+                for i in range(SCHEDULES)]  # signed before the emulator's clock starts
+    with start_emulator(cfg) as emu, httpx.Client(timeout=10) as client:
+        for body in requests:
+            assert parse_response(post(client, emu, "D", body).content).response_code == "I0"
+        clock = client.get(emu.url + "/metrics").json()["secmp0192"]["clock_s"]
+        assert clock < 23 * 3600, f"the schedules took until {clock / 3600:.2f} h to send: the box is too busy"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            snap = client.get(emu.url + "/metrics").json()
+            if snap["secmp0192"]["responded"] >= SCHEDULES:
+                break
+            time.sleep(0.2)
+    sched, tps = snap["secmp0192"], snap["tps"]
+    assert sched["schedules"] == SCHEDULES and sched["executions"] == SCHEDULES  # each once in the window
+    assert sched["executed"] == {"4.3": SCHEDULES // 2, "4.4.3": SCHEDULES // 2}
+    assert 5 * SCHEDULES <= sched["dlms_commands"] <= 11 * SCHEDULES
+    assert sched["responded"] == SCHEDULES and sched["late"] == 0
+    assert 23 * 3600 <= sched["first_execution_s"] <= 25 * 3600  # inside 23:00-01:00
+    # MP192-SA5 counted at the SUT: the 5.1s and the executions are requests, their answers responses.
+    assert tps["request"] == 2 * SCHEDULES and tps["response"] == 2 * SCHEDULES and tps["alert"] == 0
+    assert tps["max"] >= tps["mean"] > 0
+
+    catalogue = {n.id: n for n in load_catalogue().nfrs}
+    groups = {"tps": pd.DataFrame([{"tps_max": tps["max"], "tps_mean": tps["mean"], "tps_n": tps["seconds"]}],
+                                  index=["all"]),
+              "srv_class": pd.DataFrame([{"requests": sched["executions"], "trt_max": sched["trt_max_s"] * 1000,
+                                          "trt_n": sched["responded"]}], index=["scheduled"])}
+    verdict = judge(catalogue["NFR-0192-TPS"], groups, None)
+    assert verdict.status == "pass" and verdict.measured == tps["max"]
+    assert judge(catalogue["NFR-0192-TRT"], groups, None).status == "pass"
+    tight = Nfr(id="T", metric="tps", stat="max", max=tps["max"] - 1)  # the judge does judge
+    assert judge(tight, groups, None).status == "fail"
+
+
+def test_the_report_counts_tps_from_the_records_series():
+    from types import SimpleNamespace
+
+    from dcc_capacity.report.tps import tps_groups
+
+    rates = pd.DataFrame({"t_s": [0, 0, 1, 1], "user_class": ["A", "B", "A", "B"],
+                          "offered_rate": [10.0, 5.0, 20.0, 5.0], "achieved_rate": [8.0, 5.0, 18.0, 5.0]})
+    groups = tps_groups(SimpleNamespace(rates=rates, bucket_s=1), alerts=20, duration_s=2.0)  # alerts: 10/s
+    row = groups["tps"].loc["all"]
+    assert (row["tps_max"], row["tps_mean"], row["tps_n"]) == (58.0, 48.0, 2)  # (25 + 23 + 10), (38 + 58) / 2
+    nfr = {n.id: n for n in load_catalogue().nfrs}["NFR-0192-TPS"]
+    assert judge(nfr, groups, 2.0).status == "pass" and judge(nfr, {}, 2.0).status == "pass"  # not required
+
+
+@pytest.mark.parametrize(("section", "key", "message"), [
+    ({"execution_window": {"start": "24:00", "end": "01:00"}}, "secmp0192.execution_window.start", "HH:MM"),
+    ({"execution_window": {"start": "23:00", "end": "23:00"}}, "secmp0192.execution_window", "must differ"),
+    ({"dlms_commands_per_srv": {"min": 11, "max": 5}}, "secmp0192.dlms_commands_per_srv", "max must be >= min"),
+    ({"scheduled_srvs_per_day": -1}, "secmp0192.scheduled_srvs_per_day", ">= 0"),
+    ({"colour": 1}, "secmp0192.colour", "unknown key"),
+])
+def test_bad_secmp0192_inputs_name_the_key(section, key, message, tmp_path):
+    import yaml
+
+    from _volume_helpers import minimal_profile
+    from dcc_capacity.errors import InputError
+    from dcc_capacity.model.profiles import load_profile
+
+    data = minimal_profile()
+    data["secmp0192"] = {"scheduled_srvs_per_day": 10.0, "dlms_commands_per_srv": {"min": 5, "max": 11},
+                         "execution_window": {"start": "23:00", "end": "01:00"}, **section}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(InputError) as err:
+        load_profile(path)
+    assert "p.yaml:" in str(err.value) and key in str(err.value) and message in str(err.value)

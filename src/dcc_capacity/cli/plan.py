@@ -85,12 +85,12 @@ def run(args: argparse.Namespace) -> int:
         out = render_csv(plan)
     else:
         mix = _mix(plan, args)
-        out = render_table(plan, sp=args.sp, slot=args.slot, s1sp=mix_s1sp(plan, args)) + "\n" + render_mix_table(mix)
+        out = render_table(plan, sp=args.sp, slot=args.slot, s1sp=_mix_s1sp(plan, args)) + "\n" + render_mix_table(mix)
     sys.stdout.write(out)
     return 0
 
 
-def mix_s1sp(plan: VolumePlan, args: argparse.Namespace) -> str | None:
+def _mix_s1sp(plan: VolumePlan, args: argparse.Namespace) -> str | None:
     """The profile's name of ``--s1sp`` (a name or 1..N), or None."""
     s1sp = getattr(args, "s1sp", None)
     return None if s1sp is None else plan.s1sp_name(s1sp)

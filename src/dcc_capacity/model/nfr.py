@@ -170,6 +170,12 @@ class TestDef(BaseModel):
     name: str = ""
     type: Literal["load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "baseline"]
     nfr_ids: tuple[str, ...] = ()
+    sps: tuple[Literal["DSP", "S1SP", "DCO", "CP"], ...] = ()
+    """The Service Providers whose phase this test belongs to (empty: every SP). SECMP0192's midnight schedules
+    run at the S1SP, so a DSP's phase neither plans nor misses that test."""
+
+    def applies_to(self, sp: str) -> bool:
+        return not self.sps or sp in self.sps
 
 
 class NfrCatalogue(BaseModel):

@@ -195,7 +195,8 @@ def load_phase(path: str | Path, progress: Any = lambda _m: None) -> PhaseEviden
     by_id = {n.id: n for n in catalogue.nfrs}
     removed = {r.id: r.model_dump() for r in plan.model.removed_tests}
     results: list[PhaseResult] = []
-    for test in catalogue.tests:
+    planned = [t for t in catalogue.tests if t.applies_to(plan.model.sp)]
+    for test in planned:
         runs_of = [r for r in runs if test.id in r.executed]
         if not runs_of:
             results += [PhaseResult(by_id[n], test.id, None, "not run") for n in test.nfr_ids]
@@ -224,7 +225,7 @@ def load_phase(path: str | Path, progress: Any = lambda _m: None) -> PhaseEviden
                                                measured=float(m) if isinstance(m, (int, float)) else None,
                                                message=message))
     return PhaseEvidence(path=root, manifest=manifest, plan=plan, catalogue=catalogue, runs=runs, results=results,
-                         planned=list(catalogue.tests), removed=removed)
+                         planned=planned, removed=removed)
 
 
 def _plan_from_copy(plan_copy: Path, manifest: dict[str, Any]) -> LoadedPlan:

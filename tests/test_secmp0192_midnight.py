@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import gevent
 import httpx
 import pandas as pd
 import pytest
@@ -59,45 +60,93 @@ def _device(i: int) -> str:
     return f"00-DB-51-00-00-00-{i // 256:02X}-{i % 256:02X}"  # SMETS1 by the emulator's default prefix rule
 
 
-def test_midnight_schedules_are_executed_counted_and_judged():
+def _midnight(tmp_path, listener, records):
+    """Send the schedules (5.1s, recorded as the open model records them), let midnight pass, return /metrics."""
     plan = load_plan("volume_profiles/foc-secmp0192.yaml")
     execution = execution_from_plan(plan.secmp0192, clock_start="22:00", time_scale=SCALE)
-    cfg = {"port": 0, "pki_dir": str(PKI_DIR), "secmp0192": {"execution": execution},
+    cfg = {"port": 0, "pki_dir": str(PKI_DIR), "secmp0192": {"execution": execution}, "callback_url": listener.url,
            # scheduled responses in minutes, not hours, so the bounded test sees them all (24 h is the bound)
            "capacity": {"device_latency": {"smets1": {"scheduled": {"p50_ms": 300_000, "p99_ms": 1_200_000}}}}}
     requests = [signed_request("5.1", body=schedule_body("4.3" if i % 2 else "4.4.3", _device(i)))
                 for i in range(SCHEDULES)]  # signed before the emulator's clock starts
     with start_emulator(cfg) as emu, httpx.Client(timeout=10) as client:
-        for body in requests:
-            assert parse_response(post(client, emu, "D", body).content).response_code == "I0"
+        for i, body in enumerate(requests):
+            sent = time.time()
+            answer = post(client, emu, "D", body)
+            ack = time.time()
+            parsed = parse_response(answer.content)
+            assert parsed.response_code == "I0" and parsed.schedule_id is not None
+            # What Secmp0192Schedules does with the 5.1's answer: its executions' responses come back here.
+            listener.expect_schedule(parsed.schedule_id, parsed.request_id, user_class="Secmp0192Schedules")
+            records.write_step(parsed.request_id, "Secmp0192Schedules", "5.1", "5.1", i, 0, sent, sent, ack,
+                               (ack - sent) * 1000, answer.status_code, "ok", "")
         clock = client.get(emu.url + "/metrics").json()["secmp0192"]["clock_s"]
         assert clock < 23 * 3600, f"the schedules took until {clock / 3600:.2f} h to send: the box is too busy"
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             snap = client.get(emu.url + "/metrics").json()
-            if snap["secmp0192"]["responded"] >= SCHEDULES:
+            if listener.counts["scheduled"] >= SCHEDULES and snap["secmp0192"]["sent"] >= SCHEDULES:
                 break
-            time.sleep(0.2)
+            gevent.sleep(0.2)  # the listener serves the callbacks meanwhile (gevent, this thread)
+        gevent.sleep(0.2)
+        return client.get(emu.url + "/metrics").json()
+
+
+def test_midnight_schedules_are_executed_answered_at_the_callback_and_judged(tmp_path):
+    from dcc_capacity.load.callbacks import CallbackListener
+    from dcc_capacity.load.records import RecordStats, RecordWriter
+    from dcc_capacity.report.inputs import iter_record_batches
+    from dcc_capacity.report.metrics import NEEDED_COLUMNS, compute_metrics
+    from dcc_capacity.report.tps import tps_groups
+
+    start = time.time()
+    records = RecordWriter(tmp_path, tag="midnight-1", start_flusher=False)
+    listener = CallbackListener(records=records).start()
+    try:
+        snap = _midnight(tmp_path, listener, records)
+    finally:
+        listener.stop()
+        records.close()
     sched, tps = snap["secmp0192"], snap["tps"]
     assert sched["schedules"] == SCHEDULES and sched["executions"] == SCHEDULES  # each once in the window
     assert sched["executed"] == {"4.3": SCHEDULES // 2, "4.4.3": SCHEDULES // 2}
     assert 5 * SCHEDULES <= sched["dlms_commands"] <= 11 * SCHEDULES
-    assert sched["responded"] == SCHEDULES and sched["late"] == 0
+    assert sched["responded"] == sched["sent"] == SCHEDULES and sched["late"] == 0
     assert 23 * 3600 <= sched["first_execution_s"] <= 25 * 3600  # inside 23:00-01:00
-    # MP192-SA5 counted at the SUT: the 5.1s and the executions are requests, their answers responses.
+    assert snap["by_class"]["scheduled"]["callbacks_ok"] == SCHEDULES
+    # MP192-SA5 counted at the SUT: the 5.1s and the executions are requests, their answers (the executions'
+    # counted when the callback took them) responses.
     assert tps["request"] == 2 * SCHEDULES and tps["response"] == 2 * SCHEDULES and tps["alert"] == 0
     assert tps["max"] >= tps["mean"] > 0
+    # Every scheduled response reached the listener, signed, correlated to its schedule: none unknown.
+    counts = listener.counts
+    assert counts["scheduled"] == counts["ok"] == SCHEDULES
+    assert counts["unknown"] == counts["unknown_schedule"] == counts["error"] == counts["alerts"] == 0
+
+    # The report's reading of the records: the scheduled rows are SRV class "scheduled", timed from their due
+    # time on the emulator's clock (at least the device latency the emulator drew, at most 1 s of real time more).
+    stats = RecordStats()
+    metrics = compute_metrics(lambda: iter_record_batches(tmp_path, NEEDED_COLUMNS, 250_000, stats), start, None,
+                              time.time() - start)
+    groups = {**metrics.groups, **tps_groups(metrics, stats.alerts, time.time() - start)}
+    row = groups["srv_class"].loc["scheduled"]
+    assert row["requests"] == row["ok"] == row["trt_n"] == SCHEDULES
+    assert sched["trt_max_s"] * 1000 <= row["trt_max"] <= (sched["trt_max_s"] + SCALE) * 1000
+    assert groups["label"].loc["4.3 scheduled", "requests"] == SCHEDULES // 2
+    assert groups["srv_class"].loc["non_device", "requests"] == SCHEDULES  # the 5.1s
+    # TPS from the records: the 5.1s and their answers, the executions (at their due time) and their responses.
+    assert metrics.rates["offered_rate"].sum() * metrics.bucket_s == pytest.approx(2 * SCHEDULES)
+    assert metrics.rates["achieved_rate"].sum() * metrics.bucket_s == pytest.approx(2 * SCHEDULES)
+    assert groups["tps"].loc["all", "tps_max"] >= SCHEDULES / 4 / metrics.bucket_s  # the window: 4 s real
 
     catalogue = {n.id: n for n in load_catalogue().nfrs}
-    groups = {"tps": pd.DataFrame([{"tps_max": tps["max"], "tps_mean": tps["mean"], "tps_n": tps["seconds"]}],
-                                  index=["all"]),
-              "srv_class": pd.DataFrame([{"requests": sched["executions"], "trt_max": sched["trt_max_s"] * 1000,
-                                          "trt_n": sched["responded"]}], index=["scheduled"])}
-    verdict = judge(catalogue["NFR-0192-TPS"], groups, None)
-    assert verdict.status == "pass" and verdict.measured == tps["max"]
-    assert judge(catalogue["NFR-0192-TRT"], groups, None).status == "pass"
-    tight = Nfr(id="T", metric="tps", stat="max", max=tps["max"] - 1)  # the judge does judge
+    assert judge(catalogue["NFR-0192-TPS"], groups, None).status == "pass"
+    verdict = judge(catalogue["NFR-0192-TRT"], groups, None)
+    assert verdict.status == "pass" and verdict.measured == row["trt_max"]
+    tight = catalogue["NFR-0192-TRT"].model_copy(update={"max": row["trt_max"] - 1})  # the judge does judge
     assert judge(tight, groups, None).status == "fail"
+    assert judge(Nfr(id="T", metric="tps", stat="max", max=groups["tps"].loc["all", "tps_max"] - 1), groups,
+                 None).status == "fail"
 
 
 def test_the_report_counts_tps_from_the_records_series():

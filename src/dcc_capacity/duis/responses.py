@@ -45,6 +45,7 @@ __all__ = [
     "is_success",
     "parse_response",
     "payload_dsp_schedule_id",
+    "payload_dsp_scheduled_message",
     "payload_gbcs",
     "payload_local_command",
     "payload_pre_command",
@@ -127,6 +128,12 @@ def payload_local_command(gbcs: bytes) -> str:
 def payload_dsp_schedule_id(schedule_id: int) -> str:
     """The ``DSPScheduleID`` a successful 5.1 Create Schedule returns."""
     return _el("DSPScheduleID", int(schedule_id))
+
+
+def payload_dsp_scheduled_message(gbcs: bytes, schedule_id: int) -> str:
+    """The ``DSPScheduledMessage`` of one execution of a DCC-scheduled SRV: the device's answer and its schedule."""
+    return (f"<sr:DSPScheduledMessage>{_el('GBCSPayload', _b64(gbcs))}{_el('DSPScheduleID', int(schedule_id))}"
+            "</sr:DSPScheduledMessage>")
 
 
 # --- signing --------------------------------------------------------------------------------

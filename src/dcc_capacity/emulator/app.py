@@ -46,7 +46,8 @@ from dcc_capacity.emulator.faults import Faults, tamper
 from dcc_capacity.emulator.gateway import SECMP0192_VARIANTS, Accepted, Gateway, Rejected
 from dcc_capacity.emulator.metrics import Metrics
 from dcc_capacity.emulator.payloads import NON_DEVICE_PAYLOADS, device_payload, non_device_payload
-from dcc_capacity.emulator.schedules import ScheduleExecutor, TpsCounter
+from dcc_capacity.emulator.scheduled_responses import ScheduledResponses
+from dcc_capacity.emulator.schedules import Schedule, ScheduleExecutor, TpsCounter
 from dcc_capacity.model.catalogue import catalogue
 
 __all__ = ["EmulatorApp", "build_trust", "callback_tls"]
@@ -108,7 +109,9 @@ class EmulatorApp:
         self.metrics = Metrics()
         self.tps = TpsCounter(self.elapsed)  # MP192-SA5: (request + response + alert) / s, everything the SUT carries
         ex = cfg.secmp0192.execution
-        self.schedules = ScheduleExecutor(ex, self.rng, self.tps, self.delay[True]["scheduled"], self.elapsed) \
+        self.schedules = ScheduleExecutor(ex, self.rng, self.tps, self.delay[True]["scheduled"], self.elapsed,
+            ScheduledResponses(signer=self.signer, sender=self.sender, callback_for=cfg.callback_for, rng=self.rng,
+                               metrics=self.metrics, tamper=self._tamper, time_scale=ex.time_scale).send) \
             if cfg.secmp0192.enabled and ex.enabled else None
         self.in_flight = 0
         self._routes = {path: svc for svc, path in cfg.paths.items()}
@@ -343,7 +346,8 @@ class EmulatorApp:
                 self._schedule_id += 1
                 if not self._maybe_s1ve12(req, self._schedule_id) and self.schedules is not None \
                         and req.extras.get("scheduled_variant") in SECMP0192_VARIANTS:
-                    self.schedules.add(self._schedule_id, req.extras["scheduled_variant"])
+                    self.schedules.add(Schedule(self._schedule_id, req.extras["scheduled_variant"], req.request_id,
+                                                req.originator, req.extras.get("device") or "", req.schema_version))
             payload = non_device_payload(srv.variant, req.body, self._schedule_id, self._dcc_der) \
                 if srv.variant in NON_DEVICE_PAYLOADS else ""
             return self._final(req, C.I0, payload)

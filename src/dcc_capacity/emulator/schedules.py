@@ -7,7 +7,9 @@ TPS = (Request + Response + Alert) / second (MP192-SA5), with responses due with
 the emulator, playing the DCC side, keeps every schedule it accepts, gives it a time of day in the
 execution window (the DSP spreads scheduled executions over the time available, SCTAD 8.5), executes it
 daily at that time on its own clock, counts the DLMS commands, answers it after a ``scheduled`` device
-latency, and counts every transaction per second the MP192-SA5 way.
+latency, and counts every transaction per second the MP192-SA5 way. The answer is a signed DUIS response
+POSTed to the callback of the user who created the schedule (:mod:`.scheduled_responses`), so the suite
+times it where a Service User would; without a sender (or a callback) it is counted where it is executed.
 
 Time compression: ``clock_start`` is the emulator's time of day at start and ``time_scale`` how many of its
 seconds pass per real second (a soak compresses its slots the same way), so a test can cross midnight in a
@@ -19,16 +21,34 @@ from __future__ import annotations
 import asyncio
 import heapq
 import random
+import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dcc_capacity.model.secmp0192 import TRT_S, check_clock, seconds_of_day
 
-__all__ = ["ScheduleExecutor", "ScheduledExecutionConfig", "TpsCounter", "execution_from_plan"]
+__all__ = ["Schedule", "ScheduleExecutor", "ScheduledExecutionConfig", "TpsCounter", "execution_from_plan"]
 
 _DAY = 86400
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """One accepted 5.1 Create Schedule: what each execution runs and whom its response goes to."""
+
+    schedule_id: int
+    variant: str
+    """The scheduled SRV variant (4.3 or 4.4.3)."""
+    request_id: str = ""
+    """The 5.1's RequestID, echoed by each execution's response (duis/scheduled.py says why)."""
+    originator: str = ""
+    """The Service User who created the schedule: its callback receives the responses."""
+    device: str = ""
+    schema_version: str | None = None
 
 
 class ScheduledExecutionConfig(BaseModel):
@@ -101,19 +121,23 @@ class ScheduleExecutor:
     """The schedules one emulator accepted, executed daily at their time of day on the emulator's clock."""
 
     def __init__(self, cfg: ScheduledExecutionConfig, rng: random.Random, tps: TpsCounter,
-                 latency: Any, real_clock: Any) -> None:
+                 latency: Any, real_clock: Any, send: Callable[[Schedule, float], bool] | None = None) -> None:
         self.cfg = cfg
         self.rng = rng
         self.tps = tps
         self.latency = latency
         """A sampler of the ``scheduled`` device latency (emulator seconds): its sample() is the response time."""
         self._real = real_clock
+        self._send = send
+        """Posts an execution's response (schedule, due epoch s) to its user; False when it has no callback."""
         self._start = seconds_of_day(cfg.clock_start)
-        self._due: list[tuple[float, int, str]] = []
+        self._due: list[tuple[float, int, Schedule]] = []
         self.schedules = 0
         self.executed: Counter[str] = Counter()
         self.dlms_commands = 0
         self.responded = 0
+        self.sent = 0
+        """Responses handed to the callback sender (delivered ones count in TPS when the callback answers)."""
         self.late = 0
         self.trt_max_s = 0.0
         self.trt_sum_s = 0.0
@@ -124,7 +148,7 @@ class ScheduleExecutor:
         """Emulator seconds since midnight of the start day."""
         return self._start + self._real() * self.cfg.time_scale
 
-    def add(self, schedule_id: int, variant: str) -> None:
+    def add(self, schedule: Schedule) -> None:
         """Keep an accepted schedule: a time of day in the window, first due at its next occurrence."""
         start, end = (seconds_of_day(c) for c in self.cfg.window)
         length = (end - start) % _DAY
@@ -133,7 +157,7 @@ class ScheduleExecutor:
         due = now - now % _DAY + tod
         if due < now:
             due += _DAY
-        heapq.heappush(self._due, (due, schedule_id, variant))
+        heapq.heappush(self._due, (due, schedule.schedule_id, schedule))
         self.schedules += 1
 
     async def run(self) -> None:
@@ -142,23 +166,28 @@ class ScheduleExecutor:
         while True:
             now = self.now()
             while self._due and self._due[0][0] <= now:
-                due, sid, variant = heapq.heappop(self._due)
-                self._execute(loop, due, variant)
-                heapq.heappush(self._due, (due + _DAY, sid, variant))  # daily (5.1 ScheduleFrequency Daily)
+                due, sid, schedule = heapq.heappop(self._due)
+                self._execute(loop, due, schedule)
+                heapq.heappush(self._due, (due + _DAY, sid, schedule))  # daily (5.1 ScheduleFrequency Daily)
             await asyncio.sleep(0.02)
 
-    def _execute(self, loop: asyncio.AbstractEventLoop, due: float, variant: str) -> None:
+    def _execute(self, loop: asyncio.AbstractEventLoop, due: float, schedule: Schedule) -> None:
         low, high = self.cfg.dlms_commands_per_srv
-        self.executed[variant] += 1
+        self.executed[schedule.variant] += 1
         self.dlms_commands += self.rng.randint(low, high)
         self.tps.add("request")
         if self.first_execution is None:
             self.first_execution = due
         trt = float(self.latency.sample())
-        loop.call_later(trt / self.cfg.time_scale, self._respond, trt)
+        # The due time on the wall clock (the tick may run up to 20 ms real after it): what the suite's TRT is from.
+        due_epoch = time.time() - (self.now() - due) / self.cfg.time_scale
+        loop.call_later(trt / self.cfg.time_scale, self._respond, trt, schedule, due_epoch)
 
-    def _respond(self, trt_s: float) -> None:
-        self.tps.add("response")
+    def _respond(self, trt_s: float, schedule: Schedule, due_epoch: float) -> None:
+        if self._send is not None and self._send(schedule, due_epoch):
+            self.sent += 1  # counted in TPS by the sender when the callback takes it, like every async response
+        else:
+            self.tps.add("response")
         self.responded += 1
         self.trt_max_s = max(self.trt_max_s, trt_s)
         self.trt_sum_s += trt_s
@@ -168,7 +197,7 @@ class ScheduleExecutor:
     def snapshot(self) -> dict[str, Any]:
         return {"schedules": self.schedules, "executed": dict(self.executed),
                 "executions": sum(self.executed.values()), "dlms_commands": self.dlms_commands,
-                "responded": self.responded, "late": self.late, "trt_max_s": self.trt_max_s,
+                "responded": self.responded, "sent": self.sent, "late": self.late, "trt_max_s": self.trt_max_s,
                 "trt_mean_s": self.trt_sum_s / self.responded if self.responded else None,
                 "trt_limit_s": self.cfg.trt_s, "clock_s": self.now(), "first_execution_s": self.first_execution}
 

@@ -18,6 +18,8 @@ POST arrives the listener takes the RequestID out of the bytes with one regex
   TRT percentiles as "at least the timeout", in Locust's stats and with
   ``trt_ms`` = the timeout in the records), found by a sweeper greenlet, so
   nobody has to be waiting for it;
+- a scheduled execution's response (SECMP0192) is correlated to a schedule registered with
+  :meth:`CallbackListener.expect_schedule`, timed and recorded as ``"<variant> scheduled"`` (:mod:`.scheduled`);
 - a RequestID nobody expects is counted (``unknown``) and shown as a
   ``CALLBACK`` / ``unknown RequestID`` failure; a body without a RequestID is
   an alert (request_type ``ALERT``);
@@ -47,8 +49,10 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.event import AsyncResult
 
+from dcc_capacity.duis.scheduled import MARKER
 from dcc_capacity.load.postserver import PostServer
 from dcc_capacity.load.response_check import BAD_SIGNATURE, BadResponseSignature, check_signature
+from dcc_capacity.load.scheduled import ScheduleBook
 
 if TYPE_CHECKING:
     import ssl
@@ -165,7 +169,9 @@ class CallbackListener:
         self.on_outcome: Callable[[str, str], None] | None = None
         """Called with (user_class, outcome) for every expected response resolved (the run's achieved counts)."""
         self.counts = {"received": 0, "ok": 0, "error": 0, "late": 0, "missing": 0, "unknown": 0, "alerts": 0,
-                       "after_missing": 0, "bad_signature": 0}
+                       "after_missing": 0, "bad_signature": 0, "scheduled": 0, "unknown_schedule": 0}
+        self.schedules = ScheduleBook()
+        """The SECMP0192 schedules this process created (:meth:`expect_schedule`)."""
         tls = {"ssl_context": ssl_context} if ssl_context is not None else {}
         self.refused = 0
         """Connections whose TLS handshake failed (mutual TLS: no or an untrusted client certificate)."""
@@ -211,6 +217,10 @@ class CallbackListener:
         heapq.heappush(self._deadlines, (deadline, request_id))
         return Pending(self, request_id)
 
+    def expect_schedule(self, schedule_id: int, request_id: str, *, user_class: str = "") -> None:
+        """A 5.1 this process sent created ``schedule_id``: its executions' responses are correlated to it."""
+        self.schedules.expect(schedule_id, request_id, user_class)
+
     def when_done(self, request_id: str, fn: Callable[[CallbackResult], None]) -> None:
         """Call ``fn(result)`` when the response to ``request_id`` is resolved, or now if it already was."""
         done = self._settled.pop(request_id, None)
@@ -248,6 +258,9 @@ class CallbackListener:
         arrival = time.time() if arrival_ts is None else arrival_ts
         self.counts["received"] += 1
         bad = check_signature(body, self.trust) if self.trust is not None else ""
+        if MARKER in body:
+            self._on_scheduled(body, arrival, bad)
+            return
         m = _RID.search(body)
         if m is None:
             self.counts["alerts"] += 1
@@ -297,6 +310,20 @@ class CallbackListener:
         self._fire("TRT", f"{p[_LABEL]} TRT", trt_ms, len(body), exc)
         self._record(rid, p, arrival, trt_ms, code, outcome, str(exc) if exc else "")
         self._settle(rid, p, CallbackResult(outcome, body, arrival, trt_ms, code))
+
+    def _on_scheduled(self, body: bytes, arrival: float, bad: str) -> None:
+        r = self.schedules.resolve(body, arrival, bad)
+        for key, hit in (("scheduled", True), ("error", bool(r.error)), ("ok", not r.error),
+                         ("bad_signature", bool(bad)), ("unknown_schedule", not r.known)):
+            self.counts[key] += hit
+        exc = None if not r.error else BadResponseSignature(bad) if bad else (
+            Exception(r.error) if r.known else UnknownRequestId(r.error))
+        self._fire("TRT", f"{r.label} TRT", 0.0 if r.trt_ms != r.trt_ms else r.trt_ms, len(body), exc)
+        if self.records is not None:
+            self.records.write(kind="request", request_id=r.request_id, user_class=r.user_class,
+                               srv_variant=r.srv_variant, label=r.label, intended_ts=r.due_ts, callback_ts=arrival,
+                               trt_ms=r.trt_ms, response_code=r.response_code, outcome="error" if r.error else "ok",
+                               error=r.error)
 
     def _settle(self, rid: str, entry: Entry, result: CallbackResult) -> None:
         if self.on_outcome is not None:

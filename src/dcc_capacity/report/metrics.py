@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dcc_capacity.duis.scheduled import SCHEDULED_LABEL
 from dcc_capacity.load.records import OUTCOMES
 from dcc_capacity.model.catalogue import get_srv
 from dcc_capacity.model.nfr import FAILED_OUTCOMES
@@ -140,8 +141,9 @@ class Aggregator:
         if dim == "srv_class":
             codes, uniq = _factorize(batch["srv_variant"])
             classes = [_srv_class(u) for u in uniq]
+            codes = _scheduled(batch, codes, classes)
             c2, u2 = pd.factorize(pd.Series(classes, dtype=object))
-            return c2[codes] if len(uniq) else codes, list(u2)
+            return c2[codes] if len(classes) else codes, list(u2)
         if dim == "srv_slot":
             c1, u1 = _factorize(batch["srv_variant"])
             c2, u2 = self._labels(batch, "slot")
@@ -402,6 +404,19 @@ def _masked(values: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.nda
 def _natural(label: Any) -> list[tuple[int, Any]]:
     """Sort key putting SRV 4.6.1 before 11.2 and step 2 before 10."""
     return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", str(label)) if p]
+
+
+def _scheduled(batch: pd.DataFrame, codes: np.ndarray, classes: list[str]) -> np.ndarray:
+    """SRV-class codes with a DCC-scheduled execution's rows (label ``"<variant> scheduled"``, written by the
+    callback listener) in class ``scheduled``, whatever the variant's own class: NFR-0192-TRT's scope."""
+    if "label" not in batch.columns:
+        return codes
+    lc, lu = _factorize(batch["label"])
+    hits = [i for i, lab in enumerate(lu) if lab.endswith(SCHEDULED_LABEL)]
+    if not hits:
+        return codes
+    classes.append("scheduled")
+    return np.where(np.isin(lc, hits), len(classes) - 1, codes)
 
 
 def _srv_class(variant: Any) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from dcc_capacity.duis.mix import BauMix
+from dcc_capacity.duis.scheduled import read_request_id, read_schedule_id
 from dcc_capacity.load.users.base import DuisUser, Journey
 from dcc_capacity.load.users.rows import ROW_CLASSES
 from dcc_capacity.model.srvmix import PREPAY_ONLY
@@ -106,7 +107,11 @@ class Secmp0192Schedules(DuisUser):
     def journey(self) -> Journey:
         inst = self.kit.installation(self.rng, smets=1)
         scheduled = "4.3" if self.rng.random() < 0.5 else "4.4.3"
-        yield from self.srv("5.1", inst, final=True, scheduled_variant=scheduled)
+        res = yield from self.srv("5.1", inst, final=True, scheduled_variant=scheduled)
+        sid = read_schedule_id(res.ack_body) if res is not None and res.ok else None
+        if sid is not None and self.ctx.callbacks is not None:  # its executions' responses come to this listener
+            self.ctx.callbacks.expect_schedule(sid, read_request_id(res.ack_body), user_class=type(self).__name__)
+        return res
 
 
 class NoisyNeighbour(MeterReads):

@@ -3,7 +3,8 @@
 The figures: 2.7 million scheduled SRVs a day, 5 to 11 DLMS commands each (SECMP0192 PIA 3.1, 4.3); TPS =
 (request + response + alert) / s against 450 (MP192-SA5); responses within 24 h (MP192-SA3). The window
 (23:00-01:00) is the example profile's assumption. Time is compressed 1,800 times (a soak compresses its
-slots the same way): the two-hour window passes in 4 s.
+slots the same way): the two-hour window passes in 4 s. The executions' responses go to the suite's callback
+listener, whose records the report reads: NFR-0192-TRT is judged there, on the emulator's clock.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 
 from _emulator_helpers import PKI_DIR, post, schedule_body, signed_request
+from dcc_capacity.duis.pki import TestPKI
 from dcc_capacity.duis.responses import parse_response
 from dcc_capacity.emulator import start_emulator
 from dcc_capacity.emulator.schedules import execution_from_plan
@@ -185,3 +187,40 @@ def test_bad_secmp0192_inputs_name_the_key(section, key, message, tmp_path):
     with pytest.raises(InputError) as err:
         load_profile(path)
     assert "p.yaml:" in str(err.value) and key in str(err.value) and message in str(err.value)
+
+
+def test_scheduled_responses_are_correlated_to_their_schedule_or_failed(tmp_path):
+    """Unknown schedule, another RequestID, an E code, a bad signature, no due stamp: each as the listener rules."""
+    from dcc_capacity.duis.responses import ResponseSigner, build_response, payload_dsp_scheduled_message
+    from dcc_capacity.duis.scheduled import due_stamp
+    from dcc_capacity.duis.verify import TrustStore
+    from dcc_capacity.emulator.faults import tamper
+    from dcc_capacity.load.callbacks import CallbackListener
+    from dcc_capacity.load.records import RecordWriter, load_records
+
+    pki = TestPKI.load_or_create(PKI_DIR)
+    signer = ResponseSigner.from_credential(pki.dcc)
+
+    def body(sid: int, rid: str, code: str = "I0", due: float | None = 1000.0) -> bytes:
+        signed = build_response(signer=signer, response_code=code, srv="4.3", srv_variant="4.3", request_id=rid,
+                                payload=payload_dsp_scheduled_message(b"\xdd\x00gbcs", sid))
+        return signed + (due_stamp(due, 60.0) if due is not None else b"")
+
+    records = RecordWriter(tmp_path, tag="t-1", start_flusher=False)
+    listener = CallbackListener(records=records, trust=TrustStore.from_pki(pki))
+    listener.expect_schedule(7, "A:B:1", user_class="Secmp0192Schedules")
+    for b in (body(7, "A:B:1"), body(8, "A:B:2"), body(7, "A:B:9"), body(7, "A:B:1", code="E3"),
+              tamper(body(7, "A:B:1")), body(7, "A:B:1", due=None)):
+        listener.on_body(b, arrival_ts=1001.5)
+    records.close()
+    c = listener.counts
+    assert (c["scheduled"], c["ok"], c["error"], c["unknown_schedule"], c["bad_signature"], c["unknown"]) == \
+        (6, 2, 4, 2, 1, 0)
+    rows = load_records(tmp_path)
+    assert set(rows["label"]) == {"4.3 scheduled"} and list(rows["kind"]) == ["request"] * 6
+    assert rows["trt_ms"].iloc[0] == pytest.approx(1.5 * 60 * 1000)  # (arrival - due) x time scale
+    assert rows["intended_ts"].iloc[0] == 1000.0 and rows["user_class"].iloc[0] == "Secmp0192Schedules"
+    assert list(rows["outcome"]) == ["ok", "error", "error", "error", "error", "ok"]
+    assert rows["error"].iloc[1].startswith("unknown DSPScheduleID 8") and "A:B:9" in rows["error"].iloc[2]
+    assert rows["error"].iloc[3] == "response code E3" and rows["error"].iloc[4].startswith("bad response signature")
+    assert rows["trt_ms"].iloc[5] != rows["trt_ms"].iloc[5]  # no stamp (a real SUT): correlated, TRT not measured

@@ -87,10 +87,21 @@ def test_install_journey_runs_in_order_with_the_critical_round_trip(tmp_path):
 
 @pytest.mark.slow
 def test_secmp0192_schedules_go_to_smets1_devices_and_are_accepted(tmp_path):
-    _env, df = _run([Schedules], tmp_path, 1.0, 3.0)
-    assert len(df) >= 8
-    assert set(df["srv_variant"]) == {"5.1"}
+    # The emulator executes them in a 22:00-22:10 window on a clock from 22:00 at 600x: the window is this
+    # test's 1 s of sending, so a schedule made at 22:0x runs later in it, answered within seconds of its clock.
+    execution = {"enabled": True, "window": ["22:00", "22:10"], "clock_start": "22:00", "time_scale": 600}
+    latency = {"smets1": {"scheduled": {"p50_ms": 1000, "p99_ms": 3000}}}
+    _env, df = _run([Schedules], tmp_path, 1.0, 3.0, secmp0192={"execution": execution},
+                    capacity={"device_latency": latency})
+    created = df[df["label"] == "5.1"]
+    assert len(created) >= 8
+    assert set(created["srv_variant"]) == {"5.1"}
     assert (df["outcome"] == "ok").all(), df[["outcome", "error"]].value_counts()  # E050110 if judged SMETS2
+    # Each execution's response reached the creating user's listener, correlated to the 5.1 that made it.
+    ran = df[df["label"].str.endswith(" scheduled")]
+    assert len(ran) >= 1 and set(ran["user_class"]) == {"Schedules"}
+    assert set(ran["request_id"]) <= set(created["request_id"])
+    assert (ran["trt_ms"] > 0).all()  # from the due time the emulator stamped, on its clock
 
 
 class RetryOnce(S2IcCredit):

@@ -111,7 +111,7 @@ class EmulatorApp:
         ex = cfg.secmp0192.execution
         self.schedules = ScheduleExecutor(ex, self.rng, self.tps, self.delay[True]["scheduled"], self.elapsed,
             ScheduledResponses(signer=self.signer, sender=self.sender, callback_for=cfg.callback_for, rng=self.rng,
-                               metrics=self.metrics, tamper=self._tamper, time_scale=ex.time_scale).send) \
+                               metrics=self.metrics, faults=self.faults, time_scale=ex.time_scale).send) \
             if cfg.secmp0192.enabled and ex.enabled else None
         self.in_flight = 0
         self._routes = {path: svc for svc, path in cfg.paths.items()}

@@ -18,6 +18,7 @@ from dcc_capacity.duis.responses import ResponseSigner, build_response, payload_
 from dcc_capacity.duis.scheduled import due_stamp
 from dcc_capacity.emulator import codes as C
 from dcc_capacity.emulator.delivery import CallbackSender, Delivery
+from dcc_capacity.emulator.faults import Faults, tamper
 from dcc_capacity.emulator.metrics import Metrics
 from dcc_capacity.emulator.schedules import Schedule
 from dcc_capacity.model.catalogue import get_srv
@@ -31,13 +32,12 @@ class ScheduledResponses:
     """``send(schedule, due_epoch)``: queue one execution's signed response for its creator's callback."""
 
     def __init__(self, *, signer: ResponseSigner, sender: CallbackSender, callback_for: Callable[[str], str | None],
-                 metrics: Metrics, tamper: Callable[[bytes, str], bytes], rng: random.Random,
-                 time_scale: float) -> None:
+                 metrics: Metrics, faults: Faults, rng: random.Random, time_scale: float) -> None:
         self.signer = signer
         self.sender = sender
         self.callback_for = callback_for
         self.metrics = metrics
-        self.tamper = tamper
+        self.faults = faults
         self.rng = rng
         self.time_scale = time_scale
 
@@ -57,7 +57,10 @@ class ScheduledResponses:
                                     request_id=schedule.request_id or None,
                                     payload=payload_dsp_scheduled_message(gbcs, schedule.schedule_id),
                                     schema_version=schedule.schema_version)
-            return self.tamper(signed, SRV_CLASS) + stamp
+            if self.faults.tamper():  # the tamper_responses fault, as for every signed answer
+                self.metrics.inc(SRV_CLASS, "tampered")
+                signed = tamper(signed)
+            return signed + stamp
 
         self.metrics.code(C.I0)
         self.sender.put(Delivery(url, build, SRV_CLASS, kind=SRV_CLASS))

@@ -141,7 +141,7 @@ class Aggregator:
         if dim == "srv_class":
             codes, uniq = _factorize(batch["srv_variant"])
             classes = [_srv_class(u) for u in uniq]
-            codes = _scheduled(batch, codes, classes)
+            codes = _scheduled(self._labels(batch, "label"), codes, classes)
             c2, u2 = pd.factorize(pd.Series(classes, dtype=object))
             return c2[codes] if len(classes) else codes, list(u2)
         if dim == "srv_slot":
@@ -406,13 +406,11 @@ def _natural(label: Any) -> list[tuple[int, Any]]:
     return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", str(label)) if p]
 
 
-def _scheduled(batch: pd.DataFrame, codes: np.ndarray, classes: list[str]) -> np.ndarray:
+def _scheduled(labels: tuple[np.ndarray, list[Any]], codes: np.ndarray, classes: list[str]) -> np.ndarray:
     """SRV-class codes with a DCC-scheduled execution's rows (label ``"<variant> scheduled"``, written by the
     callback listener) in class ``scheduled``, whatever the variant's own class: NFR-0192-TRT's scope."""
-    if "label" not in batch.columns:
-        return codes
-    lc, lu = _factorize(batch["label"])
-    hits = [i for i, lab in enumerate(lu) if lab.endswith(SCHEDULED_LABEL)]
+    lc, lu = labels
+    hits = [i for i, lab in enumerate(lu) if str(lab).endswith(SCHEDULED_LABEL)]
     if not hits:
         return codes
     classes.append("scheduled")

@@ -12,8 +12,10 @@ the report use it too.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from dcc_capacity.model.volume import VolumePlan
+if TYPE_CHECKING:  # the CLI reads DEFAULT_BATCH at parse time: no pandas for that
+    from dcc_capacity.model.volume import VolumePlan
 
 __all__ = ["CP_CLASS", "DEFAULT_BATCH", "FALLOUT_SHARE", "FALLOUT_SOURCE", "cp_rates", "installations_per_s"]
 

@@ -115,16 +115,16 @@ class CpMigrationFiles(OpenModelUser):
             run_dir = getattr(opts, "run_dir", None)
             type(self)._log = _DeviceLog(Path(run_dir) if run_dir else None)
 
-    def _devices(self) -> list[tuple[str, str, str, int]]:
-        """(EUI, device type, MPxN, installation index) for ``batch`` installations of SMETS1."""
+    def _devices(self) -> list[tuple[str, str, str, str]]:
+        """(EUI, device type, MPxN, "<place in batch>/<fleet index>") for ``batch`` installations of SMETS1."""
         out = []
-        for _ in range(self.batch):
+        for k in range(self.batch):
             inst = self.kit.installation(self._rng, smets=1)
             for d in inst.devices():
                 n = next(self._eui)
                 eui = f"{self._prefix}-{n >> 24 & 0xFF:02X}-{n >> 16 & 0xFF:02X}-{n >> 8 & 0xFF:02X}-{n & 0xFF:02X}"
                 mpxn = inst.mpan if d.type == "ESME" else (inst.mprn or "") if d.type == "GSME" else ""
-                out.append((eui, d.type, mpxn, inst.index))
+                out.append((eui, d.type, mpxn, f"{k}/{inst.index}"))
         return out
 
     def arrival(self) -> Journey:
@@ -151,7 +151,7 @@ class CpMigrationFiles(OpenModelUser):
             res, _ = yield from self._migrate(f"{mid}-R", 1, fallout, cr_sent, ack_ts)
         return res
 
-    def _migrate(self, mid: str, attempt: int, devices: list[tuple[str, str, str, int]], cr_sent: float,
+    def _migrate(self, mid: str, attempt: int, devices: list[tuple[str, str, str, str]], cr_sent: float,
                  ack_ts: float) -> Any:
         """MCF, audit and S1CF of one attempt; (the S1CF step's result, device -> (outcome, reason))."""
         label = "CP" if attempt == 0 else "CP reprocess"
@@ -176,7 +176,7 @@ class CpMigrationFiles(OpenModelUser):
                      why)
         return res, rows
 
-    def _record(self, mid: str, attempt: int, devices: list[tuple[str, str, str, int]], cr_sent: float,
+    def _record(self, mid: str, attempt: int, devices: list[tuple[str, str, str, str]], cr_sent: float,
                 ack_ts: float, upload_ts: float, cof_ts: float, rows: dict[str, tuple[str, str]], why: str) -> None:
         log = type(self)._log
         if log is None:

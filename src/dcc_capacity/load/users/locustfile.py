@@ -41,7 +41,8 @@ from dcc_capacity.spec.safety import refuse_unconfirmed_host
 from dcc_capacity.testtypes.negative.users import NegativeCases
 from dcc_capacity.webui.guard import install_start_guard
 
-__all__ = ["Bau", "CpMigrationFiles", "DccShape", "MeterReads", "NegativeCases", "NoisyNeighbour", "S1MigrationCredit", "S1MigrationPrepay",
+__all__ = ["Bau", "CpMigrationFiles", "DccShape", "MeterReads", "NegativeCases", "NoisyNeighbour", "S1MigrationCredit",
+           "S1MigrationPrepay",
            "S2IcCredit", "S2IcPrepay", "Secmp0192Schedules"]
 
 

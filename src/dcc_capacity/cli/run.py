@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dcc_capacity.model.cpmigration import DEFAULT_BATCH
+from dcc_capacity.model.cpmigration import DEFAULT_BATCH, cp_nfr_path
 
 __all__ = ["add_parser", "run"]
 
@@ -128,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     if args.tolerance < 0:
         raise InputError(f"must be >= 0 (got {args.tolerance})", key="--tolerance")
     opts = RunOptions(spec=spec, out=args.out, host=args.host, workers=args.workers, web=args.web,
-                      web_port=args.web_port, web_linger_s=args.web_linger, baseline=args.baseline, nfr=args.nfr,
+                      web_port=args.web_port, web_linger_s=args.web_linger, baseline=args.baseline,
+                      nfr=args.nfr if args.nfr is not None or not cp_mode else cp_nfr_path(),
                       seed=args.seed,
                       fleet_size=args.fleet_size, emulator_tps=args.emulator_tps, device_latency=args.device_latency,
                       retries=args.retries,

@@ -16,8 +16,9 @@ from the run folder's plan.json and run.json:
   Outcome File read back, and Commissioning Request to acknowledgement;
 - outcomes: commissioned, fallout, reprocessed (and of those commissioned).
 
-The CP NFRs of the catalogue (metric ``external``, test ``CP-MIGRATION``) are
-judged here and handed to the traceability matrix as external results.
+The CP NFRs of the run's catalogue (``NFR-CP-*``, metric ``external``: the
+CP's example catalogue volume_profiles/nfr-cp.yaml) are judged here and
+handed to the traceability matrix as external results of the run's test.
 """
 
 from __future__ import annotations
@@ -30,13 +31,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dcc_capacity.model.cpmigration import CP_CLASS
+from dcc_capacity.model.cpmigration import CP_CLASS, CP_NFRS
 from dcc_capacity.report.required import SHORTFALL_TOLERANCE
 
-__all__ = ["CP_TEST", "apply", "load_devices", "required_row", "section"]
+__all__ = ["apply", "load_devices", "required_row", "section"]
 
-CP_TEST = "CP-MIGRATION"
-"""The catalogue's test a CP-mode run also executes (its NFRs are judged here)."""
 DAY_S = 86_400.0
 _MIGRATION_ROWS = ("s1_migration_credit", "s1_migration_prepay")
 
@@ -199,21 +198,19 @@ def required_row(sec: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _result(nfr: Any, measured: float | None, evidence: str) -> dict[str, Any]:
+def _result(nfr: Any, measured: float | None, test_id: str) -> dict[str, Any]:
     ok = measured is not None and not math.isnan(measured) and nfr.passes(measured)
-    return {"id": nfr.id, "test_id": CP_TEST, "measured": measured, "threshold": nfr.threshold, "pass": ok,
-            "evidence": evidence}
+    return {"id": nfr.id, "test_id": test_id, "measured": measured, "threshold": nfr.threshold, "pass": ok,
+            "evidence": f"cp-{nfr.id}"}
 
 
 def apply(folder: Any) -> dict[str, Any] | None:
-    """Compute the section and, when the catalogue has test CP-MIGRATION, its NFRs as external results."""
+    """Compute the section and judge the catalogue's CP NFRs (volume_profiles/nfr-cp.yaml) as external results
+    of the run's own test, so the traceability matrix, summary.json and junit.xml carry them."""
     sec = section(folder.run, folder.plan, folder.path)
     if sec is None:
         return None
-    test = next((t for t in folder.tests if t.id == CP_TEST), None)
-    if test is None:
-        return sec
-    nfrs = {n.id: n for n in folder.nfrs}
+    nfrs = {n.id: n for n in folder.nfrs if n.id in CP_NFRS and n.metric == "external"}
     o = sec.get("outcomes") or {}
     measured = {
         "NFR-CP-RATE": sec.get("achieved_ratio"),
@@ -221,9 +218,9 @@ def apply(folder: Any) -> dict[str, Any] | None:
         "NFR-CP-REPROCESS": (o["reprocessed_commissioned"] / (o["fallout"] - o["fallout_after_end"])
                              if o.get("fallout", 0) > o.get("fallout_after_end", 0) else None),
     }
-    results = [_result(nfrs[nid], measured.get(nid), "cp") for nid in test.nfr_ids if nid in measured and nid in nfrs]
-    folder.external_results = [r for r in folder.external_results if r.get("test_id") != CP_TEST] + results
-    executed = list(folder.run.get("executed_tests") or [])
-    folder.run["executed_tests"] = [*executed, CP_TEST] if CP_TEST not in executed else executed
+    test_id = str(folder.run.get("test_id", ""))
+    results = [_result(nfrs[nid], measured[nid], test_id) for nid in CP_NFRS if nid in nfrs]
+    folder.external_results = [r for r in folder.external_results
+                               if not (r.get("id") in nfrs and r.get("test_id") == test_id)] + results
     sec["nfrs"] = [{**r, "text": nfrs[r["id"]].text, "source": nfrs[r["id"]].source} for r in results]
     return sec

@@ -32,6 +32,14 @@ def test_cp_mode_rate_is_table_a7_cp_row_in_installations_per_second():
     assert resolve(Spec(sp="CP", slot="day", profile=FOC, rate=2.0)).rates == {CP_CLASS: pytest.approx(2.0)}
 
 
+def test_plan_sp_cp_shows_installations_per_slot_and_the_test_rate():
+    from dcc_capacity.cli.plan_cp import render_cp_table
+
+    text = render_cp_table(resolve(Spec(sp="CP", slot="day", profile=FOC)).plan, batch=10)
+    day = next(line for line in text.splitlines() if line.startswith("07:00-19:00 day"))
+    assert day.split()[2:] == ["35,294", "0.82", "70,588", "294.1", "12"]  # 50,000 x 12/17; 0.817/s; 3600 x 0.817/10
+
+
 def _device_rows() -> list[dict[str, object]]:
     """Three migrations 10 s apart of 2 installations (4 devices each); one device falls out and is reprocessed."""
     rows: list[dict[str, object]] = []

@@ -81,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
         out = render_csv(plan)
     else:
         out = render_table(plan, sp=args.sp, slot=args.slot) + "\n" + render_mix_table(_mix(plan, args))
+        if args.sp == "CP":  # CP mode's own unit: installations (migrations) per day, not SRV/s
+            from dcc_capacity.cli.plan_cp import render_cp_table
+
+            out += "\n" + render_cp_table(plan)
     sys.stdout.write(out)
     return 0
 

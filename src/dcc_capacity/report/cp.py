@@ -45,7 +45,7 @@ def load_devices(run_dir: str | Path) -> pd.DataFrame:
     files = sorted((Path(run_dir) / "cp").glob("devices-*.csv"))
     frames = [pd.read_csv(f, dtype={"reason": str, "installation": str}, keep_default_na=False,
                           na_values={c: ["nan"] for c in ("cr_sent_ts", "ack_ts", "upload_ts", "cof_ts")})
-              for f in files]
+              .assign(process=f.stem.removeprefix("devices-")) for f in files]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -71,9 +71,7 @@ def planned_per_s(plan: dict[str, Any] | None, slot: str | None) -> float | None
     return total
 
 
-def _span_rate(times: pd.Series, counts: pd.Series) -> tuple[float | None, float | None]:
-    """(per second, span s) of events: every count but the last event's over the first-to-last span, so the
-    window's edges (a batch just before the end, a start at t=0) do not bias the rate."""
+def _one_stream(times: pd.Series, counts: pd.Series) -> tuple[float | None, float | None]:
     order = times.dropna().sort_values()
     if len(order) < 2 or order.iloc[-1] <= order.iloc[0]:
         return None, None
@@ -81,19 +79,34 @@ def _span_rate(times: pd.Series, counts: pd.Series) -> tuple[float | None, float
     return float(counts.loc[order.index[:-1]].sum() / span), span
 
 
+def _span_rate(per: pd.DataFrame, time_col: str, count_col: str) -> tuple[float | None, float | None]:
+    """(per second, span s) of events: in each load process's stream, every count but the last event's over its
+    first-to-last span (so the window's edges do not bias it), summed over the processes; the processes' streams
+    are each evenly spaced, merged they are not. Falls back to the merged stream if a process sent only once."""
+    rates, spans = [], []
+    for _, g in per.groupby("process"):
+        r, span = _one_stream(g[time_col], g[count_col])
+        if r is None:
+            return _one_stream(per[time_col], per[count_col])
+        rates.append(r)
+        spans.append(span or 0.0)
+    return (float(sum(rates)), float(max(spans))) if rates else (None, None)
+
+
 def _rate(df: pd.DataFrame) -> dict[str, Any]:
     """Installations and devices sent per second (Commissioning Requests' send times), devices commissioned per
     second (first Commissioning Outcome File's arrival; reprocessed devices counted with their migration)."""
     first = df[df["attempt"] == 0]
     per = first.groupby("migration_id").agg(t=("cr_sent_ts", "min"), cof=("cof_ts", "min"),
-                                            devices=("device_id", "size"), installations=("installation", "nunique"))
+                                            process=("process", "first"), devices=("device_id", "size"),
+                                            installations=("installation", "nunique"))
     final = df.sort_values("attempt").groupby("device_id").last()
     done = final[final["outcome"] == "COMMISSIONED"]
     base = done["migration_id"].str.removesuffix("-R")
     per["commissioned"] = base.value_counts().reindex(per.index, fill_value=0)
-    ips, span = _span_rate(per["t"], per["installations"])
-    dps, _ = _span_rate(per["t"], per["devices"])
-    cps, _ = _span_rate(per["cof"], per["commissioned"])
+    ips, span = _span_rate(per, "t", "installations")
+    dps, _ = _span_rate(per, "t", "devices")
+    cps, _ = _span_rate(per, "cof", "commissioned")
     return {"migrations": int(len(per)), "span_s": span, "installations_per_s": ips, "devices_per_s": dps,
             "commissioned_per_s": cps,
             "devices_per_installation": float(per["devices"].sum() / per["installations"].sum()) if len(per) else None}

@@ -88,6 +88,22 @@ def test_section_measures_rates_timings_and_outcomes_from_the_device_records(tmp
     assert section({**run, "sp": "DSP"}, plan, tmp_path) is None
 
 
+def test_two_load_processes_rates_add_up_per_stream(tmp_path):
+    """Two workers each send every 10 s at the same moments: merged, the span method would count 3 of 4 sends
+    over 10 s; per stream it is 2 x (1 installation / 10 s)."""
+    (tmp_path / "cp").mkdir()
+    for proc in ("a", "b"):
+        rows = [{**_device_rows()[0], "migration_id": f"{proc}{m}", "device_id": f"{proc}{m}", "cr_sent_ts": 10.0 * m,
+                 "reason": "", "outcome": "COMMISSIONED"} for m in range(2)]
+        with (tmp_path / "cp" / f"devices-{proc}.csv").open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    sec = section({"sp": "CP", "test_type": "load", "slot": "day", "rates": {CP_CLASS: {"target": 0.2}}}, None,
+                  tmp_path)
+    assert sec["rate"]["installations_per_s"] == pytest.approx(0.2) and sec["achieved_ratio"] == pytest.approx(1.0)
+
+
 def _landed(cp_in: Path) -> tuple[float, int, int]:
     """From the SFTP server's side: (installations/s, installations, devices) of the first-attempt MCFs, the
     installations (one ESME each) of all but the last file over the span of their landing times."""

@@ -104,14 +104,14 @@ def test_two_load_processes_rates_add_up_per_stream(tmp_path):
     assert sec["rate"]["installations_per_s"] == pytest.approx(0.2) and sec["achieved_ratio"] == pytest.approx(1.0)
 
 
-def _landed(cp_in: Path) -> tuple[float, int, int]:
-    """From the SFTP server's side: (installations/s, installations, devices) of the first-attempt MCFs, the
-    installations (one ESME each) of all but the last file over the span of their landing times."""
+def _landed(cp_in: Path) -> tuple[float, float, int]:
+    """From the SFTP server's side, the first-attempt MCFs in landing (mtime) order: (installations/s, devices/s,
+    devices), each over the span of the landing times with all but the last file (one ESME per installation)."""
     files = sorted((f for f in cp_in.glob("MCF_*.csv") if not f.stem.endswith("-R")), key=lambda f: f.stat().st_mtime)
-    counts = [[r["device_type"] for r in csv.DictReader(io.StringIO(f.read_text()))] for f in files]
+    kinds = [[r["device_type"] for r in csv.DictReader(io.StringIO(f.read_text()))] for f in files]
     span = files[-1].stat().st_mtime - files[0].stat().st_mtime
-    return (sum(c.count("ESME") for c in counts[:-1]) / span, sum(c.count("ESME") for c in counts),
-            sum(len(c) for c in counts))
+    return (sum(k.count("ESME") for k in kinds[:-1]) / span, sum(len(k) for k in kinds[:-1]) / span,
+            sum(len(k) for k in kinds))
 
 
 @pytest.mark.slow
@@ -130,14 +130,15 @@ def test_run_sp_cp_moves_migration_files_at_the_planned_rate_and_reports_them(tm
                                command_line=["dcc-capacity", "run", "--test", "load", "--sp", "CP"]))
     assert code == 0, log.getvalue()
     # Where the files land: the CP's SFTP folder in the run folder; devices/day at the plan (scaled: test_scale 1)
-    per_s, installations, devices = _landed(out / "logs" / "cp" / "in")
+    per_s, devices_per_s, devices = _landed(out / "logs" / "cp" / "in")
     assert per_s == pytest.approx(FOC_DAY_PER_S, rel=0.05)
-    assert installations >= 12  # 0.817/s for 15 s in batches of 2
     assert list((out / "logs" / "cp" / "in").glob("CR_*.csv")) and list((out / "logs" / "cp" / "in").glob(
         "AUDIT_*.csv"))
     doc = json.loads((out / "summary.json").read_text())
     cp = doc["cp_migration"]
+    assert cp["rate"]["migrations"] >= 6  # 0.817/s for 15 s in batches of 2
     assert cp["rate"]["installations_per_s"] == pytest.approx(per_s, rel=0.05)  # the client's measure agrees
+    assert cp["devices_per_day"] == pytest.approx(devices_per_s * 86_400, rel=0.05)  # ... in devices/day too
     assert cp["planned_installations_per_day"] == pytest.approx(FOC_DAY_PER_S * 86_400)
     o = cp["outcomes"]
     assert o["devices"] == devices and o["fallout"] > 0

@@ -223,7 +223,10 @@ def apply(folder: Any) -> dict[str, Any] | None:
     sec = section(folder.run, folder.plan, folder.path)
     if sec is None:
         return None
-    nfrs = {n.id: n for n in folder.nfrs if n.id in CP_NFRS and n.metric == "external"}
+    test_id = str(folder.run.get("test_id", ""))
+    test = next((t for t in folder.tests if t.id == test_id), None)  # not in the catalogue: every NFR applies
+    nfrs = {n.id: n for n in folder.nfrs if n.id in CP_NFRS and n.metric == "external"
+            and (test is None or n.id in test.nfr_ids)}
     o = sec.get("outcomes") or {}
     measured = {
         "NFR-CP-RATE": sec.get("achieved_ratio"),
@@ -231,7 +234,6 @@ def apply(folder: Any) -> dict[str, Any] | None:
         "NFR-CP-REPROCESS": (o["reprocessed_commissioned"] / (o["fallout"] - o["fallout_after_end"])
                              if o.get("fallout", 0) > o.get("fallout_after_end", 0) else None),
     }
-    test_id = str(folder.run.get("test_id", ""))
     results = [_result(nfrs[nid], measured[nid], test_id) for nid in CP_NFRS if nid in nfrs]
     folder.external_results = [r for r in folder.external_results
                                if not (r.get("id") in nfrs and r.get("test_id") == test_id)] + results

@@ -129,3 +129,7 @@ def test_commissioning_request_is_acknowledged_and_the_audit_file_checked(cp):
                                                               "AUDIT_M5.csv": backwards,
                                                               "S1CF_M5.csv": _s1cf("M5", DEVICES[:2])}, "ERR_M5.txt"))
     assert b"installation_end is before installation_start" in out
+    counts = cp.metrics()["cp"]  # the CP's own view on /metrics
+    assert counts["commissioning_requests"] >= 1 and counts["acknowledged_devices"] >= 3
+    assert counts["migrations"] >= 1 and counts["rejected_files"] >= 1
+    assert counts["devices"] == counts["commissioned"] + counts["failed"] and counts["fallout"] <= counts["failed"]

@@ -34,8 +34,8 @@ import asyncssh
 from dcc_capacity.emulator.config import CPConfig
 from dcc_capacity.emulator.faults import Faults
 
-__all__ = ["ACK_COLUMNS", "AUDIT_COLUMNS", "CPServer", "CR_COLUMNS", "MCF_COLUMNS", "S1CF_COLUMNS", "COF_COLUMNS",
-           "acknowledge", "process_migration"]
+__all__ = ["ACK_COLUMNS", "AUDIT_COLUMNS", "COUNTS", "CPServer", "CR_COLUMNS", "MCF_COLUMNS", "S1CF_COLUMNS",
+           "COF_COLUMNS", "acknowledge", "process_migration"]
 
 log = logging.getLogger("dcc_capacity.emulator.cp")
 
@@ -50,6 +50,8 @@ _EUI = re.compile(r"^[0-9A-F]{2}(-[0-9A-F]{2}){7}$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _NAME = re.compile(r"^(CR|MCF|S1CF|AUDIT)_([A-Za-z0-9_-]{1,64})\.csv$")
 MAX_FILE_BYTES = 50 * 1024 * 1024
+COUNTS = ("commissioning_requests", "acknowledged_devices", "migrations", "devices", "commissioned", "failed",
+          "fallout", "rejected_files")
 MAX_ROWS = 1_000_000
 
 
@@ -187,6 +189,8 @@ class CPServer:
         self._server: asyncssh.SSHAcceptor | None = None
         self._lock = asyncio.Lock()
         self.processed: list[str] = []
+        self.counts: dict[str, int] = dict.fromkeys(COUNTS, 0)
+        """The CP's own view for /metrics (``cp``): what it acknowledged, processed and rejected."""
 
     async def start(self, host: str = "127.0.0.1") -> None:
         (self.root / "in").mkdir(parents=True, exist_ok=True)
@@ -243,9 +247,14 @@ class CPServer:
                 kind, mid = m.group(1), m.group(2)
                 if kind == "CR":
                     try:
-                        _write(out / f"ACK_{mid}.csv", _csv(ACK_COLUMNS, acknowledge(mid, path.read_bytes())))
+                        acked = acknowledge(mid, path.read_bytes())
                     except FileRejected as exc:
+                        self.counts["rejected_files"] += 1
                         _write(out / f"ERR_{path.name}.txt", f"commissioning request {mid} rejected: {exc}\n")
+                        return
+                    _write(out / f"ACK_{mid}.csv", _csv(ACK_COLUMNS, acked))
+                    self.counts["commissioning_requests"] += 1
+                    self.counts["acknowledged_devices"] += len(acked)
                     return
                 mcf, s1cf = self.root / "in" / f"MCF_{mid}.csv", self.root / "in" / f"S1CF_{mid}.csv"
                 if kind == "AUDIT" or not (mcf.exists() and s1cf.exists()):
@@ -255,10 +264,17 @@ class CPServer:
                     rows = process_migration(mid, mcf.read_bytes(), s1cf.read_bytes(), self.faults,
                                              audit.read_bytes() if audit.exists() else None)
                 except FileRejected as exc:
+                    self.counts["rejected_files"] += 1
                     _write(out / f"ERR_{mid}.txt", f"migration {mid} rejected: {exc}\n")
                     return
                 _write(out / f"COF_{mid}.csv", _csv(COF_COLUMNS, rows))
                 self.processed.append(mid)
+                c = self.counts
+                c["migrations"] += 1
+                c["devices"] += len(rows)
+                c["commissioned"] += sum(r["outcome"] == "COMMISSIONED" for r in rows)
+                c["failed"] += sum(r["outcome"] == "FAILED" for r in rows)
+                c["fallout"] += sum(r["reason"] == "MIGRATION_FALLOUT" for r in rows)
             except OSError as exc:  # a vanished or unreadable upload must not take the server down
                 log.warning("CP could not process %s: %s", path, exc)
 

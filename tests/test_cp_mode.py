@@ -40,6 +40,15 @@ def test_plan_sp_cp_shows_installations_per_slot_and_the_test_rate():
     assert day.split()[2:] == ["35,294", "0.82", "70,588", "294.1", "12"]  # 50,000 x 12/17; 0.817/s; 3600 x 0.817/10
 
 
+def test_cp_sftp_adapter_awaits_the_answer_to_the_uploaded_file():
+    from dcc_capacity.load.adapters.sftp import answer_files
+
+    assert answer_files("/in/CR_P1-000001.csv", "P1-000001.CR") == [
+        ("/out/ACK_P1-000001.csv", ""), ("/out/ERR_CR_P1-000001.csv.txt", "rejected")]
+    assert answer_files("/in/S1CF_P1-000001-R.csv", "P1-000001-R")[:2] == [
+        ("/out/COF_P1-000001-R.csv", ""), ("/out/ERR_P1-000001-R.txt", "rejected")]
+
+
 def _device_rows() -> list[dict[str, object]]:
     """Three migrations 10 s apart of 2 installations (4 devices each); one device falls out and is reprocessed."""
     rows: list[dict[str, object]] = []

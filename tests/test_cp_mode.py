@@ -89,7 +89,7 @@ def test_section_measures_rates_timings_and_outcomes_from_the_device_records(tmp
     assert sec["timings"]["reprocess_upload_to_cof_ms"]["n"] == 1
     assert sec["timings"]["cr_to_ack_ms"]["p95"] == pytest.approx(100)
     assert sec["outcomes"] == {"devices": 12, "commissioned_first": 11, "fallout": 1, "failed_other": 0,
-                               "no_outcome": 0, "reprocessed": 1, "reprocessed_commissioned": 1,
+                               "no_outcome": 0, "pending": 0, "reprocessed": 1, "reprocessed_commissioned": 1,
                                "reprocessed_failed": 0, "not_reprocessed": 0, "fallout_after_end": 0,
                                "commissioned_final": 12}
     req = required_row(sec, run)
@@ -111,6 +111,19 @@ def test_two_load_processes_rates_add_up_per_stream(tmp_path):
     sec = section({"sp": "CP", "test_type": "load", "slot": "day", "rates": {CP_CLASS: {"target": 0.2}}}, None,
                   tmp_path)
     assert sec["rate"]["installations_per_s"] == pytest.approx(0.2) and sec["achieved_ratio"] == pytest.approx(1.0)
+
+
+def test_a_device_counts_by_its_last_row_and_an_unanswered_one_is_pending(tmp_path):
+    base = {**_device_rows()[0], "outcome": "PENDING", "reason": "", "cof_ts": "nan"}
+    rows = [{**base, "migration_id": "M0", "device_id": "D0"}, {**base, "migration_id": "M1", "device_id": "D1"},
+            {**base, "migration_id": "M0", "device_id": "D0", "outcome": "COMMISSIONED", "cof_ts": 1_001.0}]
+    (tmp_path / "cp").mkdir()
+    with (tmp_path / "cp" / "devices-h-1.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    o = section({"sp": "CP", "test_type": "load", "slot": "day"}, None, tmp_path)["outcomes"]
+    assert (o["devices"], o["commissioned_first"], o["pending"], o["commissioned_final"]) == (2, 1, 1, 1)
 
 
 def _landed(cp_in: Path) -> tuple[float, float, int]:

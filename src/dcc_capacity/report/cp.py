@@ -47,7 +47,10 @@ def load_devices(run_dir: str | Path) -> pd.DataFrame:
                           na_values={c: ["nan"] for c in ("cr_sent_ts", "ack_ts", "upload_ts", "cof_ts")})
               .assign(process=f.stem.removeprefix("devices-")) for f in files]
     frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if not frames:
+        return pd.DataFrame()
+    rows = pd.concat(frames, ignore_index=True)  # a device's PENDING row, then its outcome: the last one counts
+    return rows.drop_duplicates(["migration_id", "attempt", "device_id"], keep="last").reset_index(drop=True)
 
 
 def _pct(values: pd.Series) -> dict[str, Any]:
@@ -113,11 +116,14 @@ def _rate(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def _outcomes(df: pd.DataFrame, end_ts: float | None) -> dict[str, int]:
-    """Device counts; fallout whose outcome came after the load ended could not be reprocessed (nothing is sent
-    after the end) and is counted apart, not against the CP."""
-    first, again = df[df["attempt"] == 0], df[df["attempt"] == 1]
+    """Device counts; ``pending``: the run ended before the answer came. Fallout whose outcome came after the
+    load ended (or whose reprocessing was still awaited) could not be reprocessed (nothing is sent after the end)
+    and is counted apart, not against the CP."""
+    first, tried = df[df["attempt"] == 0], df[df["attempt"] == 1]
+    again = tried[tried["outcome"] != "PENDING"]
     fallout = first[(first["outcome"] == "FAILED") & (first["reason"] == "MIGRATION_FALLOUT")]
     late = fallout[fallout["cof_ts"] > end_ts] if end_ts is not None else fallout.iloc[:0]
+    late_ids = set(late["device_id"]) | set(tried.loc[tried["outcome"] == "PENDING", "device_id"])
     reprocessed = again[again["device_id"].isin(fallout["device_id"])]
     final = df.sort_values("attempt").groupby("device_id").last()
     return {
@@ -126,11 +132,12 @@ def _outcomes(df: pd.DataFrame, end_ts: float | None) -> dict[str, int]:
         "fallout": int(len(fallout)),
         "failed_other": int(((first["outcome"] == "FAILED") & (first["reason"] != "MIGRATION_FALLOUT")).sum()),
         "no_outcome": int((first["outcome"] == "NO_OUTCOME").sum()),
+        "pending": int((first["outcome"] == "PENDING").sum()),
         "reprocessed": int(reprocessed["device_id"].nunique()),
         "reprocessed_commissioned": int((reprocessed["outcome"] == "COMMISSIONED").sum()),
         "reprocessed_failed": int((reprocessed["outcome"] != "COMMISSIONED").sum()),
-        "not_reprocessed": int(len(set(fallout["device_id"]) - set(reprocessed["device_id"]) - set(late["device_id"]))),
-        "fallout_after_end": int(len(set(late["device_id"]) - set(reprocessed["device_id"]))),
+        "not_reprocessed": int(len(set(fallout["device_id"]) - set(reprocessed["device_id"]) - late_ids)),
+        "fallout_after_end": int(len((late_ids & set(fallout["device_id"])) - set(reprocessed["device_id"]))),
         "commissioned_final": int((final["outcome"] == "COMMISSIONED").sum()),
     }
 

@@ -21,9 +21,11 @@ installations over the CP's SFTP (the ``cp-sftp`` adapter, paramiko):
 The class's rate is installations/s (model/cpmigration.py), so arrivals/s =
 rate / batch. Each device's outcome per attempt, with the measured send and
 arrival times, goes to ``<run>/cp/devices-<host>-<pid>.csv`` (report/cp.py
-reads it); the uploads themselves are ordinary request records. Each
-migration's devices get EUIs of their own (``00-DB-51`` + process slot +
-counter; device types and MPxNs from the fleet): a device migrates once.
+reads it; rows are first written ``PENDING`` when an answer is awaited and
+again with the outcome, the last row of a device and attempt counting); the
+uploads themselves are ordinary request records. Each migration's devices
+get EUIs of their own (``00-DB-51`` + process slot + counter; device types
+and MPxNs from the fleet): a device migrates once.
 File formats: docs/emulator.md ("CP").
 """
 
@@ -49,7 +51,8 @@ __all__ = ["DEVICE_LOG_COLUMNS", "CpMigrationFiles"]
 
 DEVICE_LOG_COLUMNS = ("migration_id", "attempt", "device_id", "device_type", "installation", "cr_sent_ts",
                       "ack_ts", "upload_ts", "cof_ts", "outcome", "reason")
-"""One row per device and attempt (0 first, 1 reprocessing); times are epoch seconds as measured here."""
+"""One row per device and attempt (0 first, 1 reprocessing) and stage (``PENDING`` before an awaited answer, then the
+outcome: the last row counts); times are epoch seconds as measured here (NaN: not reached)."""
 _MCF = ("migration_id", "device_id", "device_type", "mpxn", "smets_version")
 
 
@@ -65,6 +68,14 @@ def _csv(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> bytes:
     w.writerow(header)
     w.writerows(rows)
     return buf.getvalue().encode()
+
+
+_NAN = float("nan")
+
+
+def _pending(devices: list[tuple[str, str, str, str]]) -> dict[str, tuple[str, str]]:
+    """Outcome rows written before an answer is awaited: a run that ends first still shows the devices sent."""
+    return {d[0]: ("PENDING", "") for d in devices}
 
 
 def _iso(ts: float) -> str:
@@ -132,17 +143,18 @@ class CpMigrationFiles(OpenModelUser):
         devices = self._devices()
         cr = _csv(("migration_id", "device_id", "device_type"), [(mid, e, t) for e, t, _, _ in devices])
         cr_sent = time.time()
+        self._record(mid, 0, devices, cr_sent, _NAN, _NAN, _NAN, _pending(devices), "")
         res = yield Step("CP CR", f"/in/CR_{mid}.csv", body=cr, request_id=f"{mid}.CR", expect_callback=True,
                          srv_variant="CR", smets=1)
         ack_ts = time.time()
         if not res.ok:
-            self._record(mid, 0, devices, cr_sent, ack_ts, float("nan"), float("nan"), {},
+            self._record(mid, 0, devices, cr_sent, ack_ts, _NAN, _NAN, {},
                          f"no acknowledgement: {res.error or res.outcome}")
             return res
         acked = {r.get("device_id", "") for r in csv.DictReader(io.StringIO(res.callback_body.decode("utf-8",
                                                                                                      "replace")))}
         if acked != {d[0] for d in devices}:
-            self._record(mid, 0, devices, cr_sent, ack_ts, float("nan"), float("nan"), {},
+            self._record(mid, 0, devices, cr_sent, ack_ts, _NAN, _NAN, {},
                          f"acknowledgement lists {len(acked)} of {len(devices)} devices")
             return res
         res, rows = yield from self._migrate(mid, 0, devices, cr_sent, ack_ts)
@@ -164,6 +176,7 @@ class CpMigrationFiles(OpenModelUser):
         if res.ok:
             res = yield Step(f"{label} AUDIT", f"/in/AUDIT_{mid}.csv", body=audit, srv_variant="AUDIT", smets=1)
         if res.ok:
+            self._record(mid, attempt, devices, cr_sent, ack_ts, upload_ts, _NAN, _pending(devices), "")
             res = yield Step(f"{label} S1CF", f"/in/S1CF_{mid}.csv", body=s1cf, request_id=mid,
                              expect_callback=True, srv_variant="S1CF", smets=1)
         cof_ts = time.time()
@@ -172,7 +185,7 @@ class CpMigrationFiles(OpenModelUser):
             for r in csv.DictReader(io.StringIO(res.callback_body.decode("utf-8", "replace"))):
                 rows[r.get("device_id", "")] = (r.get("outcome", ""), r.get("reason", ""))
         why = "" if res.ok else f"no outcome: {res.error or res.outcome}"
-        self._record(mid, attempt, devices, cr_sent, ack_ts, upload_ts, cof_ts if res.ok else float("nan"), rows,
+        self._record(mid, attempt, devices, cr_sent, ack_ts, upload_ts, cof_ts if res.ok else _NAN, rows,
                      why)
         return res, rows
 

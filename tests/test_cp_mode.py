@@ -172,5 +172,7 @@ def test_run_sp_cp_moves_migration_files_at_the_planned_rate_and_reports_them(tm
     judged = {n["id"]: n["status"] for n in doc["nfr"] if n["test_id"] == "LOAD"}  # the CP catalogue's LOAD test
     assert judged["NFR-CP-RATE"] == judged["NFR-CP-REPROCESS"] == judged["NFR-LOST"] == "pass"
     assert doc["required_vs_tested"]["met"] is True
+    x = doc["extrapolation"]  # 6.3.6 in the CP's unit too
+    assert x["unit"] == "installations/s" and x["required_test"] == pytest.approx(FOC_DAY_PER_S) and x["met"]
     html = (out / "report.html").read_text()
     assert "Commissioning Party: migrations per day over SFTP" in html and "NFR-CP-REPROCESS" in html

@@ -150,6 +150,8 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
     stress = stress_steps(folder, metrics)
     res = load_resources(folder.path)
     extra: dict[str, Any] = {"extrapolation": extrapolation(folder, metrics, stress, duration, trace.all_pass, res)}
+    if cp is not None:  # the CP's capacity is in installations/s
+        extra["extrapolation"] = cp_report.extrapolation(extra["extrapolation"], cp, trace.all_pass)
     issues, issue_rows = issue_counts(folder, trace)
     criteria = exit_criteria(folder, trace, issue_rows)
     validity = _validity(folder, metrics)
@@ -216,7 +218,7 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
         "required": required, "source_text": source_text,
         "res": res, "res_gaps": res.gaps(folder.start_epoch),
         "res_thresholds": threshold_rows(folder.nfrs, folder.nfr_source),
-        "out_of_scope": OUT_OF_SCOPE, "anchor": anchor,
+        "out_of_scope": OUT_OF_SCOPE if cp is None else cp_report.out_of_scope(OUT_OF_SCOPE), "anchor": anchor,
         "negative": negative_section(folder.run, folder.path / "run.json"), "cp": cp,
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "generator": f"dcc-capacity {__version__} report, Python {platform.python_version()}",

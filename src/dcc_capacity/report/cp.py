@@ -34,7 +34,7 @@ import pandas as pd
 from dcc_capacity.model.cpmigration import CP_CLASS, CP_NFRS
 from dcc_capacity.report.required import SHORTFALL_TOLERANCE
 
-__all__ = ["apply", "load_devices", "required_row", "section"]
+__all__ = ["apply", "extrapolation", "out_of_scope", "load_devices", "required_row", "section"]
 
 DAY_S = 86_400.0
 _MIGRATION_ROWS = ("s1_migration_credit", "s1_migration_prepay")
@@ -246,3 +246,31 @@ def apply(folder: Any) -> dict[str, Any] | None:
                                if not (r.get("id") in nfrs and r.get("test_id") == test_id)] + results
     sec["nfrs"] = [{**r, "text": nfrs[r["id"]].text, "source": nfrs[r["id"]].source} for r in results]
     return sec
+
+
+def extrapolation(ex: dict[str, Any], sec: dict[str, Any], all_pass: bool) -> dict[str, Any]:
+    """6.3.6 in the CP's unit: the planned and measured installations/s instead of Table A7's SRV/s and the
+    file operations' req/s (the two are not comparable); the rest (test_scale, peak CPU) as measured."""
+    planned, ips = sec.get("planned_per_s"), (sec.get("rate") or {}).get("installations_per_s")
+    scale = ex.get("test_scale")
+    capacity = ips if all_pass and ips else None
+    headroom = capacity / planned if capacity and planned else None
+    out = {**ex, "unit": "installations/s", "required_test": planned,
+           "required_production": planned / scale if planned is not None and scale else None,
+           "capacity_test": capacity,
+           "basis": ("installations/s sent with all NFRs met, from the Commissioning Requests' send times (a lower "
+                     "bound)") if capacity else "no rate at which all NFRs were met",
+           "capacity_production": capacity / scale if capacity and scale else None, "headroom": headroom,
+           # within the 2 % the required-vs-tested line allows: a load test's lower bound IS the offered rate
+           "met": bool(headroom is not None and headroom >= 1.0 - SHORTFALL_TOLERANCE and all_pass)}
+    old = ex.get("capacity_test")
+    if ex.get("cpu_bound_capacity") is not None:
+        out["cpu_bound_capacity"] = ex["cpu_bound_capacity"] * capacity / old if capacity and old else None
+    return out
+
+
+def out_of_scope(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The report's out-of-scope list for a CP run: its load is files over SFTP, not DUIS."""
+    return [("SFTP file interface only", "Load is offered as migration files over the CP's SFTP (SCTAD 3.4(b)); "
+             "the DSP, the S1SP and the installers are simulated by the suite, their own capacity is not tested.")
+            if name == "DUIS interface only" else (name, why) for name, why in items]

@@ -49,6 +49,17 @@ def test_cp_sftp_adapter_awaits_the_answer_to_the_uploaded_file():
         ("/out/COF_P1-000001-R.csv", ""), ("/out/ERR_P1-000001-R.txt", "rejected")]
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (("--host", "http://127.0.0.1:1"), "--host: must be an sftp URL"),
+    (("--cp-batch", "0"), "--cp-batch: must be >= 1 (got 0)"),
+    (("--sftp-known-hosts", "no-such-file"), "no-such-file: --sftp-known-hosts: no such file"),
+])
+def test_bad_cp_mode_input_is_one_line_and_exit_2(run_cli, tmp_path, args, message):
+    p = run_cli("run", "--test", "load", "--sp", "CP", *args, "--out", str(tmp_path / "o"))
+    assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def _device_rows() -> list[dict[str, object]]:
     """Three migrations 10 s apart of 2 installations (4 devices each); one device falls out and is reprocessed."""
     rows: list[dict[str, object]] = []

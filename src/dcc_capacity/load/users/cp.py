@@ -110,7 +110,8 @@ class CpMigrationFiles(OpenModelUser):
     abstract = False
     target_adapter: ClassVar[str | None] = "cp-sftp"
     rate_key = CP_CLASS
-    _log: ClassVar[_DeviceLog | None] = None
+    _logs: ClassVar[dict[str, _DeviceLog]] = {}
+    """One device log per run folder and process (an in-process test may run Locust twice)."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -122,9 +123,10 @@ class CpMigrationFiles(OpenModelUser):
         self._eui = itertools.count(1)
         slot = getattr(getattr(self.kit.factory, "allocator", None), "slot", 0) or 0
         self._prefix = f"00-DB-51-{int(slot) & 0xFF:02X}"
-        if type(self)._log is None:
-            run_dir = getattr(opts, "run_dir", None)
-            type(self)._log = _DeviceLog(Path(run_dir) if run_dir else None)
+        run_dir = getattr(opts, "run_dir", None) or ""
+        if run_dir not in self._logs:
+            self._logs[run_dir] = _DeviceLog(Path(run_dir) if run_dir else None)
+        self._log = self._logs[run_dir]
 
     def _devices(self) -> list[tuple[str, str, str, str]]:
         """(EUI, device type, MPxN, "<place in batch>/<fleet index>") for ``batch`` installations of SMETS1."""
@@ -191,9 +193,7 @@ class CpMigrationFiles(OpenModelUser):
 
     def _record(self, mid: str, attempt: int, devices: list[tuple[str, str, str, str]], cr_sent: float,
                 ack_ts: float, upload_ts: float, cof_ts: float, rows: dict[str, tuple[str, str]], why: str) -> None:
-        log = type(self)._log
-        if log is None:
-            return
+        log = self._log
         out = []
         for eui, kind, _, inst in devices:
             outcome, reason = rows.get(eui, ("NO_OUTCOME", why or "device not in the Commissioning Outcome File"))

@@ -86,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         mix = _mix(plan, args)
         out = render_table(plan, sp=args.sp, slot=args.slot, s1sp=_mix_s1sp(plan, args)) + "\n" + render_mix_table(mix)
+        if args.sp == "CP":  # CP mode's own unit: installations (migrations) per day, not SRV/s
+            from dcc_capacity.cli.plan_cp import render_cp_table
+
+            out += "\n" + render_cp_table(plan)
     sys.stdout.write(out)
     return 0
 

@@ -16,6 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from dcc_capacity.model.cpmigration import DEFAULT_BATCH, cp_nfr_path
+
 __all__ = ["add_parser", "run"]
 
 TESTS = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative")
@@ -91,6 +93,10 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
                    help="noisy-neighbour: share of its offered load a quiet user must keep (default 0.9)")
     j.add_argument("--recovery-target", default=None, metavar="DURATION",
                    help="catchup: longest acceptable time to recover (default: the outage's length)")
+    p.add_argument("--cp-batch", type=int, default=DEFAULT_BATCH, metavar="N",
+                   help=f"--sp CP: SMETS1 installations per migration (one set of files; default {DEFAULT_BATCH})")
+    p.add_argument("--sftp-known-hosts", type=Path, default=None, metavar="FILE",
+                   help="--sp CP: known_hosts file with the CP's SFTP server key (needed for a non-loopback --host)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write (must be new or empty)")
     from dcc_capacity.orchestrate.configmap import add_options
 
@@ -108,8 +114,13 @@ def run(args: argparse.Namespace) -> int:
     cfg, src = resolve_args(args)
     if args.test not in TESTS:
         raise InputError(f"unknown test {args.test!r} (one of {', '.join(TESTS)})", key="--test")
-    if args.host is not None and not args.host.startswith(("http://", "https://")):
-        raise InputError(f"must be an http(s) URL (got {args.host!r})", key="--host")
+    cp_mode = args.sp == "CP" and args.test != "negative"  # CP mode: migration files over SFTP (load/users/cp.py)
+    if args.host is not None and not args.host.startswith(("sftp://",) if cp_mode else ("http://", "https://")):
+        raise InputError(f"must be an {'sftp' if cp_mode else 'http(s)'} URL (got {args.host!r})", key="--host")
+    if args.cp_batch < 1:
+        raise InputError(f"must be >= 1 (got {args.cp_batch})", key="--cp-batch")
+    if args.sftp_known_hosts is not None and not args.sftp_known_hosts.is_file():
+        raise InputError("no such file", file=args.sftp_known_hosts, key="--sftp-known-hosts")
     spec = TestSpec(test=args.test, profile=_profile(args.profile), sp=args.sp, s1sp=args.s1sp, slot=args.slot,
                     rate=args.rate, duration_s=parse_duration(args.duration), normal=args.normal,
                     step_fraction=args.step, step_s=parse_duration(args.step_duration, "--step-duration"),
@@ -124,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
     if args.tolerance < 0:
         raise InputError(f"must be >= 0 (got {args.tolerance})", key="--tolerance")
     opts = RunOptions(spec=spec, out=args.out, host=args.host, workers=args.workers, web=args.web,
-                      web_port=args.web_port, web_linger_s=args.web_linger, baseline=args.baseline, nfr=args.nfr,
+                      web_port=args.web_port, web_linger_s=args.web_linger, baseline=args.baseline,
+                      nfr=args.nfr if args.nfr is not None or not cp_mode else cp_nfr_path(),
                       seed=args.seed,
                       fleet_size=args.fleet_size, emulator_tps=args.emulator_tps, device_latency=args.device_latency,
                       retries=args.retries,
@@ -135,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
                       max_in_flight=args.max_in_flight, max_parked=args.max_parked_journeys,
                       max_send_lag_ms=args.max_send_lag)
     m = map_config(cfg, src, args, args.out)
-    opts.extra_locust_args += m.locust_args
+    opts.extra_locust_args += m.locust_args + (["--cp-batch", str(args.cp_batch)] if cp_mode else []) + (
+        ["--sftp-known-hosts", str(args.sftp_known_hosts.resolve())] if cp_mode and args.sftp_known_hosts else [])
     opts.confirm_non_loopback, opts.max_rate, opts.max_duration_s = m.confirmed, m.max_rate, m.max_duration_s
     opts.callback_host, opts.callback_port = m.callback_host, m.callback_port
     opts.callback_url = m.emulator_callback_url

@@ -277,7 +277,7 @@ class EmulatorApp:
             callback_backlog=self.sender.backlog, callbacks_dropped=self.sender.dropped,
             outage=int(self.pool.in_outage), capacity_tps=self.cfg.capacity.tps, workers=self.pool.workers,
             queue_limit=self.pool.queue_limit, throttle_shares=self.fair.shares() if self.fair else {},
-            sftp_port=self.cp.port if self.cp else None)
+            sftp_port=self.cp.port if self.cp else None, **({"cp": dict(self.cp.counts)} if self.cp else {}))
 
     # -- the request path ------------------------------------------------------------------
     def _error(self, r: Rejected) -> bytes:

@@ -16,6 +16,7 @@ from typing import Any
 
 from dcc_capacity.load.controlled_shape import ControlledShape
 from dcc_capacity.load.shapes import CatchupShape, LoadShape, RateShape, SoakShape, SpikeShape, StressShape
+from dcc_capacity.model.cpmigration import cp_rates
 from dcc_capacity.model.volume import SLOTS, VolumePlan
 from dcc_capacity.spec.resolve import TestSpec, class_rates, drop, parse_duration, resolve, scaled, spec_from_options
 from dcc_capacity.spec.safety import cap_rates
@@ -69,6 +70,8 @@ def build_shape(spec: TestSpec) -> Built:
                             max_p95_ms=spec.max_p95_ms, duration_s=d)
     elif spec.test == "soak":
         slot_rates = {s: class_rates(plan, spec.sp, s, spec.secmp0192_share, spec.s1sp) for s in SLOTS}
+        if spec.sp == "CP":  # CP mode: installations/s of the file-driving class (model/cpmigration.py)
+            slot_rates = {s: cp_rates(plan, r) for s, r in slot_rates.items()}
         peak = max(sum(r.values()) for r in slot_rates.values())
         f = (spec.rate / peak) if (spec.rate is not None and peak > 0) else 1.0
         shape = SoakShape(slot_rates={s: drop(scaled(r, f), spec.exclude) for s, r in slot_rates.items()},

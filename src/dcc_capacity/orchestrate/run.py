@@ -32,6 +32,7 @@ from dcc_capacity import __version__
 from dcc_capacity.config.redact import redact_argv
 from dcc_capacity.errors import InputError, RunError
 from dcc_capacity.model.provenance import plan_provenance
+from dcc_capacity.orchestrate import cpmode
 from dcc_capacity.orchestrate.checks import check_run_numbers
 from dcc_capacity.orchestrate.finish import rates_from_records
 from dcc_capacity.orchestrate.resilience import WorkerWatch, die_with_parent, lost_workers_failure, write_run_json_early
@@ -190,8 +191,8 @@ def _emulator_config(opts: RunOptions, r: Resolved, callback_url: str, registry:
     # Concurrent senders (greenlets, workers) signing as one Service User reach the SUT slightly out of counter
     # order (a greenlet that signed first may send later); counters are µs << 10 | slot: accept 2 s of reordering.
     cfg["counter_window_s"] = 2.0
-    if spec.sp == "CP":
-        cfg["sp"] = "DSP"  # the CP's DUIS side: migration journeys; the SFTP files are the CP test's own
+    if cpmode.active(spec.sp, spec.test):  # CP mode: the emulator plays the CP, migration files over SFTP
+        cfg.update(cpmode.emulator_settings(opts.out / "logs" / "cp"))
     if spec.test == "stress":
         cfg["capacity"]["queue_limit"] = max(10, int(tps * 0.2))  # a short queue: overload shows as E48 quickly
     if spec.test == "noisy-neighbour" and opts.emulator_tps is None:
@@ -374,7 +375,8 @@ def run_test(opts: RunOptions) -> int:
                        f"{cfg['capacity']['device_latency']['preset']})")
         assert host is not None
         collector = _start_telemetry(opts, host if emulator is not None else None)
-        base = _locust_args(opts, host, out)
+        base = _locust_args(opts, cpmode.locust_host(emulator.info) if emulator is not None and cpmode.active(
+            spec.sp, spec.test) else host, out)
         if opts.workers:  # the relay terminates the callback TLS; the workers listen on 127.0.0.1, plain HTTP
             base = without_callback_tls(base)
         linger = str(max(0, int(round(opts.web_linger_s))))

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dcc_capacity.config.validation import validate
 from dcc_capacity.config.yamlsource import YamlSource, load_yaml
 from dcc_capacity.errors import InputError
+from dcc_capacity.model.cpmigration import cp_nfr_path
 from dcc_capacity.model.nfr import NfrCatalogue, TestDef, default_nfr_path, load_catalogue
 
 __all__ = ["PhasePlan", "PlanTest", "LoadedPlan", "load_plan_file", "run_argv", "FORBIDDEN_RUN_OPTIONS"]
@@ -239,7 +240,9 @@ def load_plan_file(path: str | Path, base: Path | None = None) -> LoadedPlan:
     prof = load_profile(profile)  # its own errors name the profile file
     if prof.capability != plan.capability:
         raise src.error("capability", f"{plan.capability} but the profile {profile.name} is for {prof.capability}")
-    nfr_path = _resolve(base, plan.nfr, "nfr", src, "nfr") if plan.nfr else default_nfr_path()
+    # No `nfr`: the shipped catalogue; a CP phase's is the CP's own (its migration NFRs, docs/running.md "CP mode")
+    nfr_path = (_resolve(base, plan.nfr, "nfr", src, "nfr") if plan.nfr
+                else cp_nfr_path() if plan.sp == "CP" else default_nfr_path())
     catalogue = _merged_catalogue(plan, load_catalogue(nfr_path), src)
 
     parser = _run_parser()

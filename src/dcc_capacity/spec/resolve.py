@@ -12,6 +12,7 @@ from typing import Any
 
 from dcc_capacity.errors import InputError
 from dcc_capacity.load.users.rows import ROW_CLASSES
+from dcc_capacity.model.cpmigration import cp_rates
 from dcc_capacity.model.srvmix import SrvMix, derive_mix
 from dcc_capacity.model.volume import SLOTS, SPS, VolumePlan, load_plan
 
@@ -239,6 +240,8 @@ def resolve(spec: TestSpec) -> Resolved:
         return Resolved(plan, slot, {"NegativeCases": spec.rate or NEGATIVE_RATE}, 0.0, mix)
     check_sendable(mix, spec.profile)
     rates = class_rates(plan, spec.sp, slot, spec.secmp0192_share, spec.s1sp)
+    if spec.sp == "CP":  # CP mode: migration files at installations/s, not DUIS journeys (model/cpmigration.py)
+        rates = cp_rates(plan, rates)
     alerts = plan.row_rates(spec.sp, slot, spec.s1sp).get("alerts", 0.0)
     total = sum(rates.values())
     factor = 1.0

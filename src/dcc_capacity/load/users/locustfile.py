@@ -36,6 +36,7 @@ from dcc_capacity.load.users.classes import (
     S2IcPrepay,
     Secmp0192Schedules,
 )
+from dcc_capacity.load.users.cp import CpMigrationFiles
 from dcc_capacity.load.users.kit import get_kit
 from dcc_capacity.load.users.rows import ROW_CLASSES
 from dcc_capacity.model.nfr import load_nfrs
@@ -43,7 +44,8 @@ from dcc_capacity.spec.safety import refuse_unconfirmed_host
 from dcc_capacity.testtypes.negative.users import NegativeCases
 from dcc_capacity.webui.guard import install_start_guard
 
-__all__ = ["Bau", "DccShape", "MeterReads", "NegativeCases", "NoisyNeighbour", "S1MigrationCredit", "S1MigrationPrepay",
+__all__ = ["Bau", "CpMigrationFiles", "DccShape", "MeterReads", "NegativeCases", "NoisyNeighbour", "S1MigrationCredit",
+           "S1MigrationPrepay",
            "S2IcCredit", "S2IcPrepay", "Secmp0192Schedules"]
 
 

@@ -34,7 +34,7 @@ import pandas as pd
 from dcc_capacity.model.cpmigration import CP_CLASS, CP_NFRS
 from dcc_capacity.report.required import SHORTFALL_TOLERANCE
 
-__all__ = ["apply", "extrapolation", "out_of_scope", "load_devices", "required_row", "section"]
+__all__ = ["apply", "extrapolation", "out_of_scope", "planned_per_s", "load_devices", "required_row", "section"]
 
 DAY_S = 86_400.0
 _MIGRATION_ROWS = ("s1_migration_credit", "s1_migration_prepay")

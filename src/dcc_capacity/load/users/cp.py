@@ -118,7 +118,7 @@ class CpMigrationFiles(OpenModelUser):
         opts = environment.parsed_options
         self.kit: Kit = get_kit(opts)
         self.batch = max(1, int(getattr(opts, "cp_batch", DEFAULT_BATCH) or DEFAULT_BATCH))
-        self.srvs_per_arrival = float(self.batch)  # type: ignore[misc] - arrivals/s = installations/s / batch
+        self.srvs_per_arrival = float(self.batch)  # type: ignore[misc]  # arrivals/s = installations/s / batch
         self._seq = itertools.count(1)
         self._eui = itertools.count(1)
         slot = getattr(getattr(self.kit.factory, "allocator", None), "slot", 0) or 0

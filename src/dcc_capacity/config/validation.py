@@ -27,7 +27,8 @@ Hint = Callable[[str, str, Any], "str | None"]
 _TYPE_NAMES = {"float_type": "a number", "int_type": "an integer", "string_type": "text", "list_type": "a list",
                "model_type": "a mapping", "dict_type": "a mapping", "date_type": "a date (YYYY-MM-DD)",
                "date_from_datetime_parsing": "a date (YYYY-MM-DD)", "date_parsing": "a date (YYYY-MM-DD)",
-               "bool_type": "true or false"}
+               "bool_type": "true or false", "bool_parsing": "true or false", "float_parsing": "a number",
+               "int_parsing": "an integer", "int_from_float": "an integer"}
 
 
 def validate(model: type[M], src: YamlSource, *, hint: Hint | None = None) -> M:

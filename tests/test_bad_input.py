@@ -99,6 +99,13 @@ CASES: list[tuple[str, Callable[[Work], list[str]], str]] = [
     ("profile-schema-version", lambda w: ["plan", w.profile("schema_version: 1", "schema_version: 9")],
      "schema_version: unsupported schema version 9"),
     ("profile-unknown-key", lambda w: ["plan", w.file("p.yaml", FOC + "\nbogus_key: 1\n")], "bogus_key: unknown key"),
+    # a misspelt key (nite: for night:) leads with the typo and what was meant, not with the missing key it causes
+    ("profile-typo-missing", lambda w: ["plan", w.file("p.yaml", FOC.replace("reads: {night:", "reads: {nite:"))],
+     "p.yaml:21: current.srvs_per_day.meter_reads.nite: unknown key; did you mean 'night'? (and 1 more problem)"),
+    ("profile-typo-block", lambda w: ["plan", w.file("p.yaml", FOC.replace(
+        "    meter_reads: {night: 3_251_613, day: 0, evening: 0}",
+        "    meter_reads:\n      day: 0\n      evening: 0\n      nite: 3_251_613"))],
+     "p.yaml:24: current.srvs_per_day.meter_reads.nite: unknown key; did you mean 'night'?"),
     ("profile-via-run", _run("--profile", "nope.yaml"), "nope.yaml: --profile: no such file"),
     # --- plan options -------------------------------------------------------------------------
     ("plan-format", lambda w: ["plan", "foc", "--format", "xml"], "argument --format: invalid choice: 'xml'"),

@@ -42,6 +42,7 @@ from dcc_capacity.duis.dsig import (
     key_info,
 )
 from dcc_capacity.duis.xmlsafe import XmlError, parse_hardened
+from dcc_capacity.errors import ProtocolError
 
 __all__ = [
     "RESPONSE_SCHEMA_VERSION",
@@ -251,7 +252,7 @@ def build_dcc_alert(*, signer: ResponseSigner | None, response_id: str, dcc_aler
 # --- parsing ------------------------------------------------------------------------------
 
 
-class ResponseParseError(ValueError):
+class ResponseParseError(ProtocolError):
     """The bytes are not a DUIS response this suite can read."""
 
 

@@ -45,6 +45,7 @@ from dcc_capacity.duis.dsig import (
 )
 from dcc_capacity.duis.truststore import Signer, TrustStore, cert_eui, normalise_dn
 from dcc_capacity.duis.xmlsafe import XmlError, parse_hardened
+from dcc_capacity.errors import ProtocolError
 
 __all__ = [
     "C14N_EXC",
@@ -68,7 +69,7 @@ _DS = "{" + NS_DS + "}"
 _EC_NS = "{" + C14N_EXC + "}InclusiveNamespaces"
 
 
-class SignatureError(ValueError):
+class SignatureError(ProtocolError):
     """The enveloped signature is missing, malformed or does not verify."""
 
 

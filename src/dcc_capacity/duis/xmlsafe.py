@@ -12,10 +12,12 @@ import threading
 
 from lxml import etree
 
+from dcc_capacity.errors import ProtocolError
+
 __all__ = ["XmlError", "parse_hardened"]
 
 
-class XmlError(ValueError):
+class XmlError(ProtocolError):
     """The bytes are not a well-formed, DTD-free XML document."""
 
 

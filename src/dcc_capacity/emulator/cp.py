@@ -26,6 +26,7 @@ import asyncssh
 
 from dcc_capacity.emulator.config import CPConfig
 from dcc_capacity.emulator.faults import Faults
+from dcc_capacity.errors import ProtocolError
 
 __all__ = ["CPServer", "MCF_COLUMNS", "S1CF_COLUMNS", "COF_COLUMNS", "process_migration"]
 
@@ -42,7 +43,7 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 1_000_000
 
 
-class FileRejected(ValueError):
+class FileRejected(ProtocolError):
     """A migration file the CP cannot accept; the message lists the problems."""
 
 

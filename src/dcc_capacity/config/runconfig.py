@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dcc_capacity.config.redact import is_secret_key
 from dcc_capacity.config.source import load_source
+from dcc_capacity.config.tls import EnvName
 from dcc_capacity.config.validation import validate
 from dcc_capacity.config.yamlsource import YamlSource
 from dcc_capacity.errors import InputError
@@ -33,19 +34,8 @@ from dcc_capacity.telemetry.config import TelemetryConfig
 
 __all__ = ["RunConfig", "load_run_config"]
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EUI = re.compile(r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){7}$")
 _ROLES = ("IS", "ES", "GS", "ED", "GT", "OU", "RSA")
-
-
-def _env_name(v: str | None) -> str | None:
-    if v is not None and not _ENV_NAME.match(v):
-        raise ValueError("must be the NAME of an environment variable (e.g. DCC_TLS_PASSWORD), not a password")
-    return v
-
-
-EnvName = Annotated[str | None, AfterValidator(_env_name)]
-"""The name of an environment variable holding a secret (checked to be a name, so a pasted password fails)."""
 
 
 class _M(BaseModel):

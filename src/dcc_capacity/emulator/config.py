@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dcc_capacity.config.source import load_source, sub_source
+from dcc_capacity.config.tls import ClientTlsSettings, ServerTlsSettings
 from dcc_capacity.config.validation import validate
 from dcc_capacity.config.yamlsource import YamlSource
 from dcc_capacity.emulator.latency import LATENCY_CLASSES, DeviceLatencyConfig, known_classes
@@ -220,24 +221,10 @@ class CPConfig(_Model):
     password: str = "cp"
 
 
-class TlsConfig(_Model):
-    """HTTPS for the emulator's own endpoints; with ``client_ca``, every client must present a certificate."""
-
-    cert: str | None = None
-    key: str | None = None
-    client_ca: str | None = None
-    key_password_env: str | None = None
-    """Environment variable holding the key's password (never the password itself)."""
-
-
-class CallbackTlsConfig(_Model):
-    """How the emulator calls back over https: its client certificate and the CA it trusts."""
-
-    client_cert: str | None = None
-    client_key: str | None = None
-    ca: str | None = None
-    verify: bool = True
-    key_password_env: str | None = None
+TlsConfig = ServerTlsSettings
+"""The emulator's own HTTPS (``tls``): the suite's one server TLS model (config/tls.py)."""
+CallbackTlsConfig = ClientTlsSettings
+"""How the emulator calls back over https (``callback_tls``): the suite's one client TLS model (config/tls.py)."""
 
 
 class EmulatorConfig(_Model):

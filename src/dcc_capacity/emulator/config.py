@@ -19,6 +19,7 @@ from dcc_capacity.config.tls import ClientTlsSettings, ServerTlsSettings
 from dcc_capacity.config.validation import validate
 from dcc_capacity.config.yamlsource import YamlSource
 from dcc_capacity.emulator.latency import LATENCY_CLASSES, DeviceLatencyConfig, known_classes
+from dcc_capacity.errors import InputError
 
 __all__ = [
     "AlertsConfig",
@@ -32,6 +33,7 @@ __all__ = [
     "ThrottleConfig",
     "TlsConfig",
     "UserConfig",
+    "check_section",
     "load_config",
     "merge_settings",
 ]
@@ -329,6 +331,16 @@ def merge_settings(base: dict, over: dict) -> dict:
     for k, v in over.items():
         out[k] = merge_settings(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+def check_section(src: YamlSource, section: str = "emulator") -> EmulatorConfig:
+    """A run configuration's emulator section (``src``: its data and lines, see ``config.source.sub_source``),
+    validated as an emulator config file is; errors name the key with the section (``emulator.capacity.tps``)."""
+    try:
+        return validate(EmulatorConfig, src)
+    except InputError as exc:
+        key = f"{section}.{exc.key}" if exc.key else section
+        raise InputError(exc.detail, file=exc.file, key=key, line=exc.line) from None
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> EmulatorConfig:

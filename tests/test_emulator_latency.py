@@ -87,7 +87,7 @@ def test_old_device_delay_form_applies_to_both_generations_and_explicit_entries_
 
 @pytest.mark.parametrize("text,key,words", [
     ("capacity: {device_latency: {preset: slow}}", "capacity.device_latency.preset", "'dcc-test' or 'fast'"),
-    ("capacity: {device_latency: {smets3: {}}}", "capacity.device_latency.smets3", "unknown key; did you mean 'smets2'?"),
+    ("capacity: {device_latency: {smets3: {}}}", "capacity.device_latency.smets3", "did you mean 'smets2'?"),
     ("capacity: {device_latency: {smets1: {gold: {fixed_ms: 1}}}}", "capacity.device_latency.smets1", "'gold'"),
     ("capacity: {device_latency: {smets2: {device: {p50_ms: 900, p99_ms: 100}}}}",
      "capacity.device_latency.smets2.device", "below p50_ms"),

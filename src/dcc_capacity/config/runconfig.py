@@ -20,31 +20,22 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dcc_capacity.config.redact import is_secret_key
+from dcc_capacity.config.source import load_source
+from dcc_capacity.config.tls import EnvName
 from dcc_capacity.config.validation import validate
-from dcc_capacity.config.yamlsource import YamlSource, load_yaml
+from dcc_capacity.config.yamlsource import YamlSource
 from dcc_capacity.errors import InputError
 from dcc_capacity.telemetry.config import TelemetryConfig
 
 __all__ = ["RunConfig", "load_run_config"]
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EUI = re.compile(r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){7}$")
 _ROLES = ("IS", "ES", "GS", "ED", "GT", "OU", "RSA")
-
-
-def _env_name(v: str | None) -> str | None:
-    if v is not None and not _ENV_NAME.match(v):
-        raise ValueError("must be the NAME of an environment variable (e.g. DCC_TLS_PASSWORD), not a password")
-    return v
-
-
-EnvName = Annotated[str | None, AfterValidator(_env_name)]
-"""The name of an environment variable holding a secret (checked to be a name, so a pasted password fails)."""
 
 
 class _M(BaseModel):
@@ -186,7 +177,7 @@ PATH_KEYS = ("tls.client_cert", "tls.client_key", "tls.pkcs12", "tls.ca_bundle",
 def load_run_config(path: str | Path) -> tuple[RunConfig, YamlSource]:
     """Read, check and validate a run configuration; relative paths resolved against the file's folder."""
     p = Path(path)
-    src = _read(p)
+    src = load_source(p, key="--config")
     if src.data is None:
         src = YamlSource(src.path, {}, src.lines, src.key_lines)
     if not isinstance(src.data, dict):
@@ -197,50 +188,6 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, YamlSource]:
     _check_files(cfg, src)
     _check_consistency(cfg, src)
     return cfg, src
-
-
-def _read(p: Path) -> YamlSource:
-    if p.suffix.lower() == ".toml":
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError("no such file", file=p, key="--config") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read: {exc}", file=p, key="--config") from None
-        try:
-            import tomllib  # Python 3.11+; on 3.10 use the YAML form
-        except ModuleNotFoundError:
-            raise InputError("TOML needs Python 3.11 or later; write the configuration as YAML", file=p) from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"TOML syntax error: {exc}", file=p) from None
-        lines = _toml_lines(text)
-        return YamlSource(p, data, lines, lines)
-    if p.suffix.lower() in (".yaml", ".yml"):
-        return load_yaml(p)
-    raise InputError("a run configuration is a .toml, .yaml or .yml file", file=p, key="--config")
-
-
-def _toml_lines(text: str) -> dict[str, int]:
-    """Dotted key -> line, from a plain scan (tomllib keeps no positions): good enough to point at a typo."""
-    out: dict[str, int] = {}
-    table = ""
-    arrays: dict[str, int] = {}
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if m := re.match(r"^\[\[\s*([\w.-]+)\s*\]\]$", line):
-            name = m.group(1)
-            arrays[name] = arrays.get(name, -1) + 1
-            table = f"{name}[{arrays[name]}]"
-            out.setdefault(name, n)
-            out[table] = n
-        elif m := re.match(r"^\[\s*([\w.-]+)\s*\]$", line):
-            table = m.group(1)
-            out[table] = n
-        elif m := re.match(r"^([\w-]+)\s*=", line):
-            out[f"{table}.{m.group(1)}" if table else m.group(1)] = n
-    return out
 
 
 def _refuse_inline_secrets(src: YamlSource, data: Any, prefix: str) -> None:

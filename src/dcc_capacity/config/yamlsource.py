@@ -72,7 +72,8 @@ def dotted(loc: tuple[Any, ...] | list[Any]) -> str:
 class YamlSource:
     """The constructed data of one YAML file plus where each key sits in it."""
 
-    path: Path
+    path: Path | None
+    """None: settings that come from no file (command-line options validated the same way)."""
     data: Any
     lines: dict[str, int] = field(default_factory=dict)
     """Dotted key -> 1-based line of the value (``"a.b"``, ``"a.list[2]"``)."""

@@ -33,6 +33,7 @@ import asyncssh
 
 from dcc_capacity.emulator.config import CPConfig
 from dcc_capacity.emulator.faults import Faults
+from dcc_capacity.errors import ProtocolError
 
 __all__ = ["ACK_COLUMNS", "AUDIT_COLUMNS", "COUNTS", "CPServer", "CR_COLUMNS", "MCF_COLUMNS", "S1CF_COLUMNS",
            "COF_COLUMNS", "acknowledge", "process_migration"]
@@ -55,7 +56,7 @@ COUNTS = ("commissioning_requests", "acknowledged_devices", "migrations", "devic
 MAX_ROWS = 1_000_000
 
 
-class FileRejected(ValueError):
+class FileRejected(ProtocolError):
     """A migration file the CP cannot accept; the message lists the problems."""
 
 

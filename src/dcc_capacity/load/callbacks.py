@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.event import AsyncResult
 
+from dcc_capacity.errors import RequestFailure
 from dcc_capacity.load.postserver import PostServer
 from dcc_capacity.load.response_check import BAD_SIGNATURE, BadResponseSignature, check_signature
 
@@ -81,15 +82,15 @@ def censored_ms(timeout_ms: float) -> float:
     return value
 
 
-class LateResponse(Exception):
+class LateResponse(RequestFailure):
     """The async response came, but after the listener's ``late_after_s``."""
 
 
-class MissingResponse(Exception):
+class MissingResponse(RequestFailure):
     """No async response within ``missing_after_s``."""
 
 
-class UnknownRequestId(Exception):
+class UnknownRequestId(RequestFailure):
     """A response for a RequestID this process never sent (or long forgot)."""
 
 

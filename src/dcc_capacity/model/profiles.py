@@ -399,4 +399,4 @@ def parse_profile(src: YamlSource) -> Profile:
                 raise src.error(f"sources.{key}", "names no key of this profile (sources may be keyed by the "
                                                   "dotted key of the figure they support, e.g. "
                                                   "predicted.per_day.s2_installs)")
-    return Profile(src.path, model, src)
+    return Profile(src.path or Path("<profile>"), model, src)  # an in-memory source has no file

@@ -169,7 +169,9 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
     m = Mapped(confirmed=bool(getattr(args, "yes", False)))
     if cfg is None:
         return m
+    from dcc_capacity.config.source import sub_source
     from dcc_capacity.duis.signingkeys import SigningKey, load_credentials, signing_keys_json
+    from dcc_capacity.emulator.config import check_section
     from dcc_capacity.spec.resolve import parse_duration
 
     file = str(src.path)
@@ -192,6 +194,7 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
     m.locust_args = locust_args_for(cfg, keys_file)
     if host is None:
         m.emulator = copy.deepcopy(cfg.emulator)  # a rehearsal: the file's own emulator settings (its TLS ...)
+        check_section(sub_source(src, "emulator", m.emulator))  # its mistakes as one line, before anything starts
     if creds and host is None:
         # The embedded emulator must trust the user's own certificates (and know their roles).
         trust = []

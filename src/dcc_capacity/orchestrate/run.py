@@ -208,9 +208,9 @@ def _emulator_config(opts: RunOptions, r: Resolved, callback_url: str, registry:
         cfg["capacity"]["tps"] = max(10.0, 3.0 * base)
         cfg["capacity"]["queue_limit"] = max(5000, int(2 * base * (spec.outage_s or spec.duration_s / 6)))
     if opts.emulator_config:
-        from dcc_capacity.emulator.config import _merge
+        from dcc_capacity.emulator.config import merge_settings
 
-        cfg = _merge(cfg, opts.emulator_config)
+        cfg = merge_settings(cfg, opts.emulator_config)
     _set_device_latency(cfg, opts.device_latency)
     return cfg
 

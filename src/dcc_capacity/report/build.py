@@ -146,7 +146,7 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
     """
     started = time.monotonic()
     folder = load_run(run_dir)
-    base = load_baseline(baseline_dir) if baseline_dir is not None else None
+    base = load_baseline(baseline_dir, summarise_folder) if baseline_dir is not None else None
     cp = cp_report.apply(folder)  # CP mode: its section, and its NFRs as external results (before the verdicts)
     metrics, trace, duration = _analyse(folder, progress, batch_rows)
     stress = stress_steps(folder, metrics)

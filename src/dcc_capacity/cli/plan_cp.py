@@ -7,7 +7,7 @@ sends per slot: Table A7's CP row over each migration journey's length.
 
 from __future__ import annotations
 
-from dcc_capacity.cli.plan import _grid, _per_day, _per_second
+from dcc_capacity.cli.textgrid import grid, per_day, per_second
 from dcc_capacity.model.cpmigration import DEFAULT_BATCH, installations_per_s
 from dcc_capacity.model.volume import SLOT_HOURS, SLOT_HOURS_LABEL, SLOTS, VolumePlan
 from dcc_capacity.spec.resolve import class_rates
@@ -23,10 +23,10 @@ def render_cp_table(plan: VolumePlan, batch: int = DEFAULT_BATCH) -> str:
         per_s = installations_per_s(plan, class_rates(plan, "CP", slot))
         in_slot = p.s1_migrations_per_day * p.slot_split("s1_migration")[slot]
         rows.append((f"{SLOT_HOURS_LABEL[slot]} {slot}", [
-            _per_day(in_slot), _per_second(per_s),
-            _per_day(per_s * 86_400), f"{per_s * 3600 / batch:,.1f}", f"{SLOT_HOURS[slot]:g}"]))
+            per_day(in_slot), per_second(per_s),
+            per_day(per_s * 86_400), f"{per_s * 3600 / batch:,.1f}", f"{SLOT_HOURS[slot]:g}"]))
     title = (f"CP mode (run --sp CP): SMETS1 installations migrated - profile predicted.per_day.s1_migrations "
              f"{p.s1_migrations_per_day:,.0f} a day; test rate = Table A7 CP row / each migration journey's length")
-    return "\n".join(_grid(title, "slot", rows, [
+    return "\n".join(grid(title, "slot", rows, [
         ("installations", "in the slot"), ("test rate", "installations/s"), ("a day at it", "installations/day"),
         (f"migrations of {batch}", "per hour"), ("slot", "hours")]))

@@ -139,8 +139,8 @@ def test_plain_locust_runs_the_volume_model_against_the_emulator(tmp_path):
     with start_emulator({"port": 0, "callback_url": f"http://127.0.0.1:{port}/", "counter_window_s": 2.0,
                          "devices": {"registry": str(registry)}}, mode="subprocess") as emu:
         p = subprocess.run([sys.executable, "-m", "locust", "-f", "locustfiles/dcc.py", "--headless", "--host",
-                            emu.url, "--callback-port", str(port), "--volume-profile", "volume_profiles/foc.yaml",
-                            "--sp", "DSP", "--slot", "night", "--dcc-test", "load", "--dcc-rate", "20",
+                            emu.url, "--callback-port", str(port), "--dcc-profile", "volume_profiles/foc.yaml",
+                            "--dcc-sp", "DSP", "--dcc-slot", "night", "--dcc-test", "load", "--dcc-rate", "20",
                             "--dcc-duration", "3s", "--run-dir", str(tmp_path / "records"), "--only-summary"],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
     assert p.returncode == 0, p.stderr[-2000:]

@@ -57,7 +57,7 @@ METRICS = ("ack_ms", "trt_ms", "error_rate", "throttle_rate", "missing_rate", "f
 """What an NFR can measure; rates are shares of *finished* requests (all but ``pending``)."""
 SCOPE_DIMS = {"srv": "srv", "user_class": "class", "srv_class": "srv_class", "slot": "slot", "host": "host"}
 """NFR key -> the report's grouping dimension."""
-TEST_TYPES = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "baseline")
+TEST_TYPES = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "scale", "baseline")
 DEFAULT_ISSUE_THRESHOLDS = {1: 0, 2: 0, 3: 5, 4: 10}
 
 
@@ -158,7 +158,7 @@ class TestDef(BaseModel):
 
     id: str = Field(min_length=1)
     name: str = ""
-    type: Literal["load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "baseline"]
+    type: Literal["load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "scale", "baseline"]
     nfr_ids: tuple[str, ...] = ()
 
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dcc_capacity.config.validation import validate
 from dcc_capacity.config.yamlsource import YamlSource, load_yaml
 from dcc_capacity.errors import InputError
+from dcc_capacity.model.nfr import TEST_TYPES as _TYPES
 from dcc_capacity.model.nfr import NfrCatalogue, TestDef, default_nfr_path, load_catalogue
 
 __all__ = ["PhasePlan", "PlanTest", "LoadedPlan", "load_plan_file", "run_argv", "FORBIDDEN_RUN_OPTIONS"]
@@ -215,7 +216,6 @@ def _merged_catalogue(plan: PhasePlan, catalogue: NfrCatalogue, src: YamlSource)
                         issue_thresholds_source=catalogue.issue_thresholds_source)
 
 
-_TYPES = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "baseline")
 
 
 def load_plan_file(path: str | Path, base: Path | None = None) -> LoadedPlan:

@@ -132,7 +132,8 @@ def test_plain_locust_runs_the_volume_model_against_the_emulator(tmp_path):
     from dcc_capacity.load.users.kit import get_kit, reset_kit, write_device_registry
 
     reset_kit()  # the fleet the Locust process builds: the locustfile's seed, size and pools, the profile's shares
-    kit = get_kit(argparse.Namespace(volume_profile="volume_profiles/foc.yaml", sp="DSP", slot="night"))
+    kit = get_kit(argparse.Namespace(dcc_test="load", dcc_profile="volume_profiles/foc.yaml", dcc_sp="DSP",
+                                     dcc_slot="night"))
     reset_kit()
     registry = write_device_registry(kit.fleet, kit.pools, tmp_path / "devices.csv")
     port = free_port()

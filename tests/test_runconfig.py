@@ -204,7 +204,8 @@ def test_the_kit_signs_with_the_users_own_keys(tmp_path, monkeypatch):
     assert k.password.encode() not in keys.read_bytes() and b"PRIVATE" not in keys.read_bytes()
     kit.reset_kit()
     try:
-        built = kit.get_kit(argparse.Namespace(signing_keys=str(keys), fleet_size=1000, pool_size=8))
+        built = kit.get_kit(argparse.Namespace(signing_keys=str(keys), dcc_test="load", dcc_fleet_size=1000,
+                                               dcc_pool_size=8))
         assert list(built.factory.signers) == [OWN_EUI]
         req = built.factory.build("4.6.1", 0)
         assert req.originator == OWN_EUI

@@ -6,10 +6,12 @@ DSP's scaling "is therefore not subjected to this scalability test"). The seed s
 
 The shape steps the reference rate through ``--start-factor`` .. ``--max-factor`` by ``--step`` (``--step-duration``
 each), holds the top step for ``--hold`` (default one step), then steps back down through the same factors. The
-report compares each down-ramp step with the up-ramp step at the same rate: it *recovered* when the down step
-achieves at least (1 - tolerance) of the up step's SRV/s and its ack p95 is at most
-max((1 + tolerance) x the up step's, the up step's + 20 ms). The tolerance (``--recovery-tolerance``, 0.1) and the
-20 ms floor are project defaults, not SCTAD figures. The embedded emulator's default capacity puts the knee
+report measures each step over its last half (the first half lets the SUT settle) and compares each down-ramp
+step with the up-ramp step at the same rate: it *recovered* when the down step completes at least
+(1 - tolerance) x the share of its offered SRVs the up step completed, and its ack p95 is at most
+max((1 + tolerance) x the up step's, the up step's + 20 ms). The held top step crossed the knee when it broke
+the same rule against the last up step. The tolerance (``--recovery-tolerance``, 0.1), the 20 ms floor and the
+settling half are project defaults, not SCTAD figures. The embedded emulator's default capacity puts the knee
 inside the ramp (the mid factor's rate), so an unattended run crosses it.
 """
 
@@ -28,6 +30,9 @@ __all__ = ["RECOVERY_FLOOR_MS", "Scale", "ScaleSpec", "schedule"]
 RECOVERY_FLOOR_MS = 20.0
 """A down step's ack p95 may exceed its up step's by this much however small the tolerance (project default:
 the same margin as the catch-up's recovered level, so millisecond jitter is not a failure)."""
+SETTLE_FRACTION = 0.5
+"""Each step is measured over its last half: the first half is the SUT's time to settle at the new rate (project
+default; a scaling SUT adds capacity in that time, and a backlog from the step before drains)."""
 COLUMNS = ["intended_ts", "ack_ms", "outcome"]
 
 
@@ -131,7 +136,8 @@ def _windows(steps: list[dict[str, Any]], batches: Any, start_epoch: float) -> l
     """Per step, from the records: SRV attempts and OK SRVs (``srv_row``), ack p95 of the HTTP exchanges."""
     from dcc_capacity.report.quantiles import NBINS, bin_index, quantile_from_hist
 
-    edges = [(start_epoch + s["start_s"], start_epoch + s["end_s"]) for s in steps]
+    edges = [(start_epoch + s["start_s"] + SETTLE_FRACTION * (s["end_s"] - s["start_s"]), start_epoch + s["end_s"])
+             for s in steps]
     hist = np.zeros((len(steps), NBINS), dtype=np.int64)
     sent = np.zeros(len(steps), dtype=np.int64)
     ok = np.zeros(len(steps), dtype=np.int64)
@@ -150,10 +156,24 @@ def _windows(steps: list[dict[str, Any]], batches: Any, start_epoch: float) -> l
                 hist[i] += np.bincount(bin_index(ms[e]), minlength=NBINS)
     out = []
     for i, s in enumerate(steps):
-        span = max(s["end_s"] - s["start_s"], 1e-9)
+        span = max(edges[i][1] - edges[i][0], 1e-9)
         out.append({**s, "offered": sent[i] / span, "achieved": ok[i] / span,
+                    "completed": ok[i] / sent[i] if sent[i] else None,
                     "ack_p95_ms": quantile_from_hist(hist[i], 0.95) if hist[i].sum() else None})
     return out
+
+
+def _worse(d: dict[str, Any], u: dict[str, Any], tolerance: float, floor_ms: float) -> tuple[list[str], float | None]:
+    """Why step ``d`` is worse than step ``u`` (empty: it is not), and the ack p95 limit ``u`` sets."""
+    why = []
+    if u["completed"] is not None and (d["completed"] or 0.0) < (1 - tolerance) * u["completed"]:
+        why.append(f"completed {_pct(d['completed'])} of its SRVs < {_pct((1 - tolerance) * u['completed'])}")
+    limit = None
+    if u["ack_p95_ms"] is not None:
+        limit = max((1 + tolerance) * u["ack_p95_ms"], u["ack_p95_ms"] + floor_ms)
+        if d["ack_p95_ms"] is None or d["ack_p95_ms"] > limit:
+            why.append(f"ack p95 {_ms(d['ack_p95_ms'])} > {limit:.0f} ms")
+    return why, limit
 
 
 def compare_ramps(steps: list[dict[str, Any]], batches: Any, start_epoch: float, tolerance: float,
@@ -168,24 +188,23 @@ def compare_ramps(steps: list[dict[str, Any]], batches: Any, start_epoch: float,
         u = up.get(round(d["factor"], 9))
         if u is None:
             continue
-        why = []
-        if d["achieved"] < (1 - tolerance) * u["achieved"]:
-            why.append(f"throughput {d['achieved']:.1f}/s < {(1 - tolerance) * u['achieved']:.1f}/s")
-        limit = None
-        if u["ack_p95_ms"] is not None:
-            limit = max((1 + tolerance) * u["ack_p95_ms"], u["ack_p95_ms"] + floor_ms)
-            if d["ack_p95_ms"] is None or d["ack_p95_ms"] > limit:
-                why.append(f"ack p95 {_ms(d['ack_p95_ms'])} > {limit:.0f} ms")
+        why, limit = _worse(d, u, tolerance, floor_ms)
         pairs.append({"factor": d["factor"], "target_rate": d.get("target_rate", math.nan), "up": u, "down": d,
                       "p95_limit_ms": limit, "recovered": not why, "why": "; ".join(why)})
     top = next((s for s in measured if s["phase"] == "hold"), None)
+    last_up = next((s for s in reversed(measured) if s["phase"] == "up"), None)
+    knee = _worse(top, last_up, tolerance, floor_ms)[0] if top and last_up else []
     verdict = "no data" if not pairs else ("pass" if all(p["recovered"] for p in pairs) else "fail")
     worst = next((p for p in pairs if not p["recovered"]), None)
     return {"steps": measured, "pairs": pairs, "top": top, "tolerance": tolerance, "floor_ms": floor_ms,
-            "past_knee": bool(top and top["offered"] > 0 and top["achieved"] < (1 - tolerance) * top["offered"]),
+            "past_knee": bool(knee), "knee_signs": "; ".join(knee),
             "verdict": verdict, "worst": {"target_rate": worst["target_rate"], "why": worst["why"]} if worst else None}
 
 
 def _ms(v: float | None) -> str:
     return "–" if v is None else f"{v:.0f} ms"
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f} %"
 

@@ -61,8 +61,9 @@ def add_locust_options(parser: Any) -> None:
     for k in all_knobs().values():
         if not k.owned or k.locust is None:
             continue
-        if k.name == "test":
-            g.add_argument(k.locust, default="load", choices=NAMES, help="the test to run")
+        if k.name == "test":  # on the parser itself, so Locust's web UI offers the test types in its Start form
+            parser.add_argument(k.locust, default="load", choices=NAMES, include_in_web_ui=True,
+                                help="dcc-capacity: the test to run")
             continue
         g.add_argument(k.locust, dest=k.locust_dest, help=_help(k), **_arg_kwargs(k, k.text(k.default)))
 

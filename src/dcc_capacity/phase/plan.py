@@ -224,7 +224,7 @@ def load_plan_file(path: str | Path, base: Path | None = None) -> LoadedPlan:
     ``base``: the folder its relative paths are relative to (default: the plan's own), so a phase folder's
     copy of a plan resolves its profile as the original did.
     """
-    from dcc_capacity.cli.run import TESTS
+    from dcc_capacity.testtypes.registry import NAMES as TESTS
 
     src = load_yaml(path)
     if not isinstance(src.data, dict):

@@ -56,7 +56,8 @@ def validate_spec(data: dict[str, Any], where: str | None = None) -> SpecBase:
     """
     from pydantic import ValidationError
 
-    get(str(data.get("test", "load")))
+    data = {"test": "load", **data}
+    get(str(data["test"]))
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:

@@ -26,15 +26,16 @@ from dcc_capacity.duis.mix import BauMix
 from dcc_capacity.duis.pki import TestPKI
 from dcc_capacity.model.fleet import Fleet, Installation
 from dcc_capacity.model.volume import DEFAULT_JOURNEYS
+from dcc_capacity.spec.model import SpecBase
 
 if TYPE_CHECKING:
     from dcc_capacity.model.srvmix import SrvMix
 
 __all__ = ["Kit", "Pools", "fleet_pools", "get_kit", "write_device_registry"]
 
-DEFAULT_FLEET_SEED = 20240601
-DEFAULT_FLEET_SIZE = 1_000_000
-DEFAULT_POOL_SIZE = 1024
+DEFAULT_FLEET_SEED: int = SpecBase.model_fields["seed"].default
+DEFAULT_FLEET_SIZE: int = SpecBase.model_fields["fleet_size"].default
+DEFAULT_POOL_SIZE: int = SpecBase.model_fields["pool_size"].default
 POOL_CAP_FACTOR = 16
 """A pool keeps at most this many times ``pool_size`` installations (see :func:`fleet_pools`)."""
 _KIND_STEP = 0.41421356237309515

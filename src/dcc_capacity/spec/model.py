@@ -205,7 +205,7 @@ class SpecBase(BaseModel):
     duration_s: float = knob(60.0, "test duration, e.g. 30s, 5m (stress, scale: upper bound)", flag="--duration",
                              duration=True)
     normal: bool = knob(False, "the slot's average rate instead of its peak")
-    secmp0192_share: float = knob(0.02, "share of BAU sent as SECMP0192 5.1 schedules (project default 0.02)",
+    secmp0192_share: float = knob(0.02, "share of BAU sent as SECMP0192 5.1 schedules (a project default)",
                                   lo=0, hi=1)
     exclude: tuple[str, ...] = knob((), "user classes not sent, comma separated; 'smets1': the SMETS2-only "
                                         "baseline (the others keep their rates)", metavar="CLASSES")

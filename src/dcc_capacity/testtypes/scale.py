@@ -41,8 +41,8 @@ class ScaleSpec(StepKnobs, SpecBase):
     hold_s: float | None = knob(None, "scale: how long the top step is held (default: one --step-duration)",
                                 flag="--hold", duration=True, group="steps")
     recovery_tolerance: float = knob(0.1, "scale: how much worse (a fraction) a down-ramp step may be than the "
-                                          "up-ramp step at the same rate and still count as recovered (project "
-                                          "default 0.1)", lo=0, hi=1, group="steps")
+                                          "up-ramp step at the same rate and still count as recovered (a project "
+                                          "default)", lo=0, hi=1, group="steps")
 
 
 def schedule(spec: Any) -> list[dict[str, Any]]:

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from dcc_capacity.config.redact import is_secret_key
 from dcc_capacity.config.source import load_source
@@ -30,6 +30,7 @@ from dcc_capacity.config.tls import EnvName
 from dcc_capacity.config.validation import validate
 from dcc_capacity.config.yamlsource import YamlSource
 from dcc_capacity.errors import InputError
+from dcc_capacity.spec.surfaces import config_fields
 from dcc_capacity.telemetry.config import TelemetryConfig
 
 __all__ = ["RunConfig", "load_run_config"]
@@ -123,45 +124,26 @@ class Responses(_M):
     dcc_certs: list[str] = Field(default_factory=list)
 
 
-class Safety(_M):
+class _SafetyBase(_M):
     confirm_non_loopback: bool = False
-    max_rate: float | None = Field(default=None, gt=0)
-    max_duration: str | None = None
+    """A ``target.host`` that is not loopback may be loaded (``run --yes``)."""
 
 
-class RunKnobs(_M):
-    test: Literal["load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative"] | None = None
-    profile: str | None = None
-    sp: Literal["DSP", "S1SP", "DCO", "CP"] | None = None
-    slot: Literal["night", "day", "evening"] | None = None
-    duration: str | None = None
-    rate: float | None = Field(default=None, gt=0)
-    normal: bool | None = None
+class _RunBase(_M):
     nfr: str | None = None
+    """NFR file (``--nfr``)."""
     workers: int | None = Field(default=None, ge=0, le=64)
-    retries: int | None = Field(default=None, ge=0, le=10)
-    fleet_size: int | None = Field(default=None, ge=1)
-    trt_late: str | float | None = None
-    """An async response later than this is late (a duration, e.g. ``90s``)."""
-    trt_missing: str | float | None = None
-    """No async response after this: missing (a real gateway answering in minutes needs more than 120s)."""
-    drain: str | float | None = None
-    max_in_flight: int | None = Field(default=None, ge=1, le=1_000_000)
-    max_parked_journeys: int | None = Field(default=None, ge=0, le=10_000_000)
-    max_send_lag_ms: float | None = Field(default=None, gt=0)
+    """Locust workers on loopback (``--workers``)."""
 
 
-class RunConfig(_M):
+class _RunConfigBase(_M):
     """The whole file. Every section is optional: an empty file is a plain loopback run."""
 
-    seed: int | None = None
     target: Target = Field(default_factory=Target)
     callback: Callback = Field(default_factory=Callback)
     tls: Tls = Field(default_factory=Tls)
     signing: list[SigningUser] = Field(default_factory=list)
     responses: Responses = Field(default_factory=Responses)
-    safety: Safety = Field(default_factory=Safety)
-    run: RunKnobs = Field(default_factory=RunKnobs)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     """The SUT's resource telemetry: exporters scraped directly and/or Prometheus servers (dcc_capacity.telemetry)."""
     emulator: dict[str, Any] = Field(default_factory=dict)
@@ -169,12 +151,21 @@ class RunConfig(_M):
     a loopback rehearsal of the real setup, e.g. its server TLS (``[emulator.tls]``). Validated by the emulator."""
 
 
+# The run spec's keys (run.*, safety.max_rate / max_duration, seed) are generated from the spec model
+# (spec/surfaces.py), so a key, its bounds and its choices are declared once, beside its flag.
+Safety = create_model("Safety", __base__=_SafetyBase, **config_fields("safety"))
+RunKnobs = create_model("RunKnobs", __base__=_RunBase, **config_fields("run"))
+RunConfig = create_model("RunConfig", __base__=_RunConfigBase, **config_fields(""),
+                         safety=(Safety, Field(default_factory=Safety)),
+                         run=(RunKnobs, Field(default_factory=RunKnobs)))
+
+
 PATH_KEYS = ("tls.client_cert", "tls.client_key", "tls.pkcs12", "tls.ca_bundle", "tls.callback_cert",
              "tls.callback_key", "tls.callback_client_ca")
 """Dotted keys holding a file path (besides signing[*], responses.dcc_certs, run.profile, run.nfr)."""
 
 
-def load_run_config(path: str | Path) -> tuple[RunConfig, YamlSource]:
+def load_run_config(path: str | Path) -> tuple[Any, YamlSource]:
     """Read, check and validate a run configuration; relative paths resolved against the file's folder."""
     p = Path(path)
     src = load_source(p, key="--config")
@@ -266,7 +257,7 @@ def _resolve_emulator_paths(d: dict[str, Any], fix: Any) -> None:
             d[k] = [fix(x) for x in v]
 
 
-def _check_files(cfg: RunConfig, src: YamlSource) -> None:
+def _check_files(cfg: Any, src: YamlSource) -> None:
     def need(key: str, value: str | None) -> None:
         if value is not None and not Path(value).is_file():
             raise src.error(key, f"no such file: {value}")
@@ -287,7 +278,7 @@ def _check_files(cfg: RunConfig, src: YamlSource) -> None:
             need(f"telemetry.{kind}[{i}].ca_bundle", source.ca_bundle)
 
 
-def _check_consistency(cfg: RunConfig, src: YamlSource) -> None:
+def _check_consistency(cfg: Any, src: YamlSource) -> None:
     t = cfg.tls
     if t.pkcs12 and (t.client_cert or t.client_key):
         raise src.error("tls.pkcs12", "give either pkcs12 or client_cert + client_key, not both")

@@ -55,7 +55,10 @@ def on_init(environment: Environment, **_: Any) -> None:
             environment.runner, WorkerRunner):
         cat = load_catalogue(getattr(opts, "nfr", "") or None)
         nfrs = cat.nfrs
-        if getattr(opts, "dcc_test", "") == "negative":  # error answers are the point: judge the NEGATIVE test's NFRs
-            ids = {n for t in cat.tests if t.id == "NEGATIVE" for n in t.nfr_ids}
+        from dcc_capacity.testtypes.registry import TYPES
+
+        kind = TYPES.get(str(getattr(opts, "dcc_test", "")))
+        if kind is not None and kind.live_nfr_test:  # negative: error answers are the point; judge its own NFRs
+            ids = {n for t in cat.tests if t.id == kind.live_nfr_test for n in t.nfr_ids}
             nfrs = [n for n in cat.nfrs if n.id in ids] or nfrs
         Progress(environment, nfrs, interval=interval).install()

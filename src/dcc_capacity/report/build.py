@@ -214,7 +214,7 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
         "summary": doc, "stress": stress, "extrapolation": extra["extrapolation"], "issues": issues,
         "issue_rows": issue_rows, "criteria": criteria, "comparison": comparison, "charts": figures,
         "backlinks": backlinks, "verdict": verdict, "incomplete": folder.incomplete, "plan": folder.plan,
-        "scenarios": scen,
+        "scenarios": scen, "scenario_sections": scenarios.sections(),
         "risks": _risks(folder, trace, {**extra, "invalid_reasons": validity["invalid_reasons"]}, comparison)
         + scenarios.risks(scen) + resource_risks(res, str(folder.run.get("target", "")))
         + provenance_risks(folder.nfrs, folder.issue_thresholds_source, folder.plan, required),

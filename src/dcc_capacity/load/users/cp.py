@@ -40,8 +40,6 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from locust import events
-
 from dcc_capacity.load.openmodel import OpenModelUser, Step, StepResult
 from dcc_capacity.load.users.base import Journey
 from dcc_capacity.load.users.kit import Kit, get_kit
@@ -54,12 +52,6 @@ DEVICE_LOG_COLUMNS = ("migration_id", "attempt", "device_id", "device_type", "in
 """One row per device and attempt (0 first, 1 reprocessing) and stage (``PENDING`` before an awaited answer, then the
 outcome: the last row counts); times are epoch seconds as measured here (NaN: not reached)."""
 _MCF = ("migration_id", "device_id", "device_type", "mpxn", "smets_version")
-
-
-@events.init_command_line_parser.add_listener
-def _options(parser: Any, **_: Any) -> None:
-    parser.add_argument("--cp-batch", type=int, default=DEFAULT_BATCH,
-                        help="CP mode: SMETS1 installations per migration (one set of files).")
 
 
 def _csv(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> bytes:

@@ -4,7 +4,7 @@ Example (an emulator on :8080 posting callbacks to :9001)::
 
     dcc-capacity emulator --port 8080 --callback-url http://127.0.0.1:9001/ &
     locust -f locustfiles/dcc.py --headless --host http://127.0.0.1:8080 --callback-port 9001 \\
-        --volume-profile volume_profiles/foc.yaml --sp DSP --slot night --dcc-duration 30s --run-dir results/x
+        --dcc-profile volume_profiles/foc.yaml --dcc-sp DSP --dcc-slot night --dcc-duration 30s --run-dir results/x
 """
 
 from dcc_capacity.load.users.locustfile import *  # noqa: F403

@@ -17,8 +17,9 @@ from _duis_helpers import (
     strip_signature,
     validate_many,
 )
+from dcc_capacity.duis.factory import RequestFactory
 from dcc_capacity.duis.pki import Credential
-from dcc_capacity.duis.signing import RequestFactory, Signer, signed_info_c14n
+from dcc_capacity.duis.signing import Signer, signed_info_c14n
 from dcc_capacity.duis.structure import check_request
 from dcc_capacity.duis.templates import available_variants
 from dcc_capacity.errors import InputError

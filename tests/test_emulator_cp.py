@@ -109,3 +109,27 @@ def test_s1sp_not_ready_devices_fail():
                              Faults(FaultsConfig(), __import__("random").Random(1)))
     assert [(r["outcome"], r["reason"]) for r in rows] == [("FAILED", "S1SP_NOT_READY"),
                                                           ("FAILED", "MISSING_FROM_S1SP_FILE")]
+
+
+def test_commissioning_request_is_acknowledged_and_the_audit_file_checked(cp):
+    """SCTAD 3.4(b)'s other files: CR -> ACK per device; an audit file with an end before its start rejects."""
+    cr = ("migration_id,device_id,device_type\n" + "".join(f"M3,{d},ESME\n" for d in DEVICES[:3])).encode()
+    ack = asyncio.run(_sftp_round_trip(cp.info["sftp_port"], {"CR_M3.csv": cr}, "ACK_M3.csv"))
+    rows = list(csv.DictReader(io.StringIO(ack.decode())))
+    assert [r["device_id"] for r in rows] == DEVICES[:3] and {r["ack_status"] for r in rows} == {"ACCEPTED"}
+    assert rows[0]["acknowledged_at"].endswith("Z")
+    audit = ("migration_id,device_id,installation_start,installation_end\n"
+             + "".join(f"M4,{d},2026-01-01T10:00:00Z,2026-01-01T10:05:00Z\n" for d in DEVICES[:2])).encode()
+    out = asyncio.run(_sftp_round_trip(cp.info["sftp_port"], {"MCF_M4.csv": _mcf("M4", DEVICES[:2]),
+                                                              "AUDIT_M4.csv": audit,
+                                                              "S1CF_M4.csv": _s1cf("M4", DEVICES[:2])}, "COF_M4.csv"))
+    assert set(_outcomes(out)) == set(DEVICES[:2])
+    backwards = audit.replace(b"10:05:00Z", b"09:00:00Z").replace(b"M4,", b"M5,")
+    out = asyncio.run(_sftp_round_trip(cp.info["sftp_port"], {"MCF_M5.csv": _mcf("M5", DEVICES[:2]),
+                                                              "AUDIT_M5.csv": backwards,
+                                                              "S1CF_M5.csv": _s1cf("M5", DEVICES[:2])}, "ERR_M5.txt"))
+    assert b"installation_end is before installation_start" in out
+    counts = cp.metrics()["cp"]  # the CP's own view on /metrics
+    assert counts["commissioning_requests"] >= 1 and counts["acknowledged_devices"] >= 3
+    assert counts["migrations"] >= 1 and counts["rejected_files"] >= 1
+    assert counts["devices"] == counts["commissioned"] + counts["failed"] and counts["fallout"] <= counts["failed"]

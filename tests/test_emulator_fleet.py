@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from dcc_capacity.emulator.config import EmulatorConfig
-from dcc_capacity.emulator.gateway import DeviceRule
+from dcc_capacity.emulator.devices import DeviceRule
 from dcc_capacity.model.fleet import Fleet
 
 

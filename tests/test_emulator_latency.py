@@ -87,7 +87,7 @@ def test_old_device_delay_form_applies_to_both_generations_and_explicit_entries_
 
 @pytest.mark.parametrize("text,key,words", [
     ("capacity: {device_latency: {preset: slow}}", "capacity.device_latency.preset", "'dcc-test' or 'fast'"),
-    ("capacity: {device_latency: {smets3: {}}}", "capacity.device_latency.smets3", "Extra inputs"),
+    ("capacity: {device_latency: {smets3: {}}}", "capacity.device_latency.smets3", "did you mean 'smets2'?"),
     ("capacity: {device_latency: {smets1: {gold: {fixed_ms: 1}}}}", "capacity.device_latency.smets1", "'gold'"),
     ("capacity: {device_latency: {smets2: {device: {p50_ms: 900, p99_ms: 100}}}}",
      "capacity.device_latency.smets2.device", "below p50_ms"),
@@ -112,7 +112,7 @@ def test_cli_bad_latency_is_one_line_and_exit_2(run_cli, tmp_path):
     f.write_text("capacity:\n  device_latency:\n    smets1:\n      device: {p50_ms: 5000, p99_ms: 100}\n")
     r = run_cli("emulator", "--port", "0", "--config", str(f))
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    assert f"{f}: capacity.device_latency.smets1.device: " in r.stderr and "below p50_ms" in r.stderr
+    assert f"{f}:4: capacity.device_latency.smets1.device: " in r.stderr and "below p50_ms" in r.stderr
     r = run_cli("emulator", "--port", "0", "--device-latency", "slow")
     assert r.returncode == 2 and "--device-latency" in r.stderr
 

@@ -18,8 +18,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "dcc_capacity"
 NOT_EXPORTS = {"log", "logger"}
-NOT_YET = {"config/runconfig.py", "duis/factory.py", "duis/pki.py", "duis/responses.py", "duis/templates.py",
-           "duis/verify.py", "emulator/config.py", "emulator/cp.py", "emulator/latency.py", "emulator/server.py",
+NOT_YET = {"config/runconfig.py", "duis/factory.py", "duis/pki.py", "duis/templates.py",
+           "emulator/config.py", "emulator/cp.py", "emulator/latency.py", "emulator/server.py",
            "model/profiles.py", "model/srvmix.py", "phase/evidence.py", "phase/plan.py", "phase/report.py",
            "report/baseline.py", "report/required.py", "report/resources.py", "spec/resolve.py"}
 """Modules whose ``__all__`` still misses public names (issue 19's layout work moves them): strict xfail, so a

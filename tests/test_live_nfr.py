@@ -13,7 +13,7 @@ from locust.env import Environment
 from locust.event import Events
 
 from dcc_capacity.errors import InputError
-from dcc_capacity.load import runcontext
+from dcc_capacity.load import hooks
 from dcc_capacity.orchestrate.run import RunOptions, _check_inputs, _locust_args
 from dcc_capacity.spec.resolve import TestSpec as RunSpec
 
@@ -51,7 +51,7 @@ def test_live_line_judges_the_custom_thresholds(tmp_path, capsys):
     env = Environment(user_classes=[Idle], events=Events(),
                       parsed_options=argparse.Namespace(headless=True, progress_interval=0.05, nfr=str(nfr)))
     env.create_local_runner()
-    runcontext._on_init(env)  # what Locust's init event does in each process
+    hooks.on_init(env)  # what Locust's init event does in each process
     env.events.test_start.fire(environment=env)
     for i in range(100):  # ack p95 200 ms: over the custom 150 ms (the shipped default allows 3 s); no failures
         env.stats.log_request("ACK", "4.6.1 ack", 100 if i < 90 else 200, 10)

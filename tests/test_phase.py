@@ -300,12 +300,12 @@ def test_phase_report_in_chromium_links_both_ways_offline_and_prints(report, chr
 
 
 def test_run_default_test_ids_are_the_shipped_catalogues():
-    from dcc_capacity.cli.run import TESTS, _test_id
     from dcc_capacity.spec.resolve import default_test_id
+    from dcc_capacity.testtypes.registry import NAMES, validate_spec
 
     ids = {t.id: t.type for t in load_catalogue().tests}
-    for test in TESTS:
+    for test in NAMES:
         assert ids[default_test_id(test)] == test, test
-    assert _test_id("LOAD-NIGHT.2") == "LOAD-NIGHT.2"
+    assert validate_spec({"test_id": "LOAD-NIGHT.2"}).test_id == "LOAD-NIGHT.2"
     with pytest.raises(InputError, match="--test-id"):
-        _test_id("load night")
+        validate_spec({"test_id": "load night"})

@@ -15,6 +15,7 @@ from dcc_capacity.config.runconfig import load_run_config
 from dcc_capacity.duis.pki import load_credential, load_pkcs12
 from dcc_capacity.errors import InputError
 from dcc_capacity.orchestrate.configmap import locust_args_for, map_config, resolve_args
+from dcc_capacity.spec.surfaces import spec_from_args
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "real-env.toml"
@@ -60,14 +61,15 @@ def test_the_shipped_example_loads_validates_and_maps_with_real_keys(tmp_path, m
         "soak", "foc", "1h", 20.0, "https://dsp-test.example.net:8443")
     assert (args.trt_late, args.trt_missing, args.drain, args.max_in_flight) == ("60s", "300s", None, 1000)
     m = map_config(cfg, src, args, tmp_path / "out")
-    assert m.confirmed is False and m.max_rate == 60.0 and m.max_duration_s == 7200.0
+    spec = spec_from_args(args)  # the safety ceilings are spec fields, filled from safety.* like run.*
+    assert m.confirmed is False and spec.max_rate == 60.0 and spec.max_duration_s == 7200.0
     assert (m.callback_host, m.callback_port) == ("0.0.0.0", 9443)
     assert m.emulator_callback_url is None  # not loopback: only recorded, never given to an embedded emulator
     assert m.audit["callback"]["public_url"] == "https://loadgen.example.net:9443/"
     a = m.locust_args
     assert a[a.index("--tls-key-password-env") + 1] == "DCC_TLS_PASSWORD"
     assert a[a.index("--signing-keys") + 1] == str((tmp_path / "out" / "signing-keys.json").resolve())
-    assert a[a.index("--max-rate") + 1] == "60" and a[a.index("--max-duration") + 1] == "2h"
+    assert "--max-rate" not in a and "--dcc-max-rate" not in a  # they travel in spec.json, not as strings
     fps = {s["eui"]: s["cert_sha256"] for s in m.audit["signing"]}
     assert fps["90-B3-D5-1F-30-02-00-00"] == load_pkcs12(net.p12, net.password.encode()).fingerprint()
     everything = json.dumps(m.audit).encode() + b"".join(m.files.values()) + " ".join(a).encode()
@@ -202,7 +204,8 @@ def test_the_kit_signs_with_the_users_own_keys(tmp_path, monkeypatch):
     assert k.password.encode() not in keys.read_bytes() and b"PRIVATE" not in keys.read_bytes()
     kit.reset_kit()
     try:
-        built = kit.get_kit(argparse.Namespace(signing_keys=str(keys), fleet_size=1000, pool_size=8))
+        built = kit.get_kit(argparse.Namespace(signing_keys=str(keys), dcc_test="load", dcc_fleet_size=1000,
+                                               dcc_pool_size=8))
         assert list(built.factory.signers) == [OWN_EUI]
         req = built.factory.build("4.6.1", 0)
         assert req.originator == OWN_EUI

@@ -90,9 +90,9 @@ def test_rate_or_duration_above_the_configured_ceiling_exits_2(tmp_path, capsys)
 
 
 def test_the_shape_never_offers_more_than_max_rate_nor_runs_past_max_duration():
-    opts = argparse.Namespace(dcc_test="spike", volume_profile=str(ROOT / "volume_profiles/foc.yaml"), sp="DSP",
-                              dcc_rate=30.0, dcc_duration="60s", spike_factor=3.0, max_rate=45.0,
-                              max_duration="40s")
+    opts = argparse.Namespace(dcc_test="spike", dcc_profile=str(ROOT / "volume_profiles/foc.yaml"), dcc_sp="DSP",
+                              dcc_rate=30.0, dcc_duration="60s", dcc_spike_factor=3.0, dcc_max_rate=45.0,
+                              dcc_max_duration="40s")
     shape = DccShape()
     shape.options = opts
     totals = [shape.total_rate(t) for t in range(0, 60)]
@@ -132,7 +132,7 @@ def test_plain_headless_locust_refuses_an_unconfirmed_real_host_too(tmp_path):
         t0 = time.monotonic()
         p = subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles/dcc.py"), "--headless",
                             "--host", host, "--dcc-duration", "3s", "--run-dir", str(tmp_path / "run"),
-                            "--volume-profile", str(ROOT / "volume_profiles/foc.yaml")], capture_output=True,
+                            "--dcc-profile", str(ROOT / "volume_profiles/foc.yaml")], capture_output=True,
                            text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
         assert p.returncode == 2, p.stderr[-2000:]
         assert f"--host {host} is not a loopback address" in p.stderr and "--confirm-non-loopback" in p.stderr

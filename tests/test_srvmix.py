@@ -109,7 +109,8 @@ def test_a_journey_override_changes_the_mix_and_the_kit(tmp_path):
     assert set(mix.classes["S1MigrationCredit"].variants) == {"12.2", "4.6.1", "4.8.1"}
     reset_kit()
     try:
-        kit = get_kit(argparse.Namespace(volume_profile=path, sp="DSP", slot="day", fleet_size=50_000, pool_size=64))
+        kit = get_kit(argparse.Namespace(dcc_test="load", dcc_profile=path, dcc_sp="DSP", dcc_slot="day",
+                                         dcc_fleet_size=50_000, dcc_pool_size=64))
         assert kit.journeys["s1_migration_credit"] == ("12.2", "4.6.1", "4.8.1")
         assert kit.fleet.smets1_share == pytest.approx(74_000 / 12_074_000)
     finally:
@@ -223,7 +224,8 @@ def test_a_journey_override_changes_what_is_sent(tmp_path):
 
     reset_kit()
     try:
-        opts = argparse.Namespace(volume_profile=path, sp="DSP", slot="day", fleet_size=50_000, pool_size=32)
+        opts = argparse.Namespace(dcc_test="load", dcc_profile=path, dcc_sp="DSP", dcc_slot="day",
+                                  dcc_fleet_size=50_000, dcc_pool_size=32)
         kit = get_kit(opts)
         registry = write_device_registry(kit.fleet, kit.pools, tmp_path / "devices.csv")
         port = free_port()

@@ -118,7 +118,7 @@ def test_tampered_answers_match_the_emulators_count_and_a_client_without_certifi
         locustfile = ROOT / "src" / "dcc_capacity" / "load" / "users" / "locustfile.py"
         cmd = [sys.executable, "-m", "locust", "-f", str(locustfile),
                "--headless", "--host", emu.url, "--run-dir", str(run_dir), "--callback-port", str(cb_port),
-               "--volume-profile", str(data_dir("volume_profiles") / "foc.yaml"), "--dcc-rate", "40",
+               "--dcc-profile", str(data_dir("volume_profiles") / "foc.yaml"), "--dcc-rate", "40",
                "--dcc-duration", "5s", "--drain", "5", "--tls-client-cert", str(t["load"].cert),
                "--tls-client-key", str(t["load"].key), "--tls-key-password-env", "DCC_TEST_TLS_PW",
                "--tls-ca", str(t["ca"].ca), "--callback-tls-cert", str(t["listener"].cert),

@@ -313,9 +313,9 @@ def test_interactive_stress_spec_builds_a_controlled_shape_the_web_ui_can_steer(
     from dcc_capacity.spec.resolve import TestSpec, spec_from_options
 
     profile = str(ROOT / "volume_profiles" / "foc.yaml")
-    opts = SimpleNamespace(dcc_test="stress", volume_profile=profile, sp="DSP", slot="night", dcc_rate=40.0,
-                           dcc_duration="90s", stress_start=0.5, stress_step=0.25, step_duration="10s",
-                           stress_max=2.0, stress_max_error_rate=0.02, stress_max_p95_ms=0, dcc_interactive=True)
+    opts = SimpleNamespace(dcc_test="stress", dcc_profile=profile, dcc_sp="DSP", dcc_slot="night", dcc_rate=40.0,
+                           dcc_duration="90s", dcc_start_factor=0.5, dcc_step=0.25, dcc_step_duration="10s",
+                           dcc_max_factor=2.0, dcc_max_error_rate=0.02, dcc_max_p95_ms=0, dcc_interactive=True)
     spec = spec_from_options(opts)
     assert spec.interactive and spec.max_p95_ms is None
     shape = build_shape(spec).shape

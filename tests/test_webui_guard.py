@@ -37,8 +37,8 @@ def test_locust_web_ui_refuses_start_to_an_unconfirmed_real_host_and_spawns_noth
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     cmd = [PY, "-m", "locust", "-f", str(ROOT / "locustfiles" / "dcc.py"), "--host", "http://192.0.2.1:9",
            "--web-host", "127.0.0.1", "--web-port", str(port), "--run-dir", str(tmp_path / "run"),
-           "--volume-profile", str(ROOT / "volume_profiles" / "foc.yaml"), "--dcc-duration", "3s",
-           "--fleet-size", "5000", "--loglevel", "WARNING"]
+           "--dcc-profile", str(ROOT / "volume_profiles" / "foc.yaml"), "--dcc-duration", "3s",
+           "--dcc-fleet-size", "5000", "--loglevel", "WARNING"]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:

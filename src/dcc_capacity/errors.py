@@ -1,15 +1,23 @@
-"""The suite's error hierarchy.
+"""The suite's error hierarchy: every error it raises on purpose is a :class:`DccCapacityError`.
 
-A user mistake (a broken profile, an unknown variant, a bad CLI option) is an
-:class:`InputError`: the CLI prints its one-line message and exits 2. Anything
-else is a bug or a failed run and is allowed to surface differently.
+- :class:`InputError`: a user mistake (a broken profile, an unknown variant, a
+  bad CLI option or config key). The CLI prints its one-line message and exits 2.
+- :class:`RunError`: the run itself failed (the SUT died, Locust could not start): exit 3.
+- :class:`ProtocolError`: a message from the other side (the system under test,
+  the DCC, a Service User) is not what DUIS says. Never the operator's mistake:
+  the emulator answers it with a DUIS error code, the load side records it as
+  the request's outcome.
+- :class:`RequestFailure`: why one request failed, as Locust's failure table
+  shows it (late, missing, dropped ...): an outcome, not an exception that ends anything.
+
+Anything else is a bug and is allowed to surface as a traceback.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DccCapacityError", "InputError", "RunError"]
+__all__ = ["DccCapacityError", "InputError", "ProtocolError", "RequestFailure", "RunError"]
 
 
 class DccCapacityError(Exception):
@@ -47,3 +55,13 @@ class RunError(DccCapacityError):
     """The run itself failed (SUT died, Locust could not start): exit status 3."""
 
     exit_code = 3
+
+
+class ProtocolError(DccCapacityError, ValueError):
+    """A message from the other side is not valid DUIS (malformed XML, a bad signature, an unreadable response).
+
+    Also a :class:`ValueError`, as a malformed value is."""
+
+
+class RequestFailure(DccCapacityError):
+    """One request's failure as Locust records it (its class name is the failure's name in the stats)."""

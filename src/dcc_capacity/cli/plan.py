@@ -20,6 +20,7 @@ import io
 import json
 import sys
 
+from dcc_capacity.cli.textgrid import grid, per_day, per_second
 from dcc_capacity.model.srvmix import SrvMix
 from dcc_capacity.model.volume import ROWS, SLOT_HOURS_LABEL, SLOTS, SPS, VolumePlan, load_plan
 
@@ -86,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         mix = _mix(plan, args)
         out = render_table(plan, sp=args.sp, slot=args.slot, s1sp=_mix_s1sp(plan, args)) + "\n" + render_mix_table(mix)
+        if args.sp == "CP":  # CP mode's own unit: installations (migrations) per day, not SRV/s
+            from dcc_capacity.cli.plan_cp import render_cp_table
+
+            out += "\n" + render_cp_table(plan)
     sys.stdout.write(out)
     return 0
 
@@ -116,33 +121,6 @@ def render_csv(plan: VolumePlan) -> str:
     return buffer.getvalue()
 
 
-def _per_day(value: float) -> str:
-    return f"{value:,.0f}"
-
-
-def _per_second(value: float) -> str:
-    if value == 0:
-        return "0"
-    if abs(value) < 0.01:
-        return f"{value:.2g}"
-    return f"{value:,.2f}"
-
-
-def _grid(title: str, first: str, rows: list[tuple[str, list[str]]], columns: list[tuple[str, str]]) -> list[str]:
-    """A text grid with two heading lines per column (what, unit); labels left, numbers right."""
-    widths = [max(len(first), *(len(label) for label, _ in rows))]
-    for i, (top, unit) in enumerate(columns):
-        widths.append(max(len(top), len(unit), *(len(cells[i]) for _, cells in rows)))
-
-    def line(label: str, cells: list[str]) -> str:
-        text = label.ljust(widths[0]) + "".join("  " + c.rjust(w) for c, w in zip(cells, widths[1:], strict=True))
-        return text.rstrip()
-
-    head = [line("", [top for top, _ in columns]), line(first, [unit for _, unit in columns])]
-    rule = "-" * max(len(h) for h in head)
-    return [title, "", *head, rule, *(line(label, cells) for label, cells in rows), ""]
-
-
 def render_table(plan: VolumePlan, *, sp: str = "DSP", slot: str | None = None, s1sp: str | None = None) -> str:
     profile = plan.profile
     slot = slot or plan.busiest_slot(sp if s1sp is None else f"S1SP/{s1sp}")
@@ -153,15 +131,15 @@ def render_table(plan: VolumePlan, *, sp: str = "DSP", slot: str | None = None, 
         f"SMETS1 fraction f1 = {plan.smets1_fraction:.4g}",
         "",
     ]
-    a5_rows = [(row, [_per_day(plan.a5.loc[row, s]) for s in SLOTS] + [_per_day(plan.a5.loc[row].sum())])
+    a5_rows = [(row, [per_day(plan.a5.loc[row, s]) for s in SLOTS] + [per_day(plan.a5.loc[row].sum())])
                for row in ROWS]
-    a5_rows.append(("total (= DSP)", [_per_day(plan.a5[s].sum()) for s in SLOTS] + [_per_day(plan.a5.values.sum())]))
-    lines += _grid(_TITLES["A5"], "SRV type", a5_rows, per_day_heads)
-    a6_rows = [(_sp_label(name), [_per_day(plan.a6.loc[name, s]) for s in SLOTS] + [_per_day(plan.a6.loc[name].sum())])
+    a5_rows.append(("total (= DSP)", [per_day(plan.a5[s].sum()) for s in SLOTS] + [per_day(plan.a5.values.sum())]))
+    lines += grid(_TITLES["A5"], "SRV type", a5_rows, per_day_heads)
+    a6_rows = [(_sp_label(name), [per_day(plan.a6.loc[name, s]) for s in SLOTS] + [per_day(plan.a6.loc[name].sum())])
                for name in plan.a6.index]
-    lines += _grid(_TITLES["A6"], "Service Provider", a6_rows, per_day_heads)
-    a7_rows = [(_sp_label(name), [_per_second(plan.a7.loc[name, s]) for s in SLOTS]) for name in plan.a7.index]
-    lines += _grid(_TITLES["A7"], "Service Provider", a7_rows, [(f"{SLOT_HOURS_LABEL[s]} {s}", "peak SRV/s")
+    lines += grid(_TITLES["A6"], "Service Provider", a6_rows, per_day_heads)
+    a7_rows = [(_sp_label(name), [per_second(plan.a7.loc[name, s]) for s in SLOTS]) for name in plan.a7.index]
+    lines += grid(_TITLES["A7"], "Service Provider", a7_rows, [(f"{SLOT_HOURS_LABEL[s]} {s}", "peak SRV/s")
                                                                 for s in SLOTS])
     if plan.s1sp_shares:
         lines += _s1sp_shares(plan)
@@ -181,7 +159,7 @@ def _sp_label(row: str) -> str:
 def _s1sp_shares(plan: VolumePlan) -> list[str]:
     profile = plan.profile
     rows = [(name, [_pct(fleet), _pct(mig)]) for name, (fleet, mig) in plan.s1sp_shares.items()]
-    lines = _grid("S1SP shares (profile s1sp_shares; SCTAD 8.5: volumes for each of the three S1SP)", "S1SP", rows,
+    lines = grid("S1SP shares (profile s1sp_shares; SCTAD 8.5: volumes for each of the three S1SP)", "S1SP", rows,
                   [("fleet", "share of f1 rows"), ("migrations", "share")])
     sources = {name: profile.source_of(f"s1sp_shares.{name}") or "no source given" for name in plan.s1sp_shares}
     if len(set(sources.values())) == 1:
@@ -201,13 +179,13 @@ def _rates(plan: VolumePlan, sp: str, slot: str, s1sp: str | None = None) -> lis
         share = f"{rates[row] / total:.1%}" if total else "-"
         srvs = f"{len(plan.journeys[row])} SRVs" if row in plan.journeys else "-"
         carried = "all" if weights[row] == 1 else f"f1 = {weights[row]:.4g}" if s1sp is None else f"{weights[row]:.4g}"
-        rows.append((row, [_per_second(rates[row]), share, carried, srvs]))
-    rows.append(("total (= A7)", [_per_second(total), "100.0%" if total else "-", "", ""]))
+        rows.append((row, [per_second(rates[row]), share, carried, srvs]))
+    rows.append(("total (= A7)", [per_second(total), "100.0%" if total else "-", "", ""]))
     who = sp if s1sp is None else f"S1SP/{s1sp}"
     title = (f"Target rates per SRV type for {who} in {SLOT_HOURS_LABEL[slot]} ({slot}): A6 row share / "
              f"{slot} seconds x peak-to-average {profile.peak_to_average(sp, slot):g} x test_scale "
              f"{profile.test_scale(sp):g}")
-    return _grid(title, "SRV type", rows, [("target", "SRV/s"), ("share", "of A7"),
+    return grid(title, "SRV type", rows, [("target", "SRV/s"), ("share", "of A7"),
                                            ("part of row", f"carried by {who}"),
                                            ("journey", "length")])
 
@@ -248,7 +226,7 @@ def render_mix_table(mix: SrvMix) -> str:
     fleet = mix.fleet
     only = "  (the S1SP and DCO carry SMETS1 installations only)" if mix.only_smets == 1 else ""
     lines = [f"SRV mix a run sends for {mix.sp} in {SLOT_HOURS_LABEL[mix.slot]} ({mix.slot}): "
-             f"{_per_second(mix.total_srv_per_s)} SRV/s at the slot's peak, {_pct(mix.smets1_share())} to SMETS1, "
+             f"{per_second(mix.total_srv_per_s)} SRV/s at the slot's peak, {_pct(mix.smets1_share())} to SMETS1, "
              f"{_pct(mix.prepay_share())} to prepayment installations{only}",
              ""]
     for label, fig in (("fleet SMETS1 share", fleet.smets1), ("prepayment share of SMETS1", fleet.prepay_smets1),
@@ -257,17 +235,17 @@ def render_mix_table(mix: SrvMix) -> str:
         lines.append(f"  {label:<27} {_pct(fig.value):>7}  {fig.source}")
     lines.append("")
     shares = mix.class_shares()
-    rows = [(name, [c.row, _per_second(c.srv_per_s), _pct(shares[name]), _pct(c.smets1), _pct(c.prepay)])
+    rows = [(name, [c.row, per_second(c.srv_per_s), _pct(shares[name]), _pct(c.smets1), _pct(c.prepay)])
             for name, c in mix.classes.items()]
-    lines += _grid("Per user class (the records' user_class)", "user class", rows,
+    lines += grid("Per user class (the records' user_class)", "user class", rows,
                    [("row", "Table A2"), ("target", "SRV/s"), ("share", "of SRVs"), ("SMETS1", "share"),
                     ("prepay", "share")])
     doc = mix.to_dict()["srvs"]
     senders = {v: ", ".join(n for n, c in mix.classes.items() if v in c.variants) for v in doc}
     width = max((len(t) for t in senders.values()), default=0)
-    srv_rows = [(variant, [_per_second(v["srv_per_s"]), _pct(v["share"]), _pct(v["smets1_share"]),
+    srv_rows = [(variant, [per_second(v["srv_per_s"]), _pct(v["share"]), _pct(v["smets1_share"]),
                            senders[variant].ljust(width)]) for variant, v in doc.items()]
-    lines += _grid("Per SRV (the records' srv_variant, smets and prepay; each SRV's sources: --mix --format json)",
+    lines += grid("Per SRV (the records' srv_variant, smets and prepay; each SRV's sources: --mix --format json)",
                    "SRV", srv_rows, [("target", "SRV/s"), ("share", "of SRVs"), ("SMETS1", "share"),
                                      ("sent by", "user class")])
     return "\n".join(lines) + "\n"

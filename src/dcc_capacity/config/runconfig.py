@@ -20,31 +20,23 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from dcc_capacity.config.redact import is_secret_key
+from dcc_capacity.config.source import load_source
+from dcc_capacity.config.tls import EnvName
 from dcc_capacity.config.validation import validate
-from dcc_capacity.config.yamlsource import YamlSource, load_yaml
+from dcc_capacity.config.yamlsource import YamlSource
 from dcc_capacity.errors import InputError
+from dcc_capacity.spec.surfaces import config_fields
 from dcc_capacity.telemetry.config import TelemetryConfig
 
 __all__ = ["RunConfig", "load_run_config"]
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EUI = re.compile(r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){7}$")
 _ROLES = ("IS", "ES", "GS", "ED", "GT", "OU", "RSA")
-
-
-def _env_name(v: str | None) -> str | None:
-    if v is not None and not _ENV_NAME.match(v):
-        raise ValueError("must be the NAME of an environment variable (e.g. DCC_TLS_PASSWORD), not a password")
-    return v
-
-
-EnvName = Annotated[str | None, AfterValidator(_env_name)]
-"""The name of an environment variable holding a secret (checked to be a name, so a pasted password fails)."""
 
 
 class _M(BaseModel):
@@ -132,45 +124,26 @@ class Responses(_M):
     dcc_certs: list[str] = Field(default_factory=list)
 
 
-class Safety(_M):
+class _SafetyBase(_M):
     confirm_non_loopback: bool = False
-    max_rate: float | None = Field(default=None, gt=0)
-    max_duration: str | None = None
+    """A ``target.host`` that is not loopback may be loaded (``run --yes``)."""
 
 
-class RunKnobs(_M):
-    test: Literal["load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative"] | None = None
-    profile: str | None = None
-    sp: Literal["DSP", "S1SP", "DCO", "CP"] | None = None
-    slot: Literal["night", "day", "evening"] | None = None
-    duration: str | None = None
-    rate: float | None = Field(default=None, gt=0)
-    normal: bool | None = None
+class _RunBase(_M):
     nfr: str | None = None
+    """NFR file (``--nfr``)."""
     workers: int | None = Field(default=None, ge=0, le=64)
-    retries: int | None = Field(default=None, ge=0, le=10)
-    fleet_size: int | None = Field(default=None, ge=1)
-    trt_late: str | float | None = None
-    """An async response later than this is late (a duration, e.g. ``90s``)."""
-    trt_missing: str | float | None = None
-    """No async response after this: missing (a real gateway answering in minutes needs more than 120s)."""
-    drain: str | float | None = None
-    max_in_flight: int | None = Field(default=None, ge=1, le=1_000_000)
-    max_parked_journeys: int | None = Field(default=None, ge=0, le=10_000_000)
-    max_send_lag_ms: float | None = Field(default=None, gt=0)
+    """Locust workers on loopback (``--workers``)."""
 
 
-class RunConfig(_M):
+class _RunConfigBase(_M):
     """The whole file. Every section is optional: an empty file is a plain loopback run."""
 
-    seed: int | None = None
     target: Target = Field(default_factory=Target)
     callback: Callback = Field(default_factory=Callback)
     tls: Tls = Field(default_factory=Tls)
     signing: list[SigningUser] = Field(default_factory=list)
     responses: Responses = Field(default_factory=Responses)
-    safety: Safety = Field(default_factory=Safety)
-    run: RunKnobs = Field(default_factory=RunKnobs)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     """The SUT's resource telemetry: exporters scraped directly and/or Prometheus servers (dcc_capacity.telemetry)."""
     emulator: dict[str, Any] = Field(default_factory=dict)
@@ -178,15 +151,24 @@ class RunConfig(_M):
     a loopback rehearsal of the real setup, e.g. its server TLS (``[emulator.tls]``). Validated by the emulator."""
 
 
+# The run spec's keys (run.*, safety.max_rate / max_duration, seed) are generated from the spec model
+# (spec/surfaces.py), so a key, its bounds and its choices are declared once, beside its flag.
+Safety = create_model("Safety", __base__=_SafetyBase, **config_fields("safety"))
+RunKnobs = create_model("RunKnobs", __base__=_RunBase, **config_fields("run"))
+RunConfig = create_model("RunConfig", __base__=_RunConfigBase, **config_fields(""),
+                         safety=(Safety, Field(default_factory=Safety)),
+                         run=(RunKnobs, Field(default_factory=RunKnobs)))
+
+
 PATH_KEYS = ("tls.client_cert", "tls.client_key", "tls.pkcs12", "tls.ca_bundle", "tls.callback_cert",
              "tls.callback_key", "tls.callback_client_ca")
 """Dotted keys holding a file path (besides signing[*], responses.dcc_certs, run.profile, run.nfr)."""
 
 
-def load_run_config(path: str | Path) -> tuple[RunConfig, YamlSource]:
+def load_run_config(path: str | Path) -> tuple[Any, YamlSource]:
     """Read, check and validate a run configuration; relative paths resolved against the file's folder."""
     p = Path(path)
-    src = _read(p)
+    src = load_source(p, key="--config")
     if src.data is None:
         src = YamlSource(src.path, {}, src.lines, src.key_lines)
     if not isinstance(src.data, dict):
@@ -197,50 +179,6 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, YamlSource]:
     _check_files(cfg, src)
     _check_consistency(cfg, src)
     return cfg, src
-
-
-def _read(p: Path) -> YamlSource:
-    if p.suffix.lower() == ".toml":
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError("no such file", file=p, key="--config") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read: {exc}", file=p, key="--config") from None
-        try:
-            import tomllib  # Python 3.11+; on 3.10 use the YAML form
-        except ModuleNotFoundError:
-            raise InputError("TOML needs Python 3.11 or later; write the configuration as YAML", file=p) from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"TOML syntax error: {exc}", file=p) from None
-        lines = _toml_lines(text)
-        return YamlSource(p, data, lines, lines)
-    if p.suffix.lower() in (".yaml", ".yml"):
-        return load_yaml(p)
-    raise InputError("a run configuration is a .toml, .yaml or .yml file", file=p, key="--config")
-
-
-def _toml_lines(text: str) -> dict[str, int]:
-    """Dotted key -> line, from a plain scan (tomllib keeps no positions): good enough to point at a typo."""
-    out: dict[str, int] = {}
-    table = ""
-    arrays: dict[str, int] = {}
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if m := re.match(r"^\[\[\s*([\w.-]+)\s*\]\]$", line):
-            name = m.group(1)
-            arrays[name] = arrays.get(name, -1) + 1
-            table = f"{name}[{arrays[name]}]"
-            out.setdefault(name, n)
-            out[table] = n
-        elif m := re.match(r"^\[\s*([\w.-]+)\s*\]$", line):
-            table = m.group(1)
-            out[table] = n
-        elif m := re.match(r"^([\w-]+)\s*=", line):
-            out[f"{table}.{m.group(1)}" if table else m.group(1)] = n
-    return out
 
 
 def _refuse_inline_secrets(src: YamlSource, data: Any, prefix: str) -> None:
@@ -319,7 +257,7 @@ def _resolve_emulator_paths(d: dict[str, Any], fix: Any) -> None:
             d[k] = [fix(x) for x in v]
 
 
-def _check_files(cfg: RunConfig, src: YamlSource) -> None:
+def _check_files(cfg: Any, src: YamlSource) -> None:
     def need(key: str, value: str | None) -> None:
         if value is not None and not Path(value).is_file():
             raise src.error(key, f"no such file: {value}")
@@ -340,7 +278,7 @@ def _check_files(cfg: RunConfig, src: YamlSource) -> None:
             need(f"telemetry.{kind}[{i}].ca_bundle", source.ca_bundle)
 
 
-def _check_consistency(cfg: RunConfig, src: YamlSource) -> None:
+def _check_consistency(cfg: Any, src: YamlSource) -> None:
     t = cfg.tls
     if t.pkcs12 and (t.client_cert or t.client_key):
         raise src.error("tls.pkcs12", "give either pkcs12 or client_cert + client_key, not both")

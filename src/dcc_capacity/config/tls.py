@@ -18,16 +18,31 @@ and the emulator share one set of rules:
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import ssl
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from dcc_capacity.errors import InputError
 
-__all__ = ["ClientTls", "ServerTls", "read_password"]
+__all__ = ["ClientTls", "ClientTlsSettings", "EnvName", "ServerTls", "ServerTlsSettings", "read_password"]
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _env_name(v: str | None) -> str | None:
+    if v is not None and not _ENV_NAME.match(v):
+        raise ValueError("must be the NAME of an environment variable (e.g. DCC_TLS_PASSWORD), not a password")
+    return v
+
+
+EnvName = Annotated[str | None, AfterValidator(_env_name)]
+"""The name of an environment variable holding a secret (checked to be a name, so a pasted password fails)."""
 
 
 def read_password(env_name: str | None, key: str = "--tls-key-password-env") -> bytes | None:
@@ -146,3 +161,42 @@ class ServerTls:
             ctx.load_verify_locations(cafile=_need(self.client_ca, self.option))
             ctx.verify_mode = ssl.CERT_REQUIRED
         return ctx
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerTlsSettings(_Settings):
+    """HTTPS for a server's endpoints, as a settings file gives it; with ``client_ca``, every client must present a
+    certificate. The emulator's ``tls`` section; :meth:`server_tls` is the runtime :class:`ServerTls`."""
+
+    cert: str | None = None
+    key: str | None = None
+    client_ca: str | None = None
+    key_password_env: EnvName = None
+    """Environment variable holding the key's password (never the password itself)."""
+
+    def server_tls(self, option: str) -> ServerTls | None:
+        """The runtime settings (None: plain HTTP); ``option`` names this section in error messages."""
+        if not self.cert:
+            return None
+        return ServerTls(self.cert, self.key, self.client_ca, self.key_password_env, option=option)
+
+
+class ClientTlsSettings(_Settings):
+    """How a client calls over https, as a settings file gives it: its certificate and the CA it trusts.
+    The emulator's ``callback_tls`` section; :meth:`client_tls` is the runtime :class:`ClientTls`."""
+
+    client_cert: str | None = None
+    client_key: str | None = None
+    ca: str | None = None
+    verify: bool = True
+    key_password_env: EnvName = None
+
+    def client_tls(self) -> ClientTls | None:
+        """The runtime settings, or None when nothing differs from a default client (no context needed)."""
+        if not (self.client_cert or self.ca or not self.verify):
+            return None
+        return ClientTls(cert=self.client_cert, key=self.client_key, password_env=self.key_password_env, ca=self.ca,
+                         verify=self.verify)

@@ -21,13 +21,15 @@ from dcc_capacity.errors import InputError
 __all__ = ["validate", "Hint"]
 
 M = TypeVar("M", bound=BaseModel)
+_MISSING = "missing required key"
 Hint = Callable[[str, str, Any], "str | None"]
 """``hint(dotted_key, pydantic_error_type, value)`` -> a better message, or None for the default one."""
 
 _TYPE_NAMES = {"float_type": "a number", "int_type": "an integer", "string_type": "text", "list_type": "a list",
                "model_type": "a mapping", "dict_type": "a mapping", "date_type": "a date (YYYY-MM-DD)",
                "date_from_datetime_parsing": "a date (YYYY-MM-DD)", "date_parsing": "a date (YYYY-MM-DD)",
-               "bool_type": "true or false"}
+               "bool_type": "true or false", "bool_parsing": "true or false", "float_parsing": "a number",
+               "int_parsing": "an integer", "int_from_float": "an integer"}
 
 
 def validate(model: type[M], src: YamlSource, *, hint: Hint | None = None) -> M:
@@ -42,16 +44,48 @@ def _translate(model: type[BaseModel], src: YamlSource, exc: ValidationError, hi
     """The first error (in file order) as one line; the count of the others is appended."""
     schema_keys = _schema_keys(model)
     by_key: dict[str | None, InputError] = {}
+    unknown: set[str | None] = set()
     for err in exc.errors(include_url=False):
         one = _one(model, src, err, schema_keys, hint)
         by_key.setdefault(one.key, one)  # a failed union reports once per member: keep the first
-    errors = sorted(by_key.values(), key=lambda e: e.line or 10**9)
-    first = errors[0]
+        if err["type"] == "extra_forbidden":
+            unknown.add(one.key)
+    errors = sorted(by_key.values(), key=lambda e: (e.line or 10**9, e.key not in unknown))
+    first = _cause(errors, unknown)
     if len(errors) > 1:
         more = len(errors) - 1
         return InputError(f"{first.detail} (and {more} more problem{'s' if more > 1 else ''})",
                           file=first.file, key=first.key, line=first.line)
     return first
+
+
+def _cause(errors: list[InputError], unknown: set[str | None]) -> InputError:
+    """Lead with the cause, as pip does: a key missing beside an unknown key is usually that key misspelt
+    (``nite:`` for ``night:``), so the unknown key and its did-you-mean come first, not the missing key it causes.
+    The missing keys of the same mapping are the likeliest meanings, so they are suggested first."""
+    first = errors[0]
+    parent = _parent_key(first.key or "")
+    if first.key in unknown:
+        typo: InputError | None = first
+    elif first.detail == _MISSING:
+        typo = next((e for e in errors if e.key in unknown and _parent_key(e.key or "") == parent), None)
+    else:
+        typo = None
+    if typo is None:
+        return first
+    missing = [_last(e.key or "") for e in errors if e.detail == _MISSING and _parent_key(e.key or "") == parent]
+    close = difflib.get_close_matches(_last(typo.key or ""), missing, n=1, cutoff=0.5)
+    if not close or "did you mean" in typo.detail:
+        return typo
+    return InputError(f"unknown key; did you mean {close[0]!r}?", file=typo.file, key=typo.key, line=typo.line)
+
+
+def _last(key: str) -> str:
+    return key[len(_parent_key(key)):].lstrip(".")
+
+
+def _parent_key(key: str) -> str:
+    return key[: key.rindex("[")] if key.endswith("]") else key.rpartition(".")[0]
 
 
 def _one(model: type[BaseModel], src: YamlSource, err: Any, schema_keys: set[str], hint: Hint | None) -> InputError:
@@ -64,7 +98,7 @@ def _one(model: type[BaseModel], src: YamlSource, err: Any, schema_keys: set[str
         return InputError(f"unknown key{_allowed_hint(model, dotted(loc[:-1]), str(loc[-1]))}", file=src.path,
                           key=key, line=src.key_lines.get(key) or src.line_of(key))
     if kind == "missing":
-        return InputError("missing required key", file=src.path, key=key, line=src.line_of(key))
+        return InputError(_MISSING, file=src.path, key=key, line=src.line_of(key))
     better = hint(key, kind, value) if hint else None
     if better is not None:
         message = f"{better} (got {_show(value)})" if kind not in ("too_short", "value_error") else better

@@ -11,6 +11,7 @@ duplicate must not pass unnoticed.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import yaml
 
 from dcc_capacity.errors import InputError
 
-__all__ = ["YamlSource", "load_yaml", "dotted"]
+__all__ = ["YamlSource", "dotted", "dotted_keys", "dotted_leaves", "load_yaml"]
 
 
 class _Loader(yaml.SafeLoader):
@@ -72,7 +73,8 @@ def dotted(loc: tuple[Any, ...] | list[Any]) -> str:
 class YamlSource:
     """The constructed data of one YAML file plus where each key sits in it."""
 
-    path: Path
+    path: Path | None
+    """None: settings that come from no file (command-line options validated the same way)."""
     data: Any
     lines: dict[str, int] = field(default_factory=dict)
     """Dotted key -> 1-based line of the value (``"a.b"``, ``"a.list[2]"``)."""
@@ -168,3 +170,24 @@ def load_yaml(path: str | Path) -> YamlSource:
     finally:
         loader.dispose()
     return YamlSource(src_path, data, lines, key_lines)
+
+
+def dotted_keys(data: Any, prefix: str) -> Iterator[str]:
+    """Every dotted key in ``data``, inner nodes included (what a ``sources`` mapping may cite)."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            yield key
+            yield from dotted_keys(v, key)
+
+
+def dotted_leaves(data: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """Every leaf as (dotted key, value); a list of texts is one leaf, other lists index as ``key[i]``."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield from dotted_leaves(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(data, list) and not all(isinstance(v, str) for v in data):
+        for i, v in enumerate(data):
+            yield from dotted_leaves(v, f"{prefix}[{i}]")
+    else:
+        yield prefix, data

@@ -21,11 +21,11 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509 import Certificate
 
+from dcc_capacity.duis.dsig import ECDSA_SHA256, der_to_raw
 from dcc_capacity.duis.pki import DEFAULT_USERS, Credential, TestPKI
 from dcc_capacity.duis.requestid import RequestIdAllocator
 from dcc_capacity.duis.signing import ROOT_CLOSE, ROOT_OPEN, Signer
@@ -304,8 +304,7 @@ class RequestFactory:
             raise InputError(f"no signing key for Service User {originator}", key="originator")
         key = signer.credential.key
         assert isinstance(key, ec.EllipticCurvePrivateKey)
-        r, s = decode_dss_signature(key.sign(gbcs_payload, ec.ECDSA(hashes.SHA256())))
-        signed_payload = gbcs_payload + b"\x40" + r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        signed_payload = gbcs_payload + b"\x40" + der_to_raw(key.sign(gbcs_payload, ECDSA_SHA256))
         fd = f"<sr:ExecutionDateTime>{execution_datetime}</sr:ExecutionDateTime>" if execution_datetime else ""
         unsigned = (
             f"{ROOT_OPEN}<sr:Header><sr:RequestID>{request_id}</sr:RequestID>"

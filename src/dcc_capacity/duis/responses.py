@@ -25,14 +25,24 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from lxml import etree
 
 from dcc_capacity.duis import NS_DS, NS_SR
 from dcc_capacity.duis.c14n import c14n_text
-from dcc_capacity.duis.verify import C14N_EXC, DIGEST_SHA256, ENVELOPED, SIG_ECDSA_SHA256, XmlError, parse_hardened
+from dcc_capacity.duis.dsig import (
+    ECDSA_SHA256,
+    SI_AFTER_DIGEST,
+    SI_BEFORE_DIGEST,
+    SI_CLOSE,
+    SIGNATURE_OPEN,
+    SIGNED_INFO_OPEN,
+    SIGNED_INFO_OPEN_C14N,
+    der_to_raw,
+    key_info,
+)
+from dcc_capacity.duis.xmlsafe import XmlError, parse_hardened
+from dcc_capacity.errors import ProtocolError
 
 __all__ = [
     "RESPONSE_SCHEMA_VERSION",
@@ -53,20 +63,12 @@ __all__ = [
     "s1sp_alert",
 ]
 
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
-
 RESPONSE_SCHEMA_VERSION = "5.1"
 """The schemaVersion of answers to requests whose version is unknown (unreadable requests, alerts)."""
 
 _DECL = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+_SIG_HEAD = SIGNATURE_OPEN + SIGNED_INFO_OPEN
 _ROOT_OPEN = f'<sr:Response xmlns:sr="{NS_SR}" schemaVersion="{RESPONSE_SCHEMA_VERSION}">'
-_SI_TAIL = (
-    f'<ds:CanonicalizationMethod Algorithm="{C14N_EXC}"></ds:CanonicalizationMethod>'
-    f'<ds:SignatureMethod Algorithm="{SIG_ECDSA_SHA256}"></ds:SignatureMethod>'
-    '<ds:Reference URI=""><ds:Transforms>'
-    f'<ds:Transform Algorithm="{ENVELOPED}"></ds:Transform></ds:Transforms>'
-    f'<ds:DigestMethod Algorithm="{DIGEST_SHA256}"></ds:DigestMethod><ds:DigestValue>'
-)
 
 
 
@@ -144,12 +146,7 @@ class ResponseSigner:
 
     def __init__(self, key: ec.EllipticCurvePrivateKey, issuer_name: str, serial: int) -> None:
         self._key = key
-        self._key_info = (
-            "<ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial>"
-            f"<ds:X509IssuerName>{c14n_text(issuer_name)}</ds:X509IssuerName>"
-            f"<ds:X509SerialNumber>{int(serial)}</ds:X509SerialNumber>"
-            "</ds:X509IssuerSerial></ds:X509Data></ds:KeyInfo>"
-        )
+        self._key_info = key_info(issuer_name, serial)
 
     @classmethod
     def from_credential(cls, cred) -> ResponseSigner:  # noqa: ANN001 - dcc_capacity.duis.pki.Credential
@@ -160,33 +157,16 @@ class ResponseSigner:
     def signature(self, canonical: bytes) -> str:
         """The ``ds:Signature`` element (as text) for a document whose canonical form is ``canonical``."""
         digest = _b64(hashlib.sha256(canonical).digest())
-        si_inner = _SI_TAIL + digest + "</ds:DigestValue></ds:Reference>"
-        si_c14n = f'<ds:SignedInfo xmlns:ds="{NS_DS}">{si_inner}</ds:SignedInfo>'
-        value = _b64(der_to_raw(self._key.sign(si_c14n.encode("ascii"), _ECDSA_SHA256)))
-        return (f'<ds:Signature xmlns:ds="{NS_DS}"><ds:SignedInfo>{si_inner}</ds:SignedInfo>'
+        si_inner = SI_BEFORE_DIGEST + digest + SI_AFTER_DIGEST
+        value = _b64(der_to_raw(self._key.sign((SIGNED_INFO_OPEN_C14N + si_inner + SI_CLOSE).encode("ascii"),
+                                               ECDSA_SHA256)))
+        return (f"{_SIG_HEAD}{si_inner}{SI_CLOSE}"
                 f"<ds:SignatureValue>{value}</ds:SignatureValue>{self._key_info}</ds:Signature>")
 
     def sign_document(self, canonical_without_close: str, close: str) -> bytes:
         """Sign ``canonical_without_close + close`` and insert the Signature before ``close``."""
         canonical = (canonical_without_close + close).encode("utf-8")
         return _DECL + (canonical_without_close + self.signature(canonical) + close).encode("utf-8")
-
-
-def der_to_raw(der: bytes) -> bytes:
-    """An ECDSA P-256 DER signature (``SEQUENCE {INTEGER r, INTEGER s}``) as XML-DSig's raw ``r || s``.
-
-    Byte slicing instead of ``decode_dss_signature`` and two ``int.to_bytes`` (a third of the time, twice per
-    request); anything but the short-form DER OpenSSL writes for P-256 goes through the library.
-    """
-    if len(der) >= 8 and der[0] == 0x30 and der[1] == len(der) - 2 and der[2] == 0x02:
-        lr = der[3]
-        r = der[4:4 + lr]
-        if len(der) == 6 + lr + der[5 + lr] and der[4 + lr] == 0x02 and lr <= 33:
-            s = der[6 + lr:]
-            if len(s) <= 33:
-                return r[-32:].rjust(32, b"\0") + s[-32:].rjust(32, b"\0")
-    r_int, s_int = decode_dss_signature(der)
-    return r_int.to_bytes(32, "big") + s_int.to_bytes(32, "big")
 
 
 @lru_cache(maxsize=16)
@@ -279,7 +259,7 @@ def build_dcc_alert(*, signer: ResponseSigner | None, response_id: str, dcc_aler
 # --- parsing ------------------------------------------------------------------------------
 
 
-class ResponseParseError(ValueError):
+class ResponseParseError(ProtocolError):
     """The bytes are not a DUIS response this suite can read."""
 
 

@@ -29,7 +29,7 @@ from lxml import etree
 from dcc_capacity.duis import NS_SR
 from dcc_capacity.duis.factory import RequestFactory, SignedRequest
 from dcc_capacity.duis.signing import ROOT_CLOSE, ROOT_OPEN
-from dcc_capacity.duis.verify import XmlError, parse_hardened
+from dcc_capacity.duis.xmlsafe import XmlError, parse_hardened
 from dcc_capacity.errors import InputError
 from dcc_capacity.model.catalogue import DCC_EUI, Srv, get_srv
 

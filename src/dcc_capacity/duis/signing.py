@@ -29,11 +29,22 @@ from __future__ import annotations
 from base64 import b64encode
 from hashlib import sha256
 
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from dcc_capacity.duis import NS_DS, NS_SR
+from dcc_capacity.duis import NS_SR
+from dcc_capacity.duis.dsig import (
+    C14N_EXC,
+    ECDSA_SHA256,
+    SI_AFTER_DIGEST,
+    SI_BEFORE_DIGEST,
+    SI_CLOSE,
+    SIGNATURE_OPEN,
+    SIGNED_INFO_OPEN,
+    SIGNED_INFO_OPEN_C14N,
+    der_to_raw,
+    key_info,
+    signed_info_c14n,
+)
 from dcc_capacity.duis.pki import Credential
 from dcc_capacity.errors import InputError
 
@@ -46,11 +57,6 @@ __all__ = [
     "signed_info_c14n",
 ]
 
-C14N_EXC = "http://www.w3.org/2001/10/xml-exc-c14n#"
-ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
-ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
-SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
-
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 """Prepended to every request; outside the root, so not part of any canonical form."""
 
@@ -61,29 +67,12 @@ ROOT_OPEN = f'<sr:Request xmlns:sr="{NS_SR}" schemaVersion="{SCHEMA_VERSION}">'
 ROOT_CLOSE = "</sr:Request>"
 _ROOT_CLOSE_B = ROOT_CLOSE.encode()
 
-# SignedInfo's children up to and after the DigestValue text. Inside <ds:Signature xmlns:ds=...> the
-# SignedInfo start tag inherits the namespace; its exclusive-c14n form declares the visibly used ds
-# namespace on the apex element instead. Everything after the start tag is identical in both.
-_SI_BEFORE_DIGEST = (
-    f'<ds:CanonicalizationMethod Algorithm="{C14N_EXC}"></ds:CanonicalizationMethod>'
-    f'<ds:SignatureMethod Algorithm="{ECDSA_SHA256}"></ds:SignatureMethod>'
-    '<ds:Reference URI="">'
-    f'<ds:Transforms><ds:Transform Algorithm="{ENVELOPED}"></ds:Transform></ds:Transforms>'
-    f'<ds:DigestMethod Algorithm="{SHA256}"></ds:DigestMethod>'
-    "<ds:DigestValue>"
-).encode()
-_SI_AFTER_DIGEST = b"</ds:DigestValue></ds:Reference></ds:SignedInfo>"
-_SI_OPEN_C14N = f'<ds:SignedInfo xmlns:ds="{NS_DS}">'.encode()
-_SI_OPEN_DOC = b"<ds:SignedInfo>"
-
-
-def signed_info_c14n(digest_b64: str) -> bytes:
-    """The exclusive-c14n bytes of our SignedInfo for a given DigestValue (what gets signed)."""
-    return _SI_OPEN_C14N + _SI_BEFORE_DIGEST + digest_b64.encode() + _SI_AFTER_DIGEST
-
-
-def _xml_text(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+# The SignedInfo bytes (dsig.py spells them): inside <ds:Signature xmlns:ds=...> its start tag inherits the
+# namespace; its exclusive-c14n form (what is signed) declares it. Everything after the start tag is identical.
+_SI_BEFORE_DIGEST = SI_BEFORE_DIGEST.encode()
+_SI_AFTER_DIGEST = (SI_AFTER_DIGEST + SI_CLOSE).encode()
+_SI_OPEN_C14N = SIGNED_INFO_OPEN_C14N.encode()
+_SI_OPEN_DOC = SIGNED_INFO_OPEN.encode()
 
 
 class Signer:
@@ -105,15 +94,10 @@ class Signer:
             raise InputError("DUIS signing needs an ECDSA P-256 key", key="signing-key")
         self.credential = credential
         self._key = key
-        self._algo = ec.ECDSA(hashes.SHA256())
-        self._sig_head = f'<ds:Signature xmlns:ds="{NS_DS}">'.encode()
-        key_info = (
-            "<ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial>"
-            f"<ds:X509IssuerName>{_xml_text(credential.issuer_name)}</ds:X509IssuerName>"
-            f"<ds:X509SerialNumber>{credential.serial}</ds:X509SerialNumber>"
-            "</ds:X509IssuerSerial></ds:X509Data></ds:KeyInfo>"
-        )
-        self._sig_tail = ("</ds:SignatureValue>" + key_info + "</ds:Signature>" + ROOT_CLOSE).encode()
+        self._algo = ECDSA_SHA256
+        self._sig_head = SIGNATURE_OPEN.encode()
+        self._sig_tail = ("</ds:SignatureValue>" + key_info(credential.issuer_name, credential.serial)
+                          + "</ds:Signature>" + ROOT_CLOSE).encode()
 
     @property
     def eui(self) -> str | None:
@@ -125,7 +109,7 @@ class Signer:
         if not unsigned.endswith(_ROOT_CLOSE_B):
             raise ValueError("unsigned request must end with </sr:Request> (render it with RequestFactory)")
         inner = _SI_BEFORE_DIGEST + b64encode(sha256(unsigned).digest()) + _SI_AFTER_DIGEST
-        r, s = decode_dss_signature(self._key.sign(_SI_OPEN_C14N + inner, self._algo))
+        raw = der_to_raw(self._key.sign(_SI_OPEN_C14N + inner, self._algo))
         return b"".join((
             XML_DECLARATION,
             unsigned[: -len(_ROOT_CLOSE_B)],
@@ -133,15 +117,7 @@ class Signer:
             _SI_OPEN_DOC,
             inner,
             b"<ds:SignatureValue>",
-            b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big")),
+            b64encode(raw),
             self._sig_tail,
         ))
 
-
-def __getattr__(name: str):  # noqa: ANN202 - lazy re-export, avoids an import cycle
-    """``signing.RequestFactory`` is the factory in :mod:`dcc_capacity.duis.factory` (renders + signs)."""
-    if name in ("RequestFactory", "SignedRequest"):
-        from dcc_capacity.duis import factory
-
-        return getattr(factory, name)
-    raise AttributeError(name)

@@ -1,4 +1,4 @@
-"""The emulator as a raw ASGI application: routes, request flow, async responses, alerts.
+"""The emulator as a raw ASGI application: routes, request flow, async responses.
 
 Raw ASGI rather than a framework because this is the request path the whole
 suite measures against: every microsecond here is one the load generator
@@ -9,6 +9,7 @@ own DUIS error) -> capacity model (queue + workers; queue full is E48) ->
 synchronous answer by Command Variant (CV 4: PreCommand; CV 8: final I0;
 CV 2/6: LocalCommand; CV 1/5: I99) -> for CV 1/5, the I0 (or the failure a
 fault mode picks) POSTed to the user's callback after the device delay.
+Alerts are in :mod:`.alerts`, the ASGI protocol glue in :mod:`.asgi`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import random
-from collections import deque
 from collections.abc import Awaitable
 from typing import Any
 
@@ -28,17 +27,15 @@ from dcc_capacity.duis import NS_SR
 from dcc_capacity.duis.pki import DEFAULT_USERS, TestPKI, load_certificate
 from dcc_capacity.duis.responses import (
     ResponseSigner,
-    build_dcc_alert,
-    build_device_alert,
     build_response,
     payload_local_command,
     payload_pre_command,
-    response_id_for,
-    s1sp_alert,
 )
 from dcc_capacity.duis.verify import TrustStore, cert_eui
 from dcc_capacity.emulator import codes as C
 from dcc_capacity.emulator._http import Reply
+from dcc_capacity.emulator.alerts import Alerts
+from dcc_capacity.emulator.asgi import AsgiMixin
 from dcc_capacity.emulator.capacity import FairShare, QueueFull, ServiceSampler, WorkerPool, delay_samplers
 from dcc_capacity.emulator.config import SRV_CLASSES, EmulatorConfig
 from dcc_capacity.emulator.delivery import CallbackSender, Delivery
@@ -48,25 +45,18 @@ from dcc_capacity.emulator.metrics import Metrics
 from dcc_capacity.emulator.payloads import NON_DEVICE_PAYLOADS, device_payload, non_device_payload
 from dcc_capacity.emulator.scheduled_responses import ScheduledResponses
 from dcc_capacity.emulator.schedules import Schedule, ScheduleExecutor, TpsCounter
-from dcc_capacity.model.catalogue import catalogue
 
 __all__ = ["EmulatorApp", "build_trust", "callback_tls"]
 
 log = logging.getLogger("dcc_capacity.emulator")
 _SR = "{" + NS_SR + "}"
 _CT_XML = b"application/xml"
-_DRAIN_LIMIT = 64 * 1024 * 1024
 
 
 def callback_tls(cfg: EmulatorConfig) -> Any:
     """The client ``ssl.SSLContext`` for https callbacks (its client certificate, the CA it trusts), or None."""
-    c = cfg.callback_tls
-    if not (c.client_cert or c.ca or not c.verify):
-        return None
-    from dcc_capacity.config.tls import ClientTls
-
-    return ClientTls(cert=c.client_cert, key=c.client_key, password_env=c.key_password_env, ca=c.ca,
-                     verify=c.verify).context()
+    tls = cfg.callback_tls.client_tls()
+    return tls.context() if tls is not None else None
 
 
 def build_trust(cfg: EmulatorConfig, pki: TestPKI) -> TrustStore:
@@ -85,7 +75,7 @@ def build_trust(cfg: EmulatorConfig, pki: TestPKI) -> TrustStore:
     return trust
 
 
-class EmulatorApp:
+class EmulatorApp(AsgiMixin):
     """ASGI callable; one instance per emulator (per event loop)."""
 
     def __init__(self, cfg: EmulatorConfig, pki: TestPKI | None = None) -> None:
@@ -115,15 +105,13 @@ class EmulatorApp:
             if cfg.secmp0192.enabled and ex.enabled else None
         self.in_flight = 0
         self._routes = {path: svc for svc, path in cfg.paths.items()}
-        self._recent: deque[tuple[str, str]] = deque(maxlen=10_000)
         self._schedule_id = 0
-        self._alert_counter = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._t0 = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.cp = None
-        self._s1sp_cv9 = frozenset(cfg.secmp0192.s1sp_cv9_variants) if cfg.secmp0192.s1sp_cv9_variants is not None \
-            else frozenset(v for v, s in catalogue().items() if s.dcc_scheduled) | SECMP0192_VARIANTS
+        self.alerts = Alerts(self)
+        self._recent = self.alerts.recent  # the request path appends to it (device alerts pick from it)
         for cls in SRV_CLASSES:
             self.metrics.by_class[cls]  # noqa: B018 - materialise the classes so /metrics always lists them
 
@@ -136,7 +124,7 @@ class EmulatorApp:
         if self.cfg.faults.outage.enabled:
             self._tasks.append(asyncio.create_task(self._outage_ticker()))
         if self.cfg.alerts.enabled:
-            self._tasks.append(asyncio.create_task(self._alert_loop()))
+            self._tasks.append(asyncio.create_task(self.alerts.loop()))
         if self.schedules is not None:
             self._tasks.append(asyncio.create_task(self.schedules.run()))
         if self.cfg.sp == "CP":
@@ -153,6 +141,10 @@ class EmulatorApp:
             await self.cp.stop()
         await self.pool.stop()
         await self.sender.stop()
+
+    @property
+    def max_body_bytes(self) -> int:  # type: ignore[override] - the mixin's declared attribute
+        return self.cfg.max_body_bytes
 
     def elapsed(self) -> float:
         return (self._loop.time() - self._t0) if self._loop else 0.0
@@ -198,72 +190,6 @@ class EmulatorApp:
         status, body = await out
         return status, body, _CT_XML
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        """ASGI entry point (any ASGI server can host the emulator; the bundled one calls ``route``)."""
-        kind = scope["type"]
-        if kind == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if kind != "http":
-            return
-        body = await self._read_body(scope, receive) if scope["method"] == "POST" else b""
-        accept = dict(scope["headers"]).get(b"accept", b"")
-        reply = self.route(scope["method"].encode(), scope["path"], scope.get("query_string", b""), accept, body)
-        if not isinstance(reply, tuple):
-            reply = await reply
-        status, out, ctype = reply
-        await self._send(send, status, out, [(b"content-type", ctype)])
-
-    async def _lifespan(self, receive: Any, send: Any) -> None:
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                try:
-                    await self.startup()
-                except Exception as exc:  # noqa: BLE001 - reported to the ASGI server, which exits non-zero
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    @staticmethod
-    async def _send(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-
-    async def _read_body(self, scope: dict, receive: Any) -> bytes | None:
-        """The body, or None when it exceeds the limit (read and discarded, bounded, so the answer arrives)."""
-        limit = self.cfg.max_body_bytes
-        too_large = False
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    too_large = int(value) > limit
-                except ValueError:
-                    too_large = True
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return None
-            chunk = msg.get("body", b"")
-            size += len(chunk)
-            if too_large or size > limit:
-                too_large = True
-                chunks.clear()
-                if size > _DRAIN_LIMIT:
-                    return None
-            else:
-                chunks.append(chunk)
-            if not msg.get("more_body"):
-                break
-        return None if too_large else b"".join(chunks)
-
     def _metrics(self, path: str, query: bytes, accept: bytes) -> Reply:
         snap = self.snapshot()
         if path == "/metrics/prometheus" or b"format=prometheus" in query or (
@@ -280,7 +206,7 @@ class EmulatorApp:
             callback_backlog=self.sender.backlog, callbacks_dropped=self.sender.dropped,
             outage=int(self.pool.in_outage), capacity_tps=self.cfg.capacity.tps, workers=self.pool.workers,
             queue_limit=self.pool.queue_limit, throttle_shares=self.fair.shares() if self.fair else {},
-            sftp_port=self.cp.port if self.cp else None)
+            sftp_port=self.cp.port if self.cp else None, **({"cp": dict(self.cp.counts)} if self.cp else {}))
 
     # -- the request path ------------------------------------------------------------------
     def _error(self, r: Rejected) -> bytes:
@@ -344,7 +270,7 @@ class EmulatorApp:
         if req.cv == 8:
             if srv.variant == "5.1":
                 self._schedule_id += 1
-                if not self._maybe_s1ve12(req, self._schedule_id) and self.schedules is not None \
+                if not self.alerts.maybe_s1ve12(req, self._schedule_id) and self.schedules is not None \
                         and req.extras.get("scheduled_variant") in SECMP0192_VARIANTS:
                     self.schedules.add(Schedule(self._schedule_id, req.extras["scheduled_variant"], req.request_id,
                                                 req.originator, req.extras.get("device") or "", req.schema_version))
@@ -366,7 +292,7 @@ class EmulatorApp:
             self.in_flight -= 1
             self.metrics.inc(cls, "callbacks_failed")
         else:
-            self._later(delay, Delivery(url, lambda: self._async_response(req, code), cls))
+            self.later(delay, Delivery(url, lambda: self._async_response(req, code), cls))
         return build_response(signer=self.signer, response_code=C.I99, srv=srv.reference, srv_variant=srv.variant,
                               request_id=req.request_id, schema_version=req.schema_version)
 
@@ -376,7 +302,7 @@ class EmulatorApp:
         self.metrics.inc(req.srv_class, "responded")
         self.metrics.inc(req.srv_class, "completed")
         self.metrics.code(code)
-        return self._tamper(build_response(signer=self.signer, response_code=code, srv=req.srv.reference,
+        return self.tamper(build_response(signer=self.signer, response_code=code, srv=req.srv.reference,
                                            srv_variant=req.srv.variant, request_id=req.request_id, payload=payload,
                                            schema_version=req.schema_version), req.srv_class)
 
@@ -395,18 +321,18 @@ class EmulatorApp:
         final = None if self.faults.drop_response_code(req.srv.variant) else code
         self.metrics.code(final)
         payload = device_payload(req.srv.variant, self._gbcs(req), req.counter) if code == C.I0 else ""
-        return self._tamper(build_response(signer=self.signer, response_code=final, srv=req.srv.reference,
+        return self.tamper(build_response(signer=self.signer, response_code=final, srv=req.srv.reference,
                                            srv_variant=req.srv.variant, request_id=req.request_id, payload=payload,
                                            schema_version=req.schema_version), req.srv_class)
 
-    def _tamper(self, signed: bytes, srv_class: str) -> bytes:
+    def tamper(self, signed: bytes, srv_class: str) -> bytes:
         """The tamper_responses fault: change a share of signed answers after signing (counted as ``tampered``)."""
         if not self.faults.tamper():
             return signed
         self.metrics.inc(srv_class, "tampered")
         return tamper(signed)
 
-    def _later(self, delay: float, item: Delivery) -> None:
+    def later(self, delay: float, item: Delivery) -> None:
         assert self._loop is not None
         if delay <= 0:
             self.sender.put(item)
@@ -421,61 +347,3 @@ class EmulatorApp:
             self.metrics.inc(item.srv_class, "responded")
             self.metrics.inc(item.srv_class, "completed")
         self.metrics.inc(item.srv_class, "callbacks_ok" if ok else "callbacks_failed")
-
-    # -- SECMP0192 S1SP alert, device alerts -----------------------------------------------
-    def _maybe_s1ve12(self, req: Accepted, schedule_id: int) -> bool:
-        """The S1VE12 alert for a combination the S1SP refuses; True when the schedule is refused."""
-        variant = req.extras.get("scheduled_variant")
-        if not req.extras.get("device_smets1") or not variant or variant in self._s1sp_cv9:
-            return False
-        url = self.cfg.callback_for(req.originator)
-        if url is None:
-            return True
-        device = req.extras.get("device") or req.target
-
-        def build() -> bytes:
-            alert = s1sp_alert(self.signer, code=C.S1SP_ALERT_CV9, request_id=req.request_id, device_id=device,
-                               info=f"SRV {variant} is not applicable to Command Variant 9", schedule_id=schedule_id)
-            return self._tamper(build_dcc_alert(signer=self.signer, response_id=response_id_for(req.request_id),
-                                                dcc_alert_code=C.DCC_ALERT_S1SP, alert=alert), "alert")
-
-        self.metrics.inc("alert", "alerts")
-        self._later(self.delay[True]["device"].sample(), Delivery(url, build, "alert", kind="alert"))
-        return True
-
-    async def _alert_loop(self) -> None:
-        tick = 0.1
-        while True:
-            await asyncio.sleep(tick)
-            lam = self.cfg.alerts.effective_rate() * tick
-            n = self._poisson(lam)
-            for _ in range(min(n, 10_000)):
-                self._device_alert()
-
-    def _poisson(self, lam: float) -> int:
-        if lam <= 0:
-            return 0
-        if lam > 30:
-            return max(0, round(self.rng.gauss(lam, math.sqrt(lam))))
-        limit, k, p = math.exp(-lam), 0, 1.0
-        while k < 1000:
-            p *= self.rng.random()
-            if p <= limit:
-                return k
-            k += 1
-        return k
-
-    def _device_alert(self) -> None:
-        if not self._recent:
-            return
-        device, user = self._recent[self.rng.randrange(len(self._recent))]
-        url = self.cfg.callback_for(user)
-        if url is None:
-            return
-        self._alert_counter += 1
-        rid = f"{device}:{user}:{self._alert_counter}"
-        code = self.rng.choice(self.cfg.alerts.codes)
-        gbcs = self.rng.randbytes(24)
-        self.metrics.inc("alert", "alerts")
-        self.sender.put(Delivery(url, lambda: self._tamper(build_device_alert(
-            signer=self.signer, response_id=rid, alert_code=code, gbcs=gbcs), "alert"), "alert", "alert"))

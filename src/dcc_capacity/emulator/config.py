@@ -9,13 +9,15 @@ admits a little more than capacity so latency rises before throttling bites.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dcc_capacity.config.source import load_source, sub_source
+from dcc_capacity.config.tls import ClientTlsSettings, ServerTlsSettings
+from dcc_capacity.config.validation import validate
+from dcc_capacity.config.yamlsource import YamlSource
 from dcc_capacity.emulator.latency import LATENCY_CLASSES, DeviceLatencyConfig, known_classes
 from dcc_capacity.emulator.schedules import ScheduledExecutionConfig
 from dcc_capacity.errors import InputError
@@ -32,7 +34,9 @@ __all__ = [
     "ThrottleConfig",
     "TlsConfig",
     "UserConfig",
+    "check_section",
     "load_config",
+    "merge_settings",
 ]
 
 SRV_CLASSES = ("critical", "device", "non_device")
@@ -222,24 +226,10 @@ class CPConfig(_Model):
     password: str = "cp"
 
 
-class TlsConfig(_Model):
-    """HTTPS for the emulator's own endpoints; with ``client_ca``, every client must present a certificate."""
-
-    cert: str | None = None
-    key: str | None = None
-    client_ca: str | None = None
-    key_password_env: str | None = None
-    """Environment variable holding the key's password (never the password itself)."""
-
-
-class CallbackTlsConfig(_Model):
-    """How the emulator calls back over https: its client certificate and the CA it trusts."""
-
-    client_cert: str | None = None
-    client_key: str | None = None
-    ca: str | None = None
-    verify: bool = True
-    key_password_env: str | None = None
+TlsConfig = ServerTlsSettings
+"""The emulator's own HTTPS (``tls``): the suite's one server TLS model (config/tls.py)."""
+CallbackTlsConfig = ClientTlsSettings
+"""How the emulator calls back over https (``callback_tls``): the suite's one client TLS model (config/tls.py)."""
 
 
 class EmulatorConfig(_Model):
@@ -327,52 +317,42 @@ class EmulatorConfig(_Model):
         return (user.callback_url if user and user.callback_url else None) or self.callback_url
 
 
-def _read(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read config: {exc.strerror}", file=path) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
-    try:
-        if path.suffix == ".toml":
-            import tomllib  # Python 3.11+
-
-            data = tomllib.loads(text)
-        elif path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:  # one line: the problem and where (PyYAML's text spans several lines)
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"cannot parse config ({getattr(exc, 'problem', None) or exc})", file=path,
-                         line=mark.line + 1 if mark else None) from None
-    except ValueError as exc:
-        raise InputError(f"cannot parse config ({exc})", file=path) from None
-    data = data or {}
+def _read(path: Path) -> YamlSource:
+    """The file's settings: the whole file, or its ``emulator`` section (a run configuration's ``[emulator]``)."""
+    src = load_source(path, key="--config", suffixes=(".yaml", ".yml", ".toml", ".json"), yaml_otherwise=True)
+    data = {} if src.data is None else src.data
     if not isinstance(data, dict):
-        raise InputError("the config must be a mapping", file=path)
-    return data.get("emulator", data) if isinstance(data.get("emulator"), dict) else data
+        raise src.error(None, f"the config must be a mapping of settings, not a {type(data).__name__}")
+    if isinstance(data.get("emulator"), dict):
+        return sub_source(src, "emulator", data["emulator"])
+    return YamlSource(src.path, data, src.lines, src.key_lines)
 
 
-def _merge(base: dict, over: dict) -> dict:
+def merge_settings(base: dict, over: dict) -> dict:
+    """``over`` merged into ``base`` key by key, nested mappings merged too (neither is changed)."""
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = merge_settings(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+def check_section(src: YamlSource, section: str = "emulator") -> EmulatorConfig:
+    """A run configuration's emulator section (``src``: its data and lines, see ``config.source.sub_source``),
+    validated as an emulator config file is; errors name the key with the section (``emulator.capacity.tps``)."""
+    try:
+        return validate(EmulatorConfig, src)
+    except InputError as exc:
+        key = f"{section}.{exc.key}" if exc.key else section
+        raise InputError(exc.detail, file=exc.file, key=key, line=exc.line) from None
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> EmulatorConfig:
     """The config from ``path`` (YAML, JSON or TOML; optional) with ``overrides`` merged on top.
 
-    Bad values raise :class:`InputError` naming the file and the dotted key.
+    Read and validated as every settings file of the suite is (:mod:`dcc_capacity.config.source`,
+    :mod:`dcc_capacity.config.validation`): a bad value is one :class:`InputError` naming the file, the line
+    and the dotted key, an unknown key says what was meant.
     """
-    data = _read(Path(path)) if path else {}
-    if overrides:
-        data = _merge(data, overrides)
-    try:
-        return EmulatorConfig.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or None
-        raise InputError(err["msg"], file=path, key=key) from None
+    src = _read(Path(path)) if path else YamlSource(None, {})  # only command-line settings: no file to name
+    data = merge_settings(src.data, overrides) if overrides else src.data
+    return validate(EmulatorConfig, YamlSource(src.path, data, src.lines, src.key_lines))

@@ -1,11 +1,17 @@
-"""The CP's SFTP interface for SMETS1 migration: two files in, the Commissioning Outcome File out.
+"""The CP's SFTP interface for SMETS1 migration: migration files in, acknowledgements and outcomes out.
 
 In production, migration files move over SFTP, not the DUIS gateway; so does
-this emulator (asyncssh, password auth, a chrooted folder). A Service User (or
-the suite) uploads a Migration Common File and the S1SP Commissioning File for
-the same migration into ``in/``; when both are there the CP validates them and
-writes ``out/COF_<migration_id>.csv``, or ``out/ERR_<file name>.txt`` listing
-what is wrong with a file it cannot accept. Formats: docs/emulator.md.
+this emulator (asyncssh, password auth, a chrooted folder). SCTAD 3.4(b) names
+what the CP processes: Commissioning Requests (acknowledged), the Migration
+Common File, the S1SP Commissioning File, the audit file (installation start
+and completion times) and the Commissioning Outcome File it writes. Here a
+Commissioning Request ``in/CR_<id>.csv`` is answered with ``out/ACK_<id>.csv``;
+when a migration's MCF and S1CF are both in ``in/`` (with its audit file
+``AUDIT_<id>.csv``, checked when present) the CP writes
+``out/COF_<migration_id>.csv``, or ``out/ERR_<migration_id>.txt`` /
+``out/ERR_<file name>.txt`` listing what is wrong with a file it cannot
+accept. Formats (most fields assumed: no public source gives them):
+docs/emulator.md.
 
 The migration-fallout failure mode fails a (deterministic, configurable)
 share of devices with reason ``MIGRATION_FALLOUT``; resubmitting those devices
@@ -20,29 +26,37 @@ import io
 import logging
 import re
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import asyncssh
 
 from dcc_capacity.emulator.config import CPConfig
 from dcc_capacity.emulator.faults import Faults
+from dcc_capacity.errors import ProtocolError
 
-__all__ = ["CPServer", "MCF_COLUMNS", "S1CF_COLUMNS", "COF_COLUMNS", "process_migration"]
+__all__ = ["ACK_COLUMNS", "AUDIT_COLUMNS", "COUNTS", "CPServer", "CR_COLUMNS", "MCF_COLUMNS", "S1CF_COLUMNS",
+           "COF_COLUMNS", "acknowledge", "process_migration"]
 
 log = logging.getLogger("dcc_capacity.emulator.cp")
 
 MCF_COLUMNS = ("migration_id", "device_id", "device_type", "mpxn", "smets_version")
 S1CF_COLUMNS = ("migration_id", "device_id", "s1sp_status")
 COF_COLUMNS = ("migration_id", "device_id", "outcome", "reason")
+CR_COLUMNS = ("migration_id", "device_id", "device_type")
+ACK_COLUMNS = ("migration_id", "device_id", "ack_status", "acknowledged_at")
+AUDIT_COLUMNS = ("migration_id", "device_id", "installation_start", "installation_end")
 DEVICE_TYPES = frozenset({"ESME", "GSME", "CHF", "GPF", "PPMID", "HCALCS", "IHD"})
 _EUI = re.compile(r"^[0-9A-F]{2}(-[0-9A-F]{2}){7}$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_NAME = re.compile(r"^(MCF|S1CF)_([A-Za-z0-9_-]{1,64})\.csv$")
+_NAME = re.compile(r"^(CR|MCF|S1CF|AUDIT)_([A-Za-z0-9_-]{1,64})\.csv$")
 MAX_FILE_BYTES = 50 * 1024 * 1024
+COUNTS = ("commissioning_requests", "acknowledged_devices", "migrations", "devices", "commissioned", "failed",
+          "fallout", "rejected_files")
 MAX_ROWS = 1_000_000
 
 
-class FileRejected(ValueError):
+class FileRejected(ProtocolError):
     """A migration file the CP cannot accept; the message lists the problems."""
 
 
@@ -98,7 +112,46 @@ def _check_mcf(rows: list[dict[str, str]]) -> None:
         raise FileRejected("; ".join(problems[:50]))
 
 
-def process_migration(migration_id: str, mcf: bytes, s1cf: bytes, faults: Faults) -> list[dict[str, str]]:
+def _iso_time(value: str) -> datetime | None:
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else None
+
+
+def _check_audit(rows: list[dict[str, str]], devices: set[str]) -> None:
+    """Every row names a migrated device and an installation that ended no earlier than it started (UTC)."""
+    problems = []
+    for row in rows:
+        start, end = _iso_time(row["installation_start"]), _iso_time(row["installation_end"])
+        if row["device_id"] not in devices:
+            problems.append(f"{row['device_id']}: not in the Migration Common File")
+        if start is None or end is None:
+            problems.append(f"{row['device_id']}: installation_start/installation_end must be ISO 8601 with a "
+                            f"time zone (got {row['installation_start']!r}, {row['installation_end']!r})")
+        elif end < start:
+            problems.append(f"{row['device_id']}: installation_end is before installation_start")
+    if problems:
+        raise FileRejected("audit file: " + "; ".join(problems[:50]))
+
+
+def acknowledge(migration_id: str, cr: bytes, now: datetime | None = None) -> list[dict[str, str]]:
+    """The acknowledgement rows of one Commissioning Request; :class:`FileRejected` for an unacceptable file."""
+    if not _ID.match(migration_id):
+        raise FileRejected("migration_id must be 1-64 letters, digits, '-' or '_'")
+    rows = _rows(cr, CR_COLUMNS, migration_id)
+    bad = [f"{r['device_id']}: device_type {r['device_type']!r} unknown" for r in rows
+           if r["device_type"] not in DEVICE_TYPES]
+    if bad:
+        raise FileRejected("; ".join(bad[:50]))
+    at = (now or datetime.now(timezone.utc)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return [{"migration_id": migration_id, "device_id": r["device_id"], "ack_status": "ACCEPTED",
+             "acknowledged_at": at} for r in rows]
+
+
+def process_migration(migration_id: str, mcf: bytes, s1cf: bytes, faults: Faults,
+                      audit: bytes | None = None) -> list[dict[str, str]]:
     """The Commissioning Outcome rows for one migration; :class:`FileRejected` for an unacceptable file."""
     if not _ID.match(migration_id):
         raise FileRejected("migration_id must be 1-64 letters, digits, '-' or '_'")
@@ -109,6 +162,8 @@ def process_migration(migration_id: str, mcf: bytes, s1cf: bytes, faults: Faults
     if unknown:
         raise FileRejected(f"S1SP Commissioning File names devices not in the Migration Common File: "
                            f"{', '.join(unknown[:10])}")
+    if audit is not None:
+        _check_audit(_rows(audit, AUDIT_COLUMNS, migration_id), {d["device_id"] for d in devices})
     out = []
     for d in devices:
         dev = d["device_id"]
@@ -135,6 +190,8 @@ class CPServer:
         self._server: asyncssh.SSHAcceptor | None = None
         self._lock = asyncio.Lock()
         self.processed: list[str] = []
+        self.counts: dict[str, int] = dict.fromkeys(COUNTS, 0)
+        """The CP's own view for /metrics (``cp``): what it acknowledged, processed and rejected."""
 
     async def start(self, host: str = "127.0.0.1") -> None:
         (self.root / "in").mkdir(parents=True, exist_ok=True)
@@ -185,26 +242,50 @@ class CPServer:
                 m = _NAME.match(path.name)
                 out = self.root / "out"
                 if not m:
-                    _write(out / f"ERR_{path.name}.txt", "file name must be MCF_<migration_id>.csv or "
-                                                          "S1CF_<migration_id>.csv\n")
+                    _write(out / f"ERR_{path.name}.txt", "file name must be CR_, MCF_, S1CF_ or AUDIT_ "
+                                                          "followed by <migration_id>.csv\n")
                     return
-                mid = m.group(2)
+                kind, mid = m.group(1), m.group(2)
+                if kind == "CR":
+                    try:
+                        acked = acknowledge(mid, path.read_bytes())
+                    except FileRejected as exc:
+                        self.counts["rejected_files"] += 1
+                        _write(out / f"ERR_{path.name}.txt", f"commissioning request {mid} rejected: {exc}\n")
+                        return
+                    _write(out / f"ACK_{mid}.csv", _csv(ACK_COLUMNS, acked))
+                    self.counts["commissioning_requests"] += 1
+                    self.counts["acknowledged_devices"] += len(acked)
+                    return
                 mcf, s1cf = self.root / "in" / f"MCF_{mid}.csv", self.root / "in" / f"S1CF_{mid}.csv"
-                if not (mcf.exists() and s1cf.exists()):
-                    return
+                if kind == "AUDIT" or not (mcf.exists() and s1cf.exists()):
+                    return  # the audit file is read with the migration it belongs to
+                audit = self.root / "in" / f"AUDIT_{mid}.csv"
                 try:
-                    rows = process_migration(mid, mcf.read_bytes(), s1cf.read_bytes(), self.faults)
+                    rows = process_migration(mid, mcf.read_bytes(), s1cf.read_bytes(), self.faults,
+                                             audit.read_bytes() if audit.exists() else None)
                 except FileRejected as exc:
+                    self.counts["rejected_files"] += 1
                     _write(out / f"ERR_{mid}.txt", f"migration {mid} rejected: {exc}\n")
                     return
-                buf = io.StringIO()
-                w = csv.DictWriter(buf, fieldnames=COF_COLUMNS, lineterminator="\n")
-                w.writeheader()
-                w.writerows(rows)
-                _write(out / f"COF_{mid}.csv", buf.getvalue())
+                _write(out / f"COF_{mid}.csv", _csv(COF_COLUMNS, rows))
                 self.processed.append(mid)
+                c = self.counts
+                c["migrations"] += 1
+                c["devices"] += len(rows)
+                c["commissioned"] += sum(r["outcome"] == "COMMISSIONED" for r in rows)
+                c["failed"] += sum(r["outcome"] == "FAILED" for r in rows)
+                c["fallout"] += sum(r["reason"] == "MIGRATION_FALLOUT" for r in rows)
             except OSError as exc:  # a vanished or unreadable upload must not take the server down
                 log.warning("CP could not process %s: %s", path, exc)
+
+
+def _csv(columns: tuple[str, ...], rows: list[dict[str, str]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
 
 
 def _write(path: Path, text: str) -> None:

@@ -52,12 +52,8 @@ def _server(app: EmulatorApp, cfg: EmulatorConfig) -> LeanServer:
 
 def server_tls(cfg: EmulatorConfig) -> Any:
     """The emulator's server ``ssl.SSLContext`` from ``cfg.tls`` (None: plain HTTP)."""
-    if not cfg.tls.cert:
-        return None
-    from dcc_capacity.config.tls import ServerTls
-
-    return ServerTls(cfg.tls.cert, cfg.tls.key, cfg.tls.client_ca, cfg.tls.key_password_env,
-                     option="tls.cert").context()
+    tls = cfg.tls.server_tls(option="tls.cert")
+    return tls.context() if tls is not None else None
 
 
 def _scheme(cfg: EmulatorConfig) -> str:

@@ -50,6 +50,13 @@ import gevent
 from gevent.event import AsyncResult
 
 from dcc_capacity.duis.scheduled import MARKER
+from dcc_capacity.load.callbackresult import (
+    CallbackResult,
+    LateResponse,
+    MissingResponse,
+    UnknownRequestId,
+    censored_ms,
+)
 from dcc_capacity.load.postserver import PostServer
 from dcc_capacity.load.response_check import BAD_SIGNATURE, BadResponseSignature, check_signature
 from dcc_capacity.load.scheduled import ScheduleBook
@@ -69,44 +76,6 @@ log = logging.getLogger(__name__)
 
 _RID = re.compile(rb"<(?:[\w.-]+:)?RequestID>\s*([^<\s]+)\s*</")
 _CODE = re.compile(rb"<(?:[\w.-]+:)?ResponseCode>\s*([^<\s]+)\s*</")
-
-
-def censored_ms(timeout_ms: float) -> float:
-    """The response time a missing response gets in Locust's stats: the timeout, nudged up until Locust's
-    histogram bucket (~2 significant digits) is not below it, so the live percentiles never show it lower."""
-    from locust import stats
-
-    value = float(timeout_ms)
-    step = 1.0 if value < 100 else 10.0 if value < 1000 else 100.0 if value < 10000 else 1000.0
-    for _ in range(10):  # bounded: one or two steps with Locust's own bucketing
-        if stats.bucket_response_time(value) >= timeout_ms:
-            break
-        value += step
-    return value
-
-
-class LateResponse(Exception):
-    """The async response came, but after the listener's ``late_after_s``."""
-
-
-class MissingResponse(Exception):
-    """No async response within ``missing_after_s``."""
-
-
-class UnknownRequestId(Exception):
-    """A response for a RequestID this process never sent (or long forgot)."""
-
-
-@dataclass(slots=True)
-class CallbackResult:
-    """What a waiter gets back: the response (or its absence) and the timings."""
-
-    outcome: str
-    """``ok``, ``error`` (DUIS code E...), ``late`` or ``missing``."""
-    body: bytes = b""
-    arrival_ts: float = float("nan")
-    trt_ms: float = float("nan")
-    response_code: str = ""
 
 
 # One awaited response in the correlation map: a plain tuple of str / float / int / bool. CPython's collector

@@ -43,7 +43,7 @@ def emulator_config(opts: Any, registry: Path) -> dict[str, Any]:
     """The emulator's settings for this process: callbacks to its listener, its fleet's devices, its SP."""
     scheme = "https" if getattr(opts, "callback_tls_cert", None) else "http"
     host = getattr(opts, "callback_host", None) or "127.0.0.1"
-    sp = getattr(opts, "sp", None) or "DSP"
+    sp = getattr(opts, "dcc_sp", None) or "DSP"
     return {"port": 0, "sp": "DSP" if sp == "CP" else sp,
             "callback_url": f"{scheme}://{host}:{opts.callback_port}/",
             "devices": {"registry": str(registry)},

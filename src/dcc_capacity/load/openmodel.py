@@ -48,6 +48,8 @@ from locust import User, constant, task
 from locust.runners import WorkerRunner
 from locust.user.users import LOCUST_STATE_STOPPING
 
+from dcc_capacity.errors import RequestFailure
+from dcc_capacity.load import hooks as _hooks  # noqa: F401 - registers --run-dir ... and the init hook
 from dcc_capacity.load.adapters import AdapterSettings, TargetAdapter, make_adapter
 from dcc_capacity.load.adapters import options as _adapter_options  # noqa: F401 - registers --adapter, --tls-*, --response-cert
 from dcc_capacity.load.flights import Flights
@@ -59,7 +61,7 @@ __all__ = ["ClientSaturated", "OpenModelUser", "Step", "StepResult"]
 log = logging.getLogger(__name__)
 
 
-class ClientSaturated(Exception):
+class ClientSaturated(RequestFailure):
     """The generator could not send an arrival (``max_in_flight`` exchanges out, or the parked bound reached):
     it was dropped, counted, and the run is INVALID."""
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import gevent
 
 from dcc_capacity.load.locuststats import StatsView, read_stats
+from dcc_capacity.load.runcontext import context_for
 from dcc_capacity.model.nfr import Nfr
 
 if TYPE_CHECKING:
@@ -185,8 +186,6 @@ class Progress:
 
     def _generator(self, elapsed: float) -> str:
         """Send lag and what is outstanding: whether the generator keeps up, and whether the SUT answers at all."""
-        from dcc_capacity.load.runcontext import context_for
-
         g = context_for(self.environment).live()
         p99 = g["lag"].quantile(0.99)
         lag = f"send lag p99 {p99:.1f} ms" if p99 == p99 else "send lag -"

@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from dcc_capacity.duis.verify import SignatureError, TrustStore, XmlError, verify_enveloped
-from dcc_capacity.errors import InputError
+from dcc_capacity.errors import InputError, RequestFailure
 
 __all__ = ["BAD_SIGNATURE", "BadResponseSignature", "check_signature", "response_trust"]
 
 BAD_SIGNATURE = "bad response signature"
 
 
-class BadResponseSignature(Exception):
+class BadResponseSignature(RequestFailure):
     """A response or alert whose DCC signature does not verify (Locust shows it as the failure's exception)."""
 
 

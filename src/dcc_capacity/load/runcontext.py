@@ -2,7 +2,7 @@
 
 One :class:`RunContext` per Locust :class:`~locust.env.Environment`, made by
 :func:`install` (called from Locust's ``init`` event when a locustfile
-imports :mod:`dcc_capacity.load.openmodel`; call it yourself for an in-process
+imports :mod:`dcc_capacity.load.openmodel`, via :mod:`.hooks`; call it yourself for an in-process
 ``Environment``). It hooks Locust's own events - nothing is monkeypatched:
 
 - ``test_start``: start the run clock; on processes that run users, open this
@@ -13,24 +13,18 @@ imports :mod:`dcc_capacity.load.openmodel`; call it yourself for an in-process
   callbacks missing, flush records;
 - ``quitting``: close the records file and stop the listener.
 
-Distributed rule: every scheduler user of class C takes
-``rate(C) / (number of C users in the whole cluster)``. A master knows that
-number after dispatch (``runner.target_user_classes_count``) and sends it to
-the workers; a worker does not start scheduling until it has heard it (a few
-ms) and plans from then: sending the arrivals of that wait all at once would
-be generator lag (send lag is judged, docs/measurement.md "Run validity"),
-and a few ms of arrivals at the very start are visible in the offered count.
-Locally the divisor is the local count (normally 1).
+The end-of-test drain (:mod:`.drain`), the collector's pauses
+(:mod:`.gcpauses`) and the messages between master and workers
+(:mod:`.cluster`) live in their own modules; the Locust options and the init
+hook that installs a context in every process are in :mod:`.hooks`.
+Locally a user class's rate divisor is the local count (normally 1).
 """
 
 from __future__ import annotations
 
-import gc
 import itertools
 import json
 import logging
-import os
-import sys
 import time
 import weakref
 from collections import Counter
@@ -38,12 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import gevent
-from locust import events as global_events
 from locust.runners import MasterRunner, WorkerRunner
 
 from dcc_capacity.config.tls import ServerTls
 from dcc_capacity.load.callbacks import CallbackListener
+from dcc_capacity.load.cluster import DRAINED_MESSAGE, Cluster
+from dcc_capacity.load.drain import drain, wait_for_workers
+from dcc_capacity.load.gcpauses import GcPauses, freeze_survivors, tame_gc
 from dcc_capacity.load.records import RecordWriter
 from dcc_capacity.load.response_check import response_trust
 from dcc_capacity.load.sendlag import LagHistogram
@@ -56,9 +51,6 @@ if TYPE_CHECKING:
 __all__ = ["GcPauses", "MeasureConfig", "RunContext", "context_for", "install"]
 
 log = logging.getLogger(__name__)
-COUNTS_MESSAGE = "dcc_om_counts"
-DRAINED_MESSAGE = "dcc_drained"
-LIVE_KEY = "dcc_live"
 
 
 @dataclass
@@ -106,39 +98,6 @@ class MeasureConfig:
                    callback_tls=tls, response_certs=tuple(get("response_cert", None) or ()))
 
 
-class GcPauses:
-    """Python's garbage-collector pauses in this process: count, total and longest per generation.
-
-    A load process holding tens of thousands of awaited responses has a big heap, and a full collection walks
-    all of it while no request goes out: that shows as send lag. Measured here so the lag has an explanation.
-    """
-
-    def __init__(self) -> None:
-        self.started = 0.0
-        self.count = [0, 0, 0]
-        self.total_ms = [0.0, 0.0, 0.0]
-        self.max_ms = [0.0, 0.0, 0.0]
-
-    def __call__(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self.started = time.perf_counter()
-            return
-        gen = int(info.get("generation", 0))
-        ms = (time.perf_counter() - self.started) * 1000
-        self.count[gen] += 1
-        self.total_ms[gen] += ms
-        self.max_ms[gen] = max(self.max_ms[gen], ms)
-        if gen == 2 and os.environ.get("DCC_GC_DEBUG"):
-            import collections
-            objs = gc.get_objects(2)
-            top = collections.Counter(type(o).__name__ for o in objs).most_common(8)
-            print(f"[gc] gen2 {ms:.0f} ms, {len(objs)} objects in gen2: {top}", file=sys.stderr, flush=True)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f"gen{g}": {"count": self.count[g], "total_ms": round(self.total_ms[g], 1),
-                            "max_ms": round(self.max_ms[g], 2)} for g in range(3)}
-
-
 class RunContext:
     """Everything one process measures with. Get it with :func:`context_for`."""
 
@@ -157,7 +116,8 @@ class RunContext:
         """SRV attempts per user class whose outcome was ok (ack, and the callback when one was expected)."""
         self.dropped: Counter[str] = Counter()
         """Arrivals per user class not sent because the client was saturated (max in-flight reached)."""
-        self.cluster_counts: dict[str, int] | None = None
+        self.cluster = Cluster(self.own_live)
+        """Messages to and from the run's other processes (user counts, workers' health and drain reports)."""
         self.arrival_ids = itertools.count(1)
         """Arrival numbers, unique in this process: (process, arrival) links a journey's steps in the records."""
         self.pools: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -170,10 +130,7 @@ class RunContext:
         """Actual - planned send of every request of this process, ms (the live line; the report reads records)."""
         self.drain: dict[str, Any] = {}
         """What the end-of-test drain found and did (also ``drain-<process>.json`` in the run folder)."""
-        self._drained_workers: dict[str, dict[str, Any]] = {}
-        self._worker_live: dict[str, dict[str, Any]] = {}
         self.gc_pauses: GcPauses | None = None
-        self._broadcaster: gevent.Greenlet | None = None
 
     # -- clock and share --------------------------------------------------
     def elapsed(self, now: float | None = None) -> float:
@@ -186,9 +143,9 @@ class RunContext:
         """How many scheduler users of ``class_name`` share its rate; None while a worker has not heard yet."""
         runner = self.environment.runner
         if isinstance(runner, WorkerRunner):
-            if self.cluster_counts is None:
+            if self.cluster.counts is None:
                 return None
-            return max(1, int(self.cluster_counts.get(class_name, 1)))
+            return max(1, int(self.cluster.counts.get(class_name, 1)))
         counts = runner.user_classes_count if runner is not None else {}
         return max(1, int(counts.get(class_name, 1)))
 
@@ -215,13 +172,18 @@ class RunContext:
         lag = LagHistogram()
         lag.merge(self.send_lag.to_dict())
         awaited, parked, in_flight, received = self.awaited, self.parked, self.in_flight, self.received
-        for data in self._worker_live.values():
+        for data in self.cluster.worker_live.values():
             lag.merge(data.get("lag") or {})
             awaited += int(data.get("awaited", 0))
             parked += int(data.get("parked", 0))
             in_flight += int(data.get("in_flight", 0))
             received += int(data.get("received", 0))
         return {"lag": lag, "awaited": awaited, "parked": parked, "in_flight": in_flight, "received": received}
+
+    def own_live(self) -> dict[str, Any]:
+        """This process's own generator health, as a worker sends it to the master with each report."""
+        return {"lag": self.send_lag.to_dict(), "awaited": self.awaited, "parked": self.parked,
+                "in_flight": self.in_flight, "received": self.received}
 
     @property
     def received(self) -> int:
@@ -236,16 +198,14 @@ class RunContext:
         self.dropped.clear()
         self.send_lag.clear()
         self.stopped = False
-        self._drained_workers.clear()
-        self._worker_live.clear()
+        self.cluster.reset()
         runner = self.environment.runner
         if isinstance(runner, MasterRunner):
-            if self._broadcaster is None:
-                self._broadcaster = gevent.spawn(self._broadcast_loop, runner)
+            self.cluster.start(runner)
             return
         if self._explicit_config is None:
             self.config = MeasureConfig.from_options(self.environment.parsed_options)
-        self._tame_gc()
+        self.gc_pauses = tame_gc(self.gc_pauses)
         cfg = self.config
         if self.records is None and cfg.run_dir is not None:
             self.records = RecordWriter(cfg.run_dir)
@@ -266,31 +226,19 @@ class RunContext:
             self.callbacks.on_outcome = self._count_outcome
             log.info("callback listener on %s", self.callbacks.url)
 
-    def _tame_gc(self) -> None:
-        """Keep full collections short: what exists at test start (modules, the fleet, templates, keys) lives for
-        the whole run, so it is moved out of the collector's sight (``gc.freeze``); only what the run creates is
-        walked. Measured: without it, full collections with ~70,000 responses awaited took hundreds of ms, and every
-        request due meanwhile was sent that late (docs/performance.md, bench_pending)."""
-        if self.gc_pauses is None:
-            self.gc_pauses = GcPauses()
-            gc.callbacks.append(self.gc_pauses)
-        gc.collect()
-        gc.freeze()
-
     def on_spawning_complete(self, **_: Any) -> None:
-        """The users (and what they built on first use: the fleet, its pools, the request factory) are in place:
-        out of the collector's sight too. No collection here (the load is already going); freeze only moves."""
+        """The users and what they built on first use are in place: out of the collector's sight too."""
         if self.gc_pauses is not None and not isinstance(self.environment.runner, MasterRunner):
-            gc.freeze()
+            freeze_survivors()
 
     def drain_limit(self) -> float:
         return self.config.drain_s if self.config.drain_s is not None else self.config.trt_missing_s
 
     def on_test_stop(self, **_: Any) -> None:
         if isinstance(self.environment.runner, MasterRunner):
-            self._wait_for_workers()
+            wait_for_workers(self)
             return
-        self.drain = self._drain()
+        self.drain = drain(self)
         if self.records is not None:
             self.records.flush()
             path = self.records.run_dir / f"drain-{self.records.tag}.json"
@@ -299,91 +247,17 @@ class RunContext:
         if isinstance(runner, WorkerRunner):
             runner.send_message(DRAINED_MESSAGE, {"id": runner.client_id, **self.drain})
 
-    def _drain(self) -> dict[str, Any]:
-        """Let open exchanges, parked journeys and awaited responses finish (bounded), then close the books."""
-        limit = self.drain_limit()
-        started = time.time()
-        at_stop = {"in_flight": self.in_flight, "parked": self.parked, "awaited": self.awaited}
-        deadline, next_line = started + limit, started + 5.0
-        runner = self.environment.runner
-        while time.time() < deadline and (self.in_flight or self.parked or self.awaited):
-            if isinstance(runner, WorkerRunner):
-                # Locust handles the master's messages (its heartbeats too) in the greenlet that runs this stop:
-                # while we drain, none is read, and after 60 s the worker would quit as if the master were gone,
-                # cutting the drain. The master is waiting for our drained message; keep the worker's own clock.
-                runner.last_heartbeat_timestamp = time.time()
-            if time.time() >= next_line and not isinstance(runner, WorkerRunner):
-                print(f"[dcc-capacity] draining: {self.awaited:,} responses awaited, {self.parked:,} journeys parked, "
-                      f"{self.in_flight:,} exchanges open; at most {deadline - time.time():.0f} s left",
-                      file=sys.stderr, flush=True)
-                next_line += 5.0
-            gevent.sleep(0.05)
-        self.stopped = True
-        closed = 0
-        if self.callbacks is not None:
-            closed = self.callbacks.close_all(f"still awaited when the drain ended ({limit:g} s after the load "
-                                              "stopped)")
-        return {"limit_s": limit, "took_s": round(time.time() - started, 3), "at_stop": at_stop,
-                "closed_missing": closed, "parked_left": self.parked,
-                "dropped": int(sum(self.dropped.values())), "send_lag": self.send_lag.to_dict(),
-                "gc": self.gc_pauses.to_dict() if self.gc_pauses is not None else {},
-                "listener": dict(self.callbacks.counts) if self.callbacks is not None else {}}
-
-    def _wait_for_workers(self) -> None:
-        """Master: stay up (and keep Locust's stats) until every worker has drained, bounded by the drain limit."""
-        from locust.rpc import Message
-        from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING
-
-        runner = self.environment.runner
-        for c in runner.clients.all:  # a headless shape ends in quit(), which fires test_stop before it tells the
-            if c.state in (STATE_RUNNING, STATE_SPAWNING):  # workers: stop them now, or they drain only after this
-                runner.server.send_to_client(Message("stop", None, c.id))  # wait has timed out (limit + 15 s)
-        deadline = time.time() + self.drain_limit() + 15.0
-        while time.time() < deadline:
-            alive = {c.id for c in runner.clients.all if c.state != STATE_MISSING}  # a lost worker never reports
-            if alive <= set(self._drained_workers):
-                return
-            gevent.sleep(0.1)
-
-    def on_drained_message(self, environment: Environment, msg: Any, **_: Any) -> None:
-        data = dict(msg.data)
-        self._drained_workers[str(data.get("id", len(self._drained_workers)))] = data
-
-    def on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
-        data[LIVE_KEY] = {"lag": self.send_lag.to_dict(), "awaited": self.awaited, "parked": self.parked,
-                          "in_flight": self.in_flight, "received": self.received}
-
-    def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
-        if LIVE_KEY in data:
-            self._worker_live[client_id] = data[LIVE_KEY]
-
     def on_quitting(self, **_: Any) -> None:
         self.close()
 
     def close(self) -> None:
-        if self._broadcaster is not None:
-            self._broadcaster.kill(block=False)
-            self._broadcaster = None
+        self.cluster.stop()
         if self.callbacks is not None:
             self.callbacks.stop()
             self.callbacks = None
         if self.records is not None:
             self.records.close()
             self.records = None
-
-    # -- distributed ------------------------------------------------------
-    def _broadcast_loop(self, runner: MasterRunner) -> None:
-        last: dict[str, int] | None = None
-        last_sent = 0.0
-        while True:
-            counts = dict(runner.target_user_classes_count)
-            if counts and (counts != last or time.time() - last_sent > 2.0):
-                runner.send_message(COUNTS_MESSAGE, counts)
-                last, last_sent = counts, time.time()
-            gevent.sleep(0.1)
-
-    def on_counts_message(self, environment: Environment, msg: Any, **_: Any) -> None:
-        self.cluster_counts = {str(k): int(v) for k, v in dict(msg.data).items()}
 
 
 _contexts: weakref.WeakKeyDictionary[Any, RunContext] = weakref.WeakKeyDictionary()
@@ -403,53 +277,10 @@ def install(environment: Environment, config: MeasureConfig | None = None) -> Ru
     ev.test_stop.add_listener(ctx.on_test_stop)
     ev.quitting.add_listener(ctx.on_quitting)
     ev.spawning_complete.add_listener(ctx.on_spawning_complete)
-    if isinstance(environment.runner, WorkerRunner):
-        environment.runner.register_message(COUNTS_MESSAGE, ctx.on_counts_message)
-        ev.report_to_master.add_listener(ctx.on_report_to_master)
-    if isinstance(environment.runner, MasterRunner):
-        environment.runner.register_message(DRAINED_MESSAGE, ctx.on_drained_message)
-        ev.worker_report.add_listener(ctx.on_worker_report)
+    ctx.cluster.install(environment)
     return ctx
 
 
 def context_for(environment: Environment) -> RunContext:
     """The environment's context, installing it on first use."""
     return _contexts.get(environment) or install(environment)
-
-
-@global_events.init_command_line_parser.add_listener
-def _add_options(parser: Any, **_: Any) -> None:
-    g = parser.add_argument_group("dcc-capacity measurement")
-    g.add_argument("--run-dir", default="", help="Folder for this run's records (one file per process).")
-    g.add_argument("--callback-host", default="127.0.0.1", help="Interface of each process's callback listener.")
-    g.add_argument("--callback-port", type=int, default=0, help="Callback listener port (0: ephemeral).")
-    g.add_argument("--trt-late", type=float, default=30.0, help="Async response later than this (s) is 'late'.")
-    g.add_argument("--trt-missing", type=float, default=120.0, help="No async response after this (s): 'missing'.")
-    g.add_argument("--drain", type=float, default=None,
-                   help="Seconds to wait at stop for awaited responses, then record them missing (default: "
-                        "--trt-missing).")
-    g.add_argument("--max-in-flight", type=int, default=0,
-                   help="Open HTTP exchanges per user class and process; past it arrivals are dropped (default 1000).")
-    g.add_argument("--max-parked-journeys", type=int, default=100_000,
-                   help="Journeys per process waiting for a response their next step needs (default 100000).")
-    g.add_argument("--nfr", default="", help="NFR file for the live progress line (default: the shipped one).")
-    g.add_argument("--progress-interval", type=float, default=10.0,
-                   help="Headless: seconds between progress lines (0: none).")
-
-
-@global_events.init.add_listener
-def _on_init(environment: Environment, **_: Any) -> None:
-    install(environment)
-    opts = environment.parsed_options
-    interval = float(getattr(opts, "progress_interval", 0) or 0)
-    if opts is not None and getattr(opts, "headless", False) and interval > 0 and not isinstance(
-            environment.runner, WorkerRunner):
-        from dcc_capacity.load.progress import Progress
-        from dcc_capacity.model.nfr import load_catalogue
-
-        cat = load_catalogue(getattr(opts, "nfr", "") or None)
-        nfrs = cat.nfrs
-        if getattr(opts, "dcc_test", "") == "negative":  # error answers are the point: judge the NEGATIVE test's NFRs
-            ids = {n for t in cat.tests if t.id == "NEGATIVE" for n in t.nfr_ids}
-            nfrs = [n for n in cat.nfrs if n.id in ids] or nfrs
-        Progress(environment, nfrs, interval=interval).install()

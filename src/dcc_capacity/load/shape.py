@@ -1,26 +1,26 @@
 """From the volume model to a running shape: target SRV/s per user class over time, per test type.
 
-``TestSpec`` is everything that decides the offered load (profile, SP, slot,
-test type, rate override, duration, stress/spike/catch-up knobs). It travels
-as Locust options, so ``locust -f locustfiles/dcc.py`` and ``dcc-capacity run``
-(and every worker) build the same shape from the same inputs. ``DccShape`` is
-the one LoadTestShape class in the locustfile: on first use it builds the
-concrete shape of ``shapes.py`` for the test and delegates to it.
+The run spec (spec/model.py) is everything that decides the offered load; every Locust process reads the same
+one (``--dcc-spec``, or the generated ``--dcc-*`` options of a plain ``locust -f``), so every worker builds the
+same shape. ``DccShape`` is the one LoadTestShape class in the locustfile: on first use it asks the test type's
+plugin (testtypes/) for the concrete shape and delegates to it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from dcc_capacity.load.controlled_shape import ControlledShape
-from dcc_capacity.load.shapes import CatchupShape, LoadShape, RateShape, SoakShape, SpikeShape, StressShape
-from dcc_capacity.model.volume import SLOTS, VolumePlan
-from dcc_capacity.spec.resolve import TestSpec, class_rates, drop, parse_duration, resolve, scaled, spec_from_options
+from dcc_capacity.load.shapes import RateShape, StressShape
+from dcc_capacity.model.volume import VolumePlan
+from dcc_capacity.spec.model import SpecBase
+from dcc_capacity.spec.options import spec_from_options
+from dcc_capacity.spec.resolve import resolve
 from dcc_capacity.spec.safety import cap_rates
 
 __all__ = ["Built", "DccShape", "NoisyShape", "build_shape"]
+
 
 @dataclass
 class Built:
@@ -50,43 +50,12 @@ class NoisyShape(RateShape):
         return out
 
 
-def build_shape(spec: TestSpec) -> Built:
-    """The concrete shape of ``spec`` (InputError for a bad profile / SP / slot)."""
+def build_shape(spec: SpecBase) -> Built:
+    """The concrete shape of ``spec``, made by its test type (testtypes/); InputError for bad input."""
+    from dcc_capacity.testtypes.registry import get
+
     r = resolve(spec)
-    plan, slot, rates, alerts = r.plan, r.slot, r.rates, r.alerts_per_s
-    d = spec.duration_s
-    shape: RateShape
-    if spec.test in ("load", "negative"):
-        shape = LoadShape(rates=rates, duration_s=d)
-    elif spec.test == "stress" and spec.interactive:
-        shape = ControlledShape(rates=rates, start_factor=spec.start_factor, step_fraction=spec.step_fraction,
-                                hold_s=spec.step_s, max_factor=spec.max_factor, max_error_rate=spec.max_error_rate,
-                                max_p95_ms=spec.max_p95_ms, stop_criterion="p95" if spec.max_p95_ms else "error_rate",
-                                duration_s=d)
-    elif spec.test == "stress":
-        shape = StressShape(rates=rates, start_factor=spec.start_factor, step_fraction=spec.step_fraction,
-                            step_s=spec.step_s, max_factor=spec.max_factor, max_error_rate=spec.max_error_rate,
-                            max_p95_ms=spec.max_p95_ms, duration_s=d)
-    elif spec.test == "soak":
-        slot_rates = {s: class_rates(plan, spec.sp, s, spec.secmp0192_share, spec.s1sp) for s in SLOTS}
-        peak = max(sum(r.values()) for r in slot_rates.values())
-        f = (spec.rate / peak) if (spec.rate is not None and peak > 0) else 1.0
-        shape = SoakShape(slot_rates={s: drop(scaled(r, f), spec.exclude) for s, r in slot_rates.items()},
-                          duration_s=d)
-    elif spec.test == "spike":
-        shape = SpikeShape(rates=rates, spike_factor=spec.spike_factor, spike_at_s=d / 3, spike_s=d / 6,
-                           duration_s=d)
-    elif spec.test == "catchup":
-        outage = spec.outage_s or d / 6
-        if spec.client_hold:
-            shape = CatchupShape(rates=rates, outage_at_s=d / 3, outage_s=outage, hold_factor=0.0,
-                                 catchup_factor=2.0, duration_s=d)
-        else:  # the SUT has the outage (embedded emulator): clients keep sending, the SUT's backlog drains after
-            shape = CatchupShape(rates=rates, outage_at_s=d / 3, outage_s=outage, hold_factor=1.0,
-                                 catchup_factor=1.0, duration_s=d)
-    else:
-        shape = NoisyShape(rates=rates, burst_factor=spec.burst_factor, duration_s=d)
-    return Built(shape, rates, alerts, slot, plan)
+    return Built(get(spec.test).shape(spec, r), r.rates, r.alerts_per_s, r.slot, r.plan)
 
 
 class DccShape(RateShape):
@@ -116,7 +85,7 @@ class DccShape(RateShape):
                 opts = self.runner.environment.parsed_options
             spec = spec_from_options(opts)
             if getattr(opts, "run_time", None):  # Locust's own -t/--run-time bounds the test, over --dcc-duration
-                spec = dataclasses.replace(spec, duration_s=float(opts.run_time))
+                spec = spec.model_copy(update={"duration_s": float(opts.run_time)})
             self.built = build_shape(spec)
             self._inner = self.built.shape
             self.duration_s = self._inner.duration_s
@@ -129,15 +98,14 @@ class DccShape(RateShape):
         return inner
 
     def _ceilings(self) -> tuple[float | None, float | None]:
-        """``--max-rate`` / ``--max-duration`` (run configuration safety): enforced here, in every process."""
+        """The spec's safety ceilings (``safety.max_rate`` / ``max_duration``): enforced here, in every process."""
         cached = self.__dict__.get("_ceiling_values")
         if cached is not None:
             return cached
         opts = self.options if self.options is not None else getattr(getattr(self.runner, "environment", None),
                                                                      "parsed_options", None)
-        rate = float(getattr(opts, "max_rate", 0) or 0) or None
-        dur = str(getattr(opts, "max_duration", "") or "")
-        values = (rate, parse_duration(dur, "--max-duration") if dur else None)
+        spec = spec_from_options(opts)
+        values = (spec.max_rate, spec.max_duration_s)
         if opts is not None:
             self._ceiling_values = values
         return values

@@ -59,7 +59,7 @@ MP192-SA5's TPS = (request + response + alert) / s, ``stat`` max (the busiest in
 report's ``tps`` table, report/tps.py)."""
 SCOPE_DIMS = {"srv": "srv", "user_class": "class", "srv_class": "srv_class", "slot": "slot", "host": "host"}
 """NFR key -> the report's grouping dimension."""
-TEST_TYPES = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "baseline")
+TEST_TYPES = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "scale", "baseline")
 DEFAULT_ISSUE_THRESHOLDS = {1: 0, 2: 0, 3: 5, 4: 10}
 
 
@@ -168,7 +168,7 @@ class TestDef(BaseModel):
 
     id: str = Field(min_length=1)
     name: str = ""
-    type: Literal["load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "baseline"]
+    type: Literal["load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "scale", "baseline"]
     nfr_ids: tuple[str, ...] = ()
     sps: tuple[Literal["DSP", "S1SP", "DCO", "CP"], ...] = ()
     """The Service Providers whose phase this test belongs to (empty: every SP). SECMP0192's midnight schedules

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from dcc_capacity.config.validation import validate
-from dcc_capacity.config.yamlsource import YamlSource, load_yaml
+from dcc_capacity.config.yamlsource import YamlSource, dotted_keys, dotted_leaves, load_yaml
 from dcc_capacity.errors import InputError
 from dcc_capacity.model.catalogue import get_srv
 from dcc_capacity.model.secmp0192 import Secmp0192Inputs
@@ -311,7 +311,7 @@ class Profile:
 
     def inputs(self) -> Iterator[Input]:
         """Every number given in the file, as (dotted key, value, source, line), in file order."""
-        for key, value in _leaves(self.yaml.data, ""):
+        for key, value in dotted_leaves(self.yaml.data, ""):
             if key in ("name", "schema_version", "sources") or key.startswith(("sources.", "sources[")):
                 continue
             yield Input(key, value, self.source_of(key), self.yaml.line_of(key))
@@ -321,26 +321,6 @@ def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
     if value not in allowed:
         raise InputError(f"unknown {what} {value!r} (one of {', '.join(allowed)})")
     return value
-
-
-def _all_keys(data: Any, prefix: str) -> Iterator[str]:
-    """Every dotted key in ``data``, inner nodes included (what a ``sources`` mapping may cite)."""
-    if isinstance(data, dict):
-        for k, v in data.items():
-            key = f"{prefix}.{k}" if prefix else str(k)
-            yield key
-            yield from _all_keys(v, key)
-
-
-def _leaves(data: Any, prefix: str) -> Iterator[tuple[str, Any]]:
-    if isinstance(data, dict):
-        for k, v in data.items():
-            yield from _leaves(v, f"{prefix}.{k}" if prefix else str(k))
-    elif isinstance(data, list) and not all(isinstance(v, str) for v in data):
-        for i, v in enumerate(data):
-            yield from _leaves(v, f"{prefix}[{i}]")
-    else:
-        yield prefix, data
 
 
 def _hint(key: str, kind: str, value: Any) -> str | None:
@@ -393,10 +373,10 @@ def parse_profile(src: YamlSource) -> Profile:
         raise src.error("current.enrolled", "smets1 + smets2 must be > 0: the growth g = predicted / current "
                                             "enrolment divides by it")
     if isinstance(model.sources, dict):
-        known = set(_all_keys(data, ""))
+        known = set(dotted_keys(data, ""))
         for key in model.sources:
             if key not in known or key.startswith("sources"):
                 raise src.error(f"sources.{key}", "names no key of this profile (sources may be keyed by the "
                                                   "dotted key of the figure they support, e.g. "
                                                   "predicted.per_day.s2_installs)")
-    return Profile(src.path, model, src)
+    return Profile(src.path or Path("<profile>"), model, src)  # an in-memory source has no file

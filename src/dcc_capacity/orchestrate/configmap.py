@@ -34,15 +34,16 @@ from dcc_capacity.spec.safety import is_loopback
 
 __all__ = ["Mapped", "add_options", "locust_args_for", "map_config", "resolve_args"]
 
-CONFIG_KEYS: dict[str, str] = {
-    # args dest -> key in the configuration file
-    "test": "run.test", "profile": "run.profile", "sp": "run.sp", "slot": "run.slot", "duration": "run.duration",
-    "rate": "run.rate", "normal": "run.normal", "nfr": "run.nfr", "workers": "run.workers",
-    "retries": "run.retries", "fleet_size": "run.fleet_size", "seed": "seed", "host": "target.host",
-    "trt_late": "run.trt_late", "trt_missing": "run.trt_missing", "drain": "run.drain",
-    "max_in_flight": "run.max_in_flight", "max_parked_journeys": "run.max_parked_journeys",
-    "max_send_lag": "run.max_send_lag_ms",
-}
+
+def _config_keys() -> dict[str, str]:
+    """args dest -> dotted key in the configuration file: the run spec's (generated), then the run's own."""
+    from dcc_capacity.spec.surfaces import all_knobs
+
+    keys = {k.dest: k.config for k in all_knobs().values() if k.cli and k.config is not None}
+    return {**keys, "nfr": "run.nfr", "workers": "run.workers", "host": "target.host"}
+
+
+CONFIG_KEYS: dict[str, str] = _config_keys()
 
 
 class _Default:
@@ -119,8 +120,6 @@ class Mapped:
     """Run-folder relative path -> content (no secret in any of them)."""
     audit: dict[str, Any] = field(default_factory=dict)
     confirmed: bool = False
-    max_rate: float | None = None
-    max_duration_s: float | None = None
     callback_host: str = "127.0.0.1"
     callback_port: int = 0
     emulator_callback_url: str | None = None
@@ -157,11 +156,7 @@ def locust_args_for(cfg: Any, signing_keys: Path | None) -> list[str]:
             a += [flag, value]
     if signing_keys is not None:
         a += ["--signing-keys", str(signing_keys)]
-    if cfg.safety.max_rate:
-        a += ["--max-rate", f"{cfg.safety.max_rate:g}"]
-    if cfg.safety.max_duration:
-        a += ["--max-duration", cfg.safety.max_duration]
-    return a
+    return a  # the safety ceilings travel in the run spec (spec.json), as every other run setting
 
 
 def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mapped:
@@ -169,15 +164,13 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
     m = Mapped(confirmed=bool(getattr(args, "yes", False)))
     if cfg is None:
         return m
+    from dcc_capacity.config.source import sub_source
     from dcc_capacity.duis.signingkeys import SigningKey, load_credentials, signing_keys_json
-    from dcc_capacity.spec.resolve import parse_duration
+    from dcc_capacity.emulator.config import check_section
 
     file = str(src.path)
     host = _value(args, "host")
     m.confirmed = m.confirmed or cfg.safety.confirm_non_loopback
-    m.max_rate = cfg.safety.max_rate
-    if cfg.safety.max_duration:
-        m.max_duration_s = parse_duration(cfg.safety.max_duration, "safety.max_duration")
     m.callback_host, m.callback_port = cfg.callback.listen_host, cfg.callback.listen_port
     # The embedded emulator calls back the public URL only on loopback: a rehearsal never posts to the outside.
     url = cfg.callback.public_url
@@ -192,6 +185,7 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
     m.locust_args = locust_args_for(cfg, keys_file)
     if host is None:
         m.emulator = copy.deepcopy(cfg.emulator)  # a rehearsal: the file's own emulator settings (its TLS ...)
+        check_section(sub_source(src, "emulator", m.emulator))  # its mistakes as one line, before anything starts
     if creds and host is None:
         # The embedded emulator must trust the user's own certificates (and know their roles).
         trust = []

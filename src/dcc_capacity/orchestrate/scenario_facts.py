@@ -10,41 +10,15 @@ Free of Locust (the CLI process stays unpatched).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from dcc_capacity.errors import InputError
-from dcc_capacity.model.volume import SLOT_SECONDS, SLOTS
-from dcc_capacity.spec.resolve import Resolved, TestSpec, class_rates, drop, parse_duration, scaled
+from dcc_capacity.spec.resolve import Resolved, parse_duration
+from dcc_capacity.testtypes.soak import soak_slots
 
 __all__ = ["limits_from_args", "scenario_facts", "soak_slots"]
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
-
-
-def soak_slots(spec: TestSpec, r: Resolved) -> list[dict[str, Any]]:
-    """The soak's slots in day order: window (s from the test start) and SRV/s per class (the slot's A7 peak).
-
-    The same arithmetic as ``load/shape.py`` (SoakShape): every slot at its
-    own peak, scaled together when ``--rate`` gives the busiest slot's total.
-    """
-    slot_rates = {s: class_rates(r.plan, spec.sp, s, spec.secmp0192_share, spec.s1sp) for s in SLOTS}
-    peak = max(sum(v.values()) for v in slot_rates.values())
-    f = (spec.rate / peak) if (spec.rate is not None and peak > 0) else 1.0
-    total = sum(SLOT_SECONDS[s] for s in SLOTS)
-    out, edge = [], 0.0
-    for s in SLOTS:
-        span = spec.duration_s * SLOT_SECONDS[s] / total
-        rates = {k: v for k, v in drop(scaled(slot_rates[s], f), spec.exclude).items() if v > 0}
-        out.append({"slot": s, "start_s": edge, "end_s": edge + span, "total_rate": sum(rates.values()),
-                    "rates": rates})
-        edge += span
-    return out
 
 
 def limits_from_args(args: argparse.Namespace) -> dict[str, float]:
@@ -65,38 +39,16 @@ def limits_from_args(args: argparse.Namespace) -> dict[str, float]:
     return out
 
 
-def _outage(spec: TestSpec, run_dir: Path, test_start: float, emulator_t0: float | None) -> dict[str, Any] | None:
-    if not spec.client_hold and emulator_t0 is None:
-        return None  # --host without --client-hold: the SUT's own outage, if any, is not ours to know
-    if spec.client_hold:
-        # The Service Users hold their traffic for the shape's window (CatchupShape: 1/3 of the run, 1/6 long).
-        start = test_start + spec.duration_s / 3
-        return {"start_epoch": start, "end_epoch": start + (spec.outage_s or spec.duration_s / 6),
-                "source": "client hold window of the catch-up shape (from the test start)"}
-    try:
-        cfg = json.loads((run_dir / "logs" / "emulator-config.json").read_text())
-        window = cfg["faults"]["outage"]["windows"][0]
-    except (OSError, ValueError, KeyError, IndexError):
-        return None
-    start = emulator_t0 + float(window["start_s"])
-    return {"start_epoch": start, "end_epoch": start + float(window["duration_s"]),
-            "source": "embedded emulator outage window (logs/emulator-config.json), from the emulator's start"}
-
-
-def scenario_facts(spec: TestSpec, r: Resolved, run_dir: Path, test_start: float, emulator_t0: float | None,
+def scenario_facts(spec: Any, r: Resolved, run_dir: Path, test_start: float, emulator_t0: float | None,
                    limits: dict[str, float]) -> dict[str, Any]:
-    """run.json keys for the scenario sections: ``limits``, ``soak`` (slots), ``catchup`` (outage window)."""
+    """run.json keys for the scenario sections: ``limits``, ``excluded_classes``, and the test type's own facts
+    (soak slots, the catch-up's outage window: testtypes/)."""
+    from dcc_capacity.testtypes.registry import get
+
     out: dict[str, Any] = {}
     if limits:
         out["limits"] = dict(limits)
     if spec.exclude:
         out["excluded_classes"] = list(spec.exclude)
-    if spec.test == "soak":
-        out["soak"] = {"slots": soak_slots(spec, r)}
-    if spec.test == "catchup":
-        outage = _outage(spec, run_dir, test_start, emulator_t0)
-        if outage is not None:
-            outage["start"], outage["end"] = _iso(outage["start_epoch"]), _iso(outage["end_epoch"])
-            outage["duration_s"] = outage["end_epoch"] - outage["start_epoch"]
-            out["catchup"] = {"outage": outage, "client_hold": spec.client_hold}
+    out.update(get(spec.test).facts(spec, r, run_dir, test_start, emulator_t0))
     return out

@@ -27,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from dcc_capacity.config.validation import validate
 from dcc_capacity.config.yamlsource import YamlSource, load_yaml
 from dcc_capacity.errors import InputError
+from dcc_capacity.model.cpmigration import cp_nfr_path
+from dcc_capacity.model.nfr import TEST_TYPES as _TYPES
 from dcc_capacity.model.nfr import NfrCatalogue, TestDef, default_nfr_path, load_catalogue
 
 __all__ = ["PhasePlan", "PlanTest", "LoadedPlan", "load_plan_file", "run_argv", "FORBIDDEN_RUN_OPTIONS"]
@@ -215,7 +217,6 @@ def _merged_catalogue(plan: PhasePlan, catalogue: NfrCatalogue, src: YamlSource)
                         issue_thresholds_source=catalogue.issue_thresholds_source)
 
 
-_TYPES = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "baseline")
 
 
 def load_plan_file(path: str | Path, base: Path | None = None) -> LoadedPlan:
@@ -224,7 +225,7 @@ def load_plan_file(path: str | Path, base: Path | None = None) -> LoadedPlan:
     ``base``: the folder its relative paths are relative to (default: the plan's own), so a phase folder's
     copy of a plan resolves its profile as the original did.
     """
-    from dcc_capacity.cli.run import TESTS
+    from dcc_capacity.testtypes.registry import NAMES as TESTS
 
     src = load_yaml(path)
     if not isinstance(src.data, dict):
@@ -239,7 +240,9 @@ def load_plan_file(path: str | Path, base: Path | None = None) -> LoadedPlan:
     prof = load_profile(profile)  # its own errors name the profile file
     if prof.capability != plan.capability:
         raise src.error("capability", f"{plan.capability} but the profile {profile.name} is for {prof.capability}")
-    nfr_path = _resolve(base, plan.nfr, "nfr", src, "nfr") if plan.nfr else default_nfr_path()
+    # No `nfr`: the shipped catalogue; a CP phase's is the CP's own (its migration NFRs, docs/running.md "CP mode")
+    nfr_path = (_resolve(base, plan.nfr, "nfr", src, "nfr") if plan.nfr
+                else cp_nfr_path() if plan.sp == "CP" else default_nfr_path())
     catalogue = _merged_catalogue(plan, load_catalogue(nfr_path), src)
 
     parser = _run_parser()

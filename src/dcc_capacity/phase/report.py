@@ -25,7 +25,7 @@ from dcc_capacity.model.provenance import PROJECT_DEFAULT, is_project_default
 from dcc_capacity.phase.evidence import PhaseEvidence, load_phase, provenance_rows
 from dcc_capacity.report.build import OUT_OF_SCOPE
 from dcc_capacity.report.outputs import write_json
-from dcc_capacity.report.render import _environment
+from dcc_capacity.report.render import template_environment
 from dcc_capacity.report.traceability import anchor
 
 __all__ = ["PhaseOutcome", "build_phase_report", "print_pdf", "exit_criteria", "risks"]
@@ -200,7 +200,7 @@ def build_phase_report(path: str | Path, progress: Any = lambda _m: None) -> Pha
         "rel": lambda p: os.path.relpath(p, ev.path),
     }
     html = Path(path) / REPORT_FILE
-    html.write_text(_environment().get_template("phase.html.j2").render(**context), encoding="utf-8")
+    html.write_text(template_environment().get_template("phase.html.j2").render(**context), encoding="utf-8")
     doc = {
         "phase": ev.plan.model.phase, "capability": ev.plan.model.capability, "sp": ev.plan.model.sp,
         "exit_criteria_met": ok,

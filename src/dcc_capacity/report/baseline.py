@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +23,17 @@ HEADLINE = ("ack_ms.p50", "ack_ms.p95", "ack_ms.p99", "ack_ms.max", "trt_ms.p50"
 """Overall metrics shown beside the baseline; for all but achieved_rate, lower is better."""
 
 
-def load_baseline(path: str | Path) -> dict[str, Any]:
-    """The baseline's summary (building it from the records when the folder has none)."""
+def load_baseline(path: str | Path, summarise: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """The baseline's summary; ``summarise(folder)`` builds it from the records when the folder has none.
+
+    The report builder passes its own ``summarise_folder`` (so this module does not import the builder that
+    imports it)."""
     path = Path(path)
     if not path.is_dir():
         raise InputError("baseline run folder not found", file=path)
     summary = path / "summary.json"
     if not summary.exists():
-        from dcc_capacity.report.build import summarise_folder
-
-        return summarise_folder(path)
+        return summarise(path)
     try:
         doc = json.loads(summary.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

@@ -19,6 +19,7 @@ from dcc_capacity import __version__
 from dcc_capacity.load.records import RecordStats
 from dcc_capacity.model.provenance import source_text
 from dcc_capacity.report import charts, scenarios
+from dcc_capacity.report import cp as cp_report
 from dcc_capacity.report._files import read_json
 from dcc_capacity.report.analysis import extrapolation, stress_steps
 from dcc_capacity.report.baseline import compare, load_baseline
@@ -145,11 +146,14 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
     """
     started = time.monotonic()
     folder = load_run(run_dir)
-    base = load_baseline(baseline_dir) if baseline_dir is not None else None
+    base = load_baseline(baseline_dir, summarise_folder) if baseline_dir is not None else None
+    cp = cp_report.apply(folder)  # CP mode: its section, and its NFRs as external results (before the verdicts)
     metrics, trace, duration = _analyse(folder, progress, batch_rows)
     stress = stress_steps(folder, metrics)
     res = load_resources(folder.path)
     extra: dict[str, Any] = {"extrapolation": extrapolation(folder, metrics, stress, duration, trace.all_pass, res)}
+    if cp is not None:  # the CP's capacity is in installations/s
+        extra["extrapolation"] = cp_report.extrapolation(extra["extrapolation"], cp, trace.all_pass)
     issues, issue_rows = issue_counts(folder, trace)
     criteria = exit_criteria(folder, trace, issue_rows)
     validity = _validity(folder, metrics)
@@ -177,6 +181,9 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
                                   tested_rate(folder.run, doc),
                                   normal=bool(spec.get("normal")), test_type=folder.run["test_type"],
                                   excluded=bool(spec.get("exclude")))
+    if cp is not None:  # the CP is tested in installations (migrations) per day, not SRV/s
+        required = cp_report.required_row(cp, folder.run)
+        doc["cp_migration"] = cp
     doc["required_vs_tested"] = required  # so a PASS never sits beside an unmet Table A7 rate unexplained
     doc["exit_criteria"] = [{"id": c["id"], "status": c["status"]} for c in criteria]
     doc["extrapolation"] = extra["extrapolation"]
@@ -207,15 +214,15 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
         "summary": doc, "stress": stress, "extrapolation": extra["extrapolation"], "issues": issues,
         "issue_rows": issue_rows, "criteria": criteria, "comparison": comparison, "charts": figures,
         "backlinks": backlinks, "verdict": verdict, "incomplete": folder.incomplete, "plan": folder.plan,
-        "scenarios": scen,
+        "scenarios": scen, "scenario_sections": scenarios.sections(),
         "risks": _risks(folder, trace, {**extra, "invalid_reasons": validity["invalid_reasons"]}, comparison)
         + scenarios.risks(scen) + resource_risks(res, str(folder.run.get("target", "")))
         + provenance_risks(folder.nfrs, folder.issue_thresholds_source, folder.plan, required),
         "required": required, "source_text": source_text,
         "res": res, "res_gaps": res.gaps(folder.start_epoch),
         "res_thresholds": threshold_rows(folder.nfrs, folder.nfr_source),
-        "out_of_scope": OUT_OF_SCOPE, "anchor": anchor,
-        "negative": negative_section(folder.run, folder.path / "run.json"),
+        "out_of_scope": OUT_OF_SCOPE if cp is None else cp_report.out_of_scope(OUT_OF_SCOPE), "anchor": anchor,
+        "negative": negative_section(folder.run, folder.path / "run.json"), "cp": cp,
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "generator": f"dcc-capacity {__version__} report, Python {platform.python_version()}",
         "build_s": time.monotonic() - started, "validity": validity, "invalid": invalid,

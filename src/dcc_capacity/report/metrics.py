@@ -9,7 +9,6 @@ between batches. Peak memory is one batch plus O(groups x time buckets).
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,8 +20,18 @@ import pandas as pd
 
 from dcc_capacity.duis.scheduled import SCHEDULED_LABEL
 from dcc_capacity.load.records import OUTCOMES
-from dcc_capacity.model.catalogue import get_srv
 from dcc_capacity.model.nfr import FAILED_OUTCOMES
+from dcc_capacity.report.columns import (
+    LabelCodes,
+    factorize,
+    grow,
+    grow_rows,
+    lag_ms,
+    masked,
+    natural_key,
+    row_flag,
+    srv_class_of,
+)
 from dcc_capacity.report.quantiles import COARSE, NBINS, QUANTILES, GroupedQuantiles, bin_index, quantile_from_hist
 
 __all__ = ["DIMENSIONS", "NEEDED_COLUMNS", "Metrics", "Aggregator", "compute_metrics", "failure_reason"]
@@ -80,24 +89,6 @@ class Metrics:
         return self.groups["all"].iloc[0].to_dict() if len(self.groups["all"]) else {}
 
 
-class _Codes:
-    """Stable small integers for group labels across batches."""
-
-    def __init__(self) -> None:
-        self.labels: list[Any] = []
-        self._index: dict[Any, int] = {}
-
-    def encode(self, local_codes: np.ndarray, uniques: list[Any]) -> np.ndarray:
-        lut = np.zeros(max(len(uniques), 1), dtype=np.int64)
-        for i, label in enumerate(uniques):
-            idx = self._index.get(label)
-            if idx is None:
-                idx = self._index[label] = len(self.labels)
-                self.labels.append(label)
-            lut[i] = idx
-        return lut[local_codes]
-
-
 class Aggregator:
     """Feed record batches to ``add``, then ``plan``, ``collect_spilled`` and ``finish`` for :class:`Metrics`.
 
@@ -113,7 +104,7 @@ class Aggregator:
         self._spilled = 0
         self.run_slot = run_slot or "-"
         self.bucket_s = max(1, int(np.ceil((expected_duration_s or 600) / 240)))
-        self.codes = {d: _Codes() for d in DIMENSIONS}
+        self.codes = {d: LabelCodes() for d in DIMENSIONS}
         self.lat = {(m, d): GroupedQuantiles() for m in LATENCIES for d in DIMENSIONS}
         self.outcomes = {d: np.zeros((0, len(_OUT)), dtype=np.int64) for d in DIMENSIONS}
         self.code_counts: dict[tuple[str, str, str], int] = {}
@@ -136,16 +127,16 @@ class Aggregator:
             return np.zeros(n, dtype=np.int64), ["all"]
         if dim == "slot":
             if "slot" in batch.columns:
-                return _factorize(batch["slot"])
+                return factorize(batch["slot"])
             return np.zeros(n, dtype=np.int64), [self.run_slot]
         if dim == "srv_class":
-            codes, uniq = _factorize(batch["srv_variant"])
-            classes = [_srv_class(u) for u in uniq]
+            codes, uniq = factorize(batch["srv_variant"])
+            classes = [srv_class_of(u) for u in uniq]
             codes = _scheduled(self._labels(batch, "label"), codes, classes)
             c2, u2 = pd.factorize(pd.Series(classes, dtype=object))
             return c2[codes] if len(classes) else codes, list(u2)
         if dim == "srv_slot":
-            c1, u1 = _factorize(batch["srv_variant"])
+            c1, u1 = factorize(batch["srv_variant"])
             c2, u2 = self._labels(batch, "slot")
             combo = c1 * max(len(u2), 1) + c2
             local, pairs = pd.factorize(combo)
@@ -153,7 +144,7 @@ class Aggregator:
         if dim == "label" and "label" not in batch.columns:
             dim = "srv"
         column = {"srv": "srv_variant", "class": "user_class", "step": "step", "label": "label"}[dim]
-        return _factorize(batch[column])
+        return factorize(batch[column])
 
     def _global_codes(self, batch: pd.DataFrame) -> dict[str, np.ndarray]:
         out = {}
@@ -166,28 +157,28 @@ class Aggregator:
     def add(self, batch: pd.DataFrame) -> None:
         if not len(batch):
             return
-        srv_m, step_m = _flag(batch, "srv_row"), _flag(batch, "step_row")
+        srv_m, step_m = row_flag(batch, "srv_row"), row_flag(batch, "step_row")
         self.requests += int(srv_m.sum())
         codes = self._global_codes(batch)
         values = {m: batch[m].to_numpy(dtype=float, na_value=np.nan) for m in LATENCIES}
         bins = {m: bin_index(values[m]) for m in LATENCIES}
-        lag = _send_lag(batch, step_m)
+        lag = lag_ms(batch, step_m)
         self.lag.add(np.zeros(len(lag), dtype=np.int64), lag)
         if self.spill is not None:
             self._spill(codes, values, srv_m, step_m, lag)
-        oc, ou = _factorize(batch["outcome"])
+        oc, ou = factorize(batch["outcome"])
         lut = np.array([OUTCOMES.index(u) if u in OUTCOMES else len(OUTCOMES) for u in ou] or [0], dtype=np.int64)
         outcome = lut[oc]
-        masked = {k: _masked(values, m) for k, m in (("srv", srv_m), ("step", step_m))}
+        views = {k: masked(values, m) for k, m in (("srv", srv_m), ("step", step_m))}
         for dim in DIMENSIONS:
             g = codes[dim]
             keep = step_m if dim in STEP_DIMENSIONS else srv_m
             groups = int(g.max()) + 1
             counts = np.bincount(g[keep] * len(_OUT) + outcome[keep],
                                  minlength=groups * len(_OUT)).reshape(groups, len(_OUT))
-            self.outcomes[dim] = _grow_rows(self.outcomes[dim], groups)
+            self.outcomes[dim] = grow_rows(self.outcomes[dim], groups)
             self.outcomes[dim][:groups] += counts
-            vals = masked["step" if dim in STEP_DIMENSIONS else "srv"]
+            vals = views["step" if dim in STEP_DIMENSIONS else "srv"]
             for m in LATENCIES:
                 self.lat[(m, dim)].add(g, vals[m], bins[m])
         if not srv_m.any():  # only CV 4 / CV 5 steps whose SRV rows come with a later batch
@@ -216,7 +207,7 @@ class Aggregator:
             self.reasons[reason] = self.reasons.get(reason, 0) + int(n)
 
     def _add_codes(self, batch: pd.DataFrame) -> None:
-        parts = [_factorize(batch[c]) for c in ("outcome", "ack_code", "response_code")]
+        parts = [factorize(batch[c]) for c in ("outcome", "ack_code", "response_code")]
         sizes = [len(u) + 1 for _, u in parts]
         key = (parts[0][0] * sizes[1] + parts[1][0]) * sizes[2] + parts[2][0]
         counts = np.bincount(key)
@@ -242,7 +233,7 @@ class Aggregator:
             b = np.maximum(((ts[mask] - self.t0) // self.bucket_s).astype(np.int64), 0)
             width = int(b.max()) + 1 if len(b) else 0
             counts = np.bincount(cls[mask] * max(width, 1) + b, minlength=n_cls * max(width, 1))
-            arr = _grow(getattr(self, arr_name), n_cls, width)
+            arr = grow(getattr(self, arr_name), n_cls, width)
             arr[:n_cls, :width] += counts.reshape(n_cls, max(width, 1))[:, :width]
             setattr(self, arr_name, arr)
         b = np.maximum(((intended - self.t0) // self.bucket_s), 0)
@@ -255,11 +246,11 @@ class Aggregator:
             width = int(bb.max()) + 1
             nb = NBINS // COARSE
             counts = np.bincount(bb * nb + bin_index(v[ok]) // COARSE, minlength=width * nb).reshape(width, nb)
-            self.lat_time[m] = _grow_rows(self.lat_time[m], width)
+            self.lat_time[m] = grow_rows(self.lat_time[m], width)
             self.lat_time[m][:width] += counts
 
     def _add_steps(self, batch: pd.DataFrame) -> None:
-        codes, uniq = _factorize(batch["step"])
+        codes, uniq = factorize(batch["step"])
         if uniq == ["-"]:
             return
         span = pd.Series(batch["intended_ts"].to_numpy()).groupby(codes).agg(["min", "max"])
@@ -294,7 +285,7 @@ class Aggregator:
                 codes = {d: (np.zeros(n, dtype=np.int64) if d == "all" else data[f"c_{d}"].astype(np.int64))
                          for d in DIMENSIONS}
                 values = {m: data[m] for m in LATENCIES}
-                views = {"srv": _masked(values, data["_srv"]), "step": _masked(values, data["_step"])}
+                views = {"srv": masked(values, data["_srv"]), "step": masked(values, data["_step"])}
                 lag = data["_lag"]
             self.lag.collect(np.zeros(len(lag), dtype=np.int64), lag)
             bins = {m: bin_index(values[m]) for m in LATENCIES}
@@ -318,7 +309,7 @@ class Aggregator:
                     df[f"{short}_{q}"] = [res.get(i, {}).get(q, np.nan) for i in range(len(labels))]
                 df[f"{short}_n"] = df[f"{short}_n"].fillna(0).astype(np.int64)  # a count: 0, never NaN
             df = df[keep]
-            groups[dim] = df.iloc[sorted(range(len(df)), key=lambda i, d=df: _natural(d.index[i]))]
+            groups[dim] = df.iloc[sorted(range(len(df)), key=lambda i, d=df: natural_key(d.index[i]))]
         codes = pd.DataFrame([(*k, v) for k, v in sorted(self.code_counts.items())],
                              columns=["outcome", "ack_code", "response_code", "count"])
         n_cls = len(self.codes["class"].labels)
@@ -326,14 +317,14 @@ class Aggregator:
         k = max(1, -(-width // MAX_BUCKETS))  # a run longer than planned: merge buckets, keep charts readable
         bucket = self.bucket_s * k
         cols = -(-width // k) * k if width else 0
-        offered = _grow(self.offered, n_cls, cols).reshape(n_cls, -1, k).sum(axis=2) if cols else self.offered
-        achieved = _grow(self.achieved, n_cls, cols).reshape(n_cls, -1, k).sum(axis=2) if cols else self.achieved
+        offered = grow(self.offered, n_cls, cols).reshape(n_cls, -1, k).sum(axis=2) if cols else self.offered
+        achieved = grow(self.achieved, n_cls, cols).reshape(n_cls, -1, k).sum(axis=2) if cols else self.achieved
         rows = [(t * bucket, cls, offered[ci, t] / bucket, achieved[ci, t] / bucket)
                 for ci, cls in enumerate(self.codes["class"].labels) for t in range(offered.shape[1])]
         rates = pd.DataFrame(rows, columns=["t_s", "user_class", "offered_rate", "achieved_rate"])
         lt: dict[str, Any] = {"t_s": np.arange(cols // k) * bucket}
         for m in LATENCIES:
-            h = _grow_rows(self.lat_time[m], cols).reshape(cols // k, k, NBINS // COARSE).sum(axis=1)
+            h = grow_rows(self.lat_time[m], cols).reshape(cols // k, k, NBINS // COARSE).sum(axis=1)
             for q in ("p50", "p95", "p99"):
                 lt[f"{m.split('_')[0]}_{q}"] = [quantile_from_hist(row, QUANTILES[q], COARSE) for row in h]
         steps = pd.DataFrame({"first_ts": pd.Series(self.step_min), "last_ts": pd.Series(self.step_max)})
@@ -358,54 +349,6 @@ def compute_metrics(batches: Callable[[], Iterator[pd.DataFrame]], start_epoch: 
     return agg.finish()
 
 
-def _factorize(col: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Per-batch codes and string labels; missing values become the label "-".
-
-    Categorical columns (how the CSV reader loads them) are used as they are:
-    factorising millions of Python strings would dominate the whole report.
-    """
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        codes = col.cat.codes.to_numpy().astype(np.int64)
-        uniq = [str(c) for c in col.cat.categories]
-    else:
-        raw, values = pd.factorize(col, use_na_sentinel=True)
-        codes, uniq = raw.astype(np.int64), [str(u) for u in values]
-    if (codes < 0).any():
-        codes[codes < 0] = len(uniq)
-        uniq.append("-")
-    return codes, uniq
-
-
-def _send_lag(batch: pd.DataFrame, step_m: np.ndarray) -> np.ndarray:
-    """(sent - intended) ms of the step rows that went out (dropped rows were never sent: no lag, they count
-    against validity by themselves)."""
-    if "sent_ts" not in batch.columns:
-        return np.zeros(0)
-    lag = (batch["sent_ts"].to_numpy(dtype=float, na_value=np.nan)
-           - batch["intended_ts"].to_numpy(dtype=float, na_value=np.nan)) * 1000.0
-    lag = lag[step_m]
-    return np.fmax(lag[~np.isnan(lag)], 0.0)
-
-
-def _flag(batch: pd.DataFrame, column: str) -> np.ndarray:
-    """A row-view flag of :mod:`.srvfold` (all rows when the batch has no such column)."""
-    if column not in batch.columns:
-        return np.ones(len(batch), dtype=bool)
-    return batch[column].to_numpy(dtype=bool)
-
-
-def _masked(values: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
-    """Latencies of the kept rows, NaN elsewhere (NaN is ignored by the quantiles)."""
-    if keep.all():
-        return values
-    return {m: np.where(keep, v, np.nan) for m, v in values.items()}
-
-
-def _natural(label: Any) -> list[tuple[int, Any]]:
-    """Sort key putting SRV 4.6.1 before 11.2 and step 2 before 10."""
-    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", str(label)) if p]
-
-
 def _scheduled(labels: tuple[np.ndarray, list[Any]], codes: np.ndarray, classes: list[str]) -> np.ndarray:
     """SRV-class codes with a DCC-scheduled execution's rows (label ``"<variant> scheduled"``, written by the
     callback listener) in class ``scheduled``, whatever the variant's own class: NFR-0192-TRT's scope."""
@@ -415,23 +358,3 @@ def _scheduled(labels: tuple[np.ndarray, list[Any]], codes: np.ndarray, classes:
         return codes
     classes.append("scheduled")
     return np.where(np.isin(lc, hits), len(classes) - 1, codes)
-
-
-def _srv_class(variant: Any) -> str:
-    srv = get_srv(str(variant))
-    return srv.srv_class() if srv is not None else "unknown"
-
-
-def _grow_rows(arr: np.ndarray, rows: int) -> np.ndarray:
-    if rows <= arr.shape[0]:
-        return arr
-    return np.vstack([arr, np.zeros((rows - arr.shape[0], arr.shape[1]), dtype=arr.dtype)])
-
-
-def _grow(arr: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    r, c = max(rows, arr.shape[0]), max(cols, arr.shape[1])
-    if (r, c) == arr.shape:
-        return arr
-    out = np.zeros((r, c), dtype=arr.dtype)
-    out[: arr.shape[0], : arr.shape[1]] = arr
-    return out

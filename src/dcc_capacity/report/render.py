@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from dcc_capacity.paths import data_dir
 from dcc_capacity.report.traceability import anchor
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "template_environment"]
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -53,7 +53,8 @@ def _when(value: Any) -> str:
     return str(value)
 
 
-def _environment() -> Environment:
+def template_environment() -> Environment:
+    """The Jinja2 environment of every HTML report template (run report, phase report): one set of filters."""
     env = Environment(loader=FileSystemLoader(str(data_dir("reports"))), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(num=_num, pct=_pct, signed=_signed, metric_value=_metric_value, when=_when)
@@ -63,4 +64,4 @@ def _environment() -> Environment:
 
 def render_html(context: dict[str, Any]) -> str:
     """The whole report as one HTML string."""
-    return _environment().get_template("report.html.j2").render(**context)
+    return template_environment().get_template("report.html.j2").render(**context)

@@ -5,11 +5,14 @@ gateway (emulator/cp.py is the server side and documents the formats). A
 step's ``path`` names the remote file (``/in/MCF_<id>.csv``,
 ``/in/S1CF_<id>.csv``) and its ``body`` is the file. The upload's end is the
 synchronous answer (status 200; a transport failure raises). A step with
-``expect_callback`` and ``request_id`` = the migration id is done when
-``/out/COF_<id>.csv`` appears (``ok``, TRT = upload to outcome) or the CP's
-error file (``error``, reason ``migration rejected: ...``); a poller greenlet
-per migration looks every ``poll_interval`` s and hands the file to the
-callback listener, so a missing outcome is ``missing`` like any response.
+``expect_callback`` is done when the CP's answer to the uploaded file appears:
+``/out/ACK_<id>.csv`` for a Commissioning Request ``CR_<id>.csv``,
+``/out/COF_<id>.csv`` for any other migration file (``ok``, TRT = upload to
+answer), or the CP's error file (``error``, reason ``migration rejected:
+...``); ``<id>`` comes from the uploaded file's name and the listener is told
+``request_id``. A poller greenlet per awaited file looks every
+``poll_interval`` s and hands the file to the callback listener, so a missing
+answer is ``missing`` like any response.
 
 The host is ``sftp://user[:password]@host:port``; the password is better
 given by the environment variable ``--sftp-password-env`` names. The
@@ -22,6 +25,7 @@ from __future__ import annotations
 import io
 import os
 import posixpath
+import re
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -35,9 +39,20 @@ from dcc_capacity.load.adapters import AdapterSettings, TargetAdapter
 if TYPE_CHECKING:
     from dcc_capacity.load.openmodel import Step
 
-__all__ = ["CpSftpAdapter", "migration_steps"]
+__all__ = ["CpSftpAdapter", "answer_files", "migration_steps"]
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_UPLOAD = re.compile(r"^(CR|MCF|S1CF|AUDIT)_(.+)\.csv$")
+
+
+def answer_files(uploaded: str, request_id: str) -> list[tuple[str, str]]:
+    """(path, kind) of the CP's possible answers to ``uploaded``: kind "" is the answer, "rejected" an error file."""
+    name = posixpath.basename(uploaded)
+    m = _UPLOAD.match(name)
+    kind, mid = (m.group(1), m.group(2)) if m else ("", request_id)
+    if kind == "CR":
+        return [(f"/out/ACK_{mid}.csv", ""), (f"/out/ERR_{name}.txt", "rejected")]
+    return [(f"/out/COF_{mid}.csv", ""), (f"/out/ERR_{mid}.txt", "rejected"), (f"/out/ERR_{name}.txt", "rejected")]
 
 
 def migration_steps(migration_id: str, mcf: bytes, s1cf: bytes, label: str = "migration") -> list[Step]:
@@ -112,12 +127,10 @@ class CpSftpAdapter(TargetAdapter):
             g.link(self._pollers.discard)
         return 200, b""
 
-    def _await_outcome(self, migration_id: str, uploaded: str) -> None:
+    def _await_outcome(self, request_id: str, uploaded: str) -> None:
         listener = self.settings.listener()
         deadline = time.time() + (listener.missing_after_s if listener is not None else 120.0)
-        out = "/out"
-        candidates = [(f"{out}/COF_{migration_id}.csv", ""), (f"{out}/ERR_{migration_id}.txt", "rejected"),
-                      (f"{out}/ERR_{posixpath.basename(uploaded)}.txt", "rejected")]
+        candidates = answer_files(uploaded, request_id)
         while time.time() < deadline and self.sftp is not None:
             for path, kind in candidates:
                 data = self._read_if_present(path)
@@ -126,9 +139,9 @@ class CpSftpAdapter(TargetAdapter):
                 if listener is not None:
                     if kind:
                         first = data.decode("utf-8", "replace").strip().splitlines()[:1]
-                        listener.resolve(migration_id, data, "", error=f"migration rejected: {''.join(first)}")
+                        listener.resolve(request_id, data, "", error=f"migration rejected: {''.join(first)}")
                     else:
-                        listener.resolve(migration_id, data, "I0")
+                        listener.resolve(request_id, data, "I0")
                 return
             gevent.sleep(self.poll_interval)
 

@@ -52,8 +52,8 @@ class _JourneyUser(DuisUser):
     def __init__(self, environment: object) -> None:
         super().__init__(environment)
         steps = self.kit.journeys.get(self.row) or type(self).steps
-        self.steps = steps  # type: ignore[misc] - per process: the profile's journey
-        self.srvs_per_arrival = float(len(steps))  # type: ignore[misc] - arrivals/s = row rate / its length
+        self.steps = steps  # type: ignore[misc]  # per process: the profile's journey
+        self.srvs_per_arrival = float(len(steps))  # type: ignore[misc]  # arrivals/s = row rate / its length
 
     def journey(self) -> Journey:
         inst = self.kit.installation(self.rng, self.smets, self.prepay)

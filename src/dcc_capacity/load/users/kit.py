@@ -26,15 +26,16 @@ from dcc_capacity.duis.mix import BauMix
 from dcc_capacity.duis.pki import TestPKI
 from dcc_capacity.model.fleet import Fleet, Installation
 from dcc_capacity.model.volume import DEFAULT_JOURNEYS
+from dcc_capacity.spec.model import SpecBase
 
 if TYPE_CHECKING:
     from dcc_capacity.model.srvmix import SrvMix
 
 __all__ = ["Kit", "Pools", "fleet_pools", "get_kit", "reset_kit", "write_device_registry"]
 
-DEFAULT_FLEET_SEED = 20240601
-DEFAULT_FLEET_SIZE = 1_000_000
-DEFAULT_POOL_SIZE = 1024
+DEFAULT_FLEET_SEED: int = SpecBase.model_fields["seed"].default
+DEFAULT_FLEET_SIZE: int = SpecBase.model_fields["fleet_size"].default
+DEFAULT_POOL_SIZE: int = SpecBase.model_fields["pool_size"].default
 POOL_CAP_FACTOR = 16
 """A pool keeps at most this many times ``pool_size`` installations (see :func:`fleet_pools`)."""
 _KIND_STEP = 0.41421356237309515
@@ -170,20 +171,23 @@ def get_kit(opts: Any = None) -> Kit:
             v = getattr(opts, name, None) if opts is not None else None
             return default if v in (None, "") else v
 
-        seed = int(opt("fleet_seed", DEFAULT_FLEET_SEED))
-        size = int(opt("fleet_size", DEFAULT_FLEET_SIZE))
-        mix = None
-        if opts is not None and getattr(opts, "volume_profile", ""):
-            from dcc_capacity.spec.resolve import mix_for, spec_from_options
+        from dcc_capacity.spec.options import has_spec, spec_from_options
 
-            mix = mix_for(spec_from_options(opts))
+        spec = spec_from_options(opts) if has_spec(opts) else None
+        seed = spec.seed if spec is not None else DEFAULT_FLEET_SEED
+        size = spec.fleet_size if spec is not None else DEFAULT_FLEET_SIZE
+        mix = None
+        if spec is not None:
+            from dcc_capacity.spec.resolve import mix_for
+
+            mix = mix_for(spec)
         fleet = mix.fleet.fleet(seed, size) if mix is not None else Fleet(seed=seed, size=size)
         factory = _factory(opt("signing_keys", None), opt("pki_dir", None), fleet)
-        pools = fleet_pools(fleet, int(opt("pool_size", DEFAULT_POOL_SIZE)))
+        pools = fleet_pools(fleet, spec.pool_size if spec is not None else DEFAULT_POOL_SIZE)
         paths = {"S": opt("path_s", "/api/v1/serviceS"), "T": opt("path_t", "/api/v1/serviceT"),
                  "D": opt("path_d", "/api/v1/serviceD")}
-        sp = str(opt("sp", "DSP")).upper()
-        _kit = Kit(fleet, factory, pools, paths, retries=int(opt("step_retries", 0)),
+        sp = (spec.sp if spec is not None else "DSP").upper()
+        _kit = Kit(fleet, factory, pools, paths, retries=spec.retries if spec is not None else 0,
                    default_smets=1 if sp in ("S1SP", "DCO") else None, mix=mix,
                    journeys=dict(mix.journeys) if mix is not None else dict(DEFAULT_JOURNEYS),
                    bau=mix.bau if mix is not None else BauMix.load())

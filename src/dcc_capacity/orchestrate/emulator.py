@@ -1,0 +1,82 @@
+"""The embedded emulator of a run without ``--host``: its generated config (capacity suited to the test type,
+the fleet's device registry, the callback URL, alerts), and its start.
+
+The test type adds what is particular to it (testtypes/: a stress test's short queue, the catch-up's outage
+window, the negative test's faults and SFTP); the run configuration's ``[emulator]`` is merged over the result.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from dcc_capacity.orchestrate import cpmode
+
+__all__ = ["emulator_config", "run_fleet", "set_device_latency", "start_embedded"]
+
+
+def run_fleet(spec: Any, r: Any) -> Any:
+    """The run's fleet: its seed and size, the shares the profile gives for the SP and slot (srvmix.py)."""
+    from dcc_capacity.model.fleet import Fleet
+
+    if r.mix is None:
+        return Fleet(seed=spec.seed, size=spec.fleet_size)
+    return r.mix.fleet.fleet(spec.seed, spec.fleet_size)
+
+
+def emulator_config(opts: Any, r: Any, callback_url: str, registry: Path) -> dict[str, Any]:
+    """The embedded emulator's config for the run of ``opts`` (resolved rates ``r``)."""
+    from dcc_capacity.testtypes.base import EmulatorContext
+    from dcc_capacity.testtypes.registry import get
+
+    spec = opts.spec
+    kind = get(spec.test)
+    peak = sum(r.rates.values()) * kind.peak_factor(spec)
+    tps = opts.emulator_tps or max(1350.0, 2.0 * peak)
+    cfg: dict[str, Any] = {
+        "port": 0, "sp": spec.sp, "callback_url": callback_url,
+        "capacity": {"tps": tps}, "devices": {"registry": str(registry)},
+        "alerts": {"enabled": r.alerts_per_s > 0, "rate_per_s": min(r.alerts_per_s, 100_000.0)},
+    }
+    # Concurrent senders (greenlets, workers) signing as one Service User reach the SUT slightly out of counter
+    # order (a greenlet that signed first may send later); counters are µs << 10 | slot: accept 2 s of reordering.
+    cfg["counter_window_s"] = 2.0
+    if cpmode.active(spec.sp, spec.test):  # CP mode: the emulator plays the CP, migration files over SFTP
+        cfg.update(cpmode.emulator_settings(opts.out / "logs" / "cp"))
+    kind.emulator(spec, r, cfg, EmulatorContext(opts.emulator_tps, opts.workers, opts.out))
+    if opts.emulator_config:
+        from dcc_capacity.emulator.config import merge_settings
+
+        cfg = merge_settings(cfg, opts.emulator_config)
+    set_device_latency(cfg, opts.device_latency)
+    return cfg
+
+
+def set_device_latency(cfg: dict[str, Any], flag: str | None) -> None:
+    """The preset written out in full (flag, else the run config's, else the environment's or the default), so
+    logs/emulator-config.json records which latency the run was measured against."""
+    from dcc_capacity.emulator.latency import default_preset
+
+    latency = cfg.setdefault("capacity", {}).setdefault("device_latency", {})
+    if flag is not None:
+        latency["preset"] = flag
+    elif not latency.get("preset"):
+        latency["preset"] = default_preset()
+
+
+def start_embedded(opts: Any, r: Any, callback_url: str, logs: Path) -> tuple[Any, float, dict[str, Any]]:
+    """Write the fleet's device registry and the emulator's config into ``logs``, start it (a subprocess).
+
+    Returns (emulator, its start time, its config): its fault windows count from that start.
+    """
+    from dcc_capacity.emulator import start_emulator
+    from dcc_capacity.load.users.kit import fleet_pools, write_device_registry
+
+    fleet = run_fleet(opts.spec, r)  # the profile's shares, as every Locust process builds it (srvmix.py)
+    registry = write_device_registry(fleet, fleet_pools(fleet, opts.spec.pool_size), logs / "devices.csv")
+    cfg = emulator_config(opts, r, callback_url, registry)
+    (logs / "emulator-config.json").write_text(json.dumps(cfg, indent=2))
+    emulator = start_emulator(cfg, mode="subprocess")
+    return emulator, time.time(), cfg  # it answers within ~20 ms of starting

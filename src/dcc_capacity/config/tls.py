@@ -117,9 +117,13 @@ class ClientTls:
     def has_identity(self) -> bool:
         return bool(self.cert or self.pkcs12)
 
-    def context(self, context_class: type[ssl.SSLContext] = ssl.SSLContext) -> ssl.SSLContext:
-        """A client context; ``context_class`` lets gevent users pass ``gevent.ssl.SSLContext``."""
-        ctx = context_class(ssl.PROTOCOL_TLS_CLIENT)
+    def context(self, context_class: type[ssl.SSLContext] | None = None) -> ssl.SSLContext:
+        """A client context; ``context_class`` lets gevent users pass ``gevent.ssl.SSLContext``.
+
+        The default is looked up at call time, never bound at import: gevent may patch ``ssl.SSLContext`` after
+        this module loads, and an instance of the unpatched class then recurses in its ``minimum_version``
+        setter."""
+        ctx = (context_class or ssl.SSLContext)(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if self.verify:
             ca = _need(self.ca, "--tls-ca")
@@ -152,8 +156,9 @@ class ServerTls:
     option: str = "--tls-cert"
     """The option (or config key) named in error messages."""
 
-    def context(self, context_class: type[ssl.SSLContext] = ssl.SSLContext) -> ssl.SSLContext:
-        ctx = context_class(ssl.PROTOCOL_TLS_SERVER)
+    def context(self, context_class: type[ssl.SSLContext] | None = None) -> ssl.SSLContext:
+        """A server context (the default class looked up at call time, as for the client's)."""
+        ctx = (context_class or ssl.SSLContext)(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         _load_chain(ctx, _need(self.cert, self.option) or "", _need(self.key, self.option),
                     read_password(self.password_env), self.option)

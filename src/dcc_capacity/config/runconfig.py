@@ -158,6 +158,8 @@ class RunKnobs(_M):
     max_in_flight: int | None = Field(default=None, ge=1, le=1_000_000)
     max_parked_journeys: int | None = Field(default=None, ge=0, le=10_000_000)
     max_send_lag_ms: float | None = Field(default=None, gt=0)
+    users_file: str | None = None
+    """The embedded emulator's user-role model (``--users-file``): a CSV relative to this file."""
 
 
 class RunConfig(_M):
@@ -296,8 +298,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
                     source["ca_bundle"] = fix(source["ca_bundle"])
     knobs = out.get("run")
     if isinstance(knobs, dict):
-        if isinstance(knobs.get("nfr"), str):
-            knobs["nfr"] = fix(knobs["nfr"])
+        for leaf in ("nfr", "users_file"):
+            if isinstance(knobs.get(leaf), str):
+                knobs[leaf] = fix(knobs[leaf])
         prof = knobs.get("profile")
         if isinstance(prof, str) and (base / prof).exists():  # else a bare ioc/moc/foc or a cwd-relative path
             knobs["profile"] = fix(prof)
@@ -335,6 +338,7 @@ def _check_files(cfg: RunConfig, src: YamlSource) -> None:
     for i, c in enumerate(cfg.responses.dcc_certs):
         need(f"responses.dcc_certs[{i}]", c)
     need("run.nfr", cfg.run.nfr)
+    need("run.users_file", cfg.run.users_file)
     for kind in ("scrape", "prometheus"):
         for i, source in enumerate(getattr(cfg.telemetry, kind)):
             need(f"telemetry.{kind}[{i}].ca_bundle", source.ca_bundle)

@@ -41,7 +41,7 @@ CONFIG_KEYS: dict[str, str] = {
     "retries": "run.retries", "fleet_size": "run.fleet_size", "seed": "seed", "host": "target.host",
     "trt_late": "run.trt_late", "trt_missing": "run.trt_missing", "drain": "run.drain",
     "max_in_flight": "run.max_in_flight", "max_parked_journeys": "run.max_parked_journeys",
-    "max_send_lag": "run.max_send_lag_ms",
+    "max_send_lag": "run.max_send_lag_ms", "users_file": "run.users_file",
 }
 
 
@@ -88,7 +88,7 @@ def resolve_args(args: argparse.Namespace) -> tuple[Any, Any]:
         from_file = _get(cfg, dotted) if cfg is not None else None
         if from_file is None:
             setattr(args, dest, value.value)
-        elif dest == "nfr":
+        elif dest in ("nfr", "users_file"):
             setattr(args, dest, Path(from_file))
         else:
             setattr(args, dest, from_file)
@@ -201,8 +201,9 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
             trust.append(str((out / name).resolve()))
         m.emulator["trust_certs"] = [*m.emulator.get("trust_certs", []), *trust]
         users = m.emulator.setdefault("users", {})
+        listed = _users_file_euis(_value(args, "users_file"))  # a users file is the role model for its EUIs
         for c in creds:
-            if c.roles:
+            if c.roles and c.eui not in listed:
                 users.setdefault(c.eui, {}).setdefault("roles", sorted(c.roles))
     if host is None and cfg.target.endpoints != type(cfg.target.endpoints)():
         ep = cfg.target.endpoints
@@ -213,6 +214,15 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
     m.audit["tls"].update(_open_tls_key(cfg, file))
     m.files["run-config.json"] = (json.dumps(redact(cfg.model_dump(mode="json")), indent=2) + "\n").encode()
     return m
+
+
+def _users_file_euis(path: Path | None) -> set[str]:
+    """The EUIs a ``--users-file`` lists (their roles come from it, not from the signing entries)."""
+    if path is None:
+        return set()
+    from dcc_capacity.duis.userroles import load_users_file
+
+    return set(load_users_file(path))
 
 
 def _check_telemetry_env(tel: Any, file: str) -> None:

@@ -69,6 +69,23 @@ def test_the_rtds_covers_every_catalogue_srv(rtds):
     assert set(rtds) == set(catalogue())
 
 
+def test_every_catalogue_srv_is_templated_except_exactly_7_16(rtds):
+    """The only SRV without a template of ours is 7.16 Limit APC Level (docs/emulator.md, "The RTDS"): the DUIS
+    matrix lists no User Role for it, so no Service User may send it, and the RTDS sends it only from DCC Boxed's
+    Load Controller (90-B3-D5-1F-30-01-00-08), for which DCC Boxed's signing tool holds no key. A new gap fails
+    here, and so does 7.16 gaining an eligible role (then it needs a template)."""
+    assert sorted(set(catalogue()) - set(available_variants())) == ["7.16"]
+    assert len(available_variants()) == 128
+    assert catalogue()["7.16"].eligible_roles == frozenset()
+    originators = set()
+    for name in rtds["7.16"]:
+        root = etree.parse(str(rtds_templates() / name)).getroot()
+        originators.add(root.findtext(f"{_SR}Header/{_SR}RequestID").split(":")[0])
+    assert sorted(rtds["7.16"]) == ["ECS47e_7.16_APC_INPUT_SUCCESS_REQUEST_DUIS.XML",
+                                    "ECS47e_7.16_APC_OUTPUT_SUCCESS_REQUEST_DUIS.XML"]
+    assert originators == {"90-B3-D5-1F-30-01-00-08"}
+
+
 def test_every_templated_srv_renders_the_rtds_body_structure(rtds, duis_xsd):
     fleet = Fleet(seed=1, size=10_000)
     cred = TestPKI.load_or_create(PKI_DIR).credential("90-B3-D5-1F-30-01-00-00")
@@ -97,3 +114,4 @@ def test_every_templated_srv_renders_the_rtds_body_structure(rtds, duis_xsd):
             unmatched[variant] = {"closest": name, "ours only": sorted(o - t), "RTDS only": sorted(t - o)}
     assert not invalid, invalid
     assert not unmatched, unmatched
+    assert len(available_variants()) == 128  # every one matches an RTDS body structure

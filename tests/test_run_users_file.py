@@ -93,3 +93,13 @@ def test_a_bad_users_file_is_exit_2_naming_file_and_line(tmp_path):
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "users.csv" in p.stderr and ":2" in p.stderr, p.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_users_file_with_host_is_exit_2(tmp_path):
+    """The users file sets the embedded emulator's roles; against a --host there is none to set."""
+    users = tmp_path / "users.csv"
+    users.write_text("eui,roles\n90-B3-D5-1F-30-01-00-00,IS\n")
+    p = subprocess.run([sys.executable, "-m", "dcc_capacity", "run", *RUN, "--users-file", str(users),
+                        "--host", "http://127.0.0.1:9", "--out", str(tmp_path / "run")], capture_output=True,
+                       text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "--users-file" in p.stderr, p.stderr

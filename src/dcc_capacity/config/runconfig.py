@@ -34,7 +34,7 @@ __all__ = ["RunConfig", "load_run_config"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EUI = re.compile(r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){7}$")
-_ROLES = ("IS", "ES", "GS", "ED", "GT", "OU", "RSA")
+_ROLES = ("IS", "ES", "GS", "ED", "GT", "OU", "RSA", "LC")
 
 
 def _env_name(v: str | None) -> str | None:

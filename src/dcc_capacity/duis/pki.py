@@ -58,8 +58,11 @@ DEFAULT_USERS: tuple[ServiceUser, ...] = (
     ServiceUser("90-B3-D5-1F-30-03-00-00", frozenset({"OU", "RSA"}), "Other User"),
     ServiceUser("90-B3-D5-1F-30-04-00-00", frozenset({"IS", "GS"}), "Supplier B (import and gas)"),
     ServiceUser("90-B3-D5-1F-30-05-00-00", frozenset({"ES"}), "Export Supplier"),
+    # DCC Boxed's Load Controller (the RTDS's 7.16 originator): the only sender of 7.16 Limit APC Level.
+    ServiceUser("90-B3-D5-1F-30-01-00-08", frozenset({"LC"}), "Load Controller"),
 )
-"""The fleet's Service Users. Supplier A is the default originator."""
+"""The fleet's Service Users. Supplier A is the default originator; the Load Controller sends only 7.16 (it holds
+no installation: a request picks it because no installation user may send 7.16)."""
 
 DCC_USER = ServiceUser("90-B3-D5-1F-30-00-00-02", frozenset({"DCC"}), "DCC (signs responses)")
 
@@ -262,7 +265,32 @@ class TestPKI:
         d = Path(directory) if directory else default_pki_dir()
         if not (d / "ca.pem").exists():
             cls._generate(d)
+        elif not cls._complete(d):
+            cls._regenerate(d)
         return cls._load(d)
+
+    @staticmethod
+    def _complete(d: Path) -> bool:
+        """Whether ``d`` holds a key and certificate for every user (a PKI of an older version may lack one)."""
+        return all((d / f"{u.eui.replace('-', '')}{ext}").exists()
+                   for u in (*DEFAULT_USERS, DCC_USER) for ext in (".key", ".pem"))
+
+    @classmethod
+    def _regenerate(cls, d: Path) -> None:
+        """Replace an incomplete PKI with a new one (it is throw-away, and its CA key was never kept).
+
+        The old folder is moved aside before the new one takes its place, so a concurrent creator either
+        finds the new PKI or makes its own, and one of them wins the rename as in :meth:`_generate`.
+        """
+        aside = d.with_name(f".{d.name}-old-{os.getpid()}")
+        try:
+            d.rename(aside)
+        except OSError:
+            pass  # another process moved it first
+        else:
+            shutil.rmtree(aside, ignore_errors=True)
+        if not (d / "ca.pem").exists():
+            cls._generate(d)
 
     @classmethod
     def _generate(cls, d: Path) -> None:

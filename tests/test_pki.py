@@ -27,7 +27,22 @@ def test_a_pki_of_an_older_version_without_the_load_controller_is_regenerated(tm
     new = TestPKI.load_or_create(tmp_path / "pki")
     assert new.credential("90-B3-D5-1F-30-01-00-08").roles == {"LC"}
     assert new.ca_cert != old.ca_cert
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pki"]  # the old folder is gone, no temp folder left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".pki.lock", "pki"]  # the old folder is gone
+
+
+def _ca_serial(directory: str) -> int:
+    return TestPKI.load_or_create(directory).ca_cert.serial_number
+
+
+def test_processes_that_start_together_on_an_older_pki_all_get_the_same_new_one(tmp_path: Path):
+    """An emulator and a load generator started together on an upgraded machine must not each make their own."""
+    import multiprocessing
+
+    TestPKI.load_or_create(tmp_path / "pki")
+    (tmp_path / "pki" / "90B3D51F30010008.key").unlink()
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        serials = pool.map(_ca_serial, [str(tmp_path / "pki")] * 4)
+    assert len(set(serials)) == 1 and serials[0] == _ca_serial(str(tmp_path / "pki"))
 
 
 def test_mismatched_key_is_an_input_error(tmp_path: Path):

@@ -279,17 +279,18 @@ class TestPKI:
     def _regenerate(cls, d: Path) -> None:
         """Replace an incomplete PKI with a new one (it is throw-away, and its CA key was never kept).
 
-        The old folder is moved aside before the new one takes its place, so a concurrent creator either
-        finds the new PKI or makes its own, and one of them wins the rename as in :meth:`_generate`.
+        Under an exclusive lock beside the folder, checked again once held: processes that start together
+        (an emulator and a load generator) all find the one new PKI instead of each replacing the other's.
         """
-        aside = d.with_name(f".{d.name}-old-{os.getpid()}")
-        try:
+        import fcntl
+
+        with open(d.parent / f".{d.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if cls._complete(d):
+                return  # another process made it while this one waited
+            aside = d.with_name(f".{d.name}-old-{os.getpid()}")
             d.rename(aside)
-        except OSError:
-            pass  # another process moved it first
-        else:
             shutil.rmtree(aside, ignore_errors=True)
-        if not (d / "ca.pem").exists():
             cls._generate(d)
 
     @classmethod

@@ -30,19 +30,23 @@ def test_a_pki_of_an_older_version_without_the_load_controller_is_regenerated(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == [".pki.lock", "pki"]  # the old folder is gone
 
 
-def _ca_serial(directory: str) -> int:
-    return TestPKI.load_or_create(directory).ca_cert.serial_number
-
-
 def test_processes_that_start_together_on_an_older_pki_all_get_the_same_new_one(tmp_path: Path):
-    """An emulator and a load generator started together on an upgraded machine must not each make their own."""
-    import multiprocessing
+    """An emulator and a load generator started together on an upgraded machine must not each make their own.
+
+    Separate interpreters, not a fork pool: a forked child of a test process that imported Locust (gevent
+    patched) can hang.
+    """
+    import subprocess
+    import sys
 
     TestPKI.load_or_create(tmp_path / "pki")
     (tmp_path / "pki" / "90B3D51F30010008.key").unlink()
-    with multiprocessing.get_context("fork").Pool(4) as pool:
-        serials = pool.map(_ca_serial, [str(tmp_path / "pki")] * 4)
-    assert len(set(serials)) == 1 and serials[0] == _ca_serial(str(tmp_path / "pki"))
+    code = ("import sys; from dcc_capacity.duis.pki import TestPKI; "
+            "print(TestPKI.load_or_create(sys.argv[1]).ca_cert.serial_number)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "pki")], stdout=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    serials = {int(p.communicate(timeout=60)[0]) for p in procs}
+    assert serials == {TestPKI.load_or_create(tmp_path / "pki").ca_cert.serial_number}
 
 
 def test_mismatched_key_is_an_input_error(tmp_path: Path):

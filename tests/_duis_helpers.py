@@ -92,3 +92,16 @@ def secmp0192_schema(sign_wrap, folder: Path) -> etree.XMLSchema:
     path = folder / "DUIS Schema V5.1.xsd"
     path.write_text(text, encoding="utf-8")
     return load_schema(path)
+
+
+def without_template(monkeypatch, tmp_path: Path, variant: str) -> None:
+    """The template index reads a copy of srv_templates/ without ``variant``'s template: the folder a user who
+    deleted one would have (it is theirs to edit), now that every catalogue SRV has a template."""
+    from dcc_capacity.duis import templates
+    from dcc_capacity.paths import data_dir
+
+    folder = tmp_path / "srv_templates"
+    shutil.copytree(data_dir("srv_templates"), folder)
+    (folder / f"{variant}{templates.SUFFIX}").unlink()
+    index = templates._index  # noqa: SLF001 - the module's own cache, read from another folder
+    monkeypatch.setattr(templates, "_index", lambda directory=None: index(directory or str(folder)))

@@ -102,6 +102,74 @@ def rtds_templates() -> Path:
     return templates
 
 
+KEYSTORE = "@smartdcc/dccboxed-keystore@0.4.2"
+"""The DCC's keystore for DCC Boxed (GPL-3.0-or-later): every DCC Boxed party's SMKI certificates and test keys."""
+LOAD_CONTROLLER = "90-B3-D5-1F-30-01-00-08"
+"""DCC Boxed's Load Controller: the RTDS's 7.16 originator, in the keystore as ``Z1-loadController-ds``."""
+
+
+def dccboxed_keystore() -> dict:
+    """``keystore.json`` of the DCC Boxed keystore, unpacked under ``.peers/`` from ``npm pack`` (never committed).
+
+    Maps lower-case hex EUI-64 -> ``digitalSignature``/``keyAgreement`` -> serial -> {certificate, privateKey,
+    name, role}.
+    """
+    import json
+    import tarfile
+
+    name, version = KEYSTORE.rsplit("@", 1)
+    folder = PEERS / f"keystore-{version}"
+    path = folder / "package" / "keystore.json"
+    if not path.is_file():
+        npm = shutil.which("npm")
+        assert npm, "npm is needed to fetch DCC Boxed's keystore"
+        folder.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([npm, "pack", "--silent", KEYSTORE], cwd=folder, check=True, capture_output=True,
+                              text=True, timeout=600)
+        with tarfile.open(folder / proc.stdout.strip().splitlines()[-1]) as tf:
+            member = tf.getmember("package/keystore.json")
+            tf.extract(member, folder)  # noqa: S202 - one named member
+    return json.loads(path.read_text())
+
+
+def keystore_signing_entry(eui: str) -> dict:
+    """The keystore's one digital-signature entry for ``eui`` (certificate PEM, private key PEM, name, role)."""
+    entries = dccboxed_keystore()[eui.replace("-", "").lower()]["digitalSignature"]
+    (entry,) = entries.values()
+    return entry
+
+
+def keystore_credential(eui: str = LOAD_CONTROLLER, roles: frozenset[str] = frozenset({"LC"})):  # noqa: ANN201
+    """The keystore's signing key and certificate for ``eui`` as our :class:`Credential` (default: the LC)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from dcc_capacity.duis.pki import Credential
+
+    entry = keystore_signing_entry(eui)
+    return Credential(key=serialization.load_pem_private_key(entry["privateKey"].encode(), password=None),
+                      cert=x509.load_pem_x509_certificate(entry["certificate"].encode()), eui=eui, roles=roles)
+
+
+def sign_rtds_as(path: Path, credential, originator: str | None = None) -> bytes:  # noqa: ANN001 - a Credential
+    """An RTDS template signed by our fast Signer with ``credential``, keeping its Header and schemaVersion.
+
+    The placeholder ``ds:Signature`` is dropped and the rest brought to exclusive-C14N form (what the Signer
+    hashes); ``originator`` replaces the RequestID's (to send the same body from another user).
+    """
+    from lxml import etree
+
+    from dcc_capacity.duis import NS_DS, NS_SR
+    from dcc_capacity.duis.signing import Signer
+
+    root = etree.parse(str(path), etree.XMLParser(remove_blank_text=True, remove_comments=True)).getroot()
+    root.remove(root.find(f"{{{NS_DS}}}Signature"))
+    if originator is not None:
+        rid = root.find(f"{{{NS_SR}}}Header/{{{NS_SR}}}RequestID")
+        rid.text = ":".join([originator, *rid.text.split(":")[1:]])
+    return Signer(credential).sign(etree.tostring(root, method="c14n", exclusive=True))
+
+
 def node_parse_many(files: list[Path], timeout: float = 120) -> list[dict]:
     """@smartdcc/duis-parser's ``parseDuis('simplified', ...)`` on many files in one node process."""
     import json

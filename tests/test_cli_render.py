@@ -72,7 +72,8 @@ def test_render_with_dcc_boxed_keys_passes_dcc_validate(run_cli, tmp_path, sign_
 
 @pytest.mark.parametrize(("args", "message"), [
     (["9.9.9"], "VARIANT: '9.9.9' is not a DUIS SRV variant"),
-    (["7.16"], "no template for SRV 7.16; templated: 1.1.1"),
+    (["7.16", "--originator", "90-B3-D5-1F-30-01-00-00"],
+     "(roles GS,IS) may not send SRV 7.16 (eligible roles: LC)"),
     (["9.1", "--originator", "90-B3-D5-1F-30-01-00-00"], "(roles GS,IS) may not send SRV 9.1 (eligible roles: OU)"),
     (["4.6.1", "--originator", "00-00-00-00-00-00-00-01"], "no signing key for Service User 00-00-00-00-00-00-00-01"),
     (["4.6.1", "--count", "0"], "--count: must be at least 1"),

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from _duis_helpers import without_template
 from dcc_capacity.duis.mix import BauMix
 from dcc_capacity.errors import InputError
 
@@ -38,7 +39,8 @@ def test_picks_follow_the_weights():
     ("4.1.1,0,x", "bau.csv:2: weight: must be a number > 0"),
     ("4.1.1,abc,x", "bau.csv:2: weight: must be a number > 0"),
 ])
-def test_bad_rows_name_file_line_and_field(tmp_path, row, message):
+def test_bad_rows_name_file_line_and_field(monkeypatch, tmp_path, row, message):
+    without_template(monkeypatch, tmp_path, "7.16")  # a user deleted its template
     path = tmp_path / "bau.csv"
     path.write_text("variant,weight,source\n" + row + "\n")
     with pytest.raises(InputError) as err:

@@ -109,6 +109,8 @@ def test_request_factory_is_reexported_from_signing():
 
 @pytest.mark.peer
 def test_dcc_boxed_validate_accepts_every_variant_signed_with_its_test_key(sign_wrap, duis_xsd, fleet, tmp_path):
+    """Every variant as DCC Boxed's supplier 90-B3-D5-1F-30-01-00-00 (its tool's published key, roles widened),
+    7.16 too: its sender, the Load Controller, has no key in DCC Boxed's tool (test_rtds_parity.py says why)."""
     boxed = dcc_boxed_factory(sign_wrap, fleet)
     paths = []
     for variant in available_variants():

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from _duis_helpers import SECMP0192_SCHEDULED, installations_for, secmp0192_schema, strip_signature
+from _duis_helpers import (
+    SECMP0192_SCHEDULED,
+    installations_for,
+    secmp0192_schema,
+    strip_signature,
+    without_template,
+)
 from dcc_capacity.duis.structure import check_request
 from dcc_capacity.duis.templates import available_variants, render_body, template_info
 from dcc_capacity.errors import InputError
@@ -102,9 +108,11 @@ def test_missing_template_field_is_a_clear_input_error():
         render_body("3.1", {"execution_datetime": None})
 
 
-def test_unknown_or_untemplated_variant_is_an_input_error():
+def test_unknown_or_untemplated_variant_is_an_input_error(monkeypatch, tmp_path):
     with pytest.raises(InputError, match="'9.99' is not a DUIS SRV variant"):
         template_info("9.99")
+    assert template_info("7.16").srv.eligible_roles == {"LC"}  # every catalogue SRV has a template
+    without_template(monkeypatch, tmp_path, "7.16")
     with pytest.raises(InputError, match="no template for SRV 7.16"):
         template_info("7.16")
 

@@ -8,8 +8,10 @@ DUIS V5.1 XSD on and with the structural checks, and DCC Boxed's test certificat
 a Service User sends must be accepted; every synchronous answer and asynchronous response must be valid
 against the XSD, parse with the DCC's ``@smartdcc/duis-parser``, carry the payload type DUIS gives that
 SRV, and echo the request's schemaVersion. The templates the emulator refuses on purpose are those the
-DCC itself originates (E1, docs/emulator.md "The RTDS"); 7.16's two templates come from an originator
-DCC Boxed's tool has no key for and are not sent.
+DCC itself originates (E1, docs/emulator.md "The RTDS"). 7.16's two templates come from DCC Boxed's Load
+Controller, which DCC Boxed's tool has no key for: they are signed by our own signer with the Load
+Controller's key from the DCC's keystore for DCC Boxed (npm ``@smartdcc/dccboxed-keystore``, fetched at test
+time too), keeping their Header, and its certificate is trusted like DCC Boxed's.
 """
 
 from __future__ import annotations
@@ -29,7 +31,15 @@ from dcc_capacity.duis.responses import parse_response
 from dcc_capacity.emulator import start_emulator
 from dcc_capacity.emulator.payloads import expected_payload
 from dcc_capacity.model.catalogue import DCC_EUI, get_srv
-from peers import node_parse_many, rtds_templates, sign_many
+from peers import (
+    LOAD_CONTROLLER,
+    keystore_credential,
+    keystore_signing_entry,
+    node_parse_many,
+    rtds_templates,
+    sign_many,
+    sign_rtds_as,
+)
 
 pytestmark = pytest.mark.peer
 
@@ -76,8 +86,17 @@ class Run:
 
 
 @pytest.fixture(scope="module")
+def lc_cert(tmp_path_factory) -> Path:
+    """The Load Controller's certificate from DCC Boxed's keystore, as a file to trust."""
+    path = tmp_path_factory.mktemp("keystore") / "Z1-loadController-ds.pem"
+    path.write_text(keystore_signing_entry(LOAD_CONTROLLER)["certificate"])
+    return path
+
+
+@pytest.fixture(scope="module")
 def signed(sign_wrap, tmp_path_factory) -> dict[str, Template]:
-    """Every RTDS template, signed by DCC Boxed's Sign in one JVM (name -> Template; unsignable ones empty)."""
+    """Every RTDS template, signed by DCC Boxed's Sign in one JVM (name -> Template); the Load Controller's,
+    which Sign has no key for (it writes nothing), by our signer with the keystore's LC key."""
     folder = rtds_templates()
     files = sorted(str(p) for p in folder.glob("*.XML"))
     assert len(files) == 297, f"RTDS 0.7.0 has 297 templates, found {len(files)}"
@@ -90,6 +109,12 @@ def signed(sign_wrap, tmp_path_factory) -> dict[str, Template]:
         shutil.copy(folder / name, keep_dir / f"keep-{name}")
         keep.append(f"keep:{keep_dir / f'keep-{name}'}")
     out = sign_many(sign_wrap, files + keep, tmp_path_factory.mktemp("rtds-signed"))
+    unsigned = sorted(Path(f).name for f, data in out.items() if not data)
+    assert unsigned == ["ECS47e_7.16_APC_INPUT_SUCCESS_REQUEST_DUIS.XML",
+                        "ECS47e_7.16_APC_OUTPUT_SUCCESS_REQUEST_DUIS.XML"]  # Sign has no LC key
+    for f in files:
+        if not out[f]:
+            out[f] = sign_rtds_as(Path(f), keystore_credential())
     return {Path(f.removeprefix("keep:")).name: Template(Path(f.removeprefix("keep:")).name, data)
             for f, data in out.items()}
 
@@ -99,19 +124,20 @@ def _main(signed: dict[str, Template]) -> list[Template]:
     return [t for name, t in signed.items() if not name.startswith("keep-")]
 
 
-def _emulator_cfg(sign_wrap, listener: CallbackListener, schema: bool) -> dict:
+def _emulator_cfg(sign_wrap, listener: CallbackListener, schema: bool, lc_cert: Path) -> dict:
     return {"port": 0, "pki_dir": str(PKI_DIR), "callback_url": listener.url,
             "capacity": {"device_delay": FAST}, "throttle": {"enabled": False},
             "schema_path": str(sign_wrap.xsd) if schema else None,
-            "trust_certs": [str(sign_wrap.unpacked / c) for c in DCC_BOXED_CERTS]}
+            "trust_certs": [str(sign_wrap.unpacked / c) for c in DCC_BOXED_CERTS] + [str(lc_cert)]}
 
 
-def _send_all(sign_wrap, templates: list[Template], schema: bool, folder: Path) -> Run:
+def _send_all(sign_wrap, templates: list[Template], schema: bool, folder: Path, lc_cert: Path) -> Run:
     """Send every signed template to a fresh emulator; wait for the callbacks; parse all answers with duis-parser."""
     run = Run(schema=schema)
     listener = CallbackListener()
     try:
-        with start_emulator(_emulator_cfg(sign_wrap, listener, schema)) as emu, httpx.Client(timeout=30) as client:
+        with start_emulator(_emulator_cfg(sign_wrap, listener, schema, lc_cert)) as emu, \
+                httpx.Client(timeout=30) as client:
             for t in templates:
                 if not t.signed:
                     continue
@@ -139,8 +165,8 @@ def _send_all(sign_wrap, templates: list[Template], schema: bool, folder: Path) 
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["xsd", "structural"])
-def run(request, sign_wrap, signed, tmp_path_factory) -> Run:
-    return _send_all(sign_wrap, _main(signed), request.param, tmp_path_factory.mktemp("rtds-answers"))
+def run(request, sign_wrap, signed, tmp_path_factory, lc_cert) -> Run:
+    return _send_all(sign_wrap, _main(signed), request.param, tmp_path_factory.mktemp("rtds-answers"), lc_cert)
 
 
 def _expected_refusal(t: Template) -> str | None:
@@ -150,10 +176,7 @@ def _expected_refusal(t: Template) -> str | None:
 
 def test_every_service_user_template_is_accepted(run, signed):
     templates = _main(signed)
-    unsignable = sorted(t.name for t in templates if not t.signed)
-    # DCC Boxed's tool has no key for 90-B3-D5-1F-30-01-00-08, the originator of 7.16's two templates.
-    assert unsignable == ["ECS47e_7.16_APC_INPUT_SUCCESS_REQUEST_DUIS.XML",
-                          "ECS47e_7.16_APC_OUTPUT_SUCCESS_REQUEST_DUIS.XML"]
+    assert all(t.signed for t in templates)
     wrong = {}
     accepted = 0
     for t in templates:
@@ -170,7 +193,9 @@ def test_every_service_user_template_is_accepted(run, signed):
                 if final != "I0":
                     wrong[t.name] = f"async {final}"
     assert not wrong, wrong
-    assert accepted == 292  # 297 - 3 sent by the DCC itself (E1) - 2 that DCC Boxed's tool cannot sign
+    service_user = [t for t in templates if t.originator != DCC_EUI]
+    assert (accepted, len(service_user)) == (294, 294)  # every Service User template: 297 - 3 sent by the DCC (E1)
+    assert {t.originator for t in service_user if t.variant == "7.16"} == {LOAD_CONTROLLER}
 
 
 def test_dcc_originated_templates_are_refused_with_e1(run, signed):
@@ -219,7 +244,7 @@ def test_answers_echo_the_requests_schema_version(run, signed):
         assert version == by_name[key.split("/", 1)[1]].version, key
 
 
-def test_rtds_counters_are_handled(sign_wrap, signed):
+def test_rtds_counters_are_handled(sign_wrap, signed, lc_cert):
     """The RTDS's own counters: 3 x 2^32 and 6 x 2^32 (2.2 Top Up) are accepted; its placeholder 1001, shared by
     many templates of one originator, is a replay the second time (the RTDS counters are placeholders, which is
     why DCC Boxed's Sign rewrites them)."""
@@ -230,10 +255,36 @@ def test_rtds_counters_are_handled(sign_wrap, signed):
     assert first.request_id.split(":")[2] == dup.request_id.split(":")[2] == "1001"
     listener = CallbackListener()
     try:
-        with start_emulator(_emulator_cfg(sign_wrap, listener, False)) as emu, httpx.Client(timeout=30) as client:
+        with start_emulator(_emulator_cfg(sign_wrap, listener, False, lc_cert)) as emu, \
+                httpx.Client(timeout=30) as client:
             codes = [parse_response(client.post(emu.path(service_for(t.cv)), content=t.signed).content).response_code
                      for t in (first, dup, a, b)]
             time.sleep(0.05)
     finally:
         listener.close()
     assert codes == ["I99", "E44", "I99", "I99"]
+
+
+def test_7_16_is_the_load_controllers_alone(sign_wrap, lc_cert):
+    """DCC Boxed preset, XSD on: the RTDS's 7.16 (both) from the Load Controller, signed with its keystore key, are
+    accepted; the same 7.16 from DCC Boxed's supplier (its published key) is E2, and so is a 4.6.1 from the Load
+    Controller (LC is eligible for 7.16 only). The LC's 4.6.1 goes first: its RTDS counter is below 9001."""
+    from dcc_capacity.duis.pki import load_credential
+
+    folder = rtds_templates()
+    supplier = load_credential(sign_wrap.user_key(), sign_wrap.user_cert())
+    out_716 = folder / "ECS47e_7.16_APC_OUTPUT_SUCCESS_REQUEST_DUIS.XML"
+    requests = [sign_rtds_as(folder / "GCS16a_4.6.1_SUCCESS_REQUEST_DUIS.XML", keystore_credential(), LOAD_CONTROLLER),
+                sign_rtds_as(out_716, keystore_credential()),
+                sign_rtds_as(folder / "ECS47e_7.16_APC_INPUT_SUCCESS_REQUEST_DUIS.XML", keystore_credential()),
+                sign_rtds_as(out_716, supplier, supplier.eui)]
+    listener = CallbackListener()
+    try:
+        with start_emulator(_emulator_cfg(sign_wrap, listener, True, lc_cert)) as emu, \
+                httpx.Client(timeout=30) as client:
+            codes = [parse_response(client.post(emu.path(service_for(int(_CV.search(r).group(1)))),  # type: ignore[union-attr]
+                                                content=r).content).response_code for r in requests]
+    finally:
+        listener.close()
+    assert supplier.eui == "90-B3-D5-1F-30-01-00-00"
+    assert codes == ["E2", "I0", "I0", "E2"]

@@ -44,7 +44,7 @@ def imported(sign_wrap, tmp_path_factory):
 
 def test_every_sendable_template_is_imported(imported):
     _, rows = imported
-    assert len(rows) == 295  # 297 less 7.16's two: no role may send it (the DUIS matrix lists none)
+    assert len(rows) == 297  # every template: the user holds every role, LC (7.16's) included
     assert {r["originator"] for r in rows} == {DCC_BOXED_USER}
     counters = [int(r["request_id"].rsplit(":", 1)[1]) for r in rows]
     assert counters == sorted(counters) and len(set(counters)) == len(counters)  # ours, not the RTDS placeholders
@@ -60,7 +60,7 @@ def test_imported_requests_pass_dcc_boxed_validate_and_the_xsd(imported, sign_wr
     first = {}
     for r in rows:
         first.setdefault(r["variant"], out / r["file"])
-    assert len(first) == 128
+    assert len(first) == 129
     results = validate_many(sign_wrap, list(first.values()))
     assert results == {str(p): "SUCCESS" for p in first.values()}
 

@@ -15,6 +15,7 @@ import pytest
 from locust.env import Environment
 from locust.event import Events
 
+from _duis_helpers import without_template
 from _load_helpers import free_port
 from dcc_capacity.duis.mix import BauMix
 from dcc_capacity.emulator import start_emulator
@@ -117,7 +118,8 @@ def test_a_journey_override_changes_the_mix_and_the_kit(tmp_path):
         reset_kit()
 
 
-def test_a_journey_srv_without_a_template_is_refused_before_the_run(tmp_path):
+def test_a_journey_srv_without_a_template_is_refused_before_the_run(monkeypatch, tmp_path):
+    without_template(monkeypatch, tmp_path, "7.16")  # a user deleted its template from srv_templates/
     path = _override(tmp_path, ["12.2", "7.16"])  # 7.16 is in the catalogue (the profile takes it), untemplated
     assert mix_for(Spec(profile=path)).journeys["s1_migration_credit"] == ("12.2", "7.16")  # plan shows it
     with pytest.raises(InputError, match=r"journeys.s1_migration_credit\[1\].*'7.16' has no DUIS template"):

@@ -8,12 +8,15 @@ import json
 import httpx
 import pytest
 
+from _duis_helpers import strip_signature
 from _emulator_helpers import PKI_DIR, CallbackListener, pki, post, sign, signed_request, unsigned_request
+from dcc_capacity.duis.factory import RequestFactory
 from dcc_capacity.duis.responses import parse_response
 from dcc_capacity.duis.userroles import load_users_file, role_model
 from dcc_capacity.emulator import start_emulator
 from dcc_capacity.errors import InputError
 from dcc_capacity.model.catalogue import DCC_EUI, catalogue
+from dcc_capacity.model.fleet import Fleet
 from dcc_capacity.paths import data_dir
 
 SUPPLIER_B = "90-B3-D5-1F-30-04-00-00"
@@ -25,6 +28,7 @@ def test_dcc_boxed_preset_is_the_default_and_reflects_its_test_users():
     assert model.roles("90-B3-D5-1F-30-01-00-00") == {"IS", "ES", "GS", "OU"}
     assert model.roles("90-B3-D5-1F-30-02-00-00") == {"ED", "GT"}
     assert {"IS", "GS", "OU", "RSA"} <= model.roles("90-B3-D5-1F-30-03-00-00")  # DCC Boxed's 2nd supplier + ours
+    assert model.roles("90-B3-D5-1F-30-01-00-08") == {"LC"}  # DCC Boxed's Load Controller: 7.16's sender
     assert model.roles(DCC_EUI) == frozenset()  # the DCC is never a Service User
     assert model.roles("90-B3-D5-1F-30-09-00-00") is None
     assert all(u.source for u in model.users.values())
@@ -76,6 +80,27 @@ def test_emulator_applies_the_users_file(tmp_path):
     finally:
         listener.close()
     assert codes == ["I99", "E2"]
+
+
+def test_a_bau_mix_naming_7_16_sends_it_from_the_load_controller():
+    """The test PKI has a Load Controller (LC), so a generator holding every test user sends 7.16 from it (no
+    installation user may), and the emulator with the DCC Boxed preset accepts it; the same 7.16 from the
+    supplier is E2."""
+    p = pki()
+    factory = RequestFactory.from_pki(p, Fleet(seed=1, size=100))
+    lc = factory.build("7.16", 5)
+    assert (lc.originator, lc.command_variant) == ("90-B3-D5-1F-30-01-00-08", 4)
+    assert p.credential(lc.originator).roles == {"LC"}
+    body = lc.body.replace(lc.originator.encode(), b"90-B3-D5-1F-30-01-00-00", 1)
+    from_supplier = sign(strip_signature(body), p.credential("90-B3-D5-1F-30-01-00-00"))
+    listener = CallbackListener()
+    try:
+        with start_emulator({"port": 0, "pki_dir": str(PKI_DIR), "callback_url": listener.url}) as emu, \
+                httpx.Client(timeout=10) as client:
+            codes = [parse_response(post(client, emu, "T", b).content).response_code for b in (lc.body, from_supplier)]
+    finally:
+        listener.close()
+    assert codes == ["I0", "E2"]
 
 
 def test_a_request_from_the_dccs_own_eui_is_e1_and_answers_echo_the_version(tmp_path):

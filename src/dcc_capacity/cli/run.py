@@ -39,6 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
     p.add_argument("--device-latency", choices=["dcc-test", "fast"], default=None,
                    help="embedded emulator's device latency preset: dcc-test (realistic; the default) or fast "
                         "(sub-second, for demos); docs/emulator.md")
+    p.add_argument("--users-file", type=Path, default=None, metavar="CSV",
+                   help="embedded emulator's user-role model: who holds which SEC role (eui,roles,certificate,name; "
+                        "over the DCC Boxed preset; docs/emulator.md)")
     j = p.add_argument_group("scenario verdicts (docs/report.md)")
     j.add_argument("--tolerance", type=float, default=5.0, metavar="PCT",
                    help="with --baseline: allowed worsening in percent (default 5)")
@@ -93,6 +96,21 @@ def run(args: argparse.Namespace) -> int:
     opts.callback_host, opts.callback_port = m.callback_host, m.callback_port
     opts.callback_url = m.emulator_callback_url
     opts.emulator_config.update(m.emulator)  # trust the user's own signing certificates, their roles, paths
+    _users_file(args, opts.emulator_config)
     opts.run_files, opts.audit = m.files, m.audit
     opts.telemetry, opts.config_file = m.telemetry, m.config_file  # the SUT's resource telemetry (telemetry/)
     return run_test(opts)
+
+
+def _users_file(args: argparse.Namespace, emulator: dict) -> None:
+    """``--users-file``: the embedded emulator's role model (read now, so a bad row is exit 2 before any start)."""
+    from dcc_capacity.duis.userroles import load_users_file
+    from dcc_capacity.errors import InputError
+
+    if args.users_file is None:
+        return
+    if args.host is not None:
+        raise InputError("a users file sets the embedded emulator's roles: drop it, or drop --host",
+                         key="--users-file")
+    load_users_file(args.users_file)
+    emulator.setdefault("user_roles", {})["file"] = str(Path(args.users_file).resolve())

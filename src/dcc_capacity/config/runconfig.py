@@ -36,7 +36,7 @@ from dcc_capacity.telemetry.config import TelemetryConfig
 __all__ = ["RunConfig", "load_run_config"]
 
 _EUI = re.compile(r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){7}$")
-_ROLES = ("IS", "ES", "GS", "ED", "GT", "OU", "RSA")
+_ROLES = ("IS", "ES", "GS", "ED", "GT", "OU", "RSA", "LC")
 
 
 class _M(BaseModel):
@@ -134,6 +134,8 @@ class _RunBase(_M):
     """NFR file (``--nfr``)."""
     workers: int | None = Field(default=None, ge=0, le=64)
     """Locust workers on loopback (``--workers``)."""
+    users_file: str | None = None
+    """The embedded emulator's user-role model (``--users-file``): a CSV relative to this file."""
 
 
 class _RunConfigBase(_M):
@@ -234,8 +236,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
                     source["ca_bundle"] = fix(source["ca_bundle"])
     knobs = out.get("run")
     if isinstance(knobs, dict):
-        if isinstance(knobs.get("nfr"), str):
-            knobs["nfr"] = fix(knobs["nfr"])
+        for leaf in ("nfr", "users_file"):
+            if isinstance(knobs.get(leaf), str):
+                knobs[leaf] = fix(knobs[leaf])
         prof = knobs.get("profile")
         if isinstance(prof, str) and (base / prof).exists():  # else a bare ioc/moc/foc or a cwd-relative path
             knobs["profile"] = fix(prof)
@@ -273,6 +276,7 @@ def _check_files(cfg: Any, src: YamlSource) -> None:
     for i, c in enumerate(cfg.responses.dcc_certs):
         need(f"responses.dcc_certs[{i}]", c)
     need("run.nfr", cfg.run.nfr)
+    need("run.users_file", cfg.run.users_file)
     for kind in ("scrape", "prometheus"):
         for i, source in enumerate(getattr(cfg.telemetry, kind)):
             need(f"telemetry.{kind}[{i}].ca_bundle", source.ca_bundle)

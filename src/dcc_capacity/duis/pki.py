@@ -58,8 +58,11 @@ DEFAULT_USERS: tuple[ServiceUser, ...] = (
     ServiceUser("90-B3-D5-1F-30-03-00-00", frozenset({"OU", "RSA"}), "Other User"),
     ServiceUser("90-B3-D5-1F-30-04-00-00", frozenset({"IS", "GS"}), "Supplier B (import and gas)"),
     ServiceUser("90-B3-D5-1F-30-05-00-00", frozenset({"ES"}), "Export Supplier"),
+    # DCC Boxed's Load Controller (the RTDS's 7.16 originator): the only sender of 7.16 Limit APC Level.
+    ServiceUser("90-B3-D5-1F-30-01-00-08", frozenset({"LC"}), "Load Controller"),
 )
-"""The fleet's Service Users. Supplier A is the default originator."""
+"""The fleet's Service Users. Supplier A is the default originator; the Load Controller sends only 7.16 (it holds
+no installation: a request picks it because no installation user may send 7.16)."""
 
 DCC_USER = ServiceUser("90-B3-D5-1F-30-00-00-02", frozenset({"DCC"}), "DCC (signs responses)")
 
@@ -262,7 +265,33 @@ class TestPKI:
         d = Path(directory) if directory else default_pki_dir()
         if not (d / "ca.pem").exists():
             cls._generate(d)
+        elif not cls._complete(d):
+            cls._regenerate(d)
         return cls._load(d)
+
+    @staticmethod
+    def _complete(d: Path) -> bool:
+        """Whether ``d`` holds a key and certificate for every user (a PKI of an older version may lack one)."""
+        return all((d / f"{u.eui.replace('-', '')}{ext}").exists()
+                   for u in (*DEFAULT_USERS, DCC_USER) for ext in (".key", ".pem"))
+
+    @classmethod
+    def _regenerate(cls, d: Path) -> None:
+        """Replace an incomplete PKI with a new one (it is throw-away, and its CA key was never kept).
+
+        Under an exclusive lock beside the folder, checked again once held: processes that start together
+        (an emulator and a load generator) all find the one new PKI instead of each replacing the other's.
+        """
+        import fcntl
+
+        with open(d.parent / f".{d.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if cls._complete(d):
+                return  # another process made it while this one waited
+            aside = d.with_name(f".{d.name}-old-{os.getpid()}")
+            d.rename(aside)
+            shutil.rmtree(aside, ignore_errors=True)
+            cls._generate(d)
 
     @classmethod
     def _generate(cls, d: Path) -> None:

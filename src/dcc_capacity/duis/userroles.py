@@ -60,6 +60,11 @@ _DCC_BOXED: tuple[UserEntry, ...] = (
               "DCC Boxed second supplier (GITTESTSUPPLIER2); the suite's Other User",
               "DCC Boxed's certificate for this EUI is a Supplier one (OU=02, GITTESTSUPPLIER2) and the RTDS sends "
               "4.14 (URP) from it; the suite's fleet uses the same EUI as its Other User (OU, RSA), so both"),
+    UserEntry("90-B3-D5-1F-30-01-00-08", frozenset({"LC"}), "DCC Boxed load controller",
+              "the RTDS sends 7.16 Limit APC Level (ECS47e, APC input and output) only from this EUI, which the "
+              "DCC's keystore for DCC Boxed (npm @smartdcc/dccboxed-keystore, keystore.json) holds as "
+              "Z1-loadController-ds/-ka (GBCS remote-party role 8), installed on the ESME by the RTDS's CS02g "
+              "(6.15.1); the suite's test PKI has the same EUI as its Load Controller"),
     UserEntry("90-B3-D5-1F-30-04-00-00", frozenset({"IS", "GS"}), "Supplier B (suite)",
               "not a DCC Boxed user: the suite's second supplier (pki.DEFAULT_USERS)"),
     UserEntry("90-B3-D5-1F-30-05-00-00", frozenset({"ES"}), "Export Supplier (suite)",

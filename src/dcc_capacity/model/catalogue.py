@@ -23,8 +23,14 @@ ROLES: dict[str, str] = {
     "GT": "Gas Transporter",
     "RSA": "Registered Supplier Agent",
     "OU": "Other User",
+    "LC": "Load Controller",
 }
-"""Service User role codes used in ``eligible_roles``."""
+"""Service User role codes used in ``eligible_roles``.
+
+``LC`` is not a User Role of the DUIS matrix: it is the sender of 7.16 Limit APC Level, the party DCC Boxed
+knows as its Load Controller (RTDS ECS47e's originator; SMKI certificates ``Z1-loadController-ds``/``-ka`` of
+GBCS remote-party role 8 in the DCC's ``@smartdcc/dccboxed-keystore``). See
+``srv_templates/catalogue_corrections.csv`` and docs/emulator.md ("The RTDS")."""
 
 DCC_EUI = "90-B3-D5-1F-30-00-00-02"
 """The DCC's own EUI-64: the RequestID target of non-device SRVs."""

@@ -40,7 +40,8 @@ def _config_keys() -> dict[str, str]:
     from dcc_capacity.spec.surfaces import all_knobs
 
     keys = {k.dest: k.config for k in all_knobs().values() if k.cli and k.config is not None}
-    return {**keys, "nfr": "run.nfr", "workers": "run.workers", "host": "target.host"}
+    return {**keys, "nfr": "run.nfr", "workers": "run.workers", "host": "target.host",
+            "users_file": "run.users_file"}
 
 
 CONFIG_KEYS: dict[str, str] = _config_keys()
@@ -89,7 +90,7 @@ def resolve_args(args: argparse.Namespace) -> tuple[Any, Any]:
         from_file = _get(cfg, dotted) if cfg is not None else None
         if from_file is None:
             setattr(args, dest, value.value)
-        elif dest == "nfr":
+        elif dest in ("nfr", "users_file"):
             setattr(args, dest, Path(from_file))
         else:
             setattr(args, dest, from_file)
@@ -195,8 +196,9 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
             trust.append(str((out / name).resolve()))
         m.emulator["trust_certs"] = [*m.emulator.get("trust_certs", []), *trust]
         users = m.emulator.setdefault("users", {})
+        listed = _users_file_euis(_value(args, "users_file"))  # a users file is the role model for its EUIs
         for c in creds:
-            if c.roles:
+            if c.roles and c.eui not in listed:
                 users.setdefault(c.eui, {}).setdefault("roles", sorted(c.roles))
     if host is None and cfg.target.endpoints != type(cfg.target.endpoints)():
         ep = cfg.target.endpoints
@@ -207,6 +209,15 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
     m.audit["tls"].update(_open_tls_key(cfg, file))
     m.files["run-config.json"] = (json.dumps(redact(cfg.model_dump(mode="json")), indent=2) + "\n").encode()
     return m
+
+
+def _users_file_euis(path: Path | None) -> set[str]:
+    """The EUIs a ``--users-file`` lists (their roles come from it, not from the signing entries)."""
+    if path is None:
+        return set()
+    from dcc_capacity.duis.userroles import load_users_file
+
+    return set(load_users_file(path))
 
 
 def _check_telemetry_env(tel: Any, file: str) -> None:

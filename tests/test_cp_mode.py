@@ -154,10 +154,9 @@ def test_run_sp_cp_moves_migration_files_at_the_planned_rate_and_reports_them(tm
 
     out = tmp_path / "run"
     log = io.StringIO()
-    spec = Spec(test="load", sp="CP", slot="day", profile=FOC, duration_s=15.0)
-    code = run_test(RunOptions(spec=spec, out=out, device_latency="fast", nfr=cp_nfr_path(), fleet_size=20_000,
-                               pool_size=64, log=log,
-                               extra_locust_args=["--cp-batch", "2"], trt_late_s=10.0, trt_missing_s=20.0, drain_s=5.0,
+    spec = Spec(test="load", sp="CP", slot="day", profile=FOC, duration_s=15.0, fleet_size=20_000, pool_size=64,
+                cp_batch=2, trt_late_s=10.0, trt_missing_s=20.0, drain_s=5.0)
+    code = run_test(RunOptions(spec=spec, out=out, device_latency="fast", nfr=cp_nfr_path(), log=log,
                                # more fallout than CP mode's 7 % so a 15 s run surely reprocesses some
                                emulator_config={"faults": {"migration_fallout": {"share": 0.25}}},
                                command_line=["dcc-capacity", "run", "--test", "load", "--sp", "CP"]))

@@ -31,7 +31,7 @@ from dcc_capacity.errors import InputError
 from dcc_capacity.model.cpmigration import DEFAULT_BATCH
 from dcc_capacity.model.volume import SLOTS, SPS
 
-__all__ = ["Knob", "SpecBase", "StepKnobs", "knob", "knobs_of", "parse_duration"]
+__all__ = ["Knob", "SpecBase", "StepKnobs", "check_bounds", "knob", "knobs_of", "parse_duration"]
 
 
 def parse_duration(text: str | float | int, key: str = "--duration") -> float:
@@ -205,7 +205,7 @@ class SpecBase(BaseModel):
     s1sp: str | None = knob(None, "with --sp S1SP: send one S1SP's share (a name of the profile's s1sp_shares, "
                                   "or 1..N; default: the whole S1SP row)", metavar="N")
     cp_batch: int = knob(DEFAULT_BATCH, "with --sp CP: SMETS1 installations per migration (one set of migration "
-                                        "files)", locust="--cp-batch", lo=1, hi=100_000, metavar="N")
+                                        "files)", lo=1, hi=100_000, metavar="N")
     rate: float | None = knob(None, "total SRV/s, overriding the profile (mix kept)", lo=0, lo_open=True)
     duration_s: float = knob(60.0, "test duration, e.g. 30s, 5m (stress, scale: upper bound)", flag="--duration",
                              duration=True)

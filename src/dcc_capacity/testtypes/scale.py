@@ -25,7 +25,7 @@ import numpy as np
 from dcc_capacity.spec.model import SpecBase, StepKnobs, knob
 from dcc_capacity.testtypes.base import EmulatorContext, FinishContext, TestType
 
-__all__ = ["RECOVERY_FLOOR_MS", "Scale", "ScaleSpec", "schedule"]
+__all__ = ["RECOVERY_FLOOR_MS", "Scale", "ScaleSpec", "compare_ramps", "schedule"]
 
 RECOVERY_FLOOR_MS = 20.0
 """A down step's ack p95 may exceed its up step's by this much however small the tolerance (project default:

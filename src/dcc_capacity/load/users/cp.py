@@ -109,7 +109,7 @@ class CpMigrationFiles(OpenModelUser):
         super().__init__(environment)
         opts = environment.parsed_options
         self.kit: Kit = get_kit(opts)
-        self.batch = max(1, int(getattr(opts, "cp_batch", DEFAULT_BATCH) or DEFAULT_BATCH))
+        self.batch = max(1, int(getattr(opts, "dcc_cp_batch", DEFAULT_BATCH) or DEFAULT_BATCH))
         self.srvs_per_arrival = float(self.batch)  # type: ignore[misc]  # arrivals/s = installations/s / batch
         self._seq = itertools.count(1)
         self._eui = itertools.count(1)

@@ -51,7 +51,7 @@ def test_cp_sftp_adapter_awaits_the_answer_to_the_uploaded_file():
 
 @pytest.mark.parametrize(("args", "message"), [
     (("--host", "http://127.0.0.1:1"), "--host: must be an sftp URL"),
-    (("--cp-batch", "0"), "--cp-batch: must be >= 1 (got 0)"),
+    (("--cp-batch", "0"), "--cp-batch: must be >= 1 and <= 100000 (got 0)"),
     (("--sftp-known-hosts", "no-such-file"), "no-such-file: --sftp-known-hosts: no such file"),
 ])
 def test_bad_cp_mode_input_is_one_line_and_exit_2(run_cli, tmp_path, args, message):

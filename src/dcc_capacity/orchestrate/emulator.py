@@ -14,7 +14,7 @@ from typing import Any
 
 from dcc_capacity.orchestrate import cpmode
 
-__all__ = ["emulator_config", "run_fleet", "set_device_latency", "start_embedded"]
+__all__ = ["emulator_config", "run_fleet", "secmp0192_execution", "set_device_latency", "start_embedded"]
 
 
 def run_fleet(spec: Any, r: Any) -> Any:
@@ -24,6 +24,24 @@ def run_fleet(spec: Any, r: Any) -> Any:
     if r.mix is None:
         return Fleet(seed=spec.seed, size=spec.fleet_size)
     return r.mix.fleet.fleet(spec.seed, spec.fleet_size)
+
+
+def secmp0192_execution(plan: Any, rates: dict[str, float], duration_s: float) -> dict[str, Any] | None:
+    """The emulator executes the run's SECMP0192 schedules when the profile gives their window (``secmp0192``).
+
+    The run is a compressed midnight: the emulator's clock sweeps from one window's length before the window
+    opens to its close within the run, so a schedule created in the first half executes in the second half, as
+    schedules made in the day execute around midnight. None when the profile has no window or nothing schedules.
+    """
+    load = getattr(plan, "secmp0192", None)
+    if load is None or rates.get("Secmp0192Schedules", 0.0) <= 0 or duration_s <= 0:
+        return None
+    from dcc_capacity.emulator.schedules import execution_from_plan
+
+    hh, mm = (int(x) for x in load.start.split(":")[:2])
+    start_min = (hh * 60 + mm - load.window_s // 60) % (24 * 60)
+    return execution_from_plan(load, clock_start=f"{start_min // 60:02d}:{start_min % 60:02d}",
+                               time_scale=2.0 * load.window_s / duration_s)
 
 
 def emulator_config(opts: Any, r: Any, callback_url: str, registry: Path) -> dict[str, Any]:
@@ -46,6 +64,9 @@ def emulator_config(opts: Any, r: Any, callback_url: str, registry: Path) -> dic
     if cpmode.active(spec.sp, spec.test):  # CP mode: the emulator plays the CP, migration files over SFTP
         cfg.update(cpmode.emulator_settings(opts.out / "logs" / "cp"))
     kind.emulator(spec, r, cfg, EmulatorContext(opts.emulator_tps, opts.workers, opts.out))
+    midnight = secmp0192_execution(r.plan, r.rates, spec.duration_s)
+    if midnight is not None:
+        cfg["secmp0192"] = {"execution": midnight}
     if opts.emulator_config:
         from dcc_capacity.emulator.config import merge_settings
 

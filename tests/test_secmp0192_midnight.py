@@ -262,3 +262,50 @@ def test_scheduled_responses_are_correlated_to_their_schedule_or_failed(tmp_path
     assert rows["error"].iloc[1].startswith("unknown DSPScheduleID 8") and "A:B:9" in rows["error"].iloc[2]
     assert rows["error"].iloc[3] == "response code E3" and rows["error"].iloc[4].startswith("bad response signature")
     assert rows["trt_ms"].iloc[5] != rows["trt_ms"].iloc[5]  # no stamp (a real SUT): correlated, TRT not measured
+
+
+@pytest.mark.slow
+def test_a_secmp0192_run_counts_the_executions_apart_from_the_srvs_sent(tmp_path):
+    """`run` with the SECMP0192 profile: the emulator executes the schedules, their responses are judged, and
+    the user's figures (run.json rates, summary totals, live line) are the SRVs it sent, the 5.1s among them."""
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from dcc_capacity.load.records import load_records
+
+    out = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-m", "dcc_capacity", "run", "--test", "load", "--sp", "S1SP", "--profile",
+                        "volume_profiles/foc-secmp0192.yaml", "--slot", "night", "--duration", "6s", "--rate", "40",
+                        "--device-latency", "fast", "--test-id", "SECMP0192", "--out", str(out),
+                        # what is judged here is counting, not the generator's timing on a busy 2-core test box
+                        "--max-send-lag", "1000"],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": "src"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    run_doc, summary = (json.loads((out / f).read_text()) for f in ("run.json", "summary.json"))
+    df = load_records(out)
+    sent, ran = df[df["kind"] == "request"], df[df["kind"] == "scheduled"]
+    creates = int((sent["user_class"] == "Secmp0192Schedules").sum())
+    assert creates > 0 and set(sent[sent["user_class"] == "Secmp0192Schedules"]["label"]) == {"5.1"}
+    assert len(ran) > 0 and set(ran["user_class"]) == {"Secmp0192Schedules"}  # executions seen, all correlated
+    # The user's rates and totals: the 5.1 sends, not the executions.
+    rate = run_doc["rates"]["Secmp0192Schedules"]
+    assert rate["offered"] * run_doc["duration_s"] == pytest.approx(creates)
+    assert rate["offered"] == pytest.approx(rate["target"], rel=0.05)
+    assert summary["by_class"]["Secmp0192Schedules"]["requests"] == creates
+    attempts = sent[~sent["label"].str.endswith(" CV5")]  # a critical SRV's CV 4 + CV 5: one attempt
+    assert summary["requests"] == len(attempts) == sum(c["requests"] for c in summary["by_class"].values())
+    ended = sent[~sent["label"].str.endswith(" CV4")]  # whose TRT an SRV has (a critical one's: its CV 5's)
+    assert summary["trt_ms"]["count"] == int(ended["trt_ms"].notna().sum())  # the run's TRT: the SRVs sent
+    assert not [k for k in (*summary["by_srv"], *summary["by_label"]) if k.endswith(" scheduled")]
+    live = [ln for ln in p.stderr.splitlines() if re.match(r"\[dcc-capacity\] \d\d:", ln)]
+    assert re.search(r"\(([\d,]+) SRV attempts\)", live[-1])[1].replace(",", "") == str(summary["requests"])
+    # The executions: SECMP0192's part of the report and NFR-0192-TRT, judged on them.
+    part = summary["scheduled"]
+    assert part["responses"] == part["correlated"] == part["ok"] == len(ran)
+    assert part["trt_ms"]["max"] == pytest.approx(ran["trt_ms"].max())
+    verdict = {n["id"]: n for n in summary["nfr"]}["NFR-0192-TRT"]
+    assert verdict["status"] == "pass" and verdict["measured"] == part["trt_ms"]["max"]
+    assert "SECMP0192 scheduled executions" in (out / "report.html").read_text()

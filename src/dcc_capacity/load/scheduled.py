@@ -37,7 +37,8 @@ _NAN = float("nan")
 
 @dataclass(slots=True)
 class ScheduledResult:
-    """One execution's response as the records keep it (a complete row: no request row precedes it)."""
+    """One execution's response as the records keep it: a complete row of kind ``scheduled`` (no request row
+    precedes it, and it is no request of the run: readers of the user's SRVs leave it out)."""
 
     request_id: str
     user_class: str

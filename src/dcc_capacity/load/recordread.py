@@ -215,11 +215,7 @@ class _FileFold:
                 rows = pa.concat_tables([rows, table.filter(pc.equal(kind, extra))])
         if "request" not in self.kinds:
             rows = rows.filter(pc.not_equal(rows.column("kind"), "request"))
-        rows = rows.select(self.columns)
-        if "kind" in self.columns:  # a categorical: a reader tells the kinds apart without a string per row
-            i = self.columns.index("kind")
-            rows = rows.set_column(i, "kind", pc.dictionary_encode(rows.column(i)))
-        return rows.to_pandas()
+        return rows.select(self.columns).to_pandas()
 
 
 def iter_records(run_dir: str | Path, *, batch_rows: int = 250_000, columns: Sequence[str] | None = None,
@@ -236,8 +232,7 @@ def iter_records(run_dir: str | Path, *, batch_rows: int = 250_000, columns: Seq
     Memory: one chunk plus the requests in flight. A truncated tail is
     skipped (``stats.truncated`` names the file). ``kinds``: which rows to
     yield ("request", "alert", "scheduled": a SECMP0192 execution's response,
-    which the default leaves out); ``columns``: which columns (default: all;
-    ``kind``, when asked for, is a categorical).
+    which the default leaves out); ``columns``: which columns (default: all).
     """
     stats = stats if stats is not None else RecordStats()
     for path in record_files(run_dir):

@@ -97,8 +97,10 @@ def _midnight(tmp_path, listener, records):
 def test_midnight_schedules_are_executed_answered_at_the_callback_and_judged(tmp_path):
     from dcc_capacity.load.callbacks import CallbackListener
     from dcc_capacity.load.records import RecordStats, RecordWriter
+    from dcc_capacity.orchestrate.finish import rates_from_records, shares_by_user
     from dcc_capacity.report.inputs import iter_record_batches
     from dcc_capacity.report.metrics import NEEDED_COLUMNS, compute_metrics
+    from dcc_capacity.report.scheduled import section
     from dcc_capacity.report.tps import tps_groups
 
     start = time.time()
@@ -120,26 +122,48 @@ def test_midnight_schedules_are_executed_answered_at_the_callback_and_judged(tmp
     # counted when the callback took them) responses.
     assert tps["request"] == 2 * SCHEDULES and tps["response"] == 2 * SCHEDULES and tps["alert"] == 0
     assert tps["max"] >= tps["mean"] > 0
-    # Every scheduled response reached the listener, signed, correlated to its schedule: none unknown.
+    # Every scheduled response reached the listener, signed, correlated to its schedule: none unknown. They are
+    # the DCC's work, not responses to what this process sent: its own counters, not ok / error.
     counts = listener.counts
-    assert counts["scheduled"] == counts["ok"] == SCHEDULES
-    assert counts["unknown"] == counts["unknown_schedule"] == counts["error"] == counts["alerts"] == 0
+    assert counts["scheduled"] == SCHEDULES and counts["ok"] == counts["error"] == counts["scheduled_failed"] == 0
+    assert counts["unknown"] == counts["unknown_schedule"] == counts["alerts"] == 0
 
-    # The report's reading of the records: the scheduled rows are SRV class "scheduled", timed from their due
-    # time on the emulator's clock (at least the device latency the emulator drew, at most 1 s of real time more).
+    # What the user sent, as run.json counts it: the 5.1s, not the executions (record kind "scheduled").
+    _first, _last, by_class = rates_from_records(tmp_path)
+    assert by_class == {"Secmp0192Schedules": {"requests": SCHEDULES, "ok": SCHEDULES}}
+    assert sum(u["requests"] for u in shares_by_user(tmp_path).values()) == SCHEDULES
+
+    # The report's reading of the records: the scheduled rows are SRV class "scheduled" and nothing else, timed
+    # from their due time on the emulator's clock (at least the device latency the emulator drew, at most 1 s of
+    # real time more).
     stats = RecordStats()
-    metrics = compute_metrics(lambda: iter_record_batches(tmp_path, NEEDED_COLUMNS, 250_000, stats), start, None,
-                              time.time() - start)
+    metrics = compute_metrics(lambda: iter_record_batches(tmp_path, NEEDED_COLUMNS, 250_000, stats, scheduled=True),
+                              start, None, time.time() - start)
     groups = {**metrics.groups, **tps_groups(metrics, stats.alerts, time.time() - start)}
     row = groups["srv_class"].loc["scheduled"]
     assert row["requests"] == row["ok"] == row["trt_n"] == SCHEDULES
     assert sched["trt_max_s"] * 1000 <= row["trt_max"] <= (sched["trt_max_s"] + SCALE) * 1000
-    assert groups["label"].loc["4.3 scheduled", "requests"] == SCHEDULES // 2
     assert groups["srv_class"].loc["non_device", "requests"] == SCHEDULES  # the 5.1s
+    # The user's SRVs are the 5.1s alone: the run's totals, every other grouping, rates, codes, failures.
+    assert metrics.requests == groups["all"].loc["all", "requests"] == SCHEDULES
+    assert groups["all"].loc["all", "trt_n"] == 0  # a 5.1 is answered at once: no TRT; the executions' are not here
+    assert groups["class"]["requests"].to_dict() == {"Secmp0192Schedules": SCHEDULES}
+    assert list(groups["srv"].index) == ["5.1"] and list(groups["label"].index) == ["5.1"]
+    assert metrics.codes["count"].sum() == SCHEDULES and not metrics.failure_reasons
+    assert metrics.rates["offered_rate"].sum() * metrics.bucket_s == pytest.approx(SCHEDULES)
+    assert metrics.rates["achieved_rate"].sum() * metrics.bucket_s == pytest.approx(SCHEDULES)
     # TPS from the records: the 5.1s and their answers, the executions (at their due time) and their responses.
-    assert metrics.rates["offered_rate"].sum() * metrics.bucket_s == pytest.approx(2 * SCHEDULES)
-    assert metrics.rates["achieved_rate"].sum() * metrics.bucket_s == pytest.approx(2 * SCHEDULES)
+    ran = metrics.scheduled
+    assert ran.rates["requests_rate"].sum() * metrics.bucket_s == pytest.approx(SCHEDULES)
+    assert ran.rates["responses_rate"].sum() * metrics.bucket_s == pytest.approx(SCHEDULES)
     assert groups["tps"].loc["all", "tps_max"] >= SCHEDULES / 4 / metrics.bucket_s  # the window: 4 s real
+    # The report's SECMP0192 part: counts, correlation, TRT on the schedule's clock, the target with its source.
+    part = section(ran, groups["srv_class"], list(load_catalogue().nfrs))
+    assert (part["responses"], part["ok"], part["failed"], part["correlated"], part["unknown"]) == \
+        (SCHEDULES, SCHEDULES, 0, SCHEDULES, 0)
+    assert part["trt_ms"]["max"] == row["trt_max"] and part["trt_ms"]["p50"] <= part["trt_ms"]["p95"]
+    assert part["target"]["nfr"] == "NFR-0192-TRT" and part["target"]["threshold_ms"] == 24 * 3600 * 1000
+    assert "MP192-SA3" in part["target"]["source"]
 
     catalogue = {n.id: n for n in load_catalogue().nfrs}
     assert judge(catalogue["NFR-0192-TPS"], groups, None).status == "pass"
@@ -191,11 +215,15 @@ def test_bad_secmp0192_inputs_name_the_key(section, key, message, tmp_path):
 
 def test_scheduled_responses_are_correlated_to_their_schedule_or_failed(tmp_path):
     """Unknown schedule, another RequestID, an E code, a bad signature, no due stamp: each as the listener rules."""
+    from locust.env import Environment
+    from locust.event import Events
+
     from dcc_capacity.duis.responses import ResponseSigner, build_response, payload_dsp_scheduled_message
     from dcc_capacity.duis.scheduled import due_stamp
     from dcc_capacity.duis.verify import TrustStore
     from dcc_capacity.emulator.faults import tamper
     from dcc_capacity.load.callbacks import CallbackListener
+    from dcc_capacity.load.locuststats import read_stats
     from dcc_capacity.load.records import RecordWriter, load_records
 
     pki = TestPKI.load_or_create(PKI_DIR)
@@ -206,21 +234,78 @@ def test_scheduled_responses_are_correlated_to_their_schedule_or_failed(tmp_path
                                 payload=payload_dsp_scheduled_message(b"\xdd\x00gbcs", sid))
         return signed + (due_stamp(due, 60.0) if due is not None else b"")
 
+    env = Environment(events=Events())  # Locust's stats, fed as a runner feeds them
+    env.events.request.add_listener(lambda request_type, name, response_time, response_length, exception=None,
+                                    **_kw: (env.stats.log_request(request_type, name, response_time, response_length),
+                                            exception and env.stats.log_error(request_type, name, exception)))
     records = RecordWriter(tmp_path, tag="t-1", start_flusher=False)
-    listener = CallbackListener(records=records, trust=TrustStore.from_pki(pki))
+    listener = CallbackListener(env, records=records, trust=TrustStore.from_pki(pki))
     listener.expect_schedule(7, "A:B:1", user_class="Secmp0192Schedules")
     for b in (body(7, "A:B:1"), body(8, "A:B:2"), body(7, "A:B:9"), body(7, "A:B:1", code="E3"),
               tamper(body(7, "A:B:1")), body(7, "A:B:1", due=None)):
         listener.on_body(b, arrival_ts=1001.5)
     records.close()
     c = listener.counts
-    assert (c["scheduled"], c["ok"], c["error"], c["unknown_schedule"], c["bad_signature"], c["unknown"]) == \
-        (6, 2, 4, 2, 1, 0)
+    assert (c["scheduled"], c["scheduled_failed"], c["unknown_schedule"], c["bad_signature"], c["unknown"]) == \
+        (6, 4, 2, 1, 0)
+    assert c["ok"] == c["error"] == 0  # those count the responses to what this process sent
+    # In Locust's stats as their own request type: the live progress line, live NFRs and web UI count none of them.
+    assert {(rtype, e.num_requests, e.num_failures) for (_n, rtype), e in env.stats.entries.items()} == \
+        {("SCHEDULED", 6, 4)}
+    live = read_stats(env.stats)
+    assert (live.offered, live.failed, live.achieved, live.tally("TRT").requests) == (0, 0, 0, 0)
     rows = load_records(tmp_path)
-    assert set(rows["label"]) == {"4.3 scheduled"} and list(rows["kind"]) == ["request"] * 6
+    assert set(rows["label"]) == {"4.3 scheduled"} and list(rows["kind"]) == ["scheduled"] * 6
     assert rows["trt_ms"].iloc[0] == pytest.approx(1.5 * 60 * 1000)  # (arrival - due) x time scale
     assert rows["intended_ts"].iloc[0] == 1000.0 and rows["user_class"].iloc[0] == "Secmp0192Schedules"
     assert list(rows["outcome"]) == ["ok", "error", "error", "error", "error", "ok"]
     assert rows["error"].iloc[1].startswith("unknown DSPScheduleID 8") and "A:B:9" in rows["error"].iloc[2]
     assert rows["error"].iloc[3] == "response code E3" and rows["error"].iloc[4].startswith("bad response signature")
     assert rows["trt_ms"].iloc[5] != rows["trt_ms"].iloc[5]  # no stamp (a real SUT): correlated, TRT not measured
+
+
+@pytest.mark.slow
+def test_a_secmp0192_run_counts_the_executions_apart_from_the_srvs_sent(tmp_path):
+    """`run` with the SECMP0192 profile: the emulator executes the schedules, their responses are judged, and
+    the user's figures (run.json rates, summary totals, live line) are the SRVs it sent, the 5.1s among them."""
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from dcc_capacity.load.records import load_records
+
+    out = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-m", "dcc_capacity", "run", "--test", "load", "--sp", "S1SP", "--profile",
+                        "volume_profiles/foc-secmp0192.yaml", "--slot", "night", "--duration", "6s", "--rate", "40",
+                        "--device-latency", "fast", "--test-id", "SECMP0192", "--out", str(out),
+                        # what is judged here is counting, not the generator's timing on a busy 2-core test box
+                        "--max-send-lag", "1000"],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": "src"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    run_doc, summary = (json.loads((out / f).read_text()) for f in ("run.json", "summary.json"))
+    df = load_records(out)
+    sent, ran = df[df["kind"] == "request"], df[df["kind"] == "scheduled"]
+    creates = int((sent["user_class"] == "Secmp0192Schedules").sum())
+    assert creates > 0 and set(sent[sent["user_class"] == "Secmp0192Schedules"]["label"]) == {"5.1"}
+    assert len(ran) > 0 and set(ran["user_class"]) == {"Secmp0192Schedules"}  # executions seen, all correlated
+    # The user's rates and totals: the 5.1 sends, not the executions.
+    rate = run_doc["rates"]["Secmp0192Schedules"]
+    assert rate["offered"] * run_doc["duration_s"] == pytest.approx(creates)
+    assert rate["offered"] == pytest.approx(rate["target"], rel=0.05)
+    assert summary["by_class"]["Secmp0192Schedules"]["requests"] == creates
+    attempts = sent[~sent["label"].str.endswith(" CV5")]  # a critical SRV's CV 4 + CV 5: one attempt
+    assert summary["requests"] == len(attempts) == sum(c["requests"] for c in summary["by_class"].values())
+    ended = sent[~sent["label"].str.endswith(" CV4")]  # whose TRT an SRV has (a critical one's: its CV 5's)
+    assert summary["trt_ms"]["count"] == int(ended["trt_ms"].notna().sum())  # the run's TRT: the SRVs sent
+    assert not [k for k in (*summary["by_srv"], *summary["by_label"]) if k.endswith(" scheduled")]
+    live = [ln for ln in p.stderr.splitlines() if re.match(r"\[dcc-capacity\] \d\d:", ln)]
+    assert re.search(r"\(([\d,]+) SRV attempts\)", live[-1])[1].replace(",", "") == str(summary["requests"])
+    # The executions: SECMP0192's part of the report and NFR-0192-TRT, judged on them.
+    part = summary["scheduled"]
+    assert part["responses"] == part["correlated"] == part["ok"] == len(ran)
+    assert part["trt_ms"]["max"] == pytest.approx(ran["trt_ms"].max())
+    verdict = {n["id"]: n for n in summary["nfr"]}["NFR-0192-TRT"]
+    assert verdict["status"] == "pass" and verdict["measured"] == part["trt_ms"]["max"]
+    assert "SECMP0192 scheduled executions" in (out / "report.html").read_text()

@@ -99,7 +99,7 @@ def test_secmp0192_schedules_go_to_smets1_devices_and_are_accepted(tmp_path):
     assert (df["outcome"] == "ok").all(), df[["outcome", "error"]].value_counts()  # E050110 if judged SMETS2
     # Each execution's response reached the creating user's listener, correlated to the 5.1 that made it.
     ran = df[df["label"].str.endswith(" scheduled")]
-    assert len(ran) >= 1 and set(ran["user_class"]) == {"Schedules"}
+    assert len(ran) >= 1 and set(ran["user_class"]) == {"Schedules"} and set(ran["kind"]) == {"scheduled"}
     assert set(ran["request_id"]) <= set(created["request_id"])
     assert (ran["trt_ms"] > 0).all()  # from the due time the emulator stamped, on its clock
 

@@ -19,7 +19,8 @@ POST arrives the listener takes the RequestID out of the bytes with one regex
   ``trt_ms`` = the timeout in the records), found by a sweeper greenlet, so
   nobody has to be waiting for it;
 - a scheduled execution's response (SECMP0192) is correlated to a schedule registered with
-  :meth:`CallbackListener.expect_schedule`, timed and recorded as ``"<variant> scheduled"`` (:mod:`.scheduled`);
+  :meth:`CallbackListener.expect_schedule`, timed and recorded as ``"<variant> scheduled"`` (:mod:`.scheduled`),
+  apart from the SRVs the user sent: a record row of kind ``scheduled`` and Locust request type ``SCHEDULED``;
 - a RequestID nobody expects is counted (``unknown``) and shown as a
   ``CALLBACK`` / ``unknown RequestID`` failure; a body without a RequestID is
   an alert (request_type ``ALERT``);
@@ -58,8 +59,9 @@ from dcc_capacity.load.callbackresult import (
     censored_ms,
 )
 from dcc_capacity.load.postserver import PostServer
+from dcc_capacity.load.recordformat import SCHEDULED_KIND
 from dcc_capacity.load.response_check import BAD_SIGNATURE, BadResponseSignature, check_signature
-from dcc_capacity.load.scheduled import ScheduleBook
+from dcc_capacity.load.scheduled import SCHEDULED_TYPE, ScheduleBook
 
 if TYPE_CHECKING:
     import ssl
@@ -138,7 +140,9 @@ class CallbackListener:
         self.on_outcome: Callable[[str, str], None] | None = None
         """Called with (user_class, outcome) for every expected response resolved (the run's achieved counts)."""
         self.counts = {"received": 0, "ok": 0, "error": 0, "late": 0, "missing": 0, "unknown": 0, "alerts": 0,
-                       "after_missing": 0, "bad_signature": 0, "scheduled": 0, "unknown_schedule": 0}
+                       "after_missing": 0, "bad_signature": 0, "scheduled": 0, "scheduled_failed": 0,
+                       "unknown_schedule": 0}
+        """``ok`` ... ``missing``: expected RequestIDs; ``scheduled*``: SECMP0192 executions (``_on_scheduled``)."""
         self.schedules = ScheduleBook()
         """The SECMP0192 schedules this process created (:meth:`expect_schedule`)."""
         tls = {"ssl_context": ssl_context} if ssl_context is not None else {}
@@ -281,15 +285,23 @@ class CallbackListener:
         self._settle(rid, p, CallbackResult(outcome, body, arrival, trt_ms, code))
 
     def _on_scheduled(self, body: bytes, arrival: float, bad: str) -> None:
+        """A DCC-scheduled execution's response: the DCC's work, not an SRV this process sent.
+
+        So it is kept apart from the user's SRVs everywhere they are counted: its own counters (not ``ok`` /
+        ``error``), its own Locust request type ``SCHEDULED`` (not ``TRT``: the live progress line, the live NFRs
+        and the web UI's rates read ``ACK`` / ``TRT`` / ``DROPPED``), and record rows of kind ``scheduled`` (not
+        ``request``: run.json's rates and the report's SRV totals read request rows; the report reads these for
+        SRV class ``scheduled``, TPS and its SECMP0192 section).
+        """
         r = self.schedules.resolve(body, arrival, bad)
-        for key, hit in (("scheduled", True), ("error", bool(r.error)), ("ok", not r.error),
-                         ("bad_signature", bool(bad)), ("unknown_schedule", not r.known)):
+        for key, hit in (("scheduled", True), ("scheduled_failed", bool(r.error)), ("bad_signature", bool(bad)),
+                         ("unknown_schedule", not r.known)):
             self.counts[key] += hit
         exc = None if not r.error else BadResponseSignature(bad) if bad else (
             Exception(r.error) if r.known else UnknownRequestId(r.error))
-        self._fire("TRT", f"{r.label} TRT", 0.0 if r.trt_ms != r.trt_ms else r.trt_ms, len(body), exc)
+        self._fire(SCHEDULED_TYPE, r.label, 0.0 if r.trt_ms != r.trt_ms else r.trt_ms, len(body), exc)
         if self.records is not None:
-            self.records.write(kind="request", request_id=r.request_id, user_class=r.user_class,
+            self.records.write(kind=SCHEDULED_KIND, request_id=r.request_id, user_class=r.user_class,
                                srv_variant=r.srv_variant, label=r.label, intended_ts=r.due_ts, callback_ts=arrival,
                                trt_ms=r.trt_ms, response_code=r.response_code, outcome="error" if r.error else "ok",
                                error=r.error)

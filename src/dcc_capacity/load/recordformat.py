@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-__all__ = ["COLUMNS", "DEFAULTS", "OUTCOMES", "SCHEMA"]
+__all__ = ["COLUMNS", "DEFAULTS", "KINDS", "OUTCOMES", "SCHEDULED_KIND", "SCHEMA"]
 
 OUTCOMES = ("ok", "error", "throttled", "late", "missing", "dropped", "pending")
 """Row outcomes. ``pending``: the ack came but the run ended before the async response was due."""
 
+SCHEDULED_KIND = "scheduled"
+"""The kind of a DCC-scheduled execution's response row (SECMP0192): a complete row (no request row before it,
+no callback row after it) that the callback listener writes. Not a ``request``: the execution is the DCC's work,
+not an SRV the Service User sent, so readers that count the user's SRVs (run.json's rates, the report's totals,
+rates and percentiles) never see it; the report reads it explicitly for SRV class ``scheduled`` (NFR-0192-TRT),
+MP192-SA5's TPS and its SECMP0192 section (docs/measurement.md)."""
+KINDS = ("request", "callback", "alert", SCHEDULED_KIND)
+"""Every row kind: a step sent (``request``), its async response (``callback``, folded into it on reading), an
+alert, a scheduled execution's response."""
+
 SCHEMA = pa.schema([
     ("process", pa.string()),          # "<host>-<pid>": which Locust process measured it
-    ("kind", pa.string()),             # "request" | "callback" | "alert"
+    ("kind", pa.string()),             # one of KINDS: "request" | "callback" | "alert" | "scheduled"
     ("request_id", pa.string()),
     ("user_class", pa.string()),
     ("srv_variant", pa.string()),

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dcc_capacity.load.recordformat import COLUMNS, DEFAULTS, SCHEMA
+from dcc_capacity.load.recordformat import COLUMNS, DEFAULTS, SCHEDULED_KIND, SCHEMA
 
 __all__ = ["MISSING_HOLD", "RecordStats", "iter_raw_batches", "iter_records", "load_records", "record_files"]
 
@@ -123,7 +123,8 @@ def _fold(table: pa.Table) -> pa.Table:
 
 
 def load_records(run_dir: str | Path, *, raw: bool = False) -> pd.DataFrame:
-    """All processes' records of a run as one DataFrame, one row per request step (plus alert rows).
+    """All processes' records of a run as one DataFrame, one row per request step (plus alert and scheduled rows,
+    told apart by ``kind``: a reader of the user's SRVs keeps ``kind == "request"``).
 
     Callback rows are folded into their request row by (process, request_id,
     step): the last callback row wins, so a response that arrived after the
@@ -209,8 +210,9 @@ class _FileFold:
                 held = pa.concat_tables([held.filter(pc.invert(is_missing)), missing.slice(n_missing - MISSING_HOLD)])
             self.held = held
         rows = pa.concat_tables(out)
-        if "alert" in self.kinds:
-            rows = pa.concat_tables([rows, table.filter(pc.equal(kind, "alert"))])
+        for extra in ("alert", SCHEDULED_KIND):  # complete rows as written: nothing to fold
+            if extra in self.kinds:
+                rows = pa.concat_tables([rows, table.filter(pc.equal(kind, extra))])
         if "request" not in self.kinds:
             rows = rows.filter(pc.not_equal(rows.column("kind"), "request"))
         return rows.select(self.columns).to_pandas()
@@ -229,7 +231,8 @@ def iter_records(run_dir: str | Path, *, batch_rows: int = 250_000, columns: Seq
     a callback row that comes before its request row waits one chunk.
     Memory: one chunk plus the requests in flight. A truncated tail is
     skipped (``stats.truncated`` names the file). ``kinds``: which rows to
-    yield ("request", "alert"); ``columns``: which columns (default: all).
+    yield ("request", "alert", "scheduled": a SECMP0192 execution's response,
+    which the default leaves out); ``columns``: which columns (default: all).
     """
     stats = stats if stats is not None else RecordStats()
     for path in record_files(run_dir):

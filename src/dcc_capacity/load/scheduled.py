@@ -23,7 +23,13 @@ from dcc_capacity.duis.scheduled import (
     read_variant,
 )
 
-__all__ = ["ScheduleBook", "ScheduledResult"]
+__all__ = ["SCHEDULED_TYPE", "UNKNOWN_SCHEDULE", "ScheduleBook", "ScheduledResult"]
+
+SCHEDULED_TYPE = "SCHEDULED"
+"""The Locust request type of a scheduled response (name ``"<variant> scheduled"``, response time its TRT): not
+``TRT``, which the live progress line, live NFRs and the web UI count as the user's SRVs' responses."""
+UNKNOWN_SCHEDULE = "unknown DSPScheduleID"
+"""How the error of a response not correlated to a schedule of this process begins (the report counts them)."""
 
 _CODE = re.compile(rb"<(?:[\w.-]+:)?ResponseCode>\s*([^<\s]+)\s*</")
 _NAN = float("nan")
@@ -31,7 +37,8 @@ _NAN = float("nan")
 
 @dataclass(slots=True)
 class ScheduledResult:
-    """One execution's response as the records keep it (a complete row: no request row precedes it)."""
+    """One execution's response as the records keep it: a complete row of kind ``scheduled`` (no request row
+    precedes it, and it is no request of the run: readers of the user's SRVs leave it out)."""
 
     request_id: str
     user_class: str
@@ -74,7 +81,7 @@ class ScheduleBook:
         if bad_signature:
             error = bad_signature
         elif known is None or (rid and rid != known[0]):
-            error = f"unknown DSPScheduleID {sid} (RequestID {rid or 'none'})"
+            error = f"{UNKNOWN_SCHEDULE} {sid} (RequestID {rid or 'none'})"
         elif not code:
             error = "no ResponseCode in the response"
         elif not code.startswith("I"):

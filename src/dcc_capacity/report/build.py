@@ -30,6 +30,7 @@ from dcc_capacity.report.render import render_html
 from dcc_capacity.report.required import plan_sp, provenance_risks, required_vs_tested, tested_rate
 from dcc_capacity.report.resources import load_resources, threshold_rows
 from dcc_capacity.report.resources import risks as resource_risks
+from dcc_capacity.report.scheduled import section as scheduled_section
 from dcc_capacity.report.tps import tps_groups
 from dcc_capacity.report.traceability import Traceability, anchor, evaluate, exit_criteria, issue_counts
 from dcc_capacity.report.validity import judge_validity, load_drains
@@ -74,7 +75,8 @@ def _analyse(folder: RunFolder, progress: Callable[[str], None],
              batch_rows: int) -> tuple[Metrics, Traceability, float | None]:
     progress(f"loading records from {folder.path / 'records'}")
     stats = RecordStats()
-    metrics = compute_metrics(lambda: iter_record_batches(folder.path, NEEDED_COLUMNS, batch_rows, stats, folder),
+    metrics = compute_metrics(lambda: iter_record_batches(folder.path, NEEDED_COLUMNS, batch_rows, stats, folder,
+                                                          scheduled=True),  # SECMP0192 executions: report/scheduled.py
                               folder.start_epoch, folder.run.get("slot"), folder.duration_s, progress)
     folder.truncated = bool(stats.truncated)
     folder.alerts = stats.alerts
@@ -184,6 +186,9 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
     if cp is not None:  # the CP is tested in installations (migrations) per day, not SRV/s
         required = cp_report.required_row(cp, folder.run)
         doc["cp_migration"] = cp
+    sched = scheduled_section(metrics.scheduled, metrics.groups.get("srv_class"), folder.nfrs)
+    if sched is not None:  # SECMP0192 executions' responses: the DCC's work, apart from the run's SRV totals
+        doc["scheduled"] = sched
     doc["required_vs_tested"] = required  # so a PASS never sits beside an unmet Table A7 rate unexplained
     doc["exit_criteria"] = [{"id": c["id"], "status": c["status"]} for c in criteria]
     doc["extrapolation"] = extra["extrapolation"]
@@ -225,7 +230,7 @@ def build_report(run_dir: str | Path, *, baseline_dir: str | Path | None = None,
         "negative": negative_section(folder.run, folder.path / "run.json"), "cp": cp,
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "generator": f"dcc-capacity {__version__} report, Python {platform.python_version()}",
-        "build_s": time.monotonic() - started, "validity": validity, "invalid": invalid,
+        "build_s": time.monotonic() - started, "validity": validity, "invalid": invalid, "scheduled": sched,
     }
     progress("writing report.html, summary.json, junit.xml")
     out = Path(run_dir)

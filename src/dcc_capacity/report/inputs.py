@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dcc_capacity.errors import InputError
+from dcc_capacity.load.recordformat import SCHEDULED_KIND
 from dcc_capacity.load.records import COLUMNS, OUTCOMES, RecordStats, iter_records, record_files
 from dcc_capacity.model.nfr import TEST_TYPES, Nfr, TestDef, default_nfr_path, load_catalogue
 from dcc_capacity.report._files import check, parse_time, read_json, require
@@ -166,12 +167,16 @@ def load_run(run_dir: str | Path) -> RunFolder:
 
 
 def iter_record_batches(run_dir: str | Path, columns: list[str] | None = None, batch_rows: int = 250_000,
-                        stats: RecordStats | None = None, folder: RunFolder | None = None) -> Iterator[pd.DataFrame]:
+                        stats: RecordStats | None = None, folder: RunFolder | None = None,
+                        scheduled: bool = False) -> Iterator[pd.DataFrame]:
     """The run's request rows, folded by :func:`dcc_capacity.load.records.iter_records`, batch by batch.
 
     Each row carries ``srv_row`` / ``step_row`` (:mod:`.srvfold`), whatever ``columns`` asks for: a critical
     SRV's CV 4 and CV 5 rows are step rows only, and one SRV row per attempt is
-    added for them. Two more report views are added to the writer's columns: a step without an
+    added for them. ``scheduled``: the SECMP0192 executions' response rows (record kind ``scheduled``) come
+    too, flagged ``sched_row`` and neither SRV nor step rows (the DCC's work, not the user's SRVs: only the
+    readers that ask for them, :mod:`.metrics`, count them, and only where they belong).
+    Two more report views are added to the writer's columns: a step without an
     SRV variant (a journey's login, say) is grouped under its label, and
     ``step`` becomes the *stress step* the request was planned in (from
     run.json ``stress.steps`` start_s/end_s, "-" outside any step); the
@@ -181,12 +186,20 @@ def iter_record_batches(run_dir: str | Path, columns: list[str] | None = None, b
     if not record_files(path):
         raise InputError("no record files (records/records-*.arrows)", file=path / "records")
     want = None if columns is None else [c for c in dict.fromkeys(
-        [*columns, "label", "srv_variant", "intended_ts", "process", "request_id", "outcome", "step"])
-        if c in COLUMNS]
+        [*columns, "label", "srv_variant", "intended_ts", "process", "request_id", "outcome", "step",
+         *(["kind"] if scheduled else [])]) if c in COLUMNS]
+    flags = ["srv_row", "step_row", *(["sched_row"] if scheduled else [])]
     steps = _stress_windows(folder)
     srvs = SrvFolder()
 
     def view(batch: pd.DataFrame) -> pd.DataFrame:
+        if scheduled:
+            sched = (batch["kind"] == SCHEDULED_KIND).to_numpy(dtype=bool) if "kind" in batch.columns else \
+                np.zeros(len(batch), dtype=bool)
+            batch["sched_row"] = sched
+            if sched.any():
+                batch["srv_row"] &= ~sched
+                batch["step_row"] &= ~sched
         srv = batch["srv_variant"]
         batch["srv_variant"] = srv.where(srv != "", batch["label"])
         if "step" in batch.columns:
@@ -195,9 +208,10 @@ def iter_record_batches(run_dir: str | Path, columns: list[str] | None = None, b
         if columns is None:
             return batch
         # The two row flags are part of every view: a reader that counts rows must be able to pick SRV or step rows.
-        return batch[[c for c in dict.fromkeys([*columns, "srv_row", "step_row"]) if c in batch.columns]]
+        return batch[[c for c in dict.fromkeys([*columns, *flags]) if c in batch.columns]]
 
-    for batch in iter_records(path, batch_rows=batch_rows, columns=want, stats=stats):
+    kinds = ("request", SCHEDULED_KIND) if scheduled else ("request",)
+    for batch in iter_records(path, batch_rows=batch_rows, columns=want, kinds=kinds, stats=stats):
         yield view(srvs.feed(batch))
     rest = srvs.finish()
     if rest is not None:

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dcc_capacity.duis.scheduled import SCHEDULED_LABEL
 from dcc_capacity.load.records import OUTCOMES
 from dcc_capacity.model.nfr import FAILED_OUTCOMES
 from dcc_capacity.report.columns import (
@@ -33,15 +32,19 @@ from dcc_capacity.report.columns import (
     srv_class_of,
 )
 from dcc_capacity.report.quantiles import COARSE, NBINS, QUANTILES, GroupedQuantiles, bin_index, quantile_from_hist
+from dcc_capacity.report.scheduled import SCHEDULED_CLASS, ScheduledCounts, ScheduledTally
 
 __all__ = ["DIMENSIONS", "NEEDED_COLUMNS", "Metrics", "Aggregator", "compute_metrics", "failure_reason"]
 
 DIMENSIONS = ("all", "srv", "srv_class", "class", "slot", "step", "srv_slot", "label")
 """Groupings every count and percentile is given for. All count SRV rows (a critical SRV's CV 4 + CV 5 once,
-see :mod:`.srvfold`) except ``label``, which counts step rows: CV 4 and CV 5 apart."""
+see :mod:`.srvfold`) except ``label``, which counts step rows: CV 4 and CV 5 apart. ``srv_class`` counts the
+SECMP0192 executions' responses (``sched_row``) too, as its class ``scheduled`` (:mod:`.scheduled`); no other does."""
 STEP_DIMENSIONS = frozenset({"label"})
+SCHED_DIMENSION = "srv_class"
 NEEDED_COLUMNS = ["user_class", "srv_variant", "step", "intended_ts", "sent_ts", "ack_ts", "callback_ts", "ack_ms",
-                  "trt_ms", "ack_code", "response_code", "outcome", "error", "label", "srv_row", "step_row"]
+                  "trt_ms", "ack_code", "response_code", "outcome", "error", "label", "srv_row", "step_row",
+                  "sched_row"]
 LATENCIES = ("ack_ms", "trt_ms")
 MAX_BUCKETS = 600
 """At most this many time buckets in the over-time series (they merge when a run outlives its plan)."""
@@ -84,6 +87,8 @@ class Metrics:
     """Failed requests by reason (see :func:`failure_reason`), most frequent first."""
     send_lag: dict[str, float] = field(default_factory=dict)
     """Actual - planned send over every request sent (ms): p50, p95, p99, max, n. Exact, like the latencies."""
+    scheduled: ScheduledCounts = field(default_factory=ScheduledCounts)
+    """The SECMP0192 executions' responses: in none of the above but SRV class ``scheduled`` (:mod:`.scheduled`)."""
 
     def overall(self) -> dict[str, Any]:
         return self.groups["all"].iloc[0].to_dict() if len(self.groups["all"]) else {}
@@ -119,6 +124,7 @@ class Aggregator:
         self.reasons: dict[str, int] = {}
         self.lag = GroupedQuantiles()
         """Send lag of every step row that was sent: the generator's own lateness (its validity, not the SUT's)."""
+        self.sched = ScheduledTally()
 
     # ----- per-batch grouping -------------------------------------------------------------
     def _labels(self, batch: pd.DataFrame, dim: str) -> tuple[np.ndarray, list[Any]]:
@@ -132,7 +138,10 @@ class Aggregator:
         if dim == "srv_class":
             codes, uniq = factorize(batch["srv_variant"])
             classes = [srv_class_of(u) for u in uniq]
-            codes = _scheduled(self._labels(batch, "label"), codes, classes)
+            sched = _sched_flag(batch)
+            if sched.any():  # a SECMP0192 execution's response: class "scheduled", whatever its variant's class
+                classes.append(SCHEDULED_CLASS)
+                codes = np.where(sched, len(classes) - 1, codes)
             c2, u2 = pd.factorize(pd.Series(classes, dtype=object))
             return c2[codes] if len(classes) else codes, list(u2)
         if dim == "srv_slot":
@@ -158,6 +167,9 @@ class Aggregator:
         if not len(batch):
             return
         srv_m, step_m = row_flag(batch, "srv_row"), row_flag(batch, "step_row")
+        sched_m = _sched_flag(batch)
+        any_sched = bool(sched_m.any())
+        class_m = srv_m | sched_m if any_sched else srv_m
         self.requests += int(srv_m.sum())
         codes = self._global_codes(batch)
         values = {m: batch[m].to_numpy(dtype=float, na_value=np.nan) for m in LATENCIES}
@@ -165,22 +177,25 @@ class Aggregator:
         lag = lag_ms(batch, step_m)
         self.lag.add(np.zeros(len(lag), dtype=np.int64), lag)
         if self.spill is not None:
-            self._spill(codes, values, srv_m, step_m, lag)
+            self._spill(codes, values, srv_m, step_m, lag, sched_m if any_sched else None)
         oc, ou = factorize(batch["outcome"])
         lut = np.array([OUTCOMES.index(u) if u in OUTCOMES else len(OUTCOMES) for u in ou] or [0], dtype=np.int64)
         outcome = lut[oc]
         views = {k: masked(values, m) for k, m in (("srv", srv_m), ("step", step_m))}
+        views["class"] = masked(values, class_m) if any_sched else views["srv"]
         for dim in DIMENSIONS:
             g = codes[dim]
-            keep = step_m if dim in STEP_DIMENSIONS else srv_m
+            keep = {"step": step_m, "class": class_m, "srv": srv_m}[_view(dim)]
             groups = int(g.max()) + 1
             counts = np.bincount(g[keep] * len(_OUT) + outcome[keep],
                                  minlength=groups * len(_OUT)).reshape(groups, len(_OUT))
             self.outcomes[dim] = grow_rows(self.outcomes[dim], groups)
             self.outcomes[dim][:groups] += counts
-            vals = views["step" if dim in STEP_DIMENSIONS else "srv"]
+            vals = views[_view(dim)]
             for m in LATENCIES:
                 self.lat[(m, dim)].add(g, vals[m], bins[m])
+        if any_sched:
+            self.sched.add(batch[sched_m], self.t0, self.bucket_s)
         if not srv_m.any():  # only CV 4 / CV 5 steps whose SRV rows come with a later batch
             return
         if not srv_m.all():
@@ -268,12 +283,12 @@ class Aggregator:
         self.lag.plan()
 
     def _spill(self, codes: dict[str, np.ndarray], values: dict[str, np.ndarray], srv_m: np.ndarray,
-               step_m: np.ndarray, lag: np.ndarray) -> None:
+               step_m: np.ndarray, lag: np.ndarray, sched_m: np.ndarray | None) -> None:
         """Keep what pass 2 needs (group codes, two latencies, the row views) in a binary temp file."""
         assert self.spill is not None
         path = Path(self.spill) / f"batch-{self._spilled:06d}.npz"
         np.savez(path, **{f"c_{d}": codes[d].astype(np.int32) for d in DIMENSIONS if d != "all"}, **values,
-                 _srv=srv_m, _step=step_m, _lag=lag)
+                 _srv=srv_m, _step=step_m, _lag=lag, **({} if sched_m is None else {"_sched": sched_m}))
         self._spilled += 1
 
     def collect_spilled(self) -> Iterator[int]:
@@ -286,11 +301,13 @@ class Aggregator:
                          for d in DIMENSIONS}
                 values = {m: data[m] for m in LATENCIES}
                 views = {"srv": masked(values, data["_srv"]), "step": masked(values, data["_step"])}
+                views["class"] = masked(values, data["_srv"] | data["_sched"]) if "_sched" in data.files \
+                    else views["srv"]
                 lag = data["_lag"]
             self.lag.collect(np.zeros(len(lag), dtype=np.int64), lag)
             bins = {m: bin_index(values[m]) for m in LATENCIES}
             for (m, dim), gq in self.lat.items():
-                gq.collect(codes[dim], views["step" if dim in STEP_DIMENSIONS else "srv"][m], bins[m])
+                gq.collect(codes[dim], views[_view(dim)][m], bins[m])
             yield i + 1
 
     # ----- result ---------------------------------------------------------------------------
@@ -314,13 +331,16 @@ class Aggregator:
                              columns=["outcome", "ack_code", "response_code", "count"])
         n_cls = len(self.codes["class"].labels)
         width = max(self.offered.shape[1], self.achieved.shape[1], *(len(h) for h in self.lat_time.values()))
-        k = max(1, -(-width // MAX_BUCKETS))  # a run longer than planned: merge buckets, keep charts readable
+        # a run longer than planned: merge buckets, keep charts readable (the scheduled responses' series alike)
+        k = max(1, -(-max(width, self.sched.width) // MAX_BUCKETS))
         bucket = self.bucket_s * k
         cols = -(-width // k) * k if width else 0
+        sent = set(groups["class"].index)  # not a class seen only on scheduled responses (none sent by the user)
         offered = grow(self.offered, n_cls, cols).reshape(n_cls, -1, k).sum(axis=2) if cols else self.offered
         achieved = grow(self.achieved, n_cls, cols).reshape(n_cls, -1, k).sum(axis=2) if cols else self.achieved
         rows = [(t * bucket, cls, offered[ci, t] / bucket, achieved[ci, t] / bucket)
-                for ci, cls in enumerate(self.codes["class"].labels) for t in range(offered.shape[1])]
+                for ci, cls in enumerate(self.codes["class"].labels) for t in range(offered.shape[1])
+                if cls in sent]
         rates = pd.DataFrame(rows, columns=["t_s", "user_class", "offered_rate", "achieved_rate"])
         lt: dict[str, Any] = {"t_s": np.arange(cols // k) * bucket}
         for m in LATENCIES:
@@ -332,7 +352,8 @@ class Aggregator:
         return Metrics(send_lag={k: float(v) for k, v in lag.items()},
                        requests=self.requests, first_ts=self.first_ts, last_ts=self.last_ts, bucket_s=bucket,
                        groups=groups, codes=codes, rates=rates, latency_time=pd.DataFrame(lt), step_span=steps,
-                       failure_reasons=dict(sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0]))))
+                       failure_reasons=dict(sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+                       scheduled=self.sched.result(k, bucket))
 
 
 def compute_metrics(batches: Callable[[], Iterator[pd.DataFrame]], start_epoch: float, run_slot: str | None,
@@ -349,12 +370,13 @@ def compute_metrics(batches: Callable[[], Iterator[pd.DataFrame]], start_epoch: 
     return agg.finish()
 
 
-def _scheduled(labels: tuple[np.ndarray, list[Any]], codes: np.ndarray, classes: list[str]) -> np.ndarray:
-    """SRV-class codes with a DCC-scheduled execution's rows (label ``"<variant> scheduled"``, written by the
-    callback listener) in class ``scheduled``, whatever the variant's own class: NFR-0192-TRT's scope."""
-    lc, lu = labels
-    hits = [i for i, lab in enumerate(lu) if str(lab).endswith(SCHEDULED_LABEL)]
-    if not hits:
-        return codes
-    classes.append("scheduled")
-    return np.where(np.isin(lc, hits), len(classes) - 1, codes)
+def _sched_flag(batch: pd.DataFrame) -> np.ndarray:
+    """The SECMP0192 executions' response rows (``sched_row``; none when the batch has no such column)."""
+    if "sched_row" not in batch.columns:
+        return np.zeros(len(batch), dtype=bool)
+    return batch["sched_row"].to_numpy(dtype=bool)
+
+
+def _view(dim: str) -> str:
+    """Which rows a dimension counts: step rows (``label``), SRV rows and scheduled ones (``srv_class``), SRV rows."""
+    return "step" if dim in STEP_DIMENSIONS else "class" if dim == SCHED_DIMENSION else "srv"

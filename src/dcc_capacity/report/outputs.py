@@ -55,6 +55,7 @@ def summary(run: dict[str, Any], metrics: Metrics, trace: Traceability, duration
 
     ``requests`` counts SRV attempts (sent or dropped, ``pending`` included): one per request row, except
     that a critical SRV's CV 4 and CV 5 rows are one attempt (:mod:`.srvfold`); ``by_label`` keeps the steps;
+    SECMP0192 executions' responses are none of them (``scheduled``, :mod:`.scheduled`, added by the build);
     ``failures`` those whose outcome is error, throttled, late, missing or
     dropped; ``offered_rate`` = requests / duration, ``achieved_rate`` = ok
     requests / duration. Percentiles are exact (linear interpolation, as

@@ -11,6 +11,8 @@ the report use it too.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +23,7 @@ if TYPE_CHECKING:  # the CLI reads DEFAULT_BATCH at parse time: no pandas for th
     from dcc_capacity.model.volume import VolumePlan
 
 __all__ = ["CP_CLASS", "CP_NFRS", "DEFAULT_BATCH", "FALLOUT_SHARE", "FALLOUT_SOURCE", "cp_nfr_path", "cp_rates",
-           "installations_per_s"]
+           "installations_per_s", "csv_file"]
 
 CP_CLASS = "CpMigrationFiles"
 """The user class (load/users/cp.py) and rate key of CP mode; its rate is installations/s, not SRV/s."""
@@ -51,3 +53,12 @@ def cp_rates(plan: VolumePlan, rates: Mapping[str, float]) -> dict[str, float]:
 def cp_nfr_path() -> Path:
     """The CP's example NFR catalogue, ``volume_profiles/nfr-cp.yaml``: ``run --sp CP``'s default ``--nfr``."""
     return data_dir("volume_profiles") / "nfr-cp.yaml"
+
+
+def csv_file(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> bytes:
+    """A migration file's bytes (MCF, S1CF, audit, Commissioning Request): header, rows, LF line ends, UTF-8."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue().encode()

@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 from dcc_capacity.load.openmodel import OpenModelUser, Step, StepResult
 from dcc_capacity.load.users.base import Journey
 from dcc_capacity.load.users.kit import Kit, get_kit
-from dcc_capacity.model.cpmigration import CP_CLASS, DEFAULT_BATCH
+from dcc_capacity.model.cpmigration import CP_CLASS, DEFAULT_BATCH, csv_file
 
 __all__ = ["DEVICE_LOG_COLUMNS", "CpMigrationFiles"]
 
@@ -52,14 +52,6 @@ DEVICE_LOG_COLUMNS = ("migration_id", "attempt", "device_id", "device_type", "in
 """One row per device and attempt (0 first, 1 reprocessing) and stage (``PENDING`` before an awaited answer, then the
 outcome: the last row counts); times are epoch seconds as measured here (NaN: not reached)."""
 _MCF = ("migration_id", "device_id", "device_type", "mpxn", "smets_version")
-
-
-def _csv(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue().encode()
 
 
 _NAN = float("nan")
@@ -135,7 +127,7 @@ class CpMigrationFiles(OpenModelUser):
     def arrival(self) -> Journey:
         mid = f"P{os.getpid()}-{next(self._seq):06d}"
         devices = self._devices()
-        cr = _csv(("migration_id", "device_id", "device_type"), [(mid, e, t) for e, t, _, _ in devices])
+        cr = csv_file(("migration_id", "device_id", "device_type"), [(mid, e, t) for e, t, _, _ in devices])
         cr_sent = time.time()
         self._record(mid, 0, devices, cr_sent, _NAN, _NAN, _NAN, _pending(devices), "")
         res = yield Step("CP CR", f"/in/CR_{mid}.csv", body=cr, request_id=f"{mid}.CR", expect_callback=True,
@@ -161,10 +153,10 @@ class CpMigrationFiles(OpenModelUser):
                  ack_ts: float) -> Any:
         """MCF, audit and S1CF of one attempt; (the S1CF step's result, device -> (outcome, reason))."""
         label = "CP" if attempt == 0 else "CP reprocess"
-        mcf = _csv(_MCF, [(mid, e, t, m, "SMETS1") for e, t, m, _ in devices])
-        audit = _csv(("migration_id", "device_id", "installation_start", "installation_end"),
+        mcf = csv_file(_MCF, [(mid, e, t, m, "SMETS1") for e, t, m, _ in devices])
+        audit = csv_file(("migration_id", "device_id", "installation_start", "installation_end"),
                      [(mid, e, _iso(cr_sent), _iso(ack_ts)) for e, _, _, _ in devices])
-        s1cf = _csv(("migration_id", "device_id", "s1sp_status"), [(mid, e, "READY") for e, _, _, _ in devices])
+        s1cf = csv_file(("migration_id", "device_id", "s1sp_status"), [(mid, e, "READY") for e, _, _, _ in devices])
         upload_ts = time.time()
         res: StepResult = yield Step(f"{label} MCF", f"/in/MCF_{mid}.csv", body=mcf, srv_variant="MCF", smets=1)
         if res.ok:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dcc_capacity.model.cpmigration import csv_file
 from dcc_capacity.testtypes.negative.build import NO_CODE_VARIANT, S1SP_CV9_VARIANTS
 from dcc_capacity.testtypes.negative.cases import Verdict, VerdictWriter
 
@@ -54,14 +55,6 @@ def emulator_settings(cp_root: Path) -> dict[str, Any]:
 
 def _mpxn(inst: Any, device_type: str) -> str:
     return inst.mpan if device_type == "ESME" else (inst.mprn or "") if device_type == "GSME" else ""
-
-
-def _csv(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue().encode()
 
 
 class MigrationCases(threading.Thread):
@@ -152,9 +145,9 @@ class MigrationCases(threading.Thread):
     async def _migrate(self, sftp: Any, mid: str,
                        devices: list[tuple[str, str, str]]) -> tuple[list[dict[str, str]], float, float | None, str]:
         """(outcome rows, upload ms, upload-to-outcome ms, problem) of one migration."""
-        mcf = _csv(("migration_id", "device_id", "device_type", "mpxn", "smets_version"),
+        mcf = csv_file(("migration_id", "device_id", "device_type", "mpxn", "smets_version"),
                    [(mid, eui, kind, mpxn, "SMETS1") for eui, kind, mpxn in devices])
-        s1cf = _csv(("migration_id", "device_id", "s1sp_status"), [(mid, eui, "READY") for eui, _, _ in devices])
+        s1cf = csv_file(("migration_id", "device_id", "s1sp_status"), [(mid, eui, "READY") for eui, _, _ in devices])
         t0 = time.time()
         for name, data in ((f"MCF_{mid}.csv", mcf), (f"S1CF_{mid}.csv", s1cf)):
             async with sftp.open(f"/in/{name}", "wb") as f:

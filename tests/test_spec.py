@@ -20,6 +20,7 @@ from dcc_capacity.config.runconfig import RunConfig
 from dcc_capacity.errors import InputError
 from dcc_capacity.model.nfr import TEST_TYPES
 from dcc_capacity.orchestrate.configmap import resolve_args
+from dcc_capacity.report.scenarios import ANALYSERS
 from dcc_capacity.spec.model import knobs_of
 from dcc_capacity.spec.options import apply_to_options, load_spec, spec_from_options, write_spec
 from dcc_capacity.spec.surfaces import all_knobs, spec_from_args
@@ -105,6 +106,8 @@ def test_every_test_type_is_reachable_from_the_cli_the_config_the_web_ui_and_the
         assert catalogue_types.get(t.test_id) == name, name  # the shipped catalogue's entry for it
         if t.template:
             assert (ROOT / "reports" / t.template).is_file(), t.template
+        if t.section:
+            assert t.template and t.section in ANALYSERS, t.section  # the report computes and draws its section
     assert tuple(TYPES) == NAMES and "scale" in NAMES and "negative" in NAMES
     assert "{% include template %}" in (ROOT / "reports" / "_scenarios.html.j2").read_text()
 

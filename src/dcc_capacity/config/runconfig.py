@@ -300,7 +300,7 @@ def _check_consistency(cfg: Any, src: YamlSource) -> None:
         if not u.pkcs12 and not (u.key and u.cert):
             raise src.error(f"signing[{i}]", "needs key and cert (PEM or DER), or pkcs12")
     if cfg.safety.max_duration is not None:
-        from dcc_capacity.spec.resolve import parse_duration
+        from dcc_capacity.spec.model import parse_duration
 
         try:
             parse_duration(cfg.safety.max_duration, "safety.max_duration")

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from dcc_capacity.errors import InputError
-from dcc_capacity.spec.resolve import Resolved, parse_duration
+from dcc_capacity.spec.model import parse_duration
+from dcc_capacity.spec.resolve import Resolved
 from dcc_capacity.testtypes.soak import soak_slots
 
 __all__ = ["limits_from_args", "scenario_facts", "soak_slots"]

@@ -281,7 +281,7 @@ def load_plan_file(path: str | Path, base: Path | None = None) -> LoadedPlan:
                     args[args.index("--config") + 1] = str(cfg)
             full = ["run", *args, "--profile", str(profile), "--sp", plan.sp, "--test-id", t.id, "--out", "x"]
             ns = parser.parse_args(full[1:])
-            from dcc_capacity.spec.resolve import parse_duration
+            from dcc_capacity.spec.model import parse_duration
 
             for dur in ("duration", "step_duration"):
                 value = getattr(ns, dur)

@@ -22,8 +22,7 @@ from typing import ClassVar
 from dcc_capacity.duis.mix import BauMix
 from dcc_capacity.duis.scheduled import read_request_id, read_schedule_id
 from dcc_capacity.load.users.base import DuisUser, Journey
-from dcc_capacity.load.users.rows import ROW_CLASSES
-from dcc_capacity.model.srvmix import PREPAY_ONLY
+from dcc_capacity.model.srvmix import PREPAY_ONLY, ROW_CLASSES
 from dcc_capacity.model.volume import DEFAULT_JOURNEYS, METER_READ_PREPAY_VARIANTS, METER_READ_VARIANTS
 
 __all__ = ["ALL_CLASSES", "ROW_CLASSES", "Bau", "MeterReads", "NoisyNeighbour", "S1MigrationCredit",

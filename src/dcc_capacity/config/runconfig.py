@@ -33,7 +33,7 @@ from dcc_capacity.errors import InputError
 from dcc_capacity.spec.surfaces import config_fields
 from dcc_capacity.telemetry.config import TelemetryConfig
 
-__all__ = ["RunConfig", "load_run_config"]
+__all__ = ["RunConfig", "load_run_config", "Callback", "Endpoints", "Responses", "SigningUser", "Target", "Tls"]
 
 _EUI = re.compile(r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){7}$")
 _ROLES = ("IS", "ES", "GS", "ED", "GT", "OU", "RSA", "LC")

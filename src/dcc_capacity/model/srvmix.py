@@ -40,7 +40,7 @@ from dcc_capacity.model.volume import (
 )
 
 __all__ = ["CLASS_ROWS", "DEFAULT_DUAL_FUEL_SHARE", "PREPAY_ONLY", "ROW_CLASSES", "TOPUP_VARIANT", "Figure",
-           "FleetShares", "SrvMix", "derive_mix"]
+           "FleetShares", "SrvMix", "derive_mix", "ClassMix"]
 
 TOPUP_VARIANT = "2.2"
 """SRV 2.2 Top Up Device: the one top-up a day per prepayment meter that Table A5's BAU formula adds."""

@@ -26,7 +26,7 @@ from dcc_capacity.phase.runner import PHASE_FILE, RUNS_DIR
 from dcc_capacity.report.required import plan_sp, required_vs_tested, tested_rate, tested_rates
 from dcc_capacity.report.traceability import anchor
 
-__all__ = ["PhaseRun", "PhaseResult", "PhaseEvidence", "load_phase"]
+__all__ = ["PhaseRun", "PhaseResult", "PhaseEvidence", "load_phase", "provenance_rows"]
 
 
 @dataclass

@@ -31,7 +31,8 @@ from dcc_capacity.model.cpmigration import cp_nfr_path
 from dcc_capacity.model.nfr import TEST_TYPES as _TYPES
 from dcc_capacity.model.nfr import NfrCatalogue, TestDef, default_nfr_path, load_catalogue
 
-__all__ = ["PhasePlan", "PlanTest", "LoadedPlan", "load_plan_file", "run_argv", "FORBIDDEN_RUN_OPTIONS"]
+__all__ = ["PhasePlan", "PlanTest", "LoadedPlan", "load_plan_file", "run_argv", "FORBIDDEN_RUN_OPTIONS",
+           "EntryCriterion", "RemovedTest"]
 
 SCHEMA_VERSION = 1
 _ID = r"[A-Za-z0-9][A-Za-z0-9_.-]*"

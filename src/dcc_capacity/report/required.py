@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["plan_sp", "required_vs_tested", "SHORTFALL_TOLERANCE"]
+__all__ = ["plan_sp", "required_vs_tested", "SHORTFALL_TOLERANCE", "provenance_risks", "tested_rate", "tested_rates"]
 
 SHORTFALL_TOLERANCE = 0.02
 """Tested within 2 % of the suite's part counts as at the required rate (arrival jitter, rounding)."""

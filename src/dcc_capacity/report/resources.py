@@ -23,7 +23,7 @@ import pandas as pd
 from dcc_capacity.errors import InputError
 from dcc_capacity.model.nfr import RESOURCE_METRICS, Nfr
 
-__all__ = ["LABELS", "Resources", "load_resources"]
+__all__ = ["LABELS", "Resources", "load_resources", "risks", "threshold_rows", "utilisation"]
 
 LABELS = {"cpu_percent": "CPU % (all cores)", "mem_percent": "memory used %", "mem_used_bytes": "memory used",
           "disk_read_bytes_s": "disk read /s", "disk_write_bytes_s": "disk write /s",

@@ -189,8 +189,8 @@ class RequestFactory:
         for user in inst.users():
             if user.eui in self.signers and self.roles[user.eui] & eligible:
                 return user.eui
-        for eui, held in self.roles.items():
-            if held & eligible:
+        for eui, roles in self.roles.items():
+            if roles & eligible:
                 return eui
         raise InputError(f"none of the Service Users with keys ({', '.join(self.signers)}) may send SRV "
                          f"{info.variant} (eligible roles: {','.join(sorted(eligible)) or 'none'})", key="originator")

@@ -148,3 +148,22 @@ def test_scale_schedule_goes_up_holds_and_comes_back_down():
     cut = schedule(spec.model_copy(update={"duration_s": 25.0}))  # --duration stays an upper bound
     assert [s["end_s"] for s in cut] == [10, 20, 25]
     assert set(knobs_of(type(spec))) >= {"step_fraction", "hold_s", "recovery_tolerance", "max_factor"}
+
+
+def test_the_rate_a_run_tested_is_its_test_types():
+    """report/required.py asks the type: a stress run's knee, a soak's every slot, none for the negative cases."""
+    from dcc_capacity.report.required import required_vs_tested, tested_rates
+
+    rates, summary = {"Bau": {"target": 10.0}}, {"offered_rate": 12.0}
+    assert tested_rates({"test_type": "load", "slot": "day", "rates": rates}, summary) == {"day": 10.0}  # planned
+    assert tested_rates({"test_type": "stress", "slot": "day", "rates": rates},
+                        {"shape": {"knee_rate": 25.0}}) == {"day": 25.0}
+    assert tested_rates({"test_type": "stress", "slot": "day", "rates": rates, "stress": {"knee": None}},
+                        summary) == {"day": 10.0}  # no knee: the steady rule
+    soak = {"test_type": "soak", "slot": "day", "rates": rates,
+            "soak": {"slots": [{"slot": "night", "total_rate": 3.0}, {"slot": "day", "total_rate": 9.5}]}}
+    assert tested_rates(soak, summary) == {"night": 3.0, "day": 9.5}
+    assert tested_rates({"test_type": "negative", "slot": "day", "rates": rates}, summary) == {}
+    row = required_vs_tested({"A7": {"DSP": {"day": 10.0}}}, "DSP", "day", None, test_type="negative")
+    assert row["met"] is None and row["note"] == TYPES["negative"].not_a_capacity_test
+    assert required_vs_tested({"A7": {"DSP": {"day": 10.0}}}, "DSP", "day", 9.9)["met"] is True

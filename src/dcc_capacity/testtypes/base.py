@@ -86,6 +86,9 @@ class TestType:
     """A slot where the SP sends nothing is no error (soak: the other slots send)."""
     live_nfr_test: ClassVar[str | None] = None
     """Judge the live progress line against this catalogue test's NFRs instead of all (negative)."""
+    not_a_capacity_test: ClassVar[str | None] = None
+    """Why Table A7 does not apply to this type's rate (the report's required-vs-tested note), and NFRs only such
+    types cover are not asked of other runs; None: a capacity test."""
 
     # --- volume model -> rates ---------------------------------------------------------------------------------
     def rates(self, spec: Any, resolved_rates: dict[str, float]) -> dict[str, float] | None:
@@ -126,6 +129,11 @@ class TestType:
         return None
 
     # --- the report (the figures of :attr:`section`: report/scenarios.py) -----------------------------------
+    def tested_rates(self, run: dict[str, Any], summary: dict[str, Any]) -> dict[str, float] | None:
+        """Slot -> the rate a run of this type tested there, from run.json and summary.json (None: the report's
+        rule, the smaller of offered and planned in the run's slot: report/required.py)."""
+        return {} if self.not_a_capacity_test else None
+
     def line(self, figures: dict[str, Any]) -> str | None:
         """One line for the console and summary.json ``scenarios.lines``."""
         return None

@@ -57,6 +57,13 @@ class Soak(TestType):
     def facts(self, spec: Any, r: Any, run_dir: Path, test_start: float, emulator_t0: float | None) -> dict[str, Any]:
         return {"soak": {"slots": soak_slots(spec, r)}}
 
+    def tested_rates(self, run: dict[str, Any], summary: dict[str, Any]) -> dict[str, float] | None:
+        """Every slot at its own rate (run.json ``soak.slots``)."""
+        if not (run.get("soak") or {}).get("slots"):
+            return None
+        return {str(s["slot"]): float(s["total_rate"]) for s in run["soak"]["slots"]
+                if isinstance(s, dict) and isinstance(s.get("total_rate"), (int, float))}
+
     def line(self, d: dict[str, Any]) -> str | None:
         parts = [f"{k} {fmt((d.get(k) or {}).get('slope'), '+.1f')} {(d.get(k) or {}).get('unit', '')}"
                  for k in ("ack_p95", "trt_p95", "rss") if k in d]

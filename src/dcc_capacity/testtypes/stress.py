@@ -67,6 +67,13 @@ class Stress(TestType):
             return len(steps) * spec.step_s
         return float(spec.duration_s)
 
+    def tested_rates(self, run: dict[str, Any], summary: dict[str, Any]) -> dict[str, float] | None:
+        """The knee: SRV/s the suite sent at the last healthy step (none: the report's rule)."""
+        knee = (summary.get("shape") or {}).get("knee_rate") or (run.get("stress") or {}).get("knee")
+        if isinstance(knee, (int, float)) and knee > 0:
+            return {str(run.get("slot") or ""): float(knee)}
+        return None
+
     def finish(self, spec: Any, run: dict[str, Any], ctx: FinishContext) -> None:
         shape = ctx.shape
         if shape is not None:

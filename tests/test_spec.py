@@ -167,3 +167,20 @@ def test_the_rate_a_run_tested_is_its_test_types():
     row = required_vs_tested({"A7": {"DSP": {"day": 10.0}}}, "DSP", "day", None, test_type="negative")
     assert row["met"] is None and row["note"] == TYPES["negative"].not_a_capacity_test
     assert required_vs_tested({"A7": {"DSP": {"day": 10.0}}}, "DSP", "day", 9.9)["met"] is True
+
+
+def test_the_scenario_verdict_limits_are_their_types_knobs():
+    """--drift-limit & co. are the soak's, catch-up's and noisy neighbour's knobs; run.json ``limits`` holds what
+    the user set, by the field's name (the report's defaults fill the rest)."""
+    from dcc_capacity.orchestrate.scenario_facts import limits_of
+
+    assert limits_of(_spec("--test", "soak", "--drift-limit", "500")) == {"drift_ms_per_h": 500.0}
+    assert limits_of(_spec("--test", "catchup", "--recovery-target", "2m")) == {"recovery_target_s": 120.0}
+    assert limits_of(_spec("--test", "noisy-neighbour")) == {}
+    with pytest.raises(InputError, match=r"must be > 0 and <= 1 \(got 1.5\)") as e:
+        _spec("--test", "noisy-neighbour", "--fair-share-min", "1.5")
+    assert e.value.key == "--fair-share-min"
+    with pytest.raises(InputError, match="must be >= 0") as e:
+        _spec("--test", "load", "--drift-limit", "-1")  # another type's flag: unused, still refused
+    assert e.value.key == "--drift-limit"
+    assert RunConfig.model_validate({"run": {"drift_limit": 500}}).run.drift_limit == 500  # a config key too

@@ -74,8 +74,6 @@ class RunOptions:
     command_line: list[str] = field(default_factory=list)
     tolerance_pct: float = 5.0
     """--baseline: allowed worsening in percent."""
-    limits: dict[str, float] = field(default_factory=dict)
-    """Scenario verdict limits given on the command line (report/scenarios.py); run.json ``limits``."""
     extra_locust_args: list[str] = field(default_factory=list)
     emulator_config: dict[str, Any] = field(default_factory=dict)
     """Merged over the embedded emulator's generated config (e.g. ``tls``, ``callback_tls``, ``faults``)."""

@@ -22,6 +22,7 @@ GROUPS: dict[str | None, str | None] = {
     "steps": "stress / scale steps",
     "type": "spike / catch-up / noisy neighbour",
     "measure": "response times and run validity (docs/measurement.md)",
+    "verdict": "scenario verdict limits (run.json limits; docs/report.md \"Scenario sections\")",
     "safety": "safety ceilings (also safety.* in --config)",
 }
 

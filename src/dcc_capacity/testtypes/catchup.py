@@ -21,6 +21,9 @@ class CatchupSpec(SpecBase):
                                     "the backlog", group="type")
     outage_s: float | None = knob(None, "catchup: length of the outage (default: a sixth of --duration)",
                                   flag="--outage", duration=True, group="type")
+    recovery_target_s: float | None = knob(None, "catchup: longest acceptable time to recover (default: the "
+                                                 "outage's length)", flag="--recovery-target", locust=None,
+                                           duration=True, metavar="DURATION", group="verdict")
 
     def outage(self) -> float:
         return self.outage_s or self.duration_s / 6

@@ -14,6 +14,9 @@ __all__ = ["NoisyNeighbour", "NoisySpec"]
 class NoisySpec(SpecBase):
     test: Literal["noisy-neighbour"] = "noisy-neighbour"
     burst_factor: float = knob(2.0, "noisy-neighbour: burst as a multiple of the rest", lo=0, group="type")
+    fair_share_min: float | None = knob(None, "noisy-neighbour: share of its offered load a quiet user must keep "
+                                              "(default 0.9)", locust=None, lo=0, lo_open=True, hi=1,
+                                        metavar="FRACTION", group="verdict")
 
 
 class NoisyNeighbour(TestType):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from dcc_capacity.model.cpmigration import cp_rates
 from dcc_capacity.model.volume import SLOT_SECONDS, SLOTS
-from dcc_capacity.spec.model import SpecBase
+from dcc_capacity.spec.model import SpecBase, knob
 from dcc_capacity.spec.rates import class_rates, drop, scaled
 from dcc_capacity.testtypes.base import TestType, fmt
 
@@ -17,6 +17,11 @@ __all__ = ["Soak", "SoakSpec", "soak_slots"]
 
 class SoakSpec(SpecBase):
     test: Literal["soak"] = "soak"
+    drift_ms_per_h: float | None = knob(None, "soak: largest ack/TRT p95 trend, ms per hour (default 100)",
+                                        flag="--drift-limit", locust=None, lo=0, metavar="MS_PER_H", group="verdict")
+    memory_mib_per_h: float | None = knob(None, "soak: largest SUT RSS growth, MiB per hour (default 50)",
+                                          flag="--memory-growth-limit", locust=None, lo=0, metavar="MIB_PER_H",
+                                          group="verdict")
 
 
 def _slot_rates(spec: Any, plan: Any) -> dict[str, dict[str, float]]:

@@ -208,7 +208,7 @@ def _journey_figures(out: Path, rate: float, exclude: tuple[str, ...], seconds: 
     import numpy as np
 
     from dcc_capacity.load.records import load_records
-    from dcc_capacity.load.users.rows import ROW_CLASSES
+    from dcc_capacity.model.srvmix import ROW_CLASSES
     from dcc_capacity.spec.resolve import TestSpec, resolve
 
     r = resolve(TestSpec(test="load", profile=str(PROFILE), slot="day", rate=rate, exclude=exclude))

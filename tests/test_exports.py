@@ -18,12 +18,6 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "dcc_capacity"
 NOT_EXPORTS = {"log", "logger"}
-NOT_YET = {"config/runconfig.py", "duis/factory.py", "duis/pki.py", "duis/templates.py",
-           "emulator/config.py", "emulator/cp.py", "emulator/latency.py", "emulator/server.py",
-           "model/profiles.py", "model/srvmix.py", "phase/evidence.py", "phase/plan.py", "phase/report.py",
-           "report/baseline.py", "report/required.py", "report/resources.py", "spec/resolve.py"}
-"""Modules whose ``__all__`` still misses public names (issue 19's layout work moves them): strict xfail, so a
-fixed one must leave this list."""
 
 
 def _declared_all(tree: ast.Module) -> list[str] | None:
@@ -57,9 +51,7 @@ def _top_level(tree: ast.Module, package: str | None) -> tuple[set[str], set[str
 
 
 def _modules() -> list:
-    return [pytest.param(p, id=str(p.relative_to(SRC)),
-                         marks=[pytest.mark.xfail(strict=True)] if str(p.relative_to(SRC)) in NOT_YET else [])
-            for p in sorted(SRC.rglob("*.py")) if "_data" not in p.parts]
+    return [pytest.param(p, id=str(p.relative_to(SRC))) for p in sorted(SRC.rglob("*.py")) if "_data" not in p.parts]
 
 
 @pytest.mark.parametrize("path", _modules())

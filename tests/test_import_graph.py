@@ -155,3 +155,28 @@ def test_no_module_over_the_line_limit() -> None:
     long = {m: n for m, (path, _) in _modules().items()
             if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES and m not in LONG_ALLOWED}
     assert not long, f"modules over {MAX_LINES} lines (split them by job): {long}"
+
+
+_ABOVE_SPEC = ("load", "orchestrate", "report", "webui", "cli", "phase", "telemetry", "emulator")
+LAYERS: dict[str, tuple[str, ...]] = {
+    # module or package -> what it must not import (docs/design.md "Layout"): the spec model under the test
+    # types, the test types under the spec's surfaces and resolution, all of them under the load code, the
+    # run and the report, which hand a plugin what it needs from them.
+    "spec.model": ("spec.options", "spec.resolve", "spec.surfaces", "testtypes", *_ABOVE_SPEC),
+    "spec.rates": ("spec", "testtypes", *_ABOVE_SPEC),
+    "testtypes": ("spec.options", "spec.resolve", "spec.surfaces", *_ABOVE_SPEC),
+    "spec": _ABOVE_SPEC,
+}
+
+
+def test_the_spec_and_the_test_types_import_one_way() -> None:
+    graph = _graph()
+    bad = []
+    for low, banned in LAYERS.items():
+        here = f"{PKG}.{low}"
+        for module in (m for m in graph if m == here or m.startswith(here + ".")):
+            for dep in graph[module]:
+                rel = dep[len(PKG) + 1:]
+                if any(rel == b or rel.startswith(b + ".") for b in banned) and not dep.startswith(here):
+                    bad.append(f"{module} imports {dep}")
+    assert not bad, bad

@@ -9,8 +9,9 @@ import pytest
 from _volume_helpers import DATA, SLOTS, SPS, minimal_profile, profile_from
 from dcc_capacity.errors import InputError
 from dcc_capacity.model.volume import compute_plan, load_plan
+from dcc_capacity.spec.rates import class_rates
 from dcc_capacity.spec.resolve import TestSpec as Spec
-from dcc_capacity.spec.resolve import class_rates, resolve
+from dcc_capacity.spec.resolve import resolve
 
 SHARES = {"CGI": {"fleet": 0.5, "migrations": 0.0}, "SEC": {"fleet": 0.3, "migrations": 0.8}, "THIRD": 0.2}
 

@@ -22,8 +22,9 @@ from dcc_capacity.load.shape import build_shape  # imports locust: the process i
 from dcc_capacity.orchestrate.scenario_facts import soak_slots
 from dcc_capacity.report.catchup import analyse as catchup_analyse
 from dcc_capacity.report.drift import fit_slope
+from dcc_capacity.spec.rates import class_rates
 from dcc_capacity.spec.resolve import TestSpec as Spec
-from dcc_capacity.spec.resolve import class_rates, resolve
+from dcc_capacity.spec.resolve import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 NOISY = "90-B3-D5-1F-30-01-00-00"  # the first supplier: NoisyNeighbour bursts as it
@@ -261,7 +262,7 @@ def test_baseline_smets2_only_then_with_smets1_shows_no_degradation(tmp_path):
 def test_scale_ramps_past_the_knee_and_back_and_the_report_judges_recovery(tmp_path):
     """SCTAD 3.6 scale up and down: 5, 10 SRV/s up, 15 held (past the emulator's 14 TPS knee), 10, 5 down."""
     from dcc_capacity.report.inputs import iter_record_batches, load_run
-    from dcc_capacity.testtypes.scale import COLUMNS, compare_ramps
+    from dcc_capacity.report.scale import COLUMNS, compare_ramps
 
     out = tmp_path / "scale"
     # --max-send-lag: on a busy 2-core box the generator's lag must not make the run INVALID; the verdict under

@@ -24,7 +24,7 @@ from dcc_capacity.emulator.schedules import execution_from_plan
 from dcc_capacity.model.nfr import Nfr, judge, load_catalogue
 from dcc_capacity.model.secmp0192 import Secmp0192Inputs, scheduled_load
 from dcc_capacity.model.volume import load_plan
-from dcc_capacity.spec.resolve import class_rates
+from dcc_capacity.spec.rates import class_rates
 
 SCALE = 1800.0
 SCHEDULES = 120

@@ -20,6 +20,7 @@ from dcc_capacity.config.runconfig import RunConfig
 from dcc_capacity.errors import InputError
 from dcc_capacity.model.nfr import TEST_TYPES
 from dcc_capacity.orchestrate.configmap import resolve_args
+from dcc_capacity.report.scenarios import ANALYSERS
 from dcc_capacity.spec.model import knobs_of
 from dcc_capacity.spec.options import apply_to_options, load_spec, spec_from_options, write_spec
 from dcc_capacity.spec.surfaces import all_knobs, spec_from_args
@@ -105,6 +106,8 @@ def test_every_test_type_is_reachable_from_the_cli_the_config_the_web_ui_and_the
         assert catalogue_types.get(t.test_id) == name, name  # the shipped catalogue's entry for it
         if t.template:
             assert (ROOT / "reports" / t.template).is_file(), t.template
+        if t.section:
+            assert t.template and t.section in ANALYSERS, t.section  # the report computes and draws its section
     assert tuple(TYPES) == NAMES and "scale" in NAMES and "negative" in NAMES
     assert "{% include template %}" in (ROOT / "reports" / "_scenarios.html.j2").read_text()
 
@@ -145,3 +148,39 @@ def test_scale_schedule_goes_up_holds_and_comes_back_down():
     cut = schedule(spec.model_copy(update={"duration_s": 25.0}))  # --duration stays an upper bound
     assert [s["end_s"] for s in cut] == [10, 20, 25]
     assert set(knobs_of(type(spec))) >= {"step_fraction", "hold_s", "recovery_tolerance", "max_factor"}
+
+
+def test_the_rate_a_run_tested_is_its_test_types():
+    """report/required.py asks the type: a stress run's knee, a soak's every slot, none for the negative cases."""
+    from dcc_capacity.report.required import required_vs_tested, tested_rates
+
+    rates, summary = {"Bau": {"target": 10.0}}, {"offered_rate": 12.0}
+    assert tested_rates({"test_type": "load", "slot": "day", "rates": rates}, summary) == {"day": 10.0}  # planned
+    assert tested_rates({"test_type": "stress", "slot": "day", "rates": rates},
+                        {"shape": {"knee_rate": 25.0}}) == {"day": 25.0}
+    assert tested_rates({"test_type": "stress", "slot": "day", "rates": rates, "stress": {"knee": None}},
+                        summary) == {"day": 10.0}  # no knee: the steady rule
+    soak = {"test_type": "soak", "slot": "day", "rates": rates,
+            "soak": {"slots": [{"slot": "night", "total_rate": 3.0}, {"slot": "day", "total_rate": 9.5}]}}
+    assert tested_rates(soak, summary) == {"night": 3.0, "day": 9.5}
+    assert tested_rates({"test_type": "negative", "slot": "day", "rates": rates}, summary) == {}
+    row = required_vs_tested({"A7": {"DSP": {"day": 10.0}}}, "DSP", "day", None, test_type="negative")
+    assert row["met"] is None and row["note"] == TYPES["negative"].not_a_capacity_test
+    assert required_vs_tested({"A7": {"DSP": {"day": 10.0}}}, "DSP", "day", 9.9)["met"] is True
+
+
+def test_the_scenario_verdict_limits_are_their_types_knobs():
+    """--drift-limit & co. are the soak's, catch-up's and noisy neighbour's knobs; run.json ``limits`` holds what
+    the user set, by the field's name (the report's defaults fill the rest)."""
+    from dcc_capacity.orchestrate.scenario_facts import limits_of
+
+    assert limits_of(_spec("--test", "soak", "--drift-limit", "500")) == {"drift_ms_per_h": 500.0}
+    assert limits_of(_spec("--test", "catchup", "--recovery-target", "2m")) == {"recovery_target_s": 120.0}
+    assert limits_of(_spec("--test", "noisy-neighbour")) == {}
+    with pytest.raises(InputError, match=r"must be > 0 and <= 1 \(got 1.5\)") as e:
+        _spec("--test", "noisy-neighbour", "--fair-share-min", "1.5")
+    assert e.value.key == "--fair-share-min"
+    with pytest.raises(InputError, match="must be >= 0") as e:
+        _spec("--test", "load", "--drift-limit", "-1")  # another type's flag: unused, still refused
+    assert e.value.key == "--drift-limit"
+    assert RunConfig.model_validate({"run": {"drift_limit": 500}}).run.drift_limit == 500  # a config key too

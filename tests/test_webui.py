@@ -20,8 +20,9 @@ import httpx
 import pytest
 
 from _load_helpers import PY, ROOT, free_port, stall_server
-from dcc_capacity.load.controlled_shape import ACTIONS_FILE, ControlledShape, load_operator_actions, stress_section
+from dcc_capacity.load.controlled_shape import ACTIONS_FILE, ControlledShape, load_operator_actions
 from dcc_capacity.model.nfr import load_nfrs
+from dcc_capacity.testtypes.stress import stress_section
 from dcc_capacity.webui.live import error_code
 from dcc_capacity.webui.views import judge_nfrs, normalise_nfrs, plan_view
 
@@ -310,7 +311,8 @@ def test_interactive_stress_spec_builds_a_controlled_shape_the_web_ui_can_steer(
     """`run --test stress --web` (``--dcc-interactive``): the DccShape wraps a ControlledShape with the run's knobs."""
     from dcc_capacity.load.controlled_shape import controlled_of
     from dcc_capacity.load.shape import DccShape, build_shape
-    from dcc_capacity.spec.resolve import TestSpec, spec_from_options
+    from dcc_capacity.spec.options import spec_from_options
+    from dcc_capacity.spec.resolve import TestSpec
 
     profile = str(ROOT / "volume_profiles" / "foc.yaml")
     opts = SimpleNamespace(dcc_test="stress", dcc_profile=profile, dcc_sp="DSP", dcc_slot="night", dcc_rate=40.0,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dcc_capacity.cli.textgrid import grid, per_day, per_second
 from dcc_capacity.model.cpmigration import DEFAULT_BATCH, installations_per_s
 from dcc_capacity.model.volume import SLOT_HOURS, SLOT_HOURS_LABEL, SLOTS, VolumePlan
-from dcc_capacity.spec.resolve import class_rates
+from dcc_capacity.spec.rates import class_rates
 
 __all__ = ["render_cp_table"]
 

@@ -42,17 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
     p.add_argument("--users-file", type=Path, default=None, metavar="CSV",
                    help="embedded emulator's user-role model: who holds which SEC role (eui,roles,certificate,name; "
                         "over the DCC Boxed preset; docs/emulator.md)")
-    j = p.add_argument_group("scenario verdicts (docs/report.md)")
-    j.add_argument("--tolerance", type=float, default=5.0, metavar="PCT",
+    p.add_argument("--tolerance", type=float, default=5.0, metavar="PCT",
                    help="with --baseline: allowed worsening in percent (default 5)")
-    j.add_argument("--drift-limit", type=float, default=None, metavar="MS_PER_H",
-                   help="soak: largest ack/TRT p95 trend, ms per hour (default 100)")
-    j.add_argument("--memory-growth-limit", type=float, default=None, metavar="MIB_PER_H",
-                   help="soak: largest SUT RSS growth, MiB per hour (default 50)")
-    j.add_argument("--fair-share-min", type=float, default=None, metavar="FRACTION",
-                   help="noisy-neighbour: share of its offered load a quiet user must keep (default 0.9)")
-    j.add_argument("--recovery-target", default=None, metavar="DURATION",
-                   help="catchup: longest acceptable time to recover (default: the outage's length)")
     p.add_argument("--sftp-known-hosts", type=Path, default=None, metavar="FILE",
                    help="--sp CP: known_hosts file with the CP's SFTP server key (needed for a non-loopback --host)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write (must be new or empty)")
@@ -79,16 +70,13 @@ def run(args: argparse.Namespace) -> int:
     if args.sftp_known_hosts is not None and not args.sftp_known_hosts.is_file():
         raise InputError("no such file", file=args.sftp_known_hosts, key="--sftp-known-hosts")
     spec = spec_from_args(args, interactive=args.web)  # --web: a stress test is steered from the Capacity tab
-    from dcc_capacity.orchestrate.scenario_facts import limits_from_args
-
     if args.tolerance < 0:
         raise InputError(f"must be >= 0 (got {args.tolerance})", key="--tolerance")
     opts = RunOptions(spec=spec, out=args.out, host=args.host, workers=args.workers, web=args.web,
                       web_port=args.web_port, web_linger_s=args.web_linger, baseline=args.baseline,
                       nfr=args.nfr if args.nfr is not None or not cp_mode else cp_nfr_path(),
                       emulator_tps=args.emulator_tps, device_latency=args.device_latency,
-                      command_line=["dcc-capacity", *sys.argv[1:]], tolerance_pct=args.tolerance,
-                      limits=limits_from_args(args))
+                      command_line=["dcc-capacity", *sys.argv[1:]], tolerance_pct=args.tolerance)
     m = map_config(cfg, src, args, args.out)
     opts.extra_locust_args += m.locust_args + (
         ["--sftp-known-hosts", str(args.sftp_known_hosts.resolve())] if cp_mode and args.sftp_known_hosts else [])

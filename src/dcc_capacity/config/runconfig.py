@@ -33,7 +33,7 @@ from dcc_capacity.errors import InputError
 from dcc_capacity.spec.surfaces import config_fields
 from dcc_capacity.telemetry.config import TelemetryConfig
 
-__all__ = ["RunConfig", "load_run_config"]
+__all__ = ["RunConfig", "load_run_config", "Callback", "Endpoints", "Responses", "SigningUser", "Target", "Tls"]
 
 _EUI = re.compile(r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){7}$")
 _ROLES = ("IS", "ES", "GS", "ED", "GT", "OU", "RSA", "LC")
@@ -300,7 +300,7 @@ def _check_consistency(cfg: Any, src: YamlSource) -> None:
         if not u.pkcs12 and not (u.key and u.cert):
             raise src.error(f"signing[{i}]", "needs key and cert (PEM or DER), or pkcs12")
     if cfg.safety.max_duration is not None:
-        from dcc_capacity.spec.resolve import parse_duration
+        from dcc_capacity.spec.model import parse_duration
 
         try:
             parse_duration(cfg.safety.max_duration, "safety.max_duration")

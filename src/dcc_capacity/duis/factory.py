@@ -34,7 +34,8 @@ from dcc_capacity.errors import InputError
 from dcc_capacity.model.catalogue import DCC_EUI
 from dcc_capacity.model.fleet import Fleet, Installation
 
-__all__ = ["SCHEDULABLE", "SERVICE_PATHS", "RequestFactory", "SignedRequest", "allowed_command_variants"]
+__all__ = ["SCHEDULABLE", "SERVICE_PATHS", "RequestFactory", "SignedRequest", "allowed_command_variants",
+           "single_user_factory"]
 
 SCHEDULABLE = ("4.6.1", "4.8.1", "4.14", "4.3", "4.4.3")
 """What the 5.1 template can schedule: DUIS V5.1's 4.6.1, 4.8.1, 4.14; SECMP0192's 4.3 and 4.4.3 (SMETS1)."""
@@ -188,8 +189,8 @@ class RequestFactory:
         for user in inst.users():
             if user.eui in self.signers and self.roles[user.eui] & eligible:
                 return user.eui
-        for eui, held in self.roles.items():
-            if held & eligible:
+        for eui, roles in self.roles.items():
+            if roles & eligible:
                 return eui
         raise InputError(f"none of the Service Users with keys ({', '.join(self.signers)}) may send SRV "
                          f"{info.variant} (eligible roles: {','.join(sorted(eligible)) or 'none'})", key="originator")

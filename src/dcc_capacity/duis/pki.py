@@ -69,7 +69,7 @@ DCC_USER = ServiceUser("90-B3-D5-1F-30-00-00-02", frozenset({"DCC"}), "DCC (sign
 _UID_OID = NameOID.X500_UNIQUE_IDENTIFIER
 
 
-def eui_bytes(eui: str) -> bytes:
+def _eui_bytes(eui: str) -> bytes:
     return bytes.fromhex(eui.replace("-", ""))
 
 
@@ -306,7 +306,7 @@ class TestPKI:
                 key = ec.generate_private_key(ec.SECP256R1())
                 subject = _name(
                     (NameOID.ORGANIZATIONAL_UNIT_NAME, ",".join(sorted(user.roles))),
-                    (_UID_OID, eui_bytes(user.eui).hex().upper()),
+                    (_UID_OID, _eui_bytes(user.eui).hex().upper()),
                 )
                 cert = _issue(ca_key, ca_name, subject, key, x509.random_serial_number())
                 stem = user.eui.replace("-", "")

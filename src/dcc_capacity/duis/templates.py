@@ -151,7 +151,7 @@ def template_info(variant: str) -> TemplateInfo:
 
 
 @lru_cache(maxsize=256)
-def compiled(variant: str) -> jinja2.Template:
+def _compiled(variant: str) -> jinja2.Template:
     """The pre-compiled template of ``variant``."""
     return environment().get_template(template_info(variant).path.name)
 
@@ -160,7 +160,7 @@ def precompile() -> int:
     """Compile every template now (~50 ms once per process) so no request pays for it; returns how many."""
     variants = available_variants()
     for variant in variants:
-        compiled(variant)
+        _compiled(variant)
     return len(variants)
 
 
@@ -175,7 +175,7 @@ def render_body(variant: str, context: Mapping[str, Any]) -> str:
     Renders with the context shared, not copied: ``Template.render`` copies the context twice per
     call, which was half the rendering cost. A context without Jinja's globals gets them added.
     """
-    template = compiled(variant)
+    template = _compiled(variant)
     if "range" not in context:
         context = {**environment().globals, **context}
     try:
@@ -197,7 +197,7 @@ def render_over(variant: str, base: Mapping[str, Any], fields: dict[str, Any]) -
     concurrent render gets its own.
     """
     context = _idle_contexts.pop(variant, None)
-    template = compiled(variant)
+    template = _compiled(variant)
     if context is None:
         context = template.new_context({}, shared=True)
     context.parent = base  # type: ignore[assignment]

@@ -22,22 +22,10 @@ from dcc_capacity.emulator.latency import LATENCY_CLASSES, DeviceLatencyConfig, 
 from dcc_capacity.emulator.schedules import ScheduledExecutionConfig
 from dcc_capacity.errors import InputError
 
-__all__ = [
-    "AlertsConfig",
-    "CapacityConfig",
-    "CPConfig",
-    "CallbackTlsConfig",
-    "DeviceLatencyConfig",
-    "EmulatorConfig",
-    "FaultsConfig",
-    "ServiceTime",
-    "ThrottleConfig",
-    "TlsConfig",
-    "UserConfig",
-    "check_section",
-    "load_config",
-    "merge_settings",
-]
+__all__ = ["AlertsConfig", "CapacityConfig", "CPConfig", "CallbackTlsConfig", "DeviceLatencyConfig", "EmulatorConfig",
+           "FaultsConfig", "ServiceTime", "ThrottleConfig", "TlsConfig", "UserConfig", "check_section", "load_config",
+           "merge_settings", "DevicesConfig", "ErrorBurstConfig", "FallbackConfig", "MissingCodeConfig", "OutageConfig",
+           "PPMIDJoinConfig", "Secmp0192Config", "ShareConfig", "UserRolesConfig", "Window"]
 
 SRV_CLASSES = ("critical", "device", "non_device")
 

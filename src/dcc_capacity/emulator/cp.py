@@ -36,7 +36,7 @@ from dcc_capacity.emulator.faults import Faults
 from dcc_capacity.errors import ProtocolError
 
 __all__ = ["ACK_COLUMNS", "AUDIT_COLUMNS", "COUNTS", "CPServer", "CR_COLUMNS", "MCF_COLUMNS", "S1CF_COLUMNS",
-           "COF_COLUMNS", "acknowledge", "process_migration"]
+           "COF_COLUMNS", "acknowledge", "process_migration", "FileRejected"]
 
 log = logging.getLogger("dcc_capacity.emulator.cp")
 

@@ -53,7 +53,10 @@ class Faults:
             return False
         if any(w.start_s <= t < w.start_s + w.duration_s for w in o.windows):
             return True
-        return bool(o.every_s) and (t % o.every_s) >= o.every_s - o.duration_s
+        every = o.every_s
+        if not every:
+            return False
+        return (t % every) >= every - o.duration_s
 
     def burst_code(self, t: float) -> str | None:
         """The error code to answer with, when ``t`` falls in an error burst and the draw says so."""

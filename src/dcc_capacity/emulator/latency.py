@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from dcc_capacity.errors import InputError
 
 __all__ = ["ENV_PRESET", "GENERATIONS", "LATENCY_CLASSES", "PRESETS", "DeviceLatencyConfig", "Latency",
-           "LatencySampler", "default_preset", "preset_table"]
+           "LatencySampler", "default_preset", "preset_table", "known_classes"]
 
 LATENCY_CLASSES = ("critical", "device", "non_device", "scheduled")
 """The SRV classes of :data:`~.config.SRV_CLASSES` plus ``scheduled`` (SECMP0192 / DSP-scheduled executions)."""

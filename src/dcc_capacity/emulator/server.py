@@ -28,7 +28,7 @@ from dcc_capacity.emulator.app import EmulatorApp
 from dcc_capacity.emulator.config import EmulatorConfig
 from dcc_capacity.errors import InputError, RunError
 
-__all__ = ["EmulatorHandle", "serve", "start_emulator"]
+__all__ = ["EmulatorHandle", "serve", "start_emulator", "server_tls"]
 
 
 def _bind(host: str, port: int) -> socket.socket:

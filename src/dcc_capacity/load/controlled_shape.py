@@ -42,11 +42,11 @@ from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from dcc_capacity.load.locuststats import percentile
-from dcc_capacity.load.operator_log import ACTIONS_FILE, load_operator_actions, stress_section
+from dcc_capacity.load.operator_log import ACTIONS_FILE, load_operator_actions
 from dcc_capacity.load.shapes import Rates, RateShape, step_health
 
 __all__ = ["ACTIONS_FILE", "RATES_MESSAGE", "STOP_CRITERIA", "ControlledShape", "StepRecord", "attach", "controlled_of",
-           "load_operator_actions", "stress_section"]
+           "load_operator_actions"]
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""The operator's record of a steered run: ``operator_actions.jsonl`` and the stress steps, read back for run.json.
+"""The operator's record of a steered run: ``operator_actions.jsonl``, read back for run.json (the stress steps:
+testtypes/stress.py ``stress_section``).
 
 Free of Locust (unlike :mod:`dcc_capacity.load.controlled_shape`, which writes
 them), so ``dcc-capacity run`` can read them without gevent's patching.
@@ -10,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ACTIONS_FILE", "load_operator_actions", "stress_section"]
+__all__ = ["ACTIONS_FILE", "load_operator_actions"]
 
 ACTIONS_FILE = "operator_actions.jsonl"
 
@@ -34,10 +35,3 @@ def load_operator_actions(run_dir: str | Path) -> list[dict[str, Any]]:
             out.append(row)
     return out
 
-
-def stress_section(result: dict[str, Any]) -> dict[str, Any]:
-    """run.json's ``stress`` object from :meth:`ControlledShape.result` (shape.json): steps and the knee."""
-    steps = [{"step": s["step"], "target_rate": s["total_rate"], "start_s": s["started_t"], "end_s": s["ended_t"],
-              "requests": s["requests"], "failures": s["failures"], "p95_ms": s["p95_ms"], "passed": s["passed"]}
-             for s in result.get("steps") or []]
-    return {"steps": steps, "knee": result.get("knee_rate")}

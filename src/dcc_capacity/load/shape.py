@@ -9,17 +9,28 @@ plugin (testtypes/) for the concrete shape and delegates to it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from dcc_capacity.load.controlled_shape import ControlledShape
-from dcc_capacity.load.shapes import RateShape, StressShape
+from dcc_capacity.load.shapes import (
+    CatchupShape,
+    LoadShape,
+    NoisyShape,
+    RateShape,
+    SoakShape,
+    SpikeShape,
+    StepsShape,
+    StressShape,
+)
 from dcc_capacity.model.volume import VolumePlan
 from dcc_capacity.spec.model import SpecBase
 from dcc_capacity.spec.options import spec_from_options
 from dcc_capacity.spec.resolve import resolve
 from dcc_capacity.spec.safety import cap_rates
+from dcc_capacity.testtypes.registry import get
 
-__all__ = ["Built", "DccShape", "NoisyShape", "build_shape"]
+__all__ = ["SHAPES", "Built", "DccShape", "build_shape"]
 
 
 @dataclass
@@ -34,28 +45,15 @@ class Built:
     plan: VolumePlan
 
 
-class NoisyShape(RateShape):
-    """Base rates all along; in the middle third ``NoisyNeighbour`` adds ``burst_factor`` x the base total."""
-
-    abstract = True
-    rates: dict[str, float] = {}
-    burst_factor: float = 2.0
-
-    def rates_at(self, t: float) -> dict[str, float] | None:
-        if t >= self.duration_s:
-            return None
-        out = dict(self.rates)
-        d = self.duration_s
-        out["NoisyNeighbour"] = sum(self.rates.values()) * self.burst_factor if d / 3 <= t < 2 * d / 3 else 0.0
-        return out
+SHAPES = SimpleNamespace(**{c.__name__: c for c in (
+    RateShape, LoadShape, SpikeShape, CatchupShape, SoakShape, NoisyShape, StepsShape, StressShape, ControlledShape)})
+"""The shape classes a test type's ``shape`` hook builds from (handed in: testtypes/ does not import Locust)."""
 
 
 def build_shape(spec: SpecBase) -> Built:
     """The concrete shape of ``spec``, made by its test type (testtypes/); InputError for bad input."""
-    from dcc_capacity.testtypes.registry import get
-
     r = resolve(spec)
-    return Built(get(spec.test).shape(spec, r), r.rates, r.alerts_per_s, r.slot, r.plan)
+    return Built(get(spec.test).shape(spec, r, SHAPES), r.rates, r.alerts_per_s, r.slot, r.plan)
 
 
 class DccShape(RateShape):

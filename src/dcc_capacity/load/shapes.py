@@ -33,8 +33,8 @@ from dcc_capacity.load.locuststats import percentile, read_stats
 if TYPE_CHECKING:
     from locust.stats import RequestStats
 
-__all__ = ["SLOT_SECONDS", "CatchupShape", "LoadShape", "RateShape", "SoakShape", "SpikeShape", "StepHealth",
-           "StressShape", "step_health"]
+__all__ = ["SLOT_SECONDS", "CatchupShape", "LoadShape", "NoisyShape", "RateShape", "SoakShape", "SpikeShape",
+           "StepHealth", "StepsShape", "StressShape", "step_health"]
 
 SLOT_SECONDS: dict[str, int] = {"night": 25_200, "day": 43_200, "evening": 18_000}
 """Table A1 slot lengths, in day order."""
@@ -177,6 +177,37 @@ class CatchupShape(RateShape):
             return None
         f = self.factor_at(t)
         return {k: v * f for k, v in self.rates.items()}
+
+
+class NoisyShape(RateShape):
+    """Base rates all along; in the middle third ``NoisyNeighbour`` adds ``burst_factor`` x the base total."""
+
+    abstract = True
+    rates: dict[str, float] = {}
+    burst_factor: float = 2.0
+
+    def rates_at(self, t: float) -> dict[str, float] | None:
+        if t >= self.duration_s:
+            return None
+        out = dict(self.rates)
+        d = self.duration_s
+        out["NoisyNeighbour"] = sum(self.rates.values()) * self.burst_factor if d / 3 <= t < 2 * d / 3 else 0.0
+        return out
+
+
+class StepsShape(RateShape):
+    """The reference rates times the factor of the step ``t`` falls in: ``steps`` are ``{start_s, end_s, factor}``
+    (the scale test's up, hold and down ramp: testtypes/scale.py ``schedule``); none after the last."""
+
+    abstract = True
+    rates: dict[str, float] = {}
+    steps: list[dict[str, Any]] = []
+
+    def rates_at(self, t: float) -> dict[str, float] | None:
+        for s in self.steps:
+            if s["start_s"] <= t < s["end_s"]:
+                return {k: v * s["factor"] for k, v in self.rates.items()}
+        return None
 
 
 class SoakShape(RateShape):

@@ -82,7 +82,7 @@ def _address_faker() -> Faker:
 class Installation(NamedTuple):
     """One premises: its meters, hub and display, MPxNs, and who is responsible for it."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index on purpose: the fleet's position
     smets: int
     prepay: bool
     dual_fuel: bool

@@ -60,7 +60,7 @@ report's ``tps`` table, report/tps.py)."""
 SCOPE_DIMS = {"srv": "srv", "user_class": "class", "srv_class": "srv_class", "slot": "slot", "host": "host"}
 """NFR key -> the report's grouping dimension."""
 TEST_TYPES = ("load", "stress", "soak", "spike", "catchup", "noisy-neighbour", "negative", "scale", "baseline")
-DEFAULT_ISSUE_THRESHOLDS = {1: 0, 2: 0, 3: 5, 4: 10}
+DEFAULT_ISSUE_THRESHOLDS: dict[Literal[1, 2, 3, 4], int] = {1: 0, 2: 0, 3: 5, 4: 10}
 
 
 class Nfr(BaseModel):
@@ -274,14 +274,14 @@ def _value(nfr: Nfr, row: Mapping[str, Any], duration_s: float | None) -> tuple[
         return float(row.get("requests", 0)), int(row.get("requests", 0))
     if finished <= 0:
         return math.nan, 0
-    count = {
+    counts = {
         "error_rate": row.get("error", 0), "throttle_rate": row.get("throttled", 0),
         "missing_rate": row.get("missing", 0) + row.get("dropped", 0),
         "failure_rate": sum(row.get(o, 0) for o in FAILED_OUTCOMES), "achieved_ratio": row.get("ok", 0),
     }
     if nfr.metric == "achieved_rate":
         return (row.get("ok", 0) / duration_s if duration_s else math.nan), finished
-    return float(count[nfr.metric]) / finished, finished
+    return float(counts[nfr.metric]) / finished, finished
 
 
 def _num(x: Any) -> float:

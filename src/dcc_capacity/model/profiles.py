@@ -29,7 +29,9 @@ from dcc_capacity.model.secmp0192 import Secmp0192Inputs
 from dcc_capacity.paths import data_dir
 
 __all__ = ["Profile", "ProfileModel", "Input", "load_profile", "parse_profile", "resolve_profile_path",
-           "SCHEMA_VERSION", "CAPABILITIES", "SLOTS", "SPS", "JOURNEY_ROWS", "DEFAULT_SPLITS"]
+           "SCHEMA_VERSION", "CAPABILITIES", "SLOTS", "SPS", "JOURNEY_ROWS", "DEFAULT_SPLITS", "Current", "CurrentSrvs",
+           "Enrolled", "Journeys", "OptionalSlotValues", "PeakToAverage", "PerDay", "PerSp", "Predicted", "PrepayShare",
+           "S1spShare", "SlotSplit", "SlotValues", "Split"]
 
 SCHEMA_VERSION = 1
 CAPABILITIES = ("IOC", "MOC", "FOC")

@@ -39,8 +39,8 @@ from dcc_capacity.model.volume import (
     VolumePlan,
 )
 
-__all__ = ["CLASS_ROWS", "DEFAULT_DUAL_FUEL_SHARE", "PREPAY_ONLY", "TOPUP_VARIANT", "Figure", "FleetShares",
-           "SrvMix", "derive_mix"]
+__all__ = ["CLASS_ROWS", "DEFAULT_DUAL_FUEL_SHARE", "PREPAY_ONLY", "ROW_CLASSES", "TOPUP_VARIANT", "Figure",
+           "FleetShares", "SrvMix", "derive_mix", "ClassMix"]
 
 TOPUP_VARIANT = "2.2"
 """SRV 2.2 Top Up Device: the one top-up a day per prepayment meter that Table A5's BAU formula adds."""
@@ -55,6 +55,12 @@ CLASS_ROWS: dict[str, str] = {
     "Secmp0192Schedules": "bau",
 }
 """User class -> the Table A2 row whose rate it sends (SECMP0192's 5.1 schedules are carved out of BAU)."""
+ROW_CLASSES: dict[str, str] = {
+    "meter_reads": "MeterReads", "s2_ic_credit": "S2IcCredit", "s2_ic_prepay": "S2IcPrepay",
+    "s1_migration_credit": "S1MigrationCredit", "s1_migration_prepay": "S1MigrationPrepay", "bau": "Bau",
+}
+"""Volume-model row -> user class name (the key the shapes use). ``alerts`` is northbound: no class. Here, in the
+volume model, so the run spec's rates and the Locust user classes read one table without importing each other."""
 
 _JOURNEY_KIND = {"S2IcCredit": (2, False), "S2IcPrepay": (2, True), "S1MigrationCredit": (1, False),
                  "S1MigrationPrepay": (1, True)}
@@ -232,7 +238,7 @@ def _smets1_of_prepay(fleet: FleetShares) -> float:
 def derive_mix(plan: VolumePlan, sp: str, slot: str, class_rates: dict[str, float], *,
                secmp0192_share: float = 0.0, bau: BauMix | None = None,
                dual_fuel_share: float = DEFAULT_DUAL_FUEL_SHARE) -> SrvMix:
-    """The mix of ``sp`` in ``slot``; ``class_rates`` are the per-class SRV/s (runner.spec.class_rates).
+    """The mix of ``sp`` in ``slot``; ``class_rates`` are the per-class SRV/s (spec/rates.py class_rates).
 
     ``secmp0192_share`` is the part of BAU ``class_rates`` gave to SECMP0192's schedules (the Bau class sends
     the top-ups at a share that keeps their rate: top-up share / (1 - secmp0192_share)).

@@ -14,7 +14,8 @@ from typing import Any
 
 from dcc_capacity.orchestrate import cpmode
 
-__all__ = ["emulator_config", "run_fleet", "secmp0192_execution", "set_device_latency", "start_embedded"]
+__all__ = ["emulator_config", "run_fleet", "secmp0192_execution", "set_device_latency", "smets1_installations",
+           "start_embedded"]
 
 
 def run_fleet(spec: Any, r: Any) -> Any:
@@ -42,6 +43,16 @@ def secmp0192_execution(plan: Any, rates: dict[str, float], duration_s: float) -
     start_min = (hh * 60 + mm - load.window_s // 60) % (24 * 60)
     return execution_from_plan(load, clock_start=f"{start_min // 60:02d}:{start_min % 60:02d}",
                                time_scale=2.0 * load.window_s / duration_s)
+
+
+def smets1_installations(spec: Any, r: Any) -> list[Any]:
+    """The SMETS1 installations of the run's fleet the load draws from (its pools), in fleet order: the negative
+    test's SFTP migration cases run on them (testtypes/negative: handed in, the plugin does not build fleets)."""
+    from dcc_capacity.load.users.kit import fleet_pools
+
+    fleet = run_fleet(spec, r)
+    pools = fleet_pools(fleet, spec.pool_size)
+    return [fleet[i] for i in sorted(i for (gen, _), idx in pools.by_kind.items() if gen == 1 for i in idx)]
 
 
 def emulator_config(opts: Any, r: Any, callback_url: str, registry: Path) -> dict[str, Any]:

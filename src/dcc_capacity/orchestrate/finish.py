@@ -213,9 +213,10 @@ def finish_run(opts: Any, r: Any, started: float, ended: float, failure: str, ta
     actions = load_operator_actions(out)  # who steered the load from the web UI, and when
     if actions:
         run["operator_actions"] = actions
-    ctx = FinishContext(out, shape, sum(r.rates.values()), target, opts.host is None)
+    ctx = FinishContext(out, shape, sum(r.rates.values()), target, opts.host is None,
+                        user_shares=lambda: shares_by_user(out))
     kind.finish(spec, run, ctx)  # the type's own run.json sections (stress steps, user shares, negative cases)
-    run.update(scenario_facts(spec, r, out, start, emulator_t0, opts.limits))
+    run.update(scenario_facts(spec, r, out, start, emulator_t0))
     if not record_files(out):  # nothing was measured: a failed run (see logs/), not a report to build
         run["status"], run["failure"] = "failed", failure or f"the run wrote no records (see {out / 'logs'})"
         run.pop("end", None)

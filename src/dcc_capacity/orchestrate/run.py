@@ -24,6 +24,7 @@ from dcc_capacity.errors import InputError
 from dcc_capacity.orchestrate import cpmode
 from dcc_capacity.orchestrate.checks import check_run_numbers
 from dcc_capacity.orchestrate.emulator import set_device_latency as _set_device_latency
+from dcc_capacity.orchestrate.emulator import smets1_installations
 from dcc_capacity.orchestrate.finish import finish_run
 from dcc_capacity.orchestrate.processes import (
     free_port,
@@ -41,6 +42,7 @@ from dcc_capacity.spec.model import SpecBase
 from dcc_capacity.spec.options import write_spec
 from dcc_capacity.spec.resolve import Resolved, resolve
 from dcc_capacity.spec.safety import interrupt_on_signals
+from dcc_capacity.testtypes.base import SideContext
 
 __all__ = ["RunOptions", "run_test"]
 
@@ -72,8 +74,6 @@ class RunOptions:
     command_line: list[str] = field(default_factory=list)
     tolerance_pct: float = 5.0
     """--baseline: allowed worsening in percent."""
-    limits: dict[str, float] = field(default_factory=dict)
-    """Scenario verdict limits given on the command line (report/scenarios.py); run.json ``limits``."""
     extra_locust_args: list[str] = field(default_factory=list)
     emulator_config: dict[str, Any] = field(default_factory=dict)
     """Merged over the embedded emulator's generated config (e.g. ``tls``, ``callback_tls``, ``faults``)."""
@@ -209,7 +209,8 @@ def run_test(opts: RunOptions) -> int:
             say(opts, f"web UI on http://127.0.0.1:{opts.web_port} (it quits {linger} s after the test ends)")
         say(opts, f"{spec.test} test, {spec.sp} {resolved.slot}, {sum(resolved.rates.values()):.1f} SRV/s, "
                   f"{spec.duration_s:g} s, {opts.workers or 1} load process(es); logs in {logs}")
-        side = get(spec.test).start_side_tasks(opts, emulator)  # negative: the SFTP migration cases
+        side = get(spec.test).start_side_tasks(spec, SideContext(  # negative: the SFTP migration cases
+            out, emulator, lambda: smets1_installations(spec, resolved)))
         failure = watch_locust(opts, master, emulator, watch)
     except KeyboardInterrupt as exc:
         stop_signals.defer()

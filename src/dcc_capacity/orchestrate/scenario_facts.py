@@ -3,49 +3,37 @@
 The report is rebuilt from the run folder alone, so whatever only the run
 knows goes into run.json here: when the outage really was (the embedded
 emulator's windows count from ITS start, not from the test's), which slot's
-mix the soak offered when, and the verdict limits given on the command line.
+mix the soak offered when, and the verdict limits the user set (the types' verdict knobs).
 Free of Locust (the CLI process stays unpatched).
 """
 
 from __future__ import annotations
 
-import argparse
-import math
 from pathlib import Path
 from typing import Any
 
-from dcc_capacity.errors import InputError
-from dcc_capacity.spec.resolve import Resolved, parse_duration
+from dcc_capacity.spec.model import knobs_of
+from dcc_capacity.spec.resolve import Resolved
 from dcc_capacity.testtypes.soak import soak_slots
 
-__all__ = ["limits_from_args", "scenario_facts", "soak_slots"]
+__all__ = ["limits_of", "scenario_facts", "soak_slots"]
 
 
-def limits_from_args(args: argparse.Namespace) -> dict[str, float]:
-    """The limits given on the ``run`` command line (InputError for a bad one); run.json ``limits``."""
-    out: dict[str, float] = {}
-    for key, opt, value in (("drift_ms_per_h", "--drift-limit", args.drift_limit),
-                            ("memory_mib_per_h", "--memory-growth-limit", args.memory_growth_limit)):
-        if value is not None:
-            if not (value >= 0 and math.isfinite(value)):
-                raise InputError(f"must be >= 0 (got {value})", key=opt)
-            out[key] = float(value)
-    if args.fair_share_min is not None:
-        if not 0 < args.fair_share_min <= 1:
-            raise InputError(f"must be in (0, 1] (got {args.fair_share_min})", key="--fair-share-min")
-        out["fair_share_min"] = float(args.fair_share_min)
-    if args.recovery_target is not None:
-        out["recovery_target_s"] = parse_duration(args.recovery_target, "--recovery-target")
-    return out
+def limits_of(spec: Any) -> dict[str, float]:
+    """The verdict limits the user set (the type's ``group="verdict"`` knobs: ``--drift-limit`` ...), by their
+    run.json ``limits`` key (the field's name); the report's defaults fill the rest (report/scenarios.py)."""
+    return {name: float(getattr(spec, name)) for name, k in knobs_of(type(spec)).items()
+            if k.group == "verdict" and getattr(spec, name) is not None}
 
 
-def scenario_facts(spec: Any, r: Resolved, run_dir: Path, test_start: float, emulator_t0: float | None,
-                   limits: dict[str, float]) -> dict[str, Any]:
+def scenario_facts(spec: Any, r: Resolved, run_dir: Path, test_start: float,
+                   emulator_t0: float | None) -> dict[str, Any]:
     """run.json keys for the scenario sections: ``limits``, ``excluded_classes``, and the test type's own facts
     (soak slots, the catch-up's outage window: testtypes/)."""
     from dcc_capacity.testtypes.registry import get
 
     out: dict[str, Any] = {}
+    limits = limits_of(spec)
     if limits:
         out["limits"] = dict(limits)
     if spec.exclude:

@@ -26,7 +26,7 @@ from dcc_capacity.phase.runner import PHASE_FILE, RUNS_DIR
 from dcc_capacity.report.required import plan_sp, required_vs_tested, tested_rate, tested_rates
 from dcc_capacity.report.traceability import anchor
 
-__all__ = ["PhaseRun", "PhaseResult", "PhaseEvidence", "load_phase"]
+__all__ = ["PhaseRun", "PhaseResult", "PhaseEvidence", "load_phase", "provenance_rows"]
 
 
 @dataclass
@@ -264,11 +264,11 @@ def provenance_rows(ev: PhaseEvidence) -> list[dict[str, Any]]:
     for r in ev.runs:
         base = (r.summary or {}).get("baseline") or {}
         if base:
-            given = "tolerance" in r.test.run or "tolerance" in ev.plan.model.defaults
+            in_plan = "tolerance" in r.test.run or "tolerance" in ev.plan.model.defaults
             rows.append({"what": f"Baseline tolerance ({r.run_id})", "anchor": r.anchor,
                          "value": f"{base.get('tolerance_pct')} % worsening allowed",
-                         "source": "run option in the plan" if given else f"{PROJECT_DEFAULT} (run --tolerance)",
-                         "default": not given})
+                         "source": "run option in the plan" if in_plan else f"{PROJECT_DEFAULT} (run --tolerance)",
+                         "default": not in_plan})
     lags = {(str(lag.get("limit")), str(lag.get("limit_source"))) for r in ev.runs
             for lag in [((r.summary or {}).get("send_lag_ms") or {})] if lag.get("limit") is not None}
     for limit, src in sorted(lags):

@@ -20,7 +20,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,7 +31,8 @@ from dcc_capacity.model.cpmigration import cp_nfr_path
 from dcc_capacity.model.nfr import TEST_TYPES as _TYPES
 from dcc_capacity.model.nfr import NfrCatalogue, TestDef, default_nfr_path, load_catalogue
 
-__all__ = ["PhasePlan", "PlanTest", "LoadedPlan", "load_plan_file", "run_argv", "FORBIDDEN_RUN_OPTIONS"]
+__all__ = ["PhasePlan", "PlanTest", "LoadedPlan", "load_plan_file", "run_argv", "FORBIDDEN_RUN_OPTIONS",
+           "EntryCriterion", "RemovedTest"]
 
 SCHEMA_VERSION = 1
 _ID = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -210,8 +211,8 @@ def _merged_catalogue(plan: PhasePlan, catalogue: NfrCatalogue, src: YamlSource)
         else:
             if t.nfr_ids is None:
                 raise src.error(f"{key}.nfr_ids", f"test {t.id} is not in the NFR catalogue: give the NFRs it proves")
-            tests[t.id] = TestDef(id=t.id, name=t.name, type=test_type if test_type in _TYPES else "load",
-                                  nfr_ids=given[t.id])
+            kind = test_type if test_type in _TYPES else "load"  # one of TestDef.type's Literal values
+            tests[t.id] = TestDef(id=t.id, name=t.name, type=cast(Any, kind), nfr_ids=given[t.id])
     return NfrCatalogue(schema_version=2, nfrs=list(catalogue.nfrs), tests=list(tests.values()),
                         issue_thresholds=dict(catalogue.issue_thresholds),
                         issue_thresholds_source=catalogue.issue_thresholds_source)
@@ -233,7 +234,8 @@ def load_plan_file(path: str | Path, base: Path | None = None) -> LoadedPlan:
     plan = validate(PhasePlan, src, hint=lambda key, kind, value: (
         f"must be {SCHEMA_VERSION} (this suite reads plan schema {SCHEMA_VERSION})" if key == "schema_version"
         else None))
-    base = base or src.path.resolve().parent
+    plan_path = src.path if src.path is not None else Path(path)  # read from a file: its path
+    base = base or plan_path.resolve().parent
     profile = _resolve(base, plan.profile, "profile", src, "profile")
     from dcc_capacity.model.profiles import load_profile
 
@@ -281,7 +283,7 @@ def load_plan_file(path: str | Path, base: Path | None = None) -> LoadedPlan:
                     args[args.index("--config") + 1] = str(cfg)
             full = ["run", *args, "--profile", str(profile), "--sp", plan.sp, "--test-id", t.id, "--out", "x"]
             ns = parser.parse_args(full[1:])
-            from dcc_capacity.spec.resolve import parse_duration
+            from dcc_capacity.spec.model import parse_duration
 
             for dur in ("duration", "step_duration"):
                 value = getattr(ns, dur)
@@ -294,6 +296,6 @@ def load_plan_file(path: str | Path, base: Path | None = None) -> LoadedPlan:
     for i, r in enumerate(plan.removed_tests):
         if r.id not in {x.id for x in catalogue.tests}:
             raise src.error(f"removed_tests[{i}].id", f"{r.id!r} is not a test of the catalogue or the plan")
-    sha = hashlib.sha256(src.path.read_bytes()).hexdigest()
-    return LoadedPlan(path=src.path.resolve(), sha256=sha, model=plan, src=src, profile_path=profile,
+    sha = hashlib.sha256(plan_path.read_bytes()).hexdigest()
+    return LoadedPlan(path=plan_path.resolve(), sha256=sha, model=plan, src=src, profile_path=profile,
                       nfr_path=Path(nfr_path).resolve(), catalogue=catalogue, argv=argv)

@@ -107,7 +107,7 @@ def exit_criteria(ev: PhaseEvidence, issue_rows: list[dict[str, Any]]) -> list[d
     ]
 
 
-def required_table(ev: PhaseEvidence) -> list[dict[str, Any]]:
+def _required_table(ev: PhaseEvidence) -> list[dict[str, Any]]:
     """Per slot of the phase's SP: what Table A7 requires, the suite's part, the highest rate tested by a run."""
     volume = ev.manifest.get("volume") or {}
     sp = ev.plan.model.sp
@@ -183,7 +183,7 @@ def build_phase_report(path: str | Path, progress: Any = lambda _m: None) -> Pha
     issues, issue_rows = _issues(ev)
     criteria = exit_criteria(ev, issue_rows)
     prov = provenance_rows(ev)
-    req_rows = required_table(ev)
+    req_rows = _required_table(ev)
     risk_rows = risks(ev, criteria, prov, req_rows)
     ok = all(c["status"] == "met" for c in criteria)
     verdict = "EXIT CRITERIA MET" if ok else "EXIT CRITERIA NOT MET"

@@ -74,7 +74,7 @@ def _common_groups(measured: float, groups: dict[str, Any] | None, base: float, 
     return worst(float(groups[g]) for g in common), worst(float(base_groups[g]) for g in common)
 
 
-def headline(summary: dict[str, Any]) -> dict[str, float | None]:
+def _headline(summary: dict[str, Any]) -> dict[str, float | None]:
     """Flatten a summary's overall figures into the HEADLINE keys."""
     out: dict[str, float | None] = {}
     for key in HEADLINE:
@@ -102,7 +102,7 @@ def compare(current: dict[str, Any], base: dict[str, Any], trace: Traceability,
         r.change_pct = _change(measured, r.baseline)
         r.no_degradation = not _degraded(measured, r.baseline, r.nfr.op in ("<=", "<"), tolerance_pct)
     rows = []
-    cur_h, base_h = headline(current), headline(base)
+    cur_h, base_h = _headline(current), _headline(base)
     for key in HEADLINE:
         c, b = cur_h.get(key), base_h.get(key)
         ok = None

@@ -160,7 +160,7 @@ def load_run(run_dir: str | Path) -> RunFolder:
             require(item, "id", path / "nfr_results.json", str, prefix=f"{i}.")
     return RunFolder(path=path, run=run, plan=plan, nfrs=list(catalogue.nfrs), tests=list(catalogue.tests),
                      nfr_source=str(cat if cat.parent == path else f"default catalogue ({cat.name})"),
-                     issue_thresholds=dict(catalogue.issue_thresholds),
+                     issue_thresholds={k: v for k, v in catalogue.issue_thresholds.items()},
                      issue_thresholds_source=catalogue.issue_thresholds_source,
                      issues=load_issues(path / "issues.yaml"),
                      external_results=external, sut_metrics=_load_sut_metrics(path / "metrics.csv"))

@@ -57,7 +57,7 @@ def quantile_from_hist(hist: np.ndarray, q: float, width: int = 1) -> float:
     if n == 0:
         return float("nan")
     lo, _, _ = _ranks(n, q)
-    return float(bin_mid(np.searchsorted(np.cumsum(hist), lo, side="right"), width))
+    return float(bin_mid(np.asarray(np.searchsorted(np.cumsum(hist), lo, side="right")), width))
 
 
 def _lerp(a: float, b: float, t: float) -> float:

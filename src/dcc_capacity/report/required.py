@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["plan_sp", "required_vs_tested", "SHORTFALL_TOLERANCE"]
+from dcc_capacity.testtypes.registry import TYPES
+
+__all__ = ["plan_sp", "required_vs_tested", "SHORTFALL_TOLERANCE", "provenance_risks", "tested_rate", "tested_rates"]
 
 SHORTFALL_TOLERANCE = 0.02
 """Tested within 2 % of the suite's part counts as at the required rate (arrival jitter, rounding)."""
@@ -42,8 +44,9 @@ def required_vs_tested(plan: dict[str, Any] | None, sp: str, slot: str | None, t
         required, suite_part = required + scheduled, suite_part + scheduled
     row: dict[str, Any] = {"sp": sp, "slot": slot, "required": required, "alerts": alerts, "suite_part": suite_part,
                            "tested": tested, "ratio": None, "met": None, "normal": normal}
-    if test_type == "negative":
-        row["note"] = "Not a capacity test: the negative cases run at a modest rate; Table A7 does not apply."
+    kind = TYPES.get(test_type)
+    if kind is not None and kind.not_a_capacity_test:
+        row["note"] = kind.not_a_capacity_test
         return row
     if suite_part is None or tested is None:
         row["note"] = "Required rate unknown (no Table A7 for this SP and slot in plan.json)."
@@ -78,15 +81,10 @@ def tested_rate(run: dict[str, Any], summary: dict[str, Any]) -> float | None:
 def tested_rates(run: dict[str, Any], summary: dict[str, Any]) -> dict[str, float]:
     """Slot -> the rate a run tested there (a soak tests every slot at its own rate; other runs their slot)."""
     slot = str(run.get("slot") or "")
-    if run.get("test_type") == "negative":
-        return {}  # not a capacity test
-    if run.get("test_type") == "soak" and (run.get("soak") or {}).get("slots"):
-        return {str(s["slot"]): float(s["total_rate"]) for s in run["soak"]["slots"]
-                if isinstance(s, dict) and isinstance(s.get("total_rate"), (int, float))}
-    if run.get("test_type") == "stress":
-        knee = (summary.get("shape") or {}).get("knee_rate") or (run.get("stress") or {}).get("knee")
-        if isinstance(knee, (int, float)) and knee > 0:
-            return {slot: float(knee)}  # SRV/s the suite sent at the last healthy step
+    kind = TYPES.get(str(run.get("test_type")))
+    own = kind.tested_rates(run, summary) if kind is not None else None
+    if own is not None:  # the type's own (testtypes/: a soak's slots, a stress knee; none for a negative run)
+        return own
     rate = summary.get("offered_rate")
     offered = float(rate) if isinstance(rate, (int, float)) else None
     targets = [float(r.get("target") or 0) for r in (run.get("rates") or {}).values() if isinstance(r, dict)]

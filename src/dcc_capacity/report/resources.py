@@ -23,7 +23,7 @@ import pandas as pd
 from dcc_capacity.errors import InputError
 from dcc_capacity.model.nfr import RESOURCE_METRICS, Nfr
 
-__all__ = ["LABELS", "Resources", "load_resources"]
+__all__ = ["LABELS", "Resources", "load_resources", "risks", "threshold_rows", "utilisation"]
 
 LABELS = {"cpu_percent": "CPU % (all cores)", "mem_percent": "memory used %", "mem_used_bytes": "memory used",
           "disk_read_bytes_s": "disk read /s", "disk_write_bytes_s": "disk write /s",
@@ -45,12 +45,17 @@ class Resources:
         return self.samples is not None and not self.samples.empty
 
     @property
+    def _frame(self) -> pd.DataFrame:
+        """The samples (empty when there are none): read only where :attr:`present` said there are."""
+        return self.samples if self.samples is not None else pd.DataFrame()
+
+    @property
     def good(self) -> pd.DataFrame:
-        return self.samples[self.samples["up"] == 1] if self.present else pd.DataFrame()
+        return self._frame[self._frame["up"] == 1] if self.present else pd.DataFrame()
 
     @property
     def hosts(self) -> list[str]:
-        return sorted(self.samples["host"].unique()) if self.present else []
+        return sorted(self._frame["host"].unique()) if self.present else []
 
     def groups(self) -> dict[str, pd.DataFrame]:
         """``host`` (one row per host) and ``resources`` (one row ``all``): ``<metric>_<stat>`` and ``_n`` columns.
@@ -59,16 +64,16 @@ class Resources:
         """
         if not self.present:
             return {}
-        per = {h: _stats(df) for h, df in self.samples.groupby("host", sort=True)}
+        per = {h: _stats(df) for h, df in self._frame.groupby("host", sort=True)}
         host = pd.DataFrame.from_dict(per, orient="index")
-        return {"host": host, "resources": pd.DataFrame.from_dict({"all": _stats(self.samples)}, orient="index")}
+        return {"host": host, "resources": pd.DataFrame.from_dict({"all": _stats(self._frame)}, orient="index")}
 
     def gaps(self, t0: float) -> list[dict[str, Any]]:
         """Each run of consecutive failed samples of one host and source: from, to (s after start), count, reason."""
         if not self.present:
             return []
         out = []
-        for (host, source), df in self.samples.sort_values("ts").groupby(["host", "source"], sort=True):
+        for (host, source), df in self._frame.sort_values("ts").groupby(["host", "source"], sort=True):
             down = df["up"].to_numpy() == 0
             ts = df["ts"].to_numpy(dtype=float)
             errors = df["error"].fillna("").astype(str).to_numpy()

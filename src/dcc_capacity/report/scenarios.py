@@ -2,8 +2,9 @@
 
 One entry point for ``build.py`` (:func:`analyse`), so the shared builder
 only gains a line. Each test type says which section it has (testtypes/:
-``section``, ``template``, ``analyse``); the figures live in their own modules
-(``drift.py``, ``catchup.py``, ``fairness.py``, testtypes/scale.py); their verdicts are shown in
+``section``, ``template``, its console ``line`` and ``risk``); the figures are
+the report's, one module per section (``drift.py``, ``catchup.py``, ``fairness.py``,
+``scale.py``), found through :data:`ANALYSERS`; their verdicts are shown in
 the section and listed as risks when they fail, but do not change the NFR
 exit status: they are judgements against limits the tester chose
 (run.json ``limits``, from ``run --drift-limit`` etc.), not contract NFRs.
@@ -12,11 +13,14 @@ exit status: they are judgements against limits the tester chose
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from dcc_capacity.errors import InputError
+from dcc_capacity.report import catchup, drift, fairness, scale
+from dcc_capacity.testtypes.registry import TYPES
 
-__all__ = ["DEFAULT_LIMITS", "analyse", "fmt", "public", "risks", "sections"]
+__all__ = ["ANALYSERS", "DEFAULT_LIMITS", "analyse", "public", "risks", "sections"]
 
 DEFAULT_LIMITS: dict[str, Any] = {"drift_ms_per_h": 100.0, "memory_mib_per_h": 50.0, "fair_share_min": 0.9,
                                   "recovery_target_s": None}
@@ -41,17 +45,41 @@ def _limits(given: Any, path: Any) -> dict[str, Any]:
     return out
 
 
+def _drift(folder: Any, metrics: Any, duration: float | None, batches: Any,
+           limits: dict[str, Any]) -> dict[str, Any] | None:
+    out = drift.analyse(folder.run, metrics.latency_time, metrics.bucket_s, folder.sut_metrics, folder.start_epoch,
+                        duration, limits)
+    out["_chart"] = drift.drift_chart(out)
+    return out
+
+
+def _catchup(folder: Any, metrics: Any, duration: float | None, batches: Any,
+             limits: dict[str, Any]) -> dict[str, Any] | None:
+    return catchup.analyse(folder.run, lambda: batches(catchup.COLUMNS), folder.start_epoch, duration, limits)
+
+
+def _fairness(folder: Any, metrics: Any, duration: float | None, batches: Any,
+              limits: dict[str, Any]) -> dict[str, Any] | None:
+    return fairness.analyse(folder.run, lambda: batches(fairness.COLUMNS), folder.start_epoch, duration, limits)
+
+
+Analyser = Callable[[Any, Any, float | None, Any, dict[str, Any]], dict[str, Any] | None]
+ANALYSERS: dict[str, Analyser] = {"drift": _drift, "catchup": _catchup, "fairness": _fairness,
+                                  "scale": scale.analyse}
+"""A test type's ``section`` -> the function that computes its figures (folder, metrics, duration,
+``batches(columns)``, limits; None: nothing to show). A new section adds its module here."""
+
+
 def analyse(folder: Any, metrics: Any, duration: float | None, batches: Any) -> dict[str, Any]:
     """The scenario figures of this run (empty for a test type without one); ``batches(columns)`` re-reads.
 
-    The section is the test type's (testtypes/: its ``analyse``, ``line`` and ``risk`` hooks)."""
-    from dcc_capacity.testtypes.registry import TYPES
-
+    The section is the test type's (testtypes/: ``section``, ``line``, ``risk``); its figures come from
+    :data:`ANALYSERS`."""
     run = folder.run
     limits = _limits(run.get("limits"), folder.path / "run.json")
     kind = TYPES.get(str(run.get("test_type")))
     out: dict[str, Any] = {}
-    res = kind.analyse(folder, metrics, duration, batches, limits) if kind is not None and kind.section else None
+    res = ANALYSERS[kind.section](folder, metrics, duration, batches, limits) if kind and kind.section else None
     if res is not None and kind is not None and kind.section:
         out[kind.section] = res
         line = kind.line(res)
@@ -61,8 +89,6 @@ def analyse(folder: Any, metrics: Any, duration: float | None, batches: Any) -> 
 
 def sections() -> list[tuple[str, str]]:
     """(summary key, template) of every test type's scenario section, for reports/_scenarios.html.j2."""
-    from dcc_capacity.testtypes.registry import TYPES
-
     return [(t.section, t.template) for t in TYPES.values() if t.section and t.template]
 
 
@@ -72,15 +98,8 @@ def public(s: dict[str, Any]) -> dict[str, Any]:
             for k, v in s.items()}
 
 
-def fmt(v: Any, spec: str = ".1f") -> str:
-    """A figure for a console line: ``–`` for none or not finite."""
-    return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
-
-
 def risks(s: dict[str, Any]) -> list[dict[str, str]]:
     """Risk lines for the report's 6.3.2 when a scenario verdict failed."""
-    from dcc_capacity.testtypes.registry import TYPES
-
     out = []
     for t in TYPES.values():
         if t.section and isinstance(s.get(t.section), dict):

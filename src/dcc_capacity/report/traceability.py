@@ -17,6 +17,7 @@ from dcc_capacity.model.nfr import Nfr, TestDef, judge
 from dcc_capacity.model.provenance import source_text
 from dcc_capacity.report.inputs import Issue, RunFolder
 from dcc_capacity.report.metrics import Metrics
+from dcc_capacity.testtypes.registry import is_capacity_test
 
 __all__ = ["Result", "Traceability", "anchor", "evaluate", "exit_criteria", "issue_counts"]
 
@@ -96,10 +97,12 @@ def evaluate(folder: RunFolder, metrics: Metrics, duration_s: float | None) -> T
     test_id = folder.run["test_id"]
     notes = []
     if test_id not in {t.id for t in tests}:
-        # ... except NFRs only negative tests cover (NFR-NEG): no load run answers them.
-        negative_only = ({n for t in tests if t.type == "negative" for n in t.nfr_ids}
-                         - {n for t in tests if t.type != "negative" for n in t.nfr_ids})
-        ids = tuple(n.id for n in folder.nfrs if folder.run["test_type"] == "negative" or n.id not in negative_only)
+        # ... except NFRs only tests that are not capacity tests cover (the negative tests' NFR-NEG): no load run
+        # answers them.
+        other_only = ({n for t in tests if not is_capacity_test(t.type) for n in t.nfr_ids}
+                      - {n for t in tests if is_capacity_test(t.type) for n in t.nfr_ids})
+        ids = tuple(n.id for n in folder.nfrs
+                    if not is_capacity_test(folder.run["test_type"]) or n.id not in other_only)
         notes.append(f"Test {test_id} is not in the test catalogue: measured against every NFR"
                      f"{' but those of the negative tests' if len(ids) < len(folder.nfrs) else ''}.")
         tests.append(TestDef(id=test_id, name=folder.run.get("test_name", "(not in the test specification)"),

@@ -71,6 +71,6 @@ def judge_validity(run: dict[str, Any], send_lag: dict[str, float], dropped: int
     if p99 == p99 and p99 > limit:
         reasons.append(f"send lag p99 {p99:.1f} ms exceeds the {limit:g} ms limit: the generator, not the system, "
                        "was late")
-    lag = {k: send_lag.get(k) for k in ("p50", "p95", "p99", "max")}
+    lag: dict[str, Any] = {k: send_lag.get(k) for k in ("p50", "p95", "p99", "max")}
     lag.update({"count": int(send_lag.get("n", 0) or 0), "limit": limit, "limit_source": source})
     return {"valid": not reasons, "invalid_reasons": reasons, "send_lag_ms": lag, "dropped": int(dropped)}

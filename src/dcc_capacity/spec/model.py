@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from dcc_capacity.errors import InputError
 from dcc_capacity.model.cpmigration import DEFAULT_BATCH
 from dcc_capacity.model.volume import SLOTS, SPS
+from dcc_capacity.spec.rates import excluded
 
 __all__ = ["Knob", "SpecBase", "StepKnobs", "check_bounds", "knob", "knobs_of", "parse_duration"]
 
@@ -292,8 +293,6 @@ class SpecBase(BaseModel):
 
     def check(self) -> SpecBase:
         """SP, slot and ``--exclude`` against the volume model (InputError naming the flag)."""
-        from dcc_capacity.spec.resolve import excluded
-
         if self.sp not in SPS:
             raise InputError(f"unknown Service Provider {self.sp!r} (one of {', '.join(SPS)})", key="--sp")
         if self.slot is not None and self.slot not in SLOTS:

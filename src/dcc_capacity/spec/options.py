@@ -18,9 +18,11 @@ from typing import Any
 
 from dcc_capacity.errors import InputError
 from dcc_capacity.spec.model import SpecBase, knobs_of
-from dcc_capacity.spec.surfaces import _arg_kwargs, _help, all_knobs
+from dcc_capacity.spec.surfaces import all_knobs, arg_kwargs, help_text
+from dcc_capacity.testtypes.registry import NAMES, spec_class, validate_spec
 
-__all__ = ["add_locust_options", "apply_to_options", "has_spec", "load_spec", "spec_from_options", "write_spec"]
+__all__ = ["SPEC_FILE", "add_locust_options", "apply_to_options", "has_spec", "load_spec", "spec_from_options",
+           "write_spec"]
 
 SPEC_FILE = "spec.json"
 _loaded: dict[str, SpecBase] = {}
@@ -35,8 +37,6 @@ def write_spec(spec: SpecBase, run_dir: Path) -> Path:
 
 def load_spec(path: str | Path) -> SpecBase:
     """The spec in ``path`` (validated; one line naming the file and field when it is not a spec)."""
-    from dcc_capacity.testtypes.registry import validate_spec
-
     key = str(path)
     if key not in _loaded:
         try:
@@ -53,8 +53,6 @@ def load_spec(path: str | Path) -> SpecBase:
 
 def add_locust_options(parser: Any) -> None:
     """``--dcc-spec`` and one ``--dcc-*`` option per spec field this locustfile owns."""
-    from dcc_capacity.testtypes.registry import NAMES
-
     g = parser.add_argument_group("dcc-capacity run spec (docs/running.md; dcc-capacity run --help says the same)")
     g.add_argument("--dcc-spec", default="", help="spec.json written by dcc-capacity run: every setting below "
                                                   "comes from it (the options are then ignored).")
@@ -65,7 +63,7 @@ def add_locust_options(parser: Any) -> None:
             parser.add_argument(k.locust, default="load", choices=NAMES, include_in_web_ui=True,
                                 help="dcc-capacity: the test to run")
             continue
-        g.add_argument(k.locust, dest=k.locust_dest, help=_help(k), **_arg_kwargs(k, k.text(k.default)))
+        g.add_argument(k.locust, dest=k.locust_dest, help=help_text(k), **arg_kwargs(k, k.text(k.default)))
 
 
 def has_spec(opts: Any) -> bool:
@@ -75,8 +73,6 @@ def has_spec(opts: Any) -> bool:
 
 def spec_from_options(opts: Any) -> SpecBase:
     """The run's spec: from ``--dcc-spec`` when given, else from the options (defaults where there are none)."""
-    from dcc_capacity.testtypes.registry import spec_class, validate_spec
-
     path = getattr(opts, "dcc_spec", "") if opts is not None else ""
     if path:
         return load_spec(path)

@@ -1,6 +1,7 @@
-"""What decides the offered load of a run (:class:`TestSpec`), and the volume model's rates per user class.
+"""A run spec resolved against the volume model: its plan, slot, SRV mix and rates per user class.
 
-The spec itself is spec/model.py (one class per test type, testtypes/). Free of Locust, so the run command can
+The spec itself is spec/model.py plus each test type's knobs (testtypes/, found through the registry); the
+rates per class are spec/rates.py. Free of Locust, so the run command can
 validate input and write run.json without gevent's patching; load/shape.py turns a spec into a running shape.
 """
 
@@ -10,85 +11,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from dcc_capacity.errors import InputError
-from dcc_capacity.load.users.rows import ROW_CLASSES
 from dcc_capacity.model.cpmigration import cp_rates
 from dcc_capacity.model.srvmix import SrvMix, derive_mix
 from dcc_capacity.model.volume import VolumePlan, load_plan
-from dcc_capacity.spec.model import SpecBase, parse_duration
-from dcc_capacity.spec.options import spec_from_options
+from dcc_capacity.spec.model import SpecBase
+from dcc_capacity.spec.rates import class_rates, drop, scaled
+from dcc_capacity.testtypes.registry import TYPES, get, validate_spec
 
-__all__ = ["CLASS_GROUPS", "Resolved", "TestSpec", "class_rates", "default_test_id", "drop", "excluded", "mix_for",
-           "parse_duration", "resolve", "scaled", "spec_from_options"]
-
-CLASS_GROUPS: dict[str, tuple[str, ...]] = {
-    "smets1": ("S1MigrationCredit", "S1MigrationPrepay", "Secmp0192Schedules"),
-    "smets1-migration": ("S1MigrationCredit", "S1MigrationPrepay"),
-}
-"""``--exclude`` shorthands. ``smets1``: every class that only exists for SMETS1 (the migration journeys and the
-SECMP0192 schedules on SMETS1 installations), so what is left is the SMETS2-only baseline (R2.0)."""
+__all__ = ["Resolved", "TestSpec", "check_sendable", "default_test_id", "mix_for", "resolve"]
 
 
 def TestSpec(**values: Any) -> SpecBase:  # noqa: N802 - reads as the constructor it replaces
     """A run spec of the test type ``values["test"]`` names (default load), validated: for tests and scripts."""
-    from dcc_capacity.testtypes.registry import validate_spec
-
     return validate_spec({"test": "load", **values})
-
-
-def class_rates(plan: VolumePlan, sp: str, slot: str, secmp0192_share: float = 0.0,
-                s1sp: str | None = None) -> dict[str, float]:
-    """SRV/s per user class for ``sp`` in ``slot`` (alerts excluded: northbound); SECMP0192 taken out of BAU.
-
-    When the profile gives ``secmp0192`` (DCC-scheduled executions), the Secmp0192Schedules class sends the
-    executions that fall in ``slot`` instead, and BAU keeps its whole rate (secmp0192_share is not used).
-    ``s1sp``: one named S1SP's share (profile ``s1sp_shares``).
-    """
-    rows = plan.row_rates(sp, slot, s1sp)
-    rates = {ROW_CLASSES[row]: rate for row, rate in rows.items() if row in ROW_CLASSES}
-    if plan.secmp0192 is not None:
-        rate = plan.secmp0192_rate(sp, slot, s1sp)
-        if rate > 0:
-            rates["Secmp0192Schedules"] = rate
-        return rates
-    if secmp0192_share > 0 and rates.get("Bau", 0.0) > 0:
-        part = rates["Bau"] * secmp0192_share
-        rates["Bau"] -= part
-        rates["Secmp0192Schedules"] = part
-    return rates
-
-
-def scaled(rates: dict[str, float], factor: float) -> dict[str, float]:
-    return {k: v * factor for k, v in rates.items()}
-
-
-def excluded(names: tuple[str, ...] | list[str] | str) -> frozenset[str]:
-    """The class names ``--exclude`` means (groups expanded); InputError for an unknown name."""
-    if isinstance(names, str):
-        names = tuple(n for n in names.split(",") if n.strip())
-    known = {*ROW_CLASSES.values(), "Secmp0192Schedules"}
-    out: set[str] = set()
-    for raw in names:
-        name = raw.strip()
-        if name in CLASS_GROUPS:
-            out.update(CLASS_GROUPS[name])
-        elif name in known:
-            out.add(name)
-        else:
-            choices = ", ".join([*CLASS_GROUPS, *sorted(known)])
-            raise InputError(f"unknown user class or group {name!r} (one of {choices})", key="--exclude")
-    return frozenset(out)
-
-
-def drop(rates: dict[str, float], exclude: tuple[str, ...] | list[str] | str) -> dict[str, float]:
-    """``rates`` without the excluded classes: the rest keep their rates (a baseline without SMETS1, say)."""
-    gone = excluded(exclude)
-    return {k: v for k, v in rates.items() if k not in gone}
 
 
 def default_test_id(test: str) -> str:
     """The id ``run`` writes when no ``--test-id`` is given: the shipped catalogue's id of the test type."""
-    from dcc_capacity.testtypes.registry import TYPES
-
     t = TYPES.get(test)
     return t.test_id if t is not None else test.upper()
 
@@ -131,8 +70,6 @@ def check_sendable(mix: SrvMix, profile: str) -> None:
 
 def resolve(spec: SpecBase) -> Resolved:
     """Load the profile and compute the per-class rates of ``spec`` (InputError for bad input)."""
-    from dcc_capacity.testtypes.registry import get
-
     kind = get(spec.test)
     spec.check()
     plan = load_plan(spec.profile)

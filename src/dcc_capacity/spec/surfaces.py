@@ -13,22 +13,22 @@ from typing import Any, Literal
 from pydantic import Field
 
 from dcc_capacity.spec.model import Knob, SpecBase, check_bounds, knobs_of, parse_duration
+from dcc_capacity.testtypes.registry import NAMES, TYPES, spec_class, validate_spec
 
-__all__ = ["GROUPS", "add_flags", "all_knobs", "config_fields", "spec_from_args"]
+__all__ = ["GROUPS", "add_flags", "all_knobs", "arg_kwargs", "config_fields", "help_text", "spec_from_args"]
 
 GROUPS: dict[str | None, str | None] = {
     None: None, "test": None,
     "steps": "stress / scale steps",
     "type": "spike / catch-up / noisy neighbour",
     "measure": "response times and run validity (docs/measurement.md)",
+    "verdict": "scenario verdict limits (run.json limits; docs/report.md \"Scenario sections\")",
     "safety": "safety ceilings (also safety.* in --config)",
 }
 
 
 def all_knobs() -> dict[str, Knob]:
     """Field name -> knob over every registered test type (``test`` without a default: the type chooses it)."""
-    from dcc_capacity.testtypes.registry import NAMES, TYPES
-
     out: dict[str, Knob] = {}
     for t in TYPES.values():
         for name, k in knobs_of(t.spec).items():
@@ -40,14 +40,16 @@ def all_knobs() -> dict[str, Knob]:
     return out
 
 
-def _help(k: Knob) -> str:
+def help_text(k: Knob) -> str:
+    """The knob's help line: its doc and its default as the flag or option writes it (the same on both)."""
     shown = k.text(k.default)
     if k.kind == "bool" or shown in (None, ""):
         return k.doc
     return f"{k.doc} (default {shown})"
 
 
-def _arg_kwargs(k: Knob, default: Any) -> dict[str, Any]:
+def arg_kwargs(k: Knob, default: Any) -> dict[str, Any]:
+    """argparse keywords of the knob's flag or Locust option: action or type, default, metavar."""
     if k.kind == "bool":
         return {"action": "store_true", "default": default}
     kw: dict[str, Any] = {"default": default}
@@ -72,17 +74,13 @@ def add_flags(p: argparse.ArgumentParser) -> None:
         else:
             target = groups.get(k.group) or groups.setdefault(k.group, p.add_argument_group(title))
         if k.name == "test":
-            from dcc_capacity.testtypes.registry import NAMES
-
             target.add_argument("--test", required=True, metavar="|".join(NAMES), help="the test to run")
             continue
-        target.add_argument(k.flag, dest=k.dest, help=_help(k), **_arg_kwargs(k, k.text(k.default)))
+        target.add_argument(k.flag, dest=k.dest, help=help_text(k), **arg_kwargs(k, k.text(k.default)))
 
 
 def spec_from_args(args: argparse.Namespace, **set_by_run: Any) -> SpecBase:
     """The spec of the parsed ``run`` flags (after the configuration filled what no flag gave)."""
-    from dcc_capacity.testtypes.registry import spec_class, validate_spec
-
     cls = spec_class(args.test)
     values: dict[str, Any] = {"test": args.test}
     for name, k in knobs_of(cls).items():

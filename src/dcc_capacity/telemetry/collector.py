@@ -183,9 +183,10 @@ def build_collector(cfg: TelemetryConfig | None, out: Path, *, config_file: str 
                     emulator_url: str | None = None, emulator_context: Any = None) -> Collector | None:
     """The run's collector, or None when there is nothing to collect (no configuration, no embedded emulator)."""
     cfg = cfg or TelemetryConfig()
-    sources: list[Source] = [ScrapeSource(t, cfg.timeout) for t in cfg.scrape]
-    sources += [PromApiSource(p, cfg.timeout) for p in cfg.prometheus]
-    emulator = (EmulatorSource(emulator_url, out / "metrics.csv", cfg.timeout, emulator_context)
+    timeout = float(cfg.timeout)  # a float once validated (telemetry/config.py Seconds)
+    sources: list[Source] = [ScrapeSource(t, timeout) for t in cfg.scrape]
+    sources += [PromApiSource(p, timeout) for p in cfg.prometheus]
+    emulator = (EmulatorSource(emulator_url, out / "metrics.csv", timeout, emulator_context)
                 if emulator_url else None)
     if not sources and emulator is None:
         return None
@@ -193,7 +194,7 @@ def build_collector(cfg: TelemetryConfig | None, out: Path, *, config_file: str 
     provenance = {"interval_source": f"run configuration {config_file}: telemetry.interval"
                   if set_by_user and config_file else "project default",
                   "config_file": config_file}
-    return Collector(out, sources, cfg.interval, emulator=emulator, provenance=provenance)
+    return Collector(out, sources, float(cfg.interval), emulator=emulator, provenance=provenance)
 
 
 def read_live(run_dir: str | Path | None) -> dict[str, Any] | None:

@@ -46,7 +46,7 @@ def _env_name(v: str | None) -> str | None:
 
 def _seconds(v: str | float | int) -> float:
     from dcc_capacity.errors import InputError
-    from dcc_capacity.spec.resolve import parse_duration
+    from dcc_capacity.spec.model import parse_duration
 
     try:
         return parse_duration(v, "")

@@ -2,20 +2,25 @@
 its report section. One subclass of :class:`TestType` per module in this package, listed in ``registry.py``.
 
 Every hook has a neutral default, so a type only writes what is particular to it. The hooks are called from
-the layer they belong to (the shape inside Locust, the emulator and run.json facts in the parent, the
-section in the report) and import that layer lazily: the CLI process imports every plugin and stays free of
-Locust and gevent.
+the layer they belong to (the shape inside Locust, the emulator and run.json facts in the parent, the verdict
+line and risk in the report), and that layer hands in what it owns: the load code's shape classes, the
+records' per-user shares, the run's fleet. So a plugin imports only the spec model and the volume model (never
+load/, orchestrate/ or report/, not even lazily: tests/test_import_graph.py checks it), and the CLI process
+imports every plugin and stays free of Locust and gevent. The section's figures are the report's
+(report/scenarios.py ``ANALYSERS``, keyed by :attr:`TestType.section`).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from dcc_capacity.spec.model import SpecBase
 
-__all__ = ["EmulatorContext", "FinishContext", "TestType"]
+__all__ = ["EmulatorContext", "FinishContext", "SideContext", "TestType", "fmt"]
 
 
 @dataclass
@@ -38,8 +43,27 @@ class FinishContext:
     rate: float
     target: str
     embedded: bool
+    user_shares: Callable[[], dict[str, dict[str, float]]] = dict
+    """Per Service User (the RequestID originator), from the records: requests, ok, throttled, achieved share
+    (orchestrate/finish.py ``shares_by_user``; computed when a type asks)."""
     messages: list[str] = field(default_factory=list)
     """Lines the run prints after the report (``dcc-capacity run: ...``)."""
+
+
+@dataclass
+class SideContext:
+    """What a type's side task beside Locust may need (orchestrate/run.py)."""
+
+    out: Path
+    emulator: Any
+    """The embedded emulator (``.info``: its ports), None against ``--host``."""
+    smets1_installations: Callable[[], list[Any]]
+    """The fleet's SMETS1 installations the load draws from (orchestrate/emulator.py; computed when asked)."""
+
+
+def fmt(v: Any, spec: str = ".1f") -> str:
+    """A figure for a console line (:meth:`TestType.line`): ``–`` for none or not finite."""
+    return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
 
 
 class TestType:
@@ -54,13 +78,17 @@ class TestType:
     """The shipped catalogue's id (volume_profiles/nfr-default.yaml): run.json ``test_id`` by default."""
     title: ClassVar[str] = ""
     section: ClassVar[str | None] = None
-    """Key of the report's scenario section (summary.json ``scenarios.<section>``), None: no section."""
+    """Key of the report's scenario section (summary.json ``scenarios.<section>``), None: no section. The report
+    computes its figures (report/scenarios.py ``ANALYSERS[section]``)."""
     template: ClassVar[str | None] = None
     """The report template (reports/) that draws :attr:`section`."""
     quiet_slot_ok: ClassVar[bool] = False
     """A slot where the SP sends nothing is no error (soak: the other slots send)."""
     live_nfr_test: ClassVar[str | None] = None
     """Judge the live progress line against this catalogue test's NFRs instead of all (negative)."""
+    not_a_capacity_test: ClassVar[str | None] = None
+    """Why Table A7 does not apply to this type's rate (the report's required-vs-tested note), and NFRs only such
+    types cover are not asked of other runs; None: a capacity test."""
 
     # --- volume model -> rates ---------------------------------------------------------------------------------
     def rates(self, spec: Any, resolved_rates: dict[str, float]) -> dict[str, float] | None:
@@ -68,11 +96,10 @@ class TestType:
         return None
 
     # --- inside Locust ---------------------------------------------------------------------------------------
-    def shape(self, spec: Any, r: Any) -> Any:
-        """The load shape (load/shapes.py) of ``spec`` with the resolved rates ``r``: steady by default."""
-        from dcc_capacity.load.shapes import LoadShape
-
-        return LoadShape(rates=r.rates, duration_s=spec.duration_s)
+    def shape(self, spec: Any, r: Any, shapes: Any) -> Any:
+        """The load shape of ``spec`` with the resolved rates ``r``: steady by default. ``shapes``: the load
+        code's shape classes (load/shape.py ``SHAPES``), handed in so the plugin does not import Locust."""
+        return shapes.LoadShape(rates=r.rates, duration_s=spec.duration_s)
 
     # --- the parent: embedded emulator, run.json -------------------------------------------------------------
     def peak_factor(self, spec: Any) -> float:
@@ -97,15 +124,15 @@ class TestType:
         """The run's exit status from the report's (a negative case not answered as required fails it)."""
         return code
 
-    def start_side_tasks(self, opts: Any, emulator: Any) -> Any:
+    def start_side_tasks(self, spec: Any, ctx: SideContext) -> Any:
         """Something the parent runs beside Locust (negative: the SFTP migration cases); ``.stop()`` at the end."""
         return None
 
-    # --- the report -------------------------------------------------------------------------------------------
-    def analyse(self, folder: Any, metrics: Any, duration: float | None, batches: Any,
-                limits: dict[str, Any]) -> dict[str, Any] | None:
-        """The figures of :attr:`section` (None: nothing to show)."""
-        return None
+    # --- the report (the figures of :attr:`section`: report/scenarios.py) -----------------------------------
+    def tested_rates(self, run: dict[str, Any], summary: dict[str, Any]) -> dict[str, float] | None:
+        """Slot -> the rate a run of this type tested there, from run.json and summary.json (None: the report's
+        rule, the smaller of offered and planned in the run's slot: report/required.py)."""
+        return {} if self.not_a_capacity_test else None
 
     def line(self, figures: dict[str, Any]) -> str | None:
         """One line for the console and summary.json ``scenarios.lines``."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dcc_capacity.spec.model import SpecBase, knob
-from dcc_capacity.testtypes.base import EmulatorContext, TestType
+from dcc_capacity.testtypes.base import EmulatorContext, TestType, fmt
 
 __all__ = ["Catchup", "CatchupSpec"]
 
@@ -21,6 +21,9 @@ class CatchupSpec(SpecBase):
                                     "the backlog", group="type")
     outage_s: float | None = knob(None, "catchup: length of the outage (default: a sixth of --duration)",
                                   flag="--outage", duration=True, group="type")
+    recovery_target_s: float | None = knob(None, "catchup: longest acceptable time to recover (default: the "
+                                                 "outage's length)", flag="--recovery-target", locust=None,
+                                           duration=True, metavar="DURATION", group="verdict")
 
     def outage(self) -> float:
         return self.outage_s or self.duration_s / 6
@@ -34,15 +37,13 @@ class Catchup(TestType):
     name, spec, test_id, title = "catchup", CatchupSpec, "CATCHUP", "Outage catch-up"
     section, template = "catchup", "_catchup.html.j2"
 
-    def shape(self, spec: Any, r: Any) -> Any:
-        from dcc_capacity.load.shapes import CatchupShape
-
+    def shape(self, spec: Any, r: Any, shapes: Any) -> Any:
         d = spec.duration_s
         if spec.client_hold:
-            return CatchupShape(rates=r.rates, outage_at_s=d / 3, outage_s=spec.outage(), hold_factor=0.0,
+            return shapes.CatchupShape(rates=r.rates, outage_at_s=d / 3, outage_s=spec.outage(), hold_factor=0.0,
                                 catchup_factor=2.0, duration_s=d)
         # the SUT has the outage (embedded emulator): clients keep sending, the SUT's backlog drains after
-        return CatchupShape(rates=r.rates, outage_at_s=d / 3, outage_s=spec.outage(), hold_factor=1.0,
+        return shapes.CatchupShape(rates=r.rates, outage_at_s=d / 3, outage_s=spec.outage(), hold_factor=1.0,
                             catchup_factor=1.0, duration_s=d)
 
     def emulator(self, spec: Any, r: Any, cfg: dict[str, Any], ctx: EmulatorContext) -> None:
@@ -67,16 +68,7 @@ class Catchup(TestType):
         outage["duration_s"] = outage["end_epoch"] - outage["start_epoch"]
         return {"catchup": {"outage": outage, "client_hold": spec.client_hold}}
 
-    def analyse(self, folder: Any, metrics: Any, duration: float | None, batches: Any,
-                limits: dict[str, Any]) -> dict[str, Any] | None:
-        from dcc_capacity.report.catchup import COLUMNS
-        from dcc_capacity.report.catchup import analyse as catchup
-
-        return catchup(folder.run, lambda: batches(COLUMNS), folder.start_epoch, duration, limits)
-
     def line(self, c: dict[str, Any]) -> str | None:
-        from dcc_capacity.report.scenarios import fmt
-
         ttr = fmt(c["time_to_recover_s"], ".2f")
         return (f"catch-up: backlog {c['backlog']} requests, time to recover {ttr} s "
                 f"(target {fmt(c['recovery_target_s'], '.1f')} s), rate needed {fmt(c['rate_needed'])}/s, "

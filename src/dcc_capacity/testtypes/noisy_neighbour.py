@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from dcc_capacity.spec.model import SpecBase, knob
-from dcc_capacity.testtypes.base import EmulatorContext, FinishContext, TestType
+from dcc_capacity.testtypes.base import EmulatorContext, FinishContext, TestType, fmt
 
 __all__ = ["NoisyNeighbour", "NoisySpec"]
 
@@ -14,16 +14,17 @@ __all__ = ["NoisyNeighbour", "NoisySpec"]
 class NoisySpec(SpecBase):
     test: Literal["noisy-neighbour"] = "noisy-neighbour"
     burst_factor: float = knob(2.0, "noisy-neighbour: burst as a multiple of the rest", lo=0, group="type")
+    fair_share_min: float | None = knob(None, "noisy-neighbour: share of its offered load a quiet user must keep "
+                                              "(default 0.9)", locust=None, lo=0, lo_open=True, hi=1,
+                                        metavar="FRACTION", group="verdict")
 
 
 class NoisyNeighbour(TestType):
     name, spec, test_id, title = "noisy-neighbour", NoisySpec, "NOISY", "Noisy neighbour"
     section, template = "fairness", "_fairness.html.j2"
 
-    def shape(self, spec: Any, r: Any) -> Any:
-        from dcc_capacity.load.shape import NoisyShape
-
-        return NoisyShape(rates=r.rates, burst_factor=spec.burst_factor, duration_s=spec.duration_s)
+    def shape(self, spec: Any, r: Any, shapes: Any) -> Any:
+        return shapes.NoisyShape(rates=r.rates, burst_factor=spec.burst_factor, duration_s=spec.duration_s)
 
     def peak_factor(self, spec: Any) -> float:
         return 1 + float(spec.burst_factor)
@@ -33,23 +34,12 @@ class NoisyNeighbour(TestType):
             cfg["capacity"]["tps"] = max(10.0, 1.5 * sum(r.rates.values()))  # the burst exceeds it: SECMP0067 decides
 
     def finish(self, spec: Any, run: dict[str, Any], ctx: FinishContext) -> None:
-        from dcc_capacity.orchestrate.finish import shares_by_user
-
-        run["user_shares"] = shares_by_user(ctx.out)
+        run["user_shares"] = ctx.user_shares()
         for user, share in run["user_shares"].items():
             ctx.messages.append(f"Service User {user}: {share['requests']} requests, {share['throttled']} throttled, "
                                 f"{share['achieved_share']:.1%} of all achieved")
 
-    def analyse(self, folder: Any, metrics: Any, duration: float | None, batches: Any,
-                limits: dict[str, Any]) -> dict[str, Any] | None:
-        from dcc_capacity.report.fairness import COLUMNS
-        from dcc_capacity.report.fairness import analyse as fairness
-
-        return fairness(folder.run, lambda: batches(COLUMNS), folder.start_epoch, duration, limits)
-
     def line(self, f: dict[str, Any]) -> str | None:
-        from dcc_capacity.report.scenarios import fmt
-
         quiet = [u for u in f["users"] if u["role"] == "quiet" and u["kept"] is not None]
         kept = min((u["kept"] for u in quiet), default=None)
         return (f"noisy neighbour: burst by {', '.join(f['burst_users']) or 'nobody'}; quiet users kept "

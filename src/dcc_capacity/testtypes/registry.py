@@ -24,7 +24,7 @@ from dcc_capacity.testtypes.soak import Soak
 from dcc_capacity.testtypes.spike import Spike
 from dcc_capacity.testtypes.stress import Stress
 
-__all__ = ["NAMES", "RunSpec", "TYPES", "get", "spec_class", "validate_spec"]
+__all__ = ["NAMES", "RunSpec", "TYPES", "get", "is_capacity_test", "spec_class", "validate_spec"]
 
 TYPES: dict[str, TestType] = {t.name: t for t in (Load(), Stress(), Soak(), Spike(), Catchup(), NoisyNeighbour(),
                                                   Negative(), Scale())}
@@ -42,6 +42,12 @@ def get(test: str) -> TestType:
         return TYPES[test]
     except KeyError:
         raise InputError(f"unknown test {test!r} (one of {', '.join(NAMES)})", key="--test") from None
+
+
+def is_capacity_test(test: str) -> bool:
+    """A run of ``test`` is held to Table A7 (a catalogue type no plugin has, such as ``baseline``, is)."""
+    t = TYPES.get(test)
+    return t is None or t.not_a_capacity_test is None
 
 
 def spec_class(test: str) -> type[SpecBase]:

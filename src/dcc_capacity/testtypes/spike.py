@@ -19,11 +19,9 @@ class SpikeSpec(SpecBase):
 class Spike(TestType):
     name, spec, test_id, title = "spike", SpikeSpec, "SPIKE", "Spike"
 
-    def shape(self, spec: Any, r: Any) -> Any:
-        from dcc_capacity.load.shapes import SpikeShape
-
+    def shape(self, spec: Any, r: Any, shapes: Any) -> Any:
         d = spec.duration_s
-        return SpikeShape(rates=r.rates, spike_factor=spec.spike_factor, spike_at_s=d / 3, spike_s=d / 6,
+        return shapes.SpikeShape(rates=r.rates, spike_factor=spec.spike_factor, spike_at_s=d / 3, spike_s=d / 6,
                           duration_s=d)
 
     def peak_factor(self, spec: Any) -> float:

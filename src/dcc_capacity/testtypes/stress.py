@@ -11,7 +11,16 @@ from pydantic import field_validator
 from dcc_capacity.spec.model import SpecBase, StepKnobs, knob
 from dcc_capacity.testtypes.base import EmulatorContext, FinishContext, TestType
 
-__all__ = ["Stress", "StressSpec"]
+__all__ = ["Stress", "StressSpec", "stress_section"]
+
+
+def stress_section(result: dict[str, Any]) -> dict[str, Any]:
+    """run.json's ``stress`` object of an operator-steered stress test from the ControlledShape's result
+    (shape.json, load/controlled_shape.py): its steps and the knee the operator marked."""
+    steps = [{"step": s["step"], "target_rate": s["total_rate"], "start_s": s["started_t"], "end_s": s["ended_t"],
+              "requests": s["requests"], "failures": s["failures"], "p95_ms": s["p95_ms"], "passed": s["passed"]}
+             for s in result.get("steps") or []]
+    return {"steps": steps, "knee": result.get("knee_rate")}
 
 
 class StressSpec(StepKnobs, SpecBase):
@@ -32,20 +41,17 @@ class StressSpec(StepKnobs, SpecBase):
 class Stress(TestType):
     name, spec, test_id, title = "stress", StressSpec, "STRESS", "Stress"
 
-    def shape(self, spec: Any, r: Any) -> Any:
+    def shape(self, spec: Any, r: Any, shapes: Any) -> Any:
         if spec.interactive:
-            from dcc_capacity.load.controlled_shape import ControlledShape
-
-            return ControlledShape(rates=r.rates, start_factor=spec.start_factor, step_fraction=spec.step_fraction,
-                                   hold_s=spec.step_s, max_factor=spec.max_factor,
-                                   max_error_rate=spec.max_error_rate, max_p95_ms=spec.max_p95_ms,
-                                   stop_criterion="p95" if spec.max_p95_ms else "error_rate",
-                                   duration_s=spec.duration_s)
-        from dcc_capacity.load.shapes import StressShape
-
-        return StressShape(rates=r.rates, start_factor=spec.start_factor, step_fraction=spec.step_fraction,
-                           step_s=spec.step_s, max_factor=spec.max_factor, max_error_rate=spec.max_error_rate,
-                           max_p95_ms=spec.max_p95_ms, duration_s=spec.duration_s)
+            return shapes.ControlledShape(rates=r.rates, start_factor=spec.start_factor,
+                                          step_fraction=spec.step_fraction, hold_s=spec.step_s,
+                                          max_factor=spec.max_factor, max_error_rate=spec.max_error_rate,
+                                          max_p95_ms=spec.max_p95_ms,
+                                          stop_criterion="p95" if spec.max_p95_ms else "error_rate",
+                                          duration_s=spec.duration_s)
+        return shapes.StressShape(rates=r.rates, start_factor=spec.start_factor, step_fraction=spec.step_fraction,
+                                  step_s=spec.step_s, max_factor=spec.max_factor, max_error_rate=spec.max_error_rate,
+                                  max_p95_ms=spec.max_p95_ms, duration_s=spec.duration_s)
 
     def peak_factor(self, spec: Any) -> float:
         return float(spec.max_factor)
@@ -61,12 +67,17 @@ class Stress(TestType):
             return len(steps) * spec.step_s
         return float(spec.duration_s)
 
+    def tested_rates(self, run: dict[str, Any], summary: dict[str, Any]) -> dict[str, float] | None:
+        """The knee: SRV/s the suite sent at the last healthy step (none: the report's rule)."""
+        knee = (summary.get("shape") or {}).get("knee_rate") or (run.get("stress") or {}).get("knee")
+        if isinstance(knee, (int, float)) and knee > 0:
+            return {str(run.get("slot") or ""): float(knee)}
+        return None
+
     def finish(self, spec: Any, run: dict[str, Any], ctx: FinishContext) -> None:
         shape = ctx.shape
         if shape is not None:
             if spec.interactive:
-                from dcc_capacity.load.operator_log import stress_section
-
                 run["stress"] = stress_section(shape)
             else:
                 run["stress"] = {"steps": [{"step": s["step"], "target_rate": s["total_rate"],

@@ -59,7 +59,7 @@ def install(environment: Any, plan: Any = None, nfrs: Any = None, *, sp: str | N
     opts = environment.parsed_options
     from_options = plan is None and nfrs is None
     try:
-        if plan is None and getattr(opts, "ui_profile", ""):
+        if plan is None and getattr(opts, "ui_profile", None):
             plan = opts.ui_profile
         if isinstance(plan, (str, Path)):
             plan = load_plan(plan)

@@ -22,8 +22,7 @@ from typing import ClassVar
 from dcc_capacity.duis.mix import BauMix
 from dcc_capacity.duis.scheduled import read_request_id, read_schedule_id
 from dcc_capacity.load.users.base import DuisUser, Journey
-from dcc_capacity.load.users.rows import ROW_CLASSES
-from dcc_capacity.model.srvmix import PREPAY_ONLY
+from dcc_capacity.model.srvmix import PREPAY_ONLY, ROW_CLASSES
 from dcc_capacity.model.volume import DEFAULT_JOURNEYS, METER_READ_PREPAY_VARIANTS, METER_READ_VARIANTS
 
 __all__ = ["ALL_CLASSES", "ROW_CLASSES", "Bau", "MeterReads", "NoisyNeighbour", "S1MigrationCredit",
@@ -39,6 +38,7 @@ class MeterReads(DuisUser):
         inst = self.kit.installation(self.rng)
         variants = METER_READ_VARIANTS + (METER_READ_PREPAY_VARIANTS if inst.prepay else ())
         yield from self.srv(variants[self.rng.randrange(len(variants))], inst, final=True)
+        return None  # the journey's one SRV is recorded; nothing follows it
 
 
 class _JourneyUser(DuisUser):
@@ -109,7 +109,8 @@ class Secmp0192Schedules(DuisUser):
         scheduled = "4.3" if self.rng.random() < 0.5 else "4.4.3"
         res = yield from self.srv("5.1", inst, final=True, scheduled_variant=scheduled)
         sid = read_schedule_id(res.ack_body) if res is not None and res.ok else None
-        if sid is not None and self.ctx.callbacks is not None:  # its executions' responses come to this listener
+        # its executions' responses come to this listener
+        if sid is not None and res is not None and self.ctx.callbacks is not None:
             self.ctx.callbacks.expect_schedule(sid, read_request_id(res.ack_body), user_class=type(self).__name__)
         return res
 
@@ -122,6 +123,7 @@ class NoisyNeighbour(MeterReads):
     def journey(self) -> Journey:
         inst = self.kit.installation(self.rng)
         yield from self.srv("4.6.1", inst, final=True, originator=self.kit.noisy_originator())
+        return None  # the journey's one SRV is recorded; nothing follows it
 
 
 ALL_CLASSES = (MeterReads, S2IcCredit, S2IcPrepay, S1MigrationCredit, S1MigrationPrepay, Bau, Secmp0192Schedules,

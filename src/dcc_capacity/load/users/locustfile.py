@@ -42,11 +42,11 @@ from dcc_capacity.load.users.classes import (
 )
 from dcc_capacity.load.users.cp import CpMigrationFiles
 from dcc_capacity.load.users.kit import get_kit
-from dcc_capacity.load.users.rows import ROW_CLASSES
+from dcc_capacity.load.users.negative import NegativeCases
 from dcc_capacity.model.nfr import load_nfrs
+from dcc_capacity.model.srvmix import ROW_CLASSES
 from dcc_capacity.spec.options import add_locust_options, spec_from_options
 from dcc_capacity.spec.safety import refuse_unconfirmed_host
-from dcc_capacity.testtypes.negative.users import NegativeCases
 from dcc_capacity.webui.guard import install_start_guard
 
 __all__ = ["Bau", "CpMigrationFiles", "DccShape", "MeterReads", "NegativeCases", "NoisyNeighbour", "S1MigrationCredit",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from dcc_capacity.spec.model import SpecBase
-from dcc_capacity.testtypes.base import EmulatorContext, FinishContext, TestType
+from dcc_capacity.testtypes.base import EmulatorContext, FinishContext, SideContext, TestType
 
 __all__ = ["NEGATIVE_RATE", "Negative", "NegativeSpec"]
 
@@ -24,6 +24,7 @@ class Negative(TestType):
     name, spec, test_id, title = "negative", NegativeSpec, "NEGATIVE", "Negative paths"
     template = "_negative.html.j2"
     live_nfr_test = "NEGATIVE"
+    not_a_capacity_test = "Not a capacity test: the negative cases run at a modest rate; Table A7 does not apply."
 
     def rates(self, spec: Any, resolved_rates: dict[str, float]) -> dict[str, float] | None:
         return {"NegativeCases": spec.rate or NEGATIVE_RATE}
@@ -33,20 +34,13 @@ class Negative(TestType):
 
         cfg.update(emulator_settings(ctx.out / "logs" / "cp"))
 
-    def start_side_tasks(self, opts: Any, emulator: Any) -> Any:
+    def start_side_tasks(self, spec: Any, ctx: SideContext) -> Any:
         """The SFTP migration cases (NEG-FALLOUT, NEG-REPROCESS), on SMETS1 installations of the fleet."""
-        if emulator is None:
+        if ctx.emulator is None:
             return None
-        from dcc_capacity.load.users.kit import fleet_pools
-        from dcc_capacity.orchestrate.emulator import run_fleet
-        from dcc_capacity.spec.resolve import resolve
         from dcc_capacity.testtypes.negative.migrations import MigrationCases
 
-        spec = opts.spec
-        fleet = run_fleet(spec, resolve(spec))
-        pools = fleet_pools(fleet, spec.pool_size)
-        smets1 = sorted(i for (gen, _), idx in pools.by_kind.items() if gen == 1 for i in idx)
-        thread = MigrationCases(int(emulator.info["sftp_port"]), opts.out, [fleet[i] for i in smets1],
+        thread = MigrationCases(int(ctx.emulator.info["sftp_port"]), ctx.out, ctx.smets1_installations(),
                                 spec.duration_s)
         thread.start()
         return thread

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Generator
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -37,6 +38,8 @@ DUIS_CASES: tuple[str, ...] = ("NEG-811-JOIN", "NEG-NO-CODE", "NEG-S1-COMBO", "N
 """The cases this user sends (NEG-FALLOUT / NEG-REPROCESS go over SFTP: testtypes/negative/migrations.py)."""
 _HEADERS = {"Content-Type": "application/xml"}
 _SERVICE = {1: "S", 5: "S", 4: "T", 2: "D", 6: "D", 8: "D"}
+_Sent = Generator[Step, StepResult, StepResult]
+"""One request sent: the open model always sends its result back (a journey may end without one)."""
 _writers: dict[str, VerdictWriter] = {}
 
 
@@ -70,7 +73,7 @@ class NegativeCases(DuisUser):
         return None
 
     # -- one exchange --------------------------------------------------------------------
-    def _send(self, case: str, req: SignedRequest, expect_callback: bool = True, part: str = "") -> Journey:
+    def _send(self, case: str, req: SignedRequest, expect_callback: bool = True, part: str = "") -> _Sent:
         # Every device request expects its callback, even one that should be refused: a SUT that wrongly
         # accepts it then answers a RequestID the listener knows, instead of an "unknown RequestID".
         label = f"{case}{' ' + part if part else ''} {req.variant}"
@@ -80,7 +83,7 @@ class NegativeCases(DuisUser):
 
     def _sync_case(self, case: str, req: SignedRequest, expected: str) -> Journey:
         self.verdicts.sent(case, req.request_id)
-        res: StepResult = yield from self._send(case, req, expect_callback=req.command_variant in (1, 5))
+        res = yield from self._send(case, req, expect_callback=req.command_variant in (1, 5))
         ack = ack_code(res.ack_code, res.ack_body)
         self.verdicts.verdict(judge_code(case, expected, ack, ack_ms=_ms(res.ack_ms), request_id=req.request_id))
         return res
@@ -91,7 +94,7 @@ class NegativeCases(DuisUser):
         high = self._turn // len(self.cases) % 2 == 0
         req = nb.join_time(self.kit.factory, self.kit.installation(self.rng, smets=1), 300 if high else 255)
         self.verdicts.sent("NEG-811-JOIN", req.request_id)
-        res: StepResult = yield from self._send("NEG-811-JOIN", req, part=">255" if high else "<=255")
+        res = yield from self._send("NEG-811-JOIN", req, part=">255" if high else "<=255")
         ack = ack_code(res.ack_code, res.ack_body)
         async_code = res.response_code if res.callback_body else None
         v = judge_code("NEG-811-JOIN", "I99", ack, expected_async="E081101" if high else "I0", async_code=async_code,
@@ -102,7 +105,7 @@ class NegativeCases(DuisUser):
     def _no_code(self) -> Journey:
         req = nb.no_code(self.kit.factory, self.kit.installation(self.rng))
         self.verdicts.sent("NEG-NO-CODE", req.request_id)
-        res: StepResult = yield from self._send("NEG-NO-CODE", req)
+        res = yield from self._send("NEG-NO-CODE", req)
         ack = ack_code(res.ack_code, res.ack_body)
         self.verdicts.verdict(judge_no_code(ack, res.response_code, res.outcome, ack_ms=_ms(res.ack_ms),
                                             trt_ms=_ms(res.trt_ms), request_id=req.request_id))
@@ -111,7 +114,7 @@ class NegativeCases(DuisUser):
     def _s1_combo(self) -> Journey:
         req = nb.s1_combo(self.kit.factory, self.kit.installation(self.rng, smets=1, prepay=True))
         self.verdicts.sent("NEG-S1-COMBO", req.request_id)
-        res: StepResult = yield from self._send("NEG-S1-COMBO", req)  # the alert carries this RequestID
+        res = yield from self._send("NEG-S1-COMBO", req)  # the alert carries this RequestID
         ack = ack_code(res.ack_code, res.ack_body)
         self.verdicts.verdict(judge_alert(ack, res.callback_body, res.outcome, ack_ms=_ms(res.ack_ms),
                                           trt_ms=_ms(res.trt_ms), request_id=req.request_id))
@@ -133,9 +136,9 @@ class NegativeCases(DuisUser):
         """The original must be accepted (I0); the same bytes again must be refused E44 (the error path timed)."""
         req = nb.replay_original(self.kit.factory, self.kit.installation(self.rng))
         self.verdicts.sent("NEG-REPLAY", req.request_id)
-        first: StepResult = yield from self._send("NEG-REPLAY", req, expect_callback=False, part="original")
+        first = yield from self._send("NEG-REPLAY", req, expect_callback=False, part="original")
         first_ack = ack_code(first.ack_code, first.ack_body)
-        again: StepResult = yield from self._send("NEG-REPLAY", req, expect_callback=False, part="replay")
+        again = yield from self._send("NEG-REPLAY", req, expect_callback=False, part="replay")
         ack = ack_code(again.ack_code, again.ack_body)
         ms = _ms(again.ack_ms)
         self.verdicts.verdict(Verdict("NEG-REPLAY", "original I0, replay E44", f"original {first_ack}, replay {ack}",

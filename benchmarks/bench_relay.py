@@ -38,7 +38,9 @@ sys.path.insert(0, str(ROOT / "tests"))  # the throw-away test CA (tests/_tls_he
 import psutil  # noqa: E402
 
 from _tls_helpers import TestCA  # noqa: E402
+from dcc_capacity.config.tls import ServerTls  # noqa: E402
 from dcc_capacity.emulator.delivery import CallbackSender, Delivery  # noqa: E402
+from dcc_capacity.orchestrate.processes import relay_command  # noqa: E402
 
 IN_FLIGHT = 4000
 SINK = """
@@ -152,11 +154,8 @@ def phase(tls: dict[str, str] | None, seconds: float, tmp: Path, pipelined: bool
         (registry / f"{slot}.url").write_text(f"http://127.0.0.1:{port}/")
         sinks.append(proc)
     port = _free_port()
-    cmd = [sys.executable, "-m", "dcc_capacity.orchestrate.relay", "--port", str(port), "--registry", str(registry),
-           "--stats", str(registry / "stats.json")]
-    if tls:
-        cmd += ["--tls-cert", tls["cert"], "--tls-key", tls["key"], "--tls-client-ca", tls["ca"],
-                "--tls-key-password-env", "BENCH_RELAY_KEY_PW"]
+    server = ServerTls(tls["cert"], tls["key"], tls["ca"], "BENCH_RELAY_KEY_PW") if tls else None
+    cmd = relay_command("127.0.0.1", port, registry, registry / "stats.json", server)  # as a run starts it
     relay = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              preexec_fn=lambda: os.sched_setaffinity(0, {0}))
     try:

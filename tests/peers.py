@@ -79,27 +79,30 @@ RTDS = "@smartdcc/duis-templates@0.7.0"
 """The DCC's Reference Test Data Set of DUIS requests (GPL-3.0): fetched with ``npm pack``, never committed."""
 
 
-def rtds_templates() -> Path:
-    """Folder of the RTDS request templates (``templates/*.XML``), unpacked under ``.peers/`` from ``npm pack``.
+def _npm_pack(spec: str, prefix: str, wanted: str) -> Path:
+    """``npm pack`` ``spec`` (only its tarball, none of its dependencies) and unpack the members under ``wanted``
+    into ``.peers/<prefix>-<version>/``, once; returns the unpacked ``wanted`` path."""
+    import tarfile
 
-    ``npm pack`` (not ``install``): only the tarball is needed, none of its dependencies.
-    """
-    name, version = RTDS.rsplit("@", 1)
-    folder = PEERS / f"rtds-{version}"
-    templates = folder / "package" / "templates"
-    if not templates.is_dir():
+    version = spec.rsplit("@", 1)[1]
+    folder = PEERS / f"{prefix}-{version}"
+    target = folder / wanted
+    if not target.exists():
         npm = shutil.which("npm")
-        assert npm, "npm is needed to fetch the DCC's Reference Test Data Set"
+        assert npm, f"npm is needed to fetch {spec}"
         folder.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([npm, "pack", "--silent", RTDS], cwd=folder, check=True, capture_output=True,
+        proc = subprocess.run([npm, "pack", "--silent", spec], cwd=folder, check=True, capture_output=True,
                               text=True, timeout=600)
-        import tarfile
-
         with tarfile.open(folder / proc.stdout.strip().splitlines()[-1]) as tf:
-            members = [m for m in tf.getmembers() if m.isfile() and not m.name.startswith(("/", "..")) and
-                       ".." not in Path(m.name).parts]
+            members = [m for m in tf.getmembers() if m.isfile() and (m.name == wanted or m.name.startswith(
+                wanted + "/")) and ".." not in Path(m.name).parts and not m.name.startswith("/")]
             tf.extractall(folder, members=members)  # noqa: S202 - members checked above
-    return templates
+    return target
+
+
+def rtds_templates() -> Path:
+    """Folder of the RTDS request templates (``templates/*.XML``), unpacked under ``.peers/`` from ``npm pack``."""
+    return _npm_pack(RTDS, "rtds", "package/templates")
 
 
 KEYSTORE = "@smartdcc/dccboxed-keystore@0.4.2"
@@ -115,21 +118,8 @@ def dccboxed_keystore() -> dict:
     name, role}.
     """
     import json
-    import tarfile
 
-    name, version = KEYSTORE.rsplit("@", 1)
-    folder = PEERS / f"keystore-{version}"
-    path = folder / "package" / "keystore.json"
-    if not path.is_file():
-        npm = shutil.which("npm")
-        assert npm, "npm is needed to fetch DCC Boxed's keystore"
-        folder.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([npm, "pack", "--silent", KEYSTORE], cwd=folder, check=True, capture_output=True,
-                              text=True, timeout=600)
-        with tarfile.open(folder / proc.stdout.strip().splitlines()[-1]) as tf:
-            member = tf.getmember("package/keystore.json")
-            tf.extract(member, folder)  # noqa: S202 - one named member
-    return json.loads(path.read_text())
+    return json.loads(_npm_pack(KEYSTORE, "keystore", "package/keystore.json").read_text())
 
 
 def keystore_signing_entry(eui: str) -> dict:

@@ -124,16 +124,16 @@ def test_run_device_latency_needs_the_embedded_emulator(run_cli, tmp_path):
 
 
 def test_run_writes_the_preset_into_the_emulator_config(monkeypatch):
-    from dcc_capacity.orchestrate.run import _set_device_latency
+    from dcc_capacity.orchestrate.emulator import set_device_latency
 
     monkeypatch.delenv(ENV_PRESET, raising=False)
     cfg: dict = {"capacity": {"tps": 10}}
-    _set_device_latency(cfg, None)
+    set_device_latency(cfg, None)
     assert cfg["capacity"]["device_latency"] == {"preset": "dcc-test"}
     from_file = {"capacity": {"device_latency": {"preset": "fast"}}}
-    _set_device_latency(from_file, None)                       # the run config's emulator section ...
+    set_device_latency(from_file, None)                       # the run config's emulator section ...
     assert from_file["capacity"]["device_latency"]["preset"] == "fast"
-    _set_device_latency(from_file, "dcc-test")                 # ... and the flag over it
+    set_device_latency(from_file, "dcc-test")                 # ... and the flag over it
     assert from_file["capacity"]["device_latency"]["preset"] == "dcc-test"
 
 

@@ -14,7 +14,8 @@ from locust.event import Events
 
 from dcc_capacity.errors import InputError
 from dcc_capacity.load import hooks
-from dcc_capacity.orchestrate.run import RunOptions, _check_inputs, _locust_args
+from dcc_capacity.orchestrate.processes import locust_args
+from dcc_capacity.orchestrate.run import RunOptions, _check_inputs
 from dcc_capacity.spec.resolve import TestSpec as RunSpec
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,9 +38,9 @@ def test_run_passes_its_nfr_file_to_the_locust_processes(tmp_path):
     nfr = tmp_path / "custom.yaml"
     nfr.write_text(yaml.safe_dump(CUSTOM))
     opts = RunOptions(spec=RunSpec(profile=str(ROOT / "volume_profiles" / "foc.yaml")), out=tmp_path / "out", nfr=nfr)
-    args = _locust_args(opts, "http://127.0.0.1:1", tmp_path / "out")
+    args = locust_args(opts, "http://127.0.0.1:1", tmp_path / "out")
     assert args[args.index("--nfr") + 1] == str(nfr.resolve())
-    assert "--nfr" not in _locust_args(RunOptions(spec=opts.spec, out=opts.out), "http://127.0.0.1:1", opts.out)
+    assert "--nfr" not in locust_args(RunOptions(spec=opts.spec, out=opts.out), "http://127.0.0.1:1", opts.out)
     nfr.write_text("schema_version: 2\nnfrs:\n  - {id: X, metric: ack_ms, max: 1}\n")  # no stat: refused up front
     with pytest.raises(InputError, match="custom.yaml"):
         _check_inputs(opts)

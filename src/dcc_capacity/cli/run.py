@@ -56,6 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
 
 def run(args: argparse.Namespace) -> int:
     from dcc_capacity.errors import InputError
+    from dcc_capacity.orchestrate import cpmode
     from dcc_capacity.orchestrate.configmap import map_config, resolve_args
     from dcc_capacity.orchestrate.run import RunOptions, run_test
     from dcc_capacity.spec.surfaces import spec_from_args
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from dcc_capacity.testtypes.registry import get
 
     get(args.test)  # an unknown --test is one line naming the choices
-    cp_mode = args.sp == "CP" and args.test != "negative"  # CP mode: migration files over SFTP (load/users/cp.py)
+    cp_mode = cpmode.active(args.sp, args.test)  # CP mode: migration files over SFTP (load/users/cp.py)
     if args.host is not None and not args.host.startswith(("sftp://",) if cp_mode else ("http://", "https://")):
         raise InputError(f"must be an {'sftp' if cp_mode else 'http(s)'} URL (got {args.host!r})", key="--host")
     if args.sftp_known_hosts is not None and not args.sftp_known_hosts.is_file():
@@ -83,22 +84,7 @@ def run(args: argparse.Namespace) -> int:
     opts.confirm_non_loopback = m.confirmed
     opts.callback_host, opts.callback_port = m.callback_host, m.callback_port
     opts.callback_url = m.emulator_callback_url
-    opts.emulator_config.update(m.emulator)  # trust the user's own signing certificates, their roles, paths
-    _users_file(args, opts.emulator_config)
+    opts.emulator_config.update(m.emulator)  # trust the user's own certificates, their roles, paths, users file
     opts.run_files, opts.audit = m.files, m.audit
     opts.telemetry, opts.config_file = m.telemetry, m.config_file  # the SUT's resource telemetry (telemetry/)
     return run_test(opts)
-
-
-def _users_file(args: argparse.Namespace, emulator: dict) -> None:
-    """``--users-file``: the embedded emulator's role model (read now, so a bad row is exit 2 before any start)."""
-    from dcc_capacity.duis.userroles import load_users_file
-    from dcc_capacity.errors import InputError
-
-    if args.users_file is None:
-        return
-    if args.host is not None:
-        raise InputError("a users file sets the embedded emulator's roles: drop it, or drop --host",
-                         key="--users-file")
-    load_users_file(args.users_file)
-    emulator.setdefault("user_roles", {})["file"] = str(Path(args.users_file).resolve())

@@ -163,7 +163,9 @@ def locust_args_for(cfg: Any, signing_keys: Path | None) -> list[str]:
 def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mapped:
     """Everything a configuration adds to the run of ``args`` writing into ``out``."""
     m = Mapped(confirmed=bool(getattr(args, "yes", False)))
+    listed = _users_file(args)  # read once, now: a bad row is exit 2 before anything starts
     if cfg is None:
+        _use_users_file(args, m)
         return m
     from dcc_capacity.config.source import sub_source
     from dcc_capacity.duis.signingkeys import SigningKey, load_credentials, signing_keys_json
@@ -196,8 +198,7 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
             trust.append(str((out / name).resolve()))
         m.emulator["trust_certs"] = [*m.emulator.get("trust_certs", []), *trust]
         users = m.emulator.setdefault("users", {})
-        listed = _users_file_euis(_value(args, "users_file"))  # a users file is the role model for its EUIs
-        for c in creds:
+        for c in creds:  # a users file is the role model for the EUIs it lists, not the signing entries
             if c.roles and c.eui not in listed:
                 users.setdefault(c.eui, {}).setdefault("roles", sorted(c.roles))
     if host is None and cfg.target.endpoints != type(cfg.target.endpoints)():
@@ -208,16 +209,30 @@ def map_config(cfg: Any, src: Any, args: argparse.Namespace, out: Path) -> Mappe
     m.audit = _audit(cfg, src, entries, creds)
     m.audit["tls"].update(_open_tls_key(cfg, file))
     m.files["run-config.json"] = (json.dumps(redact(cfg.model_dump(mode="json")), indent=2) + "\n").encode()
+    _use_users_file(args, m)
     return m
 
 
-def _users_file_euis(path: Path | None) -> set[str]:
-    """The EUIs a ``--users-file`` lists (their roles come from it, not from the signing entries)."""
+def _users_file(args: argparse.Namespace) -> set[str]:
+    """The EUIs ``--users-file`` / ``run.users_file`` lists (empty without one), the file checked row by row.
+
+    The file is the embedded emulator's role model, so a ``--host`` beside it is a contradiction, refused."""
+    path = _value(args, "users_file")
     if path is None:
         return set()
+    if _value(args, "host") is not None:
+        raise InputError("a users file sets the embedded emulator's roles: drop it, or drop --host",
+                         key="--users-file")
     from dcc_capacity.duis.userroles import load_users_file
 
     return set(load_users_file(path))
+
+
+def _use_users_file(args: argparse.Namespace, m: Mapped) -> None:
+    """Point the embedded emulator at the users file (it reads the file itself, in its own process)."""
+    path = _value(args, "users_file")
+    if path is not None:
+        m.emulator.setdefault("user_roles", {})["file"] = str(Path(path).resolve())
 
 
 def _check_telemetry_env(tel: Any, file: str) -> None:

@@ -19,8 +19,11 @@ __all__ = ["active", "emulator_settings", "locust_host"]
 
 
 def active(sp: str, test: str) -> bool:
-    """CP mode: the CP is tested on its migration files (the negative run keeps its own SFTP cases)."""
-    return sp == "CP" and test != "negative"
+    """CP mode: the CP is tested on its migration files, unless the test type brings its own CP cases
+    (:attr:`~dcc_capacity.testtypes.base.TestType.cp_files`)."""
+    from dcc_capacity.testtypes.registry import get
+
+    return sp == "CP" and get(test).cp_files
 
 
 def emulator_settings(cp_root: Path) -> dict[str, Any]:

@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dcc_capacity.config.tls import ServerTls
 from dcc_capacity.errors import RunError
 from dcc_capacity.orchestrate.resilience import WorkerWatch, die_with_parent
 from dcc_capacity.orchestrate.target import callback_server_tls
 from dcc_capacity.spec.options import SPEC_FILE
 
-__all__ = ["LOCUSTFILE", "free_port", "locust_args", "popen_locust", "relay_counts", "say", "start_relay", "stop",
-           "tail", "watch_locust"]
+__all__ = ["LOCUSTFILE", "free_port", "locust_args", "popen_locust", "relay_command", "relay_counts", "say",
+           "start_relay", "stop", "tail", "watch_locust"]
 
 LOCUSTFILE = Path(__file__).resolve().parents[1] / "load" / "users" / "locustfile.py"
 SRC_DIR = Path(__file__).resolve().parents[2]
@@ -62,11 +63,12 @@ def popen_locust(args: list[str], log: Path) -> subprocess.Popen:
                             env=_env(), start_new_session=True, preexec_fn=die_with_parent)
 
 
-def _relay_args(opts: Any, port: int, registry: Path, stats: Path) -> list[str]:
-    """The relay's command line: with callback TLS it, not the workers, terminates it (orchestrate/relay.py)."""
-    a = [sys.executable, "-m", "dcc_capacity.orchestrate.relay", "--host", opts.callback_host, "--port", str(port),
+def relay_command(host: str, port: int, registry: Path, stats: Path, tls: ServerTls | None) -> list[str]:
+    """The relay's command line: with callback TLS it, not the workers, terminates it (orchestrate/relay.py).
+
+    Public so benchmarks/bench_relay.py starts the relay exactly as a run does."""
+    a = [sys.executable, "-m", "dcc_capacity.orchestrate.relay", "--host", host, "--port", str(port),
          "--registry", str(registry), "--stats", str(stats)]
-    tls = callback_server_tls(opts.extra_locust_args)
     if tls is not None:
         a += ["--tls-cert", tls.cert]
         for flag, value in (("--tls-key", tls.key), ("--tls-client-ca", tls.client_ca),
@@ -78,7 +80,8 @@ def _relay_args(opts: Any, port: int, registry: Path, stats: Path) -> list[str]:
 
 def start_relay(opts: Any, port: int, registry: Path, stats: Path, log: Path) -> subprocess.Popen:
     """The callback relay in front of the workers, listening before anything could call back."""
-    relay = subprocess.Popen(_relay_args(opts, port, registry, stats), env=_env(), preexec_fn=die_with_parent,
+    cmd = relay_command(opts.callback_host, port, registry, stats, callback_server_tls(opts.extra_locust_args))
+    relay = subprocess.Popen(cmd, env=_env(), preexec_fn=die_with_parent,
                              stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
     _wait_listening(relay, port, log)
     return relay

@@ -23,7 +23,6 @@ from typing import Any
 from dcc_capacity.errors import InputError
 from dcc_capacity.orchestrate import cpmode
 from dcc_capacity.orchestrate.checks import check_run_numbers
-from dcc_capacity.orchestrate.emulator import set_device_latency as _set_device_latency
 from dcc_capacity.orchestrate.emulator import smets1_installations
 from dcc_capacity.orchestrate.finish import finish_run
 from dcc_capacity.orchestrate.processes import (
@@ -45,9 +44,6 @@ from dcc_capacity.spec.safety import interrupt_on_signals
 from dcc_capacity.testtypes.base import SideContext
 
 __all__ = ["RunOptions", "run_test"]
-
-_locust_args = locust_args  # the names tests read (test_live_nfr.py, test_emulator_latency.py)
-_ = _set_device_latency
 
 
 @dataclass

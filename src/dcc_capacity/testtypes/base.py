@@ -86,6 +86,13 @@ class TestType:
     """A slot where the SP sends nothing is no error (soak: the other slots send)."""
     live_nfr_test: ClassVar[str | None] = None
     """Judge the live progress line against this catalogue test's NFRs instead of all (negative)."""
+    cp_files: ClassVar[bool] = True
+    """With ``--sp CP`` the run tests the CP on its own interface, migration files over SFTP (CP mode,
+    orchestrate/cpmode.py); False: the type brings its own CP cases (negative's SFTP migration cases)."""
+    risk_text: ClassVar[str | None] = None
+    """The report's 6.3.2 risk (level high) when the section's verdict failed; None: no risk."""
+    risk_href: ClassVar[str] = ""
+    """The report anchor the risk links to."""
     not_a_capacity_test: ClassVar[str | None] = None
     """Why Table A7 does not apply to this type's rate (the report's required-vs-tested note), and NFRs only such
     types cover are not asked of other runs; None: a capacity test."""
@@ -139,5 +146,7 @@ class TestType:
         return None
 
     def risk(self, figures: dict[str, Any]) -> dict[str, str] | None:
-        """A risk for the report's 6.3.2 when the section's verdict failed."""
-        return None
+        """A risk for the report's 6.3.2 when the section's verdict failed (:attr:`risk_text`)."""
+        if self.risk_text is None or figures.get("verdict") != "fail":
+            return None
+        return {"level": "high", "text": self.risk_text, "href": self.risk_href}

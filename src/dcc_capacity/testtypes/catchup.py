@@ -36,6 +36,7 @@ def _iso(epoch: float) -> str:
 class Catchup(TestType):
     name, spec, test_id, title = "catchup", CatchupSpec, "CATCHUP", "Outage catch-up"
     section, template = "catchup", "_catchup.html.j2"
+    risk_text, risk_href = "Outage catch-up: the SUT did not recover within the target.", "catchup"
 
     def shape(self, spec: Any, r: Any, shapes: Any) -> Any:
         d = spec.duration_s
@@ -73,12 +74,6 @@ class Catchup(TestType):
         return (f"catch-up: backlog {c['backlog']} requests, time to recover {ttr} s "
                 f"(target {fmt(c['recovery_target_s'], '.1f')} s), rate needed {fmt(c['rate_needed'])}/s, "
                 f"peak achieved {fmt(c['peak_rate_achieved'])}/s: {c['verdict'].upper()}")
-
-    def risk(self, c: dict[str, Any]) -> dict[str, str] | None:
-        if c.get("verdict") != "fail":
-            return None
-        return {"level": "high", "text": "Outage catch-up: the SUT did not recover within the target.",
-                "href": "catchup"}
 
 
 def _outage(spec: Any, run_dir: Path, test_start: float, emulator_t0: float | None) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ class NoisySpec(SpecBase):
 class NoisyNeighbour(TestType):
     name, spec, test_id, title = "noisy-neighbour", NoisySpec, "NOISY", "Noisy neighbour"
     section, template = "fairness", "_fairness.html.j2"
+    risk_text, risk_href = "Noisy neighbour: a quiet Service User lost part of its share.", "fairness"
 
     def shape(self, spec: Any, r: Any, shapes: Any) -> Any:
         return shapes.NoisyShape(rates=r.rates, burst_factor=spec.burst_factor, duration_s=spec.duration_s)
@@ -45,9 +46,3 @@ class NoisyNeighbour(TestType):
         return (f"noisy neighbour: burst by {', '.join(f['burst_users']) or 'nobody'}; quiet users kept "
                 f">= {fmt(None if kept is None else kept * 100, '.1f')} % of their offered load in the burst: "
                 f"{f['verdict'].upper()}")
-
-    def risk(self, f: dict[str, Any]) -> dict[str, str] | None:
-        if f.get("verdict") != "fail":
-            return None
-        return {"level": "high", "text": "Noisy neighbour: a quiet Service User lost part of its share.",
-                "href": "fairness"}

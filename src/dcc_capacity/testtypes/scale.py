@@ -58,6 +58,9 @@ def schedule(spec: Any) -> list[dict[str, Any]]:
 class Scale(TestType):
     name, spec, test_id, title = "scale", ScaleSpec, "SCALE", "Scale up and down"
     section, template = "scale", "_scale.html.j2"
+    risk_text = ("Scale: after the peak, latency or throughput did not come back to the up-ramp's at the same rate "
+                 "(SCTAD 3.6 scale down).")
+    risk_href = "scale"
 
     def shape(self, spec: Any, r: Any, shapes: Any) -> Any:
         steps = schedule(spec)
@@ -85,9 +88,3 @@ class Scale(TestType):
         tail = f" (worst at {worst['target_rate']:.1f} SRV/s: {worst['why']})" if worst.get("why") else ""
         return (f"scale: {len(s['pairs'])} down-ramp steps compared with the up-ramp at the same rate; "
                 f"latency and throughput recovered: {s['verdict'].upper()}{tail}")
-
-    def risk(self, s: dict[str, Any]) -> dict[str, str] | None:
-        if s.get("verdict") != "fail":
-            return None
-        return {"level": "high", "text": "Scale: after the peak, latency or throughput did not come back to the "
-                                         "up-ramp's at the same rate (SCTAD 3.6 scale down).", "href": "scale"}

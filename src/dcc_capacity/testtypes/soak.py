@@ -55,6 +55,7 @@ def soak_slots(spec: Any, r: Any) -> list[dict[str, Any]]:
 class Soak(TestType):
     name, spec, test_id, title = "soak", SoakSpec, "SOAK", "Soak"
     section, template, quiet_slot_ok = "drift", "_drift.html.j2", True
+    risk_text, risk_href = "Soak: latency or SUT memory drifts upwards beyond its limit.", "drift"
 
     def shape(self, spec: Any, r: Any, shapes: Any) -> Any:
         return shapes.SoakShape(slot_rates=_slot_rates(spec, r.plan), duration_s=spec.duration_s)
@@ -73,9 +74,3 @@ class Soak(TestType):
         parts = [f"{k} {fmt((d.get(k) or {}).get('slope'), '+.1f')} {(d.get(k) or {}).get('unit', '')}"
                  for k in ("ack_p95", "trt_p95", "rss") if k in d]
         return f"soak drift: {', '.join(parts)}: {d['verdict'].upper()}"
-
-    def risk(self, d: dict[str, Any]) -> dict[str, str] | None:
-        if d.get("verdict") != "fail":
-            return None
-        return {"level": "high", "text": "Soak: latency or SUT memory drifts upwards beyond its limit.",
-                "href": "drift"}

@@ -24,6 +24,7 @@ class Negative(TestType):
     name, spec, test_id, title = "negative", NegativeSpec, "NEGATIVE", "Negative paths"
     template = "_negative.html.j2"
     live_nfr_test = "NEGATIVE"
+    cp_files = False  # with --sp CP it runs its own SFTP migration cases (migrations.py)
     not_a_capacity_test = "Not a capacity test: the negative cases run at a modest rate; Table A7 does not apply."
 
     def rates(self, spec: Any, resolved_rates: dict[str, float]) -> dict[str, float] | None:

@@ -18,7 +18,9 @@ response is in. Measured:
   over-count: each is a request it received and has not yet answered);
 - correlated: callbacks the SUT delivered vs. records that got their response;
   missing, pending and dropped (all must be 0);
-- generator RSS: peak resident memory of the load processes (summed), sampled every second.
+- generator RSS: peak resident memory of the load processes (summed), sampled every second;
+- host CPU: busy and steal (CPU the hypervisor took) each second of the load, from the run's drain files. A
+  send lag over the limit with ``steal_seconds`` > 0 is the host's, not the suite's: re-run on a quiet host.
 
 ``journeys``: the install & commission and migration classes only, at the same
 delays, against the embedded emulator (it answers the critical SRVs' CV 4 with a
@@ -183,6 +185,9 @@ def run_config(name: str, a: argparse.Namespace, tmp: Path) -> dict:
         "generator_rss_mib_per_process": round(sampler.peak_per_process / 2**20, 1),
     }
     result["gc_pauses"] = _gc_figures(out)
+    # The host's CPU each second of the load (load/hostcpu.py): on a VM, steal makes the generator late whatever
+    # the suite does; a run with steal_seconds > 0 measured the host as much as the suite.
+    result["host_cpu"] = (summary.get("drain") or {}).get("host_cpu")
     if journeys:
         result.update(_journey_figures(out, rate, exclude, a.seconds))
     if code not in (0, 1):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dcc_capacity.duis.responses import (
@@ -101,6 +101,7 @@ def _check_plan_or_named_error(plan: VolumePlan | None, err: InputError | None, 
 
 @FAST
 @given(st.lists(MUTATION, min_size=1, max_size=4))
+@example([("add", ("schema_version",), None, "]")])  # an unknown key "]" (once a ValueError, not an InputError)
 def test_a_mutated_profile_gives_a_plan_or_an_error_naming_file_and_key(mutations):
     doc = copy.deepcopy(FOC)
     for m in mutations:

@@ -54,6 +54,11 @@ def test_load_run_writes_the_run_folder_and_offers_the_target_rate(tmp_path):
     assert {"ok"} == set(df[df["kind"] == "request"]["outcome"])
     assert (df[df["label"] == "4.6.1"]["trt_ms"] > 0).all()
     assert (df["kind"] == "alert").sum() > 0  # the emulator raises alerts at the profile's rate
+    # The generator's host CPU, each second of the load (load/hostcpu.py), in the drain file and the report
+    host = summary["drain"]["host_cpu"]
+    assert 6 <= host["samples"] <= 10 and 0 < host["busy_pct_mean"] <= host["busy_pct_max"] <= 100, host
+    assert 0 <= host["steal_pct_mean"] <= host["steal_pct_max"] <= 100, host
+    assert "Generator host CPU</th><td>busy " in (out / "report.html").read_text()
 
 
 @pytest.mark.slow

@@ -85,7 +85,8 @@ def _last(key: str) -> str:
 
 
 def _parent_key(key: str) -> str:
-    return key[: key.rindex("[")] if key.endswith("]") else key.rpartition(".")[0]
+    """``a.b[2]`` -> ``a.b``, ``a.b`` -> ``a``; a key a user wrote may itself end in ``]`` (found by test_fuzz)."""
+    return key[: key.rindex("[")] if key.endswith("]") and "[" in key else key.rpartition(".")[0]
 
 
 def _one(model: type[BaseModel], src: YamlSource, err: Any, schema_keys: set[str], hint: Hint | None) -> InputError:

@@ -16,7 +16,10 @@ Example::
     NFR 4 ok, 1 FAIL (NFR-ERR), 1 at end | SUT cpu 43% (dsp-app-1) mem 61% (dsp-db) GAP dsp-app-2
 
 The last part (the system's resources per host, and hosts whose last sample
-failed) comes from the run's resource collector through the run folder.
+failed) comes from the run's resource collector through the run folder. When
+the generator's own host loses 5 % or more of its CPU to the hypervisor over
+the interval, the line says ``host CPU steal 28%`` before it: on a virtual
+machine that, not the suite, is what makes send lag climb (load/hostcpu.py).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import gevent
 
+from dcc_capacity.load.hostcpu import STEAL_WARN_PCT, HostCpu
 from dcc_capacity.load.locuststats import StatsView, read_stats
 from dcc_capacity.load.runcontext import context_for
 from dcc_capacity.model.nfr import Nfr
@@ -100,6 +104,7 @@ class Progress:
         self._prev: tuple[float, int, int] | None = None
         self._greenlet: gevent.Greenlet | None = None
         self._watcher: gevent.Greenlet | None = None
+        self._host: HostCpu | None = None
 
     def install(self) -> Progress:
         self.environment.events.test_start.add_listener(self._start)
@@ -109,6 +114,7 @@ class Progress:
     def _start(self, **_: Any) -> None:
         self._t0 = time.time()
         self._prev = (self._t0, 0, 0)
+        self._host = HostCpu()
         if self._greenlet is None:
             self._greenlet = gevent.spawn(self._loop)
         if self._watcher is None:
@@ -182,7 +188,16 @@ class Progress:
         return (f"[dcc-capacity] {when} | {target}offered {offered:.1f}/s achieved {achieved:.1f}/s "
                 f"({s.offered:,} SRV attempts) | "
                 f"dropped {dropped}{' (run INVALID)' if dropped else ''} | {self._generator(elapsed)} | {nfr}"
-                f"{self._resources()}")
+                f"{self._steal()}{self._resources()}")
+
+    def _steal(self) -> str:
+        """This host's CPU taken by the hypervisor over the interval, when enough to make the generator late."""
+        if self._host is None:
+            return ""
+        _, steal = self._host.window()
+        if steal < STEAL_WARN_PCT:
+            return ""
+        return f" | host CPU steal {steal:.0f}% (the hypervisor took it: send lag may be the host's)"
 
     def _generator(self, elapsed: float) -> str:
         """Send lag and what is outstanding: whether the generator keeps up, and whether the SUT answers at all."""

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import gevent
 from locust.runners import MasterRunner, WorkerRunner
 
 from dcc_capacity.config.tls import ServerTls
@@ -39,6 +40,7 @@ from dcc_capacity.load.callbacks import CallbackListener
 from dcc_capacity.load.cluster import DRAINED_MESSAGE, Cluster
 from dcc_capacity.load.drain import drain, wait_for_workers
 from dcc_capacity.load.gcpauses import GcPauses, freeze_survivors, tame_gc
+from dcc_capacity.load.hostcpu import HostCpu
 from dcc_capacity.load.records import RecordWriter
 from dcc_capacity.load.response_check import response_trust
 from dcc_capacity.load.sendlag import LagHistogram
@@ -131,6 +133,9 @@ class RunContext:
         self.drain: dict[str, Any] = {}
         """What the end-of-test drain found and did (also ``drain-<process>.json`` in the run folder)."""
         self.gc_pauses: GcPauses | None = None
+        self.host_cpu: HostCpu | None = None
+        """This process's host CPU, busy and steal, each second of the load (``drain-<process>.json`` host_cpu)."""
+        self._host_sampler: gevent.Greenlet | None = None
 
     # -- clock and share --------------------------------------------------
     def elapsed(self, now: float | None = None) -> float:
@@ -206,6 +211,9 @@ class RunContext:
         if self._explicit_config is None:
             self.config = MeasureConfig.from_options(self.environment.parsed_options)
         self.gc_pauses = tame_gc(self.gc_pauses)
+        self.host_cpu = HostCpu()
+        if self._host_sampler is None:
+            self._host_sampler = gevent.spawn(self._sample_host)
         cfg = self.config
         if self.records is None and cfg.run_dir is not None:
             self.records = RecordWriter(cfg.run_dir)
@@ -238,7 +246,12 @@ class RunContext:
         if isinstance(self.environment.runner, MasterRunner):
             wait_for_workers(self)
             return
+        if self._host_sampler is not None:  # the load's seconds, not the drain's
+            self._host_sampler.kill(block=False)
+            self._host_sampler = None
         self.drain = drain(self)
+        if self.host_cpu is not None:
+            self.drain["host_cpu"] = self.host_cpu.to_dict()
         if self.records is not None:
             self.records.flush()
             path = self.records.run_dir / f"drain-{self.records.tag}.json"
@@ -247,11 +260,19 @@ class RunContext:
         if isinstance(runner, WorkerRunner):
             runner.send_message(DRAINED_MESSAGE, {"id": runner.client_id, **self.drain})
 
+    def _sample_host(self) -> None:
+        while self.host_cpu is not None:
+            gevent.sleep(1.0)
+            self.host_cpu.sample()
+
     def on_quitting(self, **_: Any) -> None:
         self.close()
 
     def close(self) -> None:
         self.cluster.stop()
+        if self._host_sampler is not None:
+            self._host_sampler.kill(block=False)
+            self._host_sampler = None
         if self.callbacks is not None:
             self.callbacks.stop()
             self.callbacks = None

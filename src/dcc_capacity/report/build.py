@@ -98,8 +98,10 @@ def summarise_folder(path: Path, batch_rows: int = 250_000) -> dict[str, Any]:
 
 
 def _validity(folder: RunFolder, metrics: Metrics) -> dict[str, Any]:
-    v = judge_validity(folder.run, metrics.send_lag, int(metrics.overall().get("dropped", 0) or 0))
-    v["drain"] = load_drains(folder.path)
+    drains = load_drains(folder.path)
+    v = judge_validity(folder.run, metrics.send_lag, int(metrics.overall().get("dropped", 0) or 0),
+                       drains.get("host_cpu"))
+    v["drain"] = drains
     return v
 
 

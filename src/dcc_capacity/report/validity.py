@@ -34,11 +34,14 @@ def load_drains(run_dir: Path) -> dict[str, Any]:
     merged: dict[str, Any] = {"processes": 0, "awaited_at_stop": 0, "parked_at_stop": 0, "in_flight_at_stop": 0,
                               "closed_missing": 0, "took_s": None, "limit_s": None, "received": 0, "unknown": 0,
                               "after_missing": 0}
+    hosts: list[dict[str, Any]] = []
     for f in files:
         try:
             d = json.loads(f.read_text())
         except (OSError, ValueError):
             continue  # a process killed while writing it: the records still tell the outcomes
+        if isinstance(d.get("host_cpu"), dict) and d["host_cpu"].get("samples"):
+            hosts.append(d["host_cpu"])
         at = d.get("at_stop") or {}
         merged["processes"] += 1
         merged["awaited_at_stop"] += int(at.get("awaited", 0))
@@ -49,11 +52,37 @@ def load_drains(run_dir: Path) -> dict[str, Any]:
             merged[key] += int((d.get("listener") or {}).get(key, 0))
         merged["took_s"] = max(float(d.get("took_s") or 0.0), merged["took_s"] or 0.0)
         merged["limit_s"] = d.get("limit_s", merged["limit_s"])
+    merged["host_cpu"] = _worst_host(hosts)
     return merged
 
 
-def judge_validity(run: dict[str, Any], send_lag: dict[str, float], dropped: int) -> dict[str, Any]:
-    """``valid``, ``invalid_reasons`` and the send-lag figures (with the limit and where it came from)."""
+def _worst_host(hosts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The load processes' host CPU (load/hostcpu.py), the worst figure of any: processes on one host see the same
+    counters, and one starved host is enough to make the generator late. None: no process measured it."""
+    if not hosts:
+        return None
+    keys = ("busy_pct_mean", "busy_pct_max", "steal_pct_mean", "steal_pct_max", "steal_seconds")
+    worst: dict[str, Any] = {k: max(float(h.get(k) or 0.0) for h in hosts) for k in keys}
+    worst["samples"] = max(int(h.get("samples") or 0) for h in hosts)
+    worst["steal_warn_pct"] = hosts[0].get("steal_warn_pct")
+    return worst
+
+
+def _starved(host: dict[str, Any] | None) -> str:
+    """Why a late generator may not be the suite's fault: its host lost CPU to the hypervisor (steal)."""
+    if not host or not host.get("steal_seconds"):
+        return ""
+    return (f"; its host lost up to {host['steal_pct_max']:.0f} % of its CPU to the hypervisor (steal, "
+            f"{host['steal_seconds']:.0f} s of the load at {host.get('steal_warn_pct') or 5:g} % or more): rerun on a "
+            "host with dedicated cores")
+
+
+def judge_validity(run: dict[str, Any], send_lag: dict[str, float], dropped: int,
+                   host_cpu: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``valid``, ``invalid_reasons`` and the send-lag figures (with the limit and where it came from).
+
+    ``host_cpu``: the load processes' host CPU (:func:`load_drains`), named in a send-lag reason when the host
+    was starved of CPU."""
     declared = (run.get("validity") or {}).get("max_send_lag_ms")
     limit = float(declared) if declared is not None else DEFAULT_MAX_SEND_LAG_MS
     source = (run.get("validity") or {}).get("max_send_lag_source") or (
@@ -70,7 +99,7 @@ def judge_validity(run: dict[str, Any], send_lag: dict[str, float], dropped: int
     p99 = send_lag.get("p99", math.nan)
     if p99 == p99 and p99 > limit:
         reasons.append(f"send lag p99 {p99:.1f} ms exceeds the {limit:g} ms limit: the generator, not the system, "
-                       "was late")
+                       f"was late{_starved(host_cpu)}")
     lag: dict[str, Any] = {k: send_lag.get(k) for k in ("p50", "p95", "p99", "max")}
     lag.update({"count": int(send_lag.get("n", 0) or 0), "limit": limit, "limit_source": source})
     return {"valid": not reasons, "invalid_reasons": reasons, "send_lag_ms": lag, "dropped": int(dropped)}

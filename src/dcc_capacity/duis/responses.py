@@ -100,7 +100,7 @@ def _now() -> str:
 
 def is_success(code: str | None) -> bool:
     """DUIS convention: codes starting with ``I`` are success, anything else (or none) is failure."""
-    return bool(code) and code[0] == "I"
+    return code is not None and code.startswith("I")
 
 
 def response_id_for(request_id: str) -> str:
@@ -338,20 +338,21 @@ def parse_response(data: bytes) -> ParsedResponse:
         raise ResponseParseError("unexpected content in sr:Body")
     name = etree.QName(msg).localname
     if name == "ResponseMessage":
-        payload = msg[2] if len(msg) > 2 else None
-        kind = etree.QName(payload).localname if payload is not None and isinstance(payload.tag, str) else None
+        payload = msg[2] if len(msg) > 2 and isinstance(msg[2].tag, str) else None
+        kind = etree.QName(payload).localname if payload is not None else None
         gbcs = gbcs_version = None
         schedule = None
-        if kind == "GBCSPayload":
-            gbcs = _gbcs(payload.text)
-        elif kind in ("PreCommand", "LocalCommand", "CINMessage", "DSPScheduledMessage",
-                      "FutureDatedDeviceAlertMessage"):
-            gbcs = _gbcs(_child_text(payload, "GBCSPayload"))
-            gbcs_version = _child_text(payload, "GBCSVersion")
-        if kind == "DSPScheduleID" or kind == "DSPScheduledMessage":
-            text = payload.text if kind == "DSPScheduleID" else _child_text(payload, "DSPScheduleID")
-            if text and text.strip().isdigit():
-                schedule = int(text.strip())
+        if payload is not None:
+            if kind == "GBCSPayload":
+                gbcs = _gbcs(payload.text)
+            elif kind in ("PreCommand", "LocalCommand", "CINMessage", "DSPScheduledMessage",
+                          "FutureDatedDeviceAlertMessage"):
+                gbcs = _gbcs(_child_text(payload, "GBCSPayload"))
+                gbcs_version = _child_text(payload, "GBCSVersion")
+            if kind == "DSPScheduleID" or kind == "DSPScheduledMessage":
+                text = payload.text if kind == "DSPScheduleID" else _child_text(payload, "DSPScheduleID")
+                if text and text.strip().isdigit():
+                    schedule = int(text.strip())
         return ParsedResponse(kind="response", srv=_child_text(msg, "ServiceReference"),
                               srv_variant=_child_text(msg, "ServiceReferenceVariant"), payload_kind=kind,
                               gbcs_payload=gbcs, gbcs_version=gbcs_version, schedule_id=schedule, **common)

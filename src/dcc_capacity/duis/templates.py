@@ -23,7 +23,6 @@ non-device SRVs, which device the body is about.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -169,11 +168,12 @@ def template_globals() -> dict[str, Any]:
     return dict(environment().globals)
 
 
-def render_body(variant: str, context: Mapping[str, Any]) -> str:
+def render_body(variant: str, context: dict[str, Any]) -> str:
     """The ``sr:Body`` child of ``variant`` for ``context`` (canonical, no whitespace between elements).
 
     Renders with the context shared, not copied: ``Template.render`` copies the context twice per
-    call, which was half the rendering cost. A context without Jinja's globals gets them added.
+    call, which was half the rendering cost. A context without Jinja's globals gets them added. A dict,
+    because a shared context becomes the Jinja Context's ``parent`` as it is.
     """
     template = _compiled(variant)
     if "range" not in context:
@@ -187,7 +187,7 @@ def render_body(variant: str, context: Mapping[str, Any]) -> str:
 _idle_contexts: dict[str, jinja2.runtime.Context] = {}
 
 
-def render_over(variant: str, base: Mapping[str, Any], fields: dict[str, Any]) -> str:
+def render_over(variant: str, base: dict[str, Any], fields: dict[str, Any]) -> str:
     """Like :func:`render_body` for ``{**base, **fields}``, without building either the merged dict or a
     Jinja context per call: the hot path of the load generator.
 
@@ -200,7 +200,7 @@ def render_over(variant: str, base: Mapping[str, Any], fields: dict[str, Any]) -
     template = _compiled(variant)
     if context is None:
         context = template.new_context({}, shared=True)
-    context.parent = base  # type: ignore[assignment]
+    context.parent = base
     context.vars = fields
     try:
         return "".join(template.root_render_func(context))

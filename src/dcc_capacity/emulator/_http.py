@@ -20,6 +20,7 @@ idle keep-alive timeout. Malformed HTTP gets ``400`` and the connection closes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import signal
@@ -182,7 +183,7 @@ class _Conn(asyncio.Protocol):
             entry: list[Any] = [None, close]
             self.waiting.append(entry)
             task = asyncio.ensure_future(reply)
-            task.add_done_callback(lambda t, e=entry: self._done(t, e))
+            task.add_done_callback(functools.partial(self._done, entry=entry))
         self._flow()
 
     # -- answers ---------------------------------------------------------------------------
@@ -253,14 +254,13 @@ class LeanServer:
 
     def run(self, sockets: list[socket.socket]) -> None:
         logging.getLogger("dcc_capacity").setLevel(self.log_level.upper())
+        # uvloop.run, not asyncio.Runner: Runner is Python 3.11+, and this project supports 3.10.
         try:
             import uvloop
-
-            factory = uvloop.new_event_loop
         except ImportError:  # pragma: no cover - uvicorn[standard] brings uvloop
-            factory = asyncio.new_event_loop
-        with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(self.serve(sockets))
+            asyncio.run(self.serve(sockets))
+        else:
+            uvloop.run(self.serve(sockets))
 
     def _exit(self) -> None:
         self.should_exit = True

@@ -18,8 +18,9 @@ import asyncio
 import json
 import logging
 import random
+import ssl
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -46,6 +47,9 @@ from dcc_capacity.emulator.payloads import NON_DEVICE_PAYLOADS, device_payload, 
 from dcc_capacity.emulator.scheduled_responses import ScheduledResponses
 from dcc_capacity.emulator.schedules import Schedule, ScheduleExecutor, TpsCounter
 
+if TYPE_CHECKING:  # imported when the SP is a CP: asyncssh is loaded only then
+    from dcc_capacity.emulator.cp import CPServer
+
 __all__ = ["EmulatorApp", "build_trust", "callback_tls"]
 
 log = logging.getLogger("dcc_capacity.emulator")
@@ -53,7 +57,7 @@ _SR = "{" + NS_SR + "}"
 _CT_XML = b"application/xml"
 
 
-def callback_tls(cfg: EmulatorConfig) -> Any:
+def callback_tls(cfg: EmulatorConfig) -> ssl.SSLContext | None:
     """The client ``ssl.SSLContext`` for https callbacks (its client certificate, the CA it trusts), or None."""
     tls = cfg.callback_tls.client_tls()
     return tls.context() if tls is not None else None
@@ -109,7 +113,7 @@ class EmulatorApp(AsgiMixin):
         self._tasks: list[asyncio.Task[None]] = []
         self._t0 = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.cp = None
+        self.cp: CPServer | None = None
         self.alerts = Alerts(self)
         self._recent = self.alerts.recent  # the request path appends to it (device alerts pick from it)
         for cls in SRV_CLASSES:
@@ -143,7 +147,7 @@ class EmulatorApp(AsgiMixin):
         await self.sender.stop()
 
     @property
-    def max_body_bytes(self) -> int:  # type: ignore[override] - the mixin's declared attribute
+    def max_body_bytes(self) -> int:
         return self.cfg.max_body_bytes
 
     def elapsed(self) -> float:

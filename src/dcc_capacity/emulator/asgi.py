@@ -22,7 +22,9 @@ _DRAIN_LIMIT = 64 * 1024 * 1024
 class AsgiMixin:
     """ASGI ``__call__`` over the host class's ``route``, ``startup``, ``shutdown`` and ``max_body_bytes``."""
 
-    max_body_bytes: int
+    @property
+    def max_body_bytes(self) -> int:
+        raise NotImplementedError
 
     def route(self, method: bytes, path: str, query: bytes, accept: bytes,
               body: bytes | None) -> Reply | Awaitable[Reply]:

@@ -257,13 +257,15 @@ class CallbackSender:
     async def _open(self, conn: _Conn) -> None:
         assert self._loop is not None
         host, port, tls = conn.key
-        extra = {}
+        context: ssl.SSLContext | None = None
         if tls:
             if self.ssl_context is None:
                 self.ssl_context = ssl.create_default_context()
-            extra = {"ssl": self.ssl_context, "server_hostname": host}
+            context = self.ssl_context
         try:
-            await asyncio.wait_for(self._loop.create_connection(lambda: conn, host, port, **extra), self.timeout_s)
+            await asyncio.wait_for(self._loop.create_connection(lambda: conn, host, port, ssl=context,
+                                                                server_hostname=host if tls else None),
+                                   self.timeout_s)
         except (OSError, asyncio.TimeoutError) as exc:
             log.debug("callback connection to %s:%s failed: %s", host, port, exc)
             conn.abort()

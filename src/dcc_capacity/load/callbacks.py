@@ -145,10 +145,10 @@ class CallbackListener:
         """``ok`` ... ``missing``: expected RequestIDs; ``scheduled*``: SECMP0192 executions (``_on_scheduled``)."""
         self.schedules = ScheduleBook()
         """The SECMP0192 schedules this process created (:meth:`expect_schedule`)."""
-        tls = {"ssl_context": ssl_context} if ssl_context is not None else {}
         self.refused = 0
         """Connections whose TLS handshake failed (mutual TLS: no or an untrusted client certificate)."""
-        self._server = PostServer((host, port), self._on_posts, on_refused=self._refused, max_body=max_body, **tls)
+        self._server = PostServer((host, port), self._on_posts, on_refused=self._refused, max_body=max_body,
+                                  ssl_context=ssl_context)
         self._sweeper: gevent.Greenlet | None = None
 
     # -- lifecycle --------------------------------------------------------

@@ -110,6 +110,8 @@ class ControlledShape(RateShape):
         self._started = False
         self._ended = False
         """Set when a test ends (``test_stop``), so that the next start begins afresh."""
+        self._attached = False
+        """Set by :func:`attach`: the runner's hooks are registered once per shape."""
 
     def reset_time(self) -> None:
         """Locust calls this when a shape test starts: a start after a finished test is a fresh ramp."""
@@ -364,7 +366,7 @@ def attach(environment: Any, build: bool = True) -> ControlledShape | None:
     shape = controlled_of(environment.shape_class, build)
     if shape is None:
         return None
-    if getattr(shape, "_attached", False):
+    if shape._attached:
         return shape
     shape._attached = True
     runner = environment.runner

@@ -135,10 +135,11 @@ class OpenModelUser(User):
     """Name passed to ``shape.rate_for``; default: the class name."""
     srvs_per_arrival: ClassVar[float] = 1.0
     """SRVs one arrival sends (the journey length): arrivals/s = rate / srvs_per_arrival."""
-    max_in_flight: ClassVar[int] = 1000
-    """Bound on open HTTP exchanges of this user (``--max-in-flight`` overrides it); an arrival that finds it
-    reached is dropped and counted, never queued. Awaited async responses do not count: they are entries in the
-    listener's correlation map, and journeys waiting for one are parked (``--max-parked-journeys``)."""
+    max_in_flight: int = 1000
+    """Bound on open HTTP exchanges of this user (not a ClassVar: the class sets the default, each instance holds
+    the bound in force, ``--max-in-flight`` when given); an arrival that finds it reached is dropped and counted,
+    never queued. Awaited async responses do not count: they are entries in the listener's correlation map, and
+    journeys waiting for one are parked (``--max-parked-journeys``)."""
     send_quantum_s: ClassVar[float] = 0.004
     """Shortest sleep of the arrival loop. At 1,500 SRV/s arrivals are 0.7 ms apart: waking for each one cost
     more CPU (a timer, a greenlet switch and a send per wake-up) than the sends themselves, and a busy process

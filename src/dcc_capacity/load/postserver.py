@@ -84,7 +84,9 @@ class PostServer(StreamServer):
 
     def __init__(self, listener: Any, on_posts: Callable[[list[bytes | None]], list[int]], *,
                  on_refused: Callable[[Any, BaseException], None] | None = None, max_body: int = MAX_BODY,
-                 **kwargs: Any) -> None:
+                 ssl_context: ssl.SSLContext | None = None, **kwargs: Any) -> None:
+        if ssl_context is not None:  # gevent takes the key's presence, even with None, to mean TLS
+            kwargs["ssl_context"] = ssl_context
         super().__init__(listener, **kwargs)
         self.on_posts, self.on_refused, self.max_body = on_posts, on_refused, max_body
 

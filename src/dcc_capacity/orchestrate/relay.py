@@ -296,8 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.registry.mkdir(parents=True, exist_ok=True)
     relay = Relay(args.registry)
-    server = PostServer((args.host, args.port), relay.forward, on_refused=relay.refused,
-                        **({"ssl_context": context} if context else {}))
+    server = PostServer((args.host, args.port), relay.forward, on_refused=relay.refused, ssl_context=context)
     gevent.signal_handler(signal.SIGTERM, server.stop)
     gevent.signal_handler(signal.SIGINT, server.stop)
     log.info("relay on %s://%s:%d/ (registry %s%s)", "https" if context else "http", args.host, args.port,

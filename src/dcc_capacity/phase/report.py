@@ -58,7 +58,7 @@ def _issues(ev: PhaseEvidence) -> tuple[list[dict[str, Any]], list[dict[str, Any
             issues.append({"id": f"AUTO-{res.id}", "severity": res.nfr.severity, "run": res.run.run_id if res.run
                            else None, "title": f"{res.nfr.id} {res.status} in {res.test_id}", "href": res.anchor})
     rows = []
-    limits = ev.catalogue.issue_thresholds
+    limits: dict[int, int] = {k: v for k, v in ev.catalogue.issue_thresholds.items()}  # any severity may be open
     for sev in sorted(set(limits) | {int(i["severity"]) for i in issues}):
         count = sum(1 for i in issues if int(i["severity"]) == sev)
         rows.append({"severity": sev, "open": count, "threshold": limits.get(sev, 0),
@@ -116,7 +116,7 @@ def _required_table(ev: PhaseEvidence) -> list[dict[str, Any]]:
         required = ((volume.get("A7") or {}).get(sp) or {}).get(slot)
         alerts = ((((volume.get("A7_rows") or {}).get(sp) or {}).get(slot)) or {}).get("alerts")
         part = required - alerts if required is not None and alerts is not None else required
-        tested = [(r.tested.get(slot), r) for r in ev.runs if r.is_evidence and r.tested.get(slot) is not None]
+        tested = [(rate, r) for r in ev.runs if r.is_evidence and (rate := r.tested.get(slot)) is not None]
         best = max(tested, key=lambda x: x[0]) if tested else (None, None)
         met = None if part is None or best[0] is None else best[0] >= part * 0.98
         rows.append({"sp": sp, "slot": slot, "required": required, "alerts": alerts, "suite_part": part,
@@ -165,10 +165,10 @@ def risks(ev: PhaseEvidence, criteria: list[dict[str, Any]], prov: list[dict[str
         if not (c.confirmed_by and c.confirmed_at):
             out.append({"level": "high", "href": anchor("entry", c.id), "text": f"Entry criterion {c.id} "
                         "(SCTAD 4.1) has no confirmation (who and when)."})
-    for c in criteria:
-        if c["status"] != "met":
-            out.append({"level": "high", "href": anchor("ec", c["id"]), "text": f"Exit criterion {c['id']} not "
-                        f"met: {c['evidence']}."})
+    for crit in criteria:
+        if crit["status"] != "met":
+            out.append({"level": "high", "href": anchor("ec", crit["id"]), "text": f"Exit criterion {crit['id']} "
+                        f"not met: {crit['evidence']}."})
     scale = [r for r in ev.runs if ((r.summary or {}).get("extrapolation") or {}).get("test_scale") not in (None, 1.0)]
     if scale:
         out.append({"level": "medium", "href": "extrapolation", "text": "Production capacity is extrapolated "

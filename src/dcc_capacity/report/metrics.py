@@ -229,7 +229,9 @@ class Aggregator:
         for k in np.flatnonzero(counts):
             a, rest = divmod(int(k), sizes[1] * sizes[2])
             b, c = divmod(rest, sizes[2])
-            label = tuple("" if lab == "-" else lab for lab in (parts[0][1][a], parts[1][1][b], parts[2][1][c]))
+            outcome, ack, response = ("" if lab == "-" else lab for lab in (parts[0][1][a], parts[1][1][b],
+                                                                                parts[2][1][c]))
+            label = (outcome, ack, response)
             self.code_counts[label] = self.code_counts.get(label, 0) + int(counts[k])
 
     def _add_time(self, batch: pd.DataFrame, cls: np.ndarray, outcome: np.ndarray) -> None:
@@ -287,8 +289,11 @@ class Aggregator:
         """Keep what pass 2 needs (group codes, two latencies, the row views) in a binary temp file."""
         assert self.spill is not None
         path = Path(self.spill) / f"batch-{self._spilled:06d}.npz"
-        np.savez(path, **{f"c_{d}": codes[d].astype(np.int32) for d in DIMENSIONS if d != "all"}, **values,
-                 _srv=srv_m, _step=step_m, _lag=lag, **({} if sched_m is None else {"_sched": sched_m}))
+        arrays: dict[str, np.ndarray] = {f"c_{d}": codes[d].astype(np.int32) for d in DIMENSIONS if d != "all"}
+        arrays.update(values, _srv=srv_m, _step=step_m, _lag=lag)
+        if sched_m is not None:
+            arrays["_sched"] = sched_m
+        np.savez(path, allow_pickle=False, **arrays)  # numbers only (np.load would refuse pickles anyway)
         self._spilled += 1
 
     def collect_spilled(self) -> Iterator[int]:
@@ -326,7 +331,8 @@ class Aggregator:
                     df[f"{short}_{q}"] = [res.get(i, {}).get(q, np.nan) for i in range(len(labels))]
                 df[f"{short}_n"] = df[f"{short}_n"].fillna(0).astype(np.int64)  # a count: 0, never NaN
             df = df[keep]
-            groups[dim] = df.iloc[sorted(range(len(df)), key=lambda i, d=df: natural_key(d.index[i]))]
+            keys = [natural_key(label) for label in df.index]
+            groups[dim] = df.iloc[sorted(range(len(df)), key=keys.__getitem__)]
         codes = pd.DataFrame([(*k, v) for k, v in sorted(self.code_counts.items())],
                              columns=["outcome", "ack_code", "response_code", "count"])
         n_cls = len(self.codes["class"].labels)

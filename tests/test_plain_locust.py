@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from _lanes import lanes
 from _load_helpers import slow_sut
 from dcc_capacity.load.records import load_records
 
@@ -26,14 +27,31 @@ def locust(*args: str, run_time: str = "10s", timeout: float = 90) -> subprocess
                           timeout=timeout)
 
 
-def test_no_host_runs_the_embedded_emulator_for_locusts_own_run_time(tmp_path):
+def _silent_host(tmp: Path) -> subprocess.CompletedProcess[str]:
+    with slow_sut(tmp) as sut:  # acks every request, never calls back (no callback URL)
+        return locust("--host", sut.url, "--dcc-rate", "10", "--run-dir", str(tmp / "run"), "--trt-late", "1",
+                      "--trt-missing", "2", run_time="8s")
+
+
+@pytest.fixture(scope="module")
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Both Locust runs at once (tests/_lanes.py)."""
+    silent, embedded = tmp_path_factory.mktemp("silent"), tmp_path_factory.mktemp("embedded")
+    yield from lanes(request, {
+        "test_a_host_that_never_calls_back_is_named_within_seconds": lambda: _silent_host(silent),
+        "test_no_host_runs_the_embedded_emulator_for_locusts_own_run_time": lambda: (embedded, locust(
+            "--dcc-rate", "20", "--run-dir", str(embedded), "--trt-late", "5", "--trt-missing", "10", run_time="6s")),
+    })
+
+
+def test_no_host_runs_the_embedded_emulator_for_locusts_own_run_time(runs):
     listed = subprocess.run([sys.executable, "-m", "locust", "-f", "locustfiles/dcc.py", "--list"], cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, capture_output=True, text=True,
                             timeout=60)
     for cls in ("MeterReads", "S2IcCredit", "S2IcPrepay", "S1MigrationCredit", "S1MigrationPrepay", "Bau",
                 "Secmp0192Schedules"):
         assert cls in listed.stdout
-    p = locust("--dcc-rate", "20", "--run-dir", str(tmp_path), "--trt-late", "5", "--trt-missing", "10", run_time="6s")
+    tmp_path, p = runs.result("test_no_host_runs_the_embedded_emulator_for_locusts_own_run_time")
     assert p.returncode == 0, p.stderr[-3000:]
     assert "will be ignored" not in p.stderr  # Locust's -t is the shape's duration, not an ignored option
     shape = json.loads((tmp_path / "shape.json").read_text())
@@ -49,10 +67,8 @@ def test_no_host_runs_the_embedded_emulator_for_locusts_own_run_time(tmp_path):
         pass  # stopped when Locust quit
 
 
-def test_a_host_that_never_calls_back_is_named_within_seconds(tmp_path):
-    with slow_sut(tmp_path) as sut:  # acks every request, never calls back (no callback URL)
-        p = locust("--host", sut.url, "--dcc-rate", "10", "--run-dir", str(tmp_path / "run"), "--trt-late", "1",
-                   "--trt-missing", "2", run_time="8s")
+def test_a_host_that_never_calls_back_is_named_within_seconds(runs):
+    p = runs.result("test_a_host_that_never_calls_back_is_named_within_seconds")
     hint = [ln for ln in p.stderr.splitlines() if "NO async response received yet" in ln]
     assert hint, p.stderr[-3000:]
     elapsed = re.match(r"\[dcc-capacity\] 00:00:(\d\d) \| awaiting", hint[0])

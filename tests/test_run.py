@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from _lanes import alone, lanes
 from dcc_capacity.load.records import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,10 +25,56 @@ def run(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
                           timeout=timeout, cwd=ROOT, env=env)
 
 
+def _sut_dies(out: Path) -> tuple[int | None, str, Path]:
+    """A load run whose embedded emulator is killed 3 s into the load: (exit status, stderr, run folder)."""
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-m", "dcc_capacity", "run", "--test", "load", "--rate", "30",
+                             "--duration", "30s", "--out", str(out)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 40
+        emulator = None
+        while time.time() < deadline and emulator is None:
+            time.sleep(0.5)
+            if list((out / "records").glob("*.arrows")) and (out / "metrics.csv").exists():
+                kids = psutil.Process(proc.pid).children(recursive=True)
+                emulator = next((k for k in kids if "emulator" in " ".join(k.cmdline())), None)
+        if emulator is None:
+            return None, "the emulator was never found running", out
+        time.sleep(3)
+        emulator.kill()  # the SUT dies mid-run
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, err, out
+
+
+@pytest.fixture(scope="module")
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The module's CLI runs, two at a time (tests/_lanes.py), the stress run alone first."""
+    tmp = tmp_path_factory.mktemp("runs")
+    yield from lanes(request, {
+        # alone: past the knee the emulator must keep its 150 TPS, which a run beside it on 2 cores takes from it
+        "test_stress_finds_the_knee_of_the_emulator_within_15_percent": alone(lambda: run(
+            "--test", "stress", "--rate", "100", "--start-factor", "1.2", "--step", "0.1", "--step-duration", "3s",
+            "--max-factor", "2.5", "--emulator-tps", "150", "--duration", "60s", "--out", str(tmp / "stress"))),
+        "test_sut_dying_mid_run_exits_3_with_an_incomplete_report": lambda: _sut_dies(tmp / "died"),
+        "test_load_run_writes_the_run_folder_and_offers_the_target_rate": lambda: run(
+            "--test", "load", "--rate", "60", "--duration", "8s", "--out", str(tmp / "load")),
+    })
+
+
+def _out(p: subprocess.CompletedProcess[str]) -> Path:
+    return Path(p.args[p.args.index("--out") + 1])
+
+
 @pytest.mark.slow
-def test_load_run_writes_the_run_folder_and_offers_the_target_rate(tmp_path):
-    out = tmp_path / "load"
-    p = run("--test", "load", "--rate", "60", "--duration", "8s", "--out", str(out))
+def test_load_run_writes_the_run_folder_and_offers_the_target_rate(runs):
+    p = runs.result("test_load_run_writes_the_run_folder_and_offers_the_target_rate")
+    out = _out(p)
     assert p.returncode == 0, p.stderr[-2000:]
     for name in ("run.json", "plan.json", "metrics.csv", "summary.json", "junit.xml", "report.html"):
         assert (out / name).is_file(), name
@@ -62,10 +109,9 @@ def test_load_run_writes_the_run_folder_and_offers_the_target_rate(tmp_path):
 
 
 @pytest.mark.slow
-def test_stress_finds_the_knee_of_the_emulator_within_15_percent(tmp_path):
-    out = tmp_path / "stress"
-    p = run("--test", "stress", "--rate", "100", "--start-factor", "1.2", "--step", "0.1", "--step-duration", "3s",
-            "--max-factor", "2.5", "--emulator-tps", "150", "--duration", "60s", "--out", str(out))
+def test_stress_finds_the_knee_of_the_emulator_within_15_percent(runs):
+    p = runs.result("test_stress_finds_the_knee_of_the_emulator_within_15_percent")
+    out = _out(p)
     assert p.returncode in (0, 1), p.stderr[-2000:]
     shape = json.loads((out / "shape.json").read_text())
     assert shape["knee_rate"] is not None and abs(shape["knee_rate"] - 150) <= 0.15 * 150, shape
@@ -95,30 +141,9 @@ def test_bad_profile_content_names_the_file_and_field(tmp_path):
 
 
 @pytest.mark.slow
-def test_sut_dying_mid_run_exits_3_with_an_incomplete_report(tmp_path):
-    import psutil
-
-    out = tmp_path / "died"
-    proc = subprocess.Popen([sys.executable, "-m", "dcc_capacity", "run", "--test", "load", "--rate", "30",
-                             "--duration", "30s", "--out", str(out)], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 40
-        emulator = None
-        while time.time() < deadline and emulator is None:
-            time.sleep(0.5)
-            if list((out / "records").glob("*.arrows")) and (out / "metrics.csv").exists():
-                kids = psutil.Process(proc.pid).children(recursive=True)
-                emulator = next((k for k in kids if "emulator" in " ".join(k.cmdline())), None)
-        assert emulator is not None
-        time.sleep(3)
-        emulator.kill()  # the SUT dies mid-run
-        _, err = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 3, err[-2000:]
+def test_sut_dying_mid_run_exits_3_with_an_incomplete_report(runs):
+    code, err, out = runs.result("test_sut_dying_mid_run_exits_3_with_an_incomplete_report")
+    assert code == 3, err[-2000:]
     assert "died mid-run" in err and "Traceback" not in err
     run_doc = json.loads((out / "run.json").read_text())
     assert run_doc["status"] == "incomplete" and "end" not in run_doc

@@ -1,93 +1,288 @@
-"""A module's end-to-end CLI runs, started together and run two at a time.
+"""End-to-end CLI runs side by side: a module's runs two at a time, and single runs in a background lane.
 
 Why: each ``dcc-capacity run`` in the tests is a few seconds of load between
 start-up and the report, a process tree (parent, emulator, Locust) that uses
 about one core in bursts and waits the rest. Run one after another they made
-the suite 15 minutes on 2 cores; two side by side take little more than one.
-Never more than two, so a run's load phase always has a core: the runs stay
-low-rate, and their send lag is still judged (a run late by over 50 ms p99 is
-INVALID and its test fails).
+the suite 15 minutes on 2 cores. Two ways to overlap them, under one rule:
+never more than two runs at once anywhere (:data:`LANES`), so a run's load
+phase always has a core. The runs stay low-rate and their send lag is still
+judged (a run late by over 50 ms p99 is INVALID and its test fails).
 
-A run whose verdict depends on the CPU it gets (a stress knee: the emulator
-must keep its configured capacity) is declared :class:`alone`: it waits for
-the other lane to finish and runs with the box to itself.
+- A module's runs (:func:`lanes`): the module declares ``{test name: job}``;
+  its fixture queues only the jobs of the tests pytest selected (so ``-k``
+  runs just what it names); each test waits for its own result while the
+  others go on. A run whose verdict depends on the CPU it gets (a stress knee:
+  the emulator must keep its configured capacity) is declared :class:`alone`
+  and takes both lanes.
+- A test's single run in the background (:func:`background`): marked on the
+  test, queued when collection ends (tests/conftest.py), so it runs while the
+  tests before it do; the test reads its result from the ``background_run``
+  fixture. For "run, then read the folder" tests only: a test that must act
+  mid-run (kill a process at the right moment) stays in the foreground.
 
-A module declares its runs as ``{test name: job}``; the module fixture
-(:func:`lanes`) submits only the jobs of the tests pytest selected (so ``-k``
-runs just what it names), the first test to ask waits for its own result
-while the others go on in the background.
+No threads: the pytest process is gevent-patched (the test modules import
+Locust), where a thread is a greenlet that shares the interpreter's import
+locks with the tests. A job is a generator that yields the command lines it
+wants run (:func:`cli`) and returns its result; :data:`SCHEDULER` starts
+them as subprocesses writing to files (never a pipe nobody reads) and moves
+them on between tests (a pytest hook) and while a test waits for a result.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-__all__ = ["LANES", "alone", "lanes"]
+__all__ = ["BACKGROUND", "LANES", "SCHEDULER", "Ran", "alone", "background", "cli", "lanes", "run_one"]
 
+ROOT = Path(__file__).resolve().parents[1]
 LANES = 2
-"""Runs at once: the machine's 2 cores (tests/README: the suite's budget is 12 minutes on 2 cores)."""
+"""Runs at once: the machine's 2 cores (the suite's budget is 12 minutes on 2 cores)."""
+
+
+@dataclass(frozen=True)
+class Ran:
+    """A finished CLI run: its exit status, what it printed, where it wrote."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    out: Path | None = None
+
+    @property
+    def args(self) -> list[str]:  # what CompletedProcess offers, for messages
+        return []
+
+
+@dataclass(frozen=True)
+class Cli:
+    """One command a job wants run (``python -m <module> ARGS``), with output to files."""
+
+    argv: list[str]
+    out: Path | None
+    timeout: float
+    module: str
+    env: dict[str, str]
+
+
+def cli(args: Sequence[str], out: Path | None = None, *, timeout: float = 240, module: str = "dcc_capacity",
+        env: dict[str, str] | None = None) -> Cli:
+    """What a job yields: ``python -m <module> ARGS`` (``--out OUT`` appended); the job is sent a :class:`Ran`."""
+    argv = [*args, *(["--out", str(out)] if out is not None else [])]
+    return Cli(argv, out, timeout, module, dict(env or {}))
+
+
+Job = Callable[[], Generator[Cli, Ran, Any]]
 
 
 @dataclass(frozen=True)
 class alone:  # noqa: N801 - reads as a marker: {"test_x": alone(job)}
-    """A job that runs with no other job beside it."""
+    """A job that runs with no other run beside it (it takes both lanes)."""
 
-    job: Callable[[], Any]
+    job: Job
 
 
-class _Gate:
-    """Shared for ordinary jobs, exclusive for :class:`alone` ones (a readers-writer lock, writers first)."""
+@dataclass
+class _Task:
+    gen: Generator[Cli, Ran, Any]
+    slots: int
+    front: bool = False
+    started: bool = False
+    proc: subprocess.Popen | None = None
+    cmd: Cli | None = None
+    deadline: float = 0.0
+    logs: Path | None = None
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+    files: list[Any] = field(default_factory=list)
+
+
+class Scheduler:
+    """Runs queued jobs' commands, at most :data:`LANES` at once, in queue order."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._running = 0
-        self._exclusive = False
-        self._waiting_exclusive = 0
+        self.queue: list[_Task] = []
+        self.running: list[_Task] = []
 
-    def run(self, job: Callable[[], Any], exclusive: bool) -> Any:
-        with self._cond:
-            if exclusive:
-                self._waiting_exclusive += 1
-                self._cond.wait_for(lambda: self._running == 0)
-                self._waiting_exclusive -= 1
-                self._exclusive = True
-            else:
-                self._cond.wait_for(lambda: not self._exclusive and not self._waiting_exclusive)
-            self._running += 1
+    def submit(self, job: Job, slots: int = 1, *, front: bool = False) -> _Task:
+        """Queue ``job``; ``front``: ahead of the background lane's tasks (a module's tests wait for it next)."""
+        task = _Task(job(), slots, front=front)
+        at = next((i for i, t in enumerate(self.queue) if not t.front), len(self.queue)) if front else len(self.queue)
+        self.queue.insert(at, task)
+        self.pump()
+        return task
+
+    def _busy(self) -> int:
+        return sum(t.slots for t in self.running)
+
+    def pump(self) -> None:
+        """Collect finished commands, move their jobs on, start what fits."""
+        for task in list(self.running):
+            if task.proc is not None and task.proc.poll() is None:
+                if time.monotonic() > task.deadline:
+                    task.proc.kill()
+                    task.proc.wait(10)
+                    self._finish(task, error=TimeoutError(f"{task.cmd.argv[:4]}... ran over {task.cmd.timeout:g} s"))
+                continue
+            self._advance(task)
+        while self.queue and self._busy() + self.queue[0].slots <= LANES:
+            task = self.queue.pop(0)
+            self.running.append(task)
+            self._advance(task)
+
+    def _advance(self, task: _Task) -> None:
         try:
-            return job()
-        finally:
-            with self._cond:
-                self._running -= 1
-                self._exclusive = False
-                self._cond.notify_all()
+            if not task.started:
+                task.started = True
+                cmd = next(task.gen)
+            else:
+                cmd = task.gen.send(self._collect(task))
+        except StopIteration as stop:
+            self._finish(task, result=stop.value)
+            return
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test that asks
+            self._finish(task, error=exc)
+            return
+        self._launch(task, cmd)
+
+    def _launch(self, task: _Task, cmd: Cli) -> None:
+        task.cmd, task.logs = cmd, Path(tempfile.mkdtemp(prefix="dcc-cli-"))
+        task.files = [open(task.logs / "stdout", "w+"), open(task.logs / "stderr", "w+")]  # noqa: SIM115
+        task.proc = subprocess.Popen([sys.executable, "-m", cmd.module, *cmd.argv], cwd=ROOT, stdout=task.files[0],
+                                     stderr=task.files[1],
+                                     env={**os.environ, "PYTHONPATH": str(ROOT / "src"), **cmd.env})
+        task.deadline = time.monotonic() + cmd.timeout
+
+    def _collect(self, task: _Task) -> Ran:
+        assert task.proc is not None and task.cmd is not None
+        so, se = task.files
+        so.seek(0)
+        se.seek(0)
+        ran = Ran(int(task.proc.returncode), so.read(), se.read(), task.cmd.out)
+        self._close(task)
+        return ran
+
+    def _close(self, task: _Task) -> None:
+        for f in task.files:
+            f.close()
+        task.files, task.proc = [], None
+        if task.logs is not None:
+            shutil.rmtree(task.logs, ignore_errors=True)
+            task.logs = None
+
+    def _finish(self, task: _Task, result: Any = None, error: BaseException | None = None) -> None:
+        self._close(task)
+        task.done, task.result, task.error = True, result, error
+        if task in self.running:
+            self.running.remove(task)
+
+    def wait(self, task: _Task, timeout: float = 600) -> Any:
+        """The job's result, pumping until it is done (its exception re-raised here)."""
+        deadline = time.monotonic() + timeout
+        while not task.done:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the run's job did not finish in time")
+            self.pump()
+            time.sleep(0.05)
+        if task.error is not None:
+            raise task.error
+        return task.result
+
+    def cancel(self, tasks: Sequence[_Task]) -> None:
+        for task in tasks:
+            if task in self.queue:
+                self.queue.remove(task)
+            if task.proc is not None and task.proc.poll() is None:
+                task.proc.kill()
+                task.proc.wait(10)
+            if not task.done:
+                self._finish(task, error=RuntimeError("cancelled"))
+            task.gen.close()
+
+
+SCHEDULER = Scheduler()
+
+
+def run_one(cmd: Cli) -> Generator[Cli, Ran, Ran]:
+    """The commonest job body: one command, its :class:`Ran` the result (``yield from run_one(cli(...))``)."""
+    return (yield cmd)
 
 
 class Lanes:
-    def __init__(self, futures: dict[str, Future]) -> None:
-        self._futures = futures
+    def __init__(self, tasks: dict[str, _Task]) -> None:
+        self._tasks = tasks
 
-    def result(self, name: str, timeout: float = 400) -> Any:
-        """The job's return value (its exception re-raised here, in the test that asked)."""
-        if name not in self._futures:
+    def result(self, name: str, timeout: float = 600) -> Any:
+        if name not in self._tasks:
             raise KeyError(f"no run declared for {name!r}")
-        return self._futures[name].result(timeout=timeout)
+        return SCHEDULER.wait(self._tasks[name], timeout)
 
 
-def lanes(request: pytest.FixtureRequest, jobs: dict[str, Callable[[], Any] | alone]) -> Iterator[Lanes]:
-    """Submit the selected tests' jobs (in declaration order) to two lanes; yield their results' handle."""
+def lanes(request: pytest.FixtureRequest, jobs: dict[str, Job | alone]) -> Iterator[Lanes]:
+    """Queue the selected tests' jobs (in declaration order); yield their results' handle."""
     selected = {item.name.split("[")[0] for item in request.session.items if item.module is request.module}
-    pool = ThreadPoolExecutor(max_workers=LANES, thread_name_prefix="cli-run")
-    gate = _Gate()
-    futures = {name: pool.submit(gate.run, job.job if isinstance(job, alone) else job, isinstance(job, alone))
-               for name, job in jobs.items() if name in selected}
+    tasks = {name: SCHEDULER.submit(job.job if isinstance(job, alone) else job,
+                                    LANES if isinstance(job, alone) else 1, front=True)
+             for name, job in jobs.items() if name in selected}
     try:
-        yield Lanes(futures)
+        yield Lanes(tasks)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        SCHEDULER.cancel(list(tasks.values()))
+
+
+# -- the background lane ------------------------------------------------------------------------------------------
+
+def background(job: Callable[[Path], Generator[Cli, Ran, Any]]) -> pytest.MarkDecorator:
+    """Mark a test whose job ``job(tmp)`` is queued when collection ends; the test reads ``background_run``."""
+    return pytest.mark.background.with_args(job)  # with_args: a lone callable would be the decorated function
+
+
+class _Background:
+    def __init__(self) -> None:
+        self.tasks: dict[str, _Task] = {}
+        self.dirs: list[Path] = []
+
+    def start(self, items: Sequence[pytest.Item]) -> None:
+        """Queue every selected background test's job, in the order the tests will ask."""
+        for item in items:
+            marker = item.get_closest_marker("background")
+            if marker is None:
+                continue
+            tmp = Path(tempfile.mkdtemp(prefix="dcc-bg-"))
+            self.dirs.append(tmp)
+            job = marker.args[0]
+            self.tasks[item.nodeid] = SCHEDULER.submit(lambda job=job, tmp=tmp: job(tmp))
+
+    def result(self, item: pytest.Item, timeout: float = 600) -> Any:
+        if item.nodeid not in self.tasks:
+            raise KeyError(f"{item.nodeid} is not marked @background")
+        return SCHEDULER.wait(self.tasks[item.nodeid], timeout)
+
+    def shared(self, request: pytest.FixtureRequest, test: str, job: Callable[[Path], Any]) -> Any:
+        """For a module fixture several tests read: the run queued for ``test`` (marked ``@background(job)``),
+        or, when pytest did not select that test, ``job`` run now."""
+        task = self.tasks.get(f"{request.node.nodeid}::{test}")  # a module fixture's node is the module
+        if task is None:
+            tmp = Path(tempfile.mkdtemp(prefix="dcc-bg-"))
+            self.dirs.append(tmp)
+            task = SCHEDULER.submit(lambda: job(tmp), front=True)
+        return SCHEDULER.wait(task)
+
+    def stop(self) -> None:
+        SCHEDULER.cancel(list(self.tasks.values()))
+        for d in self.dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+BACKGROUND = _Background()

@@ -65,3 +65,39 @@ def chromium() -> str:
             pytest.fail("chromium is not installed: .ci/run installs Debian's chromium package")
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     return path
+
+
+# -- CLI runs in the background lane (tests/_lanes.py) -----------------------------------------------------------
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the selected tests' background runs now: they run while the tests before them do."""
+    from _lanes import BACKGROUND
+
+    BACKGROUND.start(session.items)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Between tests: move the queued runs on (a finished one's job goes on, a free lane takes the next)."""
+    from _lanes import SCHEDULER
+
+    SCHEDULER.pump()
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    from _lanes import SCHEDULER
+
+    SCHEDULER.pump()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from _lanes import BACKGROUND
+
+    BACKGROUND.stop()
+
+
+@pytest.fixture
+def background_run(request: pytest.FixtureRequest):
+    """The result of this test's ``@background(job)`` run (tests/_lanes.py)."""
+    from _lanes import BACKGROUND
+
+    return BACKGROUND.result(request.node)

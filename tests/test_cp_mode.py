@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
 
-from dcc_capacity.model.cpmigration import CP_CLASS, cp_nfr_path, cp_rates
+from _lanes import Cli, Ran, background, cli
+from dcc_capacity.model.cpmigration import CP_CLASS, cp_rates
 from dcc_capacity.report.cp import planned_per_s, required_row, section
 from dcc_capacity.spec.resolve import TestSpec as Spec
 from dcc_capacity.spec.resolve import resolve
@@ -147,20 +149,24 @@ def _landed(cp_in: Path) -> tuple[float, float, int]:
             sum(len(k) for k in kinds))
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(150)
-def test_run_sp_cp_moves_migration_files_at_the_planned_rate_and_reports_them(tmp_path):
-    from dcc_capacity.orchestrate.run import RunOptions, run_test
+def _cp_run(tmp: Path) -> Generator[Cli, Ran, Ran]:
+    """``run --sp CP`` as a user types it, with more fallout than CP mode's 7 % so a 15 s run surely reprocesses
+    some (the run configuration's emulator section)."""
+    cfg = tmp / "run.yaml"
+    cfg.write_text("emulator:\n  faults:\n    migration_fallout:\n      share: 0.25\n")
+    return (yield cli(["run", "--test", "load", "--sp", "CP", "--slot", "day", "--profile", FOC, "--duration", "15s",
+                "--fleet-size", "20000", "--pool-size", "64", "--cp-batch", "2", "--trt-late", "10s",
+                "--trt-missing", "20s", "--drain", "5s", "--device-latency", "fast", "--config", str(cfg)],
+               tmp / "run"))
 
-    out = tmp_path / "run"
-    log = io.StringIO()
-    spec = Spec(test="load", sp="CP", slot="day", profile=FOC, duration_s=15.0, fleet_size=20_000, pool_size=64,
-                cp_batch=2, trt_late_s=10.0, trt_missing_s=20.0, drain_s=5.0)
-    code = run_test(RunOptions(spec=spec, out=out, device_latency="fast", nfr=cp_nfr_path(), log=log,
-                               # more fallout than CP mode's 7 % so a 15 s run surely reprocesses some
-                               emulator_config={"faults": {"migration_fallout": {"share": 0.25}}},
-                               command_line=["dcc-capacity", "run", "--test", "load", "--sp", "CP"]))
-    assert code == 0, log.getvalue()
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@background(_cp_run)
+def test_run_sp_cp_moves_migration_files_at_the_planned_rate_and_reports_them(background_run):
+    ran = background_run
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    out = ran.out
     # Where the files land: the CP's SFTP folder in the run folder; devices/day at the plan (scaled: test_scale 1)
     per_s, devices_per_s, devices = _landed(out / "logs" / "cp" / "in")
     assert per_s == pytest.approx(FOC_DAY_PER_S, rel=0.05)

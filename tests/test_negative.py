@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from _emulator_helpers import PKI_DIR
+from _lanes import BACKGROUND, background, cli
 from dcc_capacity.errors import InputError
 from dcc_capacity.load.records import load_records
 from dcc_capacity.testtypes.negative.cases import (
@@ -30,18 +28,20 @@ from dcc_capacity.testtypes.negative.cases import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _negative(tmp: Path):  # noqa: ANN202 - a job (tests/_lanes.py)
+    ran = yield cli(["run", "--test", "negative", "--duration", "12s", "--rate", "7"], tmp / "run", timeout=150)
+    return tmp / "run", ran
+
+
 @pytest.fixture(scope="module")
-def negative_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    out = tmp_path_factory.mktemp("neg") / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    p = subprocess.run([sys.executable, "-m", "dcc_capacity", "run", "--test", "negative", "--duration", "12s",
-                        "--rate", "7", "--out", str(out)], capture_output=True, text=True, timeout=150,
-                       cwd=ROOT, env=env)
-    return out, p
+def negative_run(request: pytest.FixtureRequest):
+    """The negative run both slow tests read, started in the background lane when collection ended."""
+    return BACKGROUND.shared(request, "test_every_case_is_sent_and_answered_as_duis_requires", _negative)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
+@background(_negative)
 def test_every_case_is_sent_and_answered_as_duis_requires(negative_run):
     out, p = negative_run
     assert p.returncode == 0, p.stderr[-3000:]

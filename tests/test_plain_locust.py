@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from _lanes import lanes
+from _lanes import Cli, cli, lanes
 from _load_helpers import slow_sut
 from dcc_capacity.load.records import load_records
 
@@ -27,10 +27,20 @@ def locust(*args: str, run_time: str = "10s", timeout: float = 90) -> subprocess
                           timeout=timeout)
 
 
-def _silent_host(tmp: Path) -> subprocess.CompletedProcess[str]:
+def _locust(*args: str, run_time: str) -> Cli:
+    return cli(["-f", "locustfiles/dcc.py", "--headless", "-t", run_time, "--only-summary", *args], module="locust",
+               timeout=90, env={"DCC_CAPACITY_DEVICE_LATENCY": "fast"})
+
+
+def _silent_host(tmp: Path):  # noqa: ANN202 - a job (tests/_lanes.py)
     with slow_sut(tmp) as sut:  # acks every request, never calls back (no callback URL)
-        return locust("--host", sut.url, "--dcc-rate", "10", "--run-dir", str(tmp / "run"), "--trt-late", "1",
-                      "--trt-missing", "2", run_time="8s")
+        return (yield _locust("--host", sut.url, "--dcc-rate", "10", "--run-dir", str(tmp / "run"), "--trt-late",
+                              "1", "--trt-missing", "2", run_time="8s"))
+
+
+def _embedded(tmp: Path):  # noqa: ANN202 - a job
+    return tmp, (yield _locust("--dcc-rate", "20", "--run-dir", str(tmp), "--trt-late", "5", "--trt-missing", "10",
+                               run_time="6s"))
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +49,7 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     silent, embedded = tmp_path_factory.mktemp("silent"), tmp_path_factory.mktemp("embedded")
     yield from lanes(request, {
         "test_a_host_that_never_calls_back_is_named_within_seconds": lambda: _silent_host(silent),
-        "test_no_host_runs_the_embedded_emulator_for_locusts_own_run_time": lambda: (embedded, locust(
-            "--dcc-rate", "20", "--run-dir", str(embedded), "--trt-late", "5", "--trt-missing", "10", run_time="6s")),
+        "test_no_host_runs_the_embedded_emulator_for_locusts_own_run_time": lambda: _embedded(embedded),
     })
 
 

@@ -20,11 +20,13 @@ import ssl
 import subprocess
 import sys
 import threading
+from collections.abc import Generator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from _lanes import Cli, Ran, background, cli
 from _load_helpers import free_port, wait_for_port
 from _tls_helpers import TestCA
 from dcc_capacity.load.records import load_records
@@ -137,16 +139,14 @@ def test_relay_refuses_a_client_without_certificate_counts_it_and_still_forwards
     assert "Traceback" not in text and KEY_PW not in text
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(120)
-def test_run_with_two_workers_correlates_every_callback_over_mutual_tls(tmp_path):
+def _two_workers_over_mtls(tmp: Path) -> Generator[Cli, Ran, Ran]:
     """``dcc-capacity run --config ... --workers 2``: the callback TLS options of the run configuration go to
     the relay, the emulator posts to the relay's https URL with its client certificate, and every response
     reaches the worker that sent its request."""
-    ca = TestCA(tmp_path / "tls")
+    ca = TestCA(tmp / "tls")
     listener = ca.issue("callback-relay", server=True, password=KEY_PW.encode())
     deliveries = ca.issue("emulator-deliveries")
-    cfg = tmp_path / "rehearsal.toml"
+    cfg = tmp / "rehearsal.toml"
     cfg.write_text(f'''[tls]
 callback_cert = "{listener.cert}"
 callback_key = "{listener.key}"
@@ -166,9 +166,15 @@ workers = 2
 max_send_lag_ms = 5000  # judged here: the callbacks; a busy test box may send late, which is not the point
 drain = "10s"           # the emulator's fast preset (tests/conftest.py) answers well within it
 ''')
-    out = tmp_path / "run"
-    p = subprocess.run([sys.executable, "-m", "dcc_capacity", "run", "--config", str(cfg), "--out", str(out)],
-                       capture_output=True, text=True, timeout=100, cwd=ROOT, env=_env(CALLBACK_KEY_PW=KEY_PW))
+    return (yield cli(["run", "--config", str(cfg)], tmp / "run", env={"CALLBACK_KEY_PW": KEY_PW}))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@background(_two_workers_over_mtls)
+def test_run_with_two_workers_correlates_every_callback_over_mutual_tls(background_run):
+    p = background_run
+    out = p.out
     assert p.returncode in (0, 1), p.stderr[-3000:]  # 1 only if an NFR failed on a busy machine
     run_doc = json.loads((out / "run.json").read_text())
     assert run_doc["status"] == "complete" and run_doc["workers"] == 2, p.stderr[-3000:]

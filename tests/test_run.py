@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from _lanes import alone, lanes
+from _lanes import alone, cli, lanes, run_one
 from dcc_capacity.load.records import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,27 +54,22 @@ def _sut_dies(out: Path) -> tuple[int | None, str, Path]:
 
 @pytest.fixture(scope="module")
 def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """The module's CLI runs, two at a time (tests/_lanes.py), the stress run alone first."""
+    """The module's CLI runs (tests/_lanes.py): the stress run alone first, then the load run."""
     tmp = tmp_path_factory.mktemp("runs")
     yield from lanes(request, {
         # alone: past the knee the emulator must keep its 150 TPS, which a run beside it on 2 cores takes from it
-        "test_stress_finds_the_knee_of_the_emulator_within_15_percent": alone(lambda: run(
-            "--test", "stress", "--rate", "100", "--start-factor", "1.2", "--step", "0.1", "--step-duration", "3s",
-            "--max-factor", "2.5", "--emulator-tps", "150", "--duration", "60s", "--out", str(tmp / "stress"))),
-        "test_sut_dying_mid_run_exits_3_with_an_incomplete_report": lambda: _sut_dies(tmp / "died"),
-        "test_load_run_writes_the_run_folder_and_offers_the_target_rate": lambda: run(
-            "--test", "load", "--rate", "60", "--duration", "8s", "--out", str(tmp / "load")),
+        "test_stress_finds_the_knee_of_the_emulator_within_15_percent": alone(lambda: run_one(cli(
+            ["run", "--test", "stress", "--rate", "100", "--start-factor", "1.2", "--step", "0.1", "--step-duration",
+             "3s", "--max-factor", "2.5", "--emulator-tps", "150", "--duration", "60s"], tmp / "stress"))),
+        "test_load_run_writes_the_run_folder_and_offers_the_target_rate": lambda: run_one(cli(
+            ["run", "--test", "load", "--rate", "60", "--duration", "8s"], tmp / "load")),
     })
-
-
-def _out(p: subprocess.CompletedProcess[str]) -> Path:
-    return Path(p.args[p.args.index("--out") + 1])
 
 
 @pytest.mark.slow
 def test_load_run_writes_the_run_folder_and_offers_the_target_rate(runs):
     p = runs.result("test_load_run_writes_the_run_folder_and_offers_the_target_rate")
-    out = _out(p)
+    out = p.out
     assert p.returncode == 0, p.stderr[-2000:]
     for name in ("run.json", "plan.json", "metrics.csv", "summary.json", "junit.xml", "report.html"):
         assert (out / name).is_file(), name
@@ -111,7 +106,7 @@ def test_load_run_writes_the_run_folder_and_offers_the_target_rate(runs):
 @pytest.mark.slow
 def test_stress_finds_the_knee_of_the_emulator_within_15_percent(runs):
     p = runs.result("test_stress_finds_the_knee_of_the_emulator_within_15_percent")
-    out = _out(p)
+    out = p.out
     assert p.returncode in (0, 1), p.stderr[-2000:]
     shape = json.loads((out / "shape.json").read_text())
     assert shape["knee_rate"] is not None and abs(shape["knee_rate"] - 150) <= 0.15 * 150, shape
@@ -141,8 +136,8 @@ def test_bad_profile_content_names_the_file_and_field(tmp_path):
 
 
 @pytest.mark.slow
-def test_sut_dying_mid_run_exits_3_with_an_incomplete_report(runs):
-    code, err, out = runs.result("test_sut_dying_mid_run_exits_3_with_an_incomplete_report")
+def test_sut_dying_mid_run_exits_3_with_an_incomplete_report(tmp_path):
+    code, err, out = _sut_dies(tmp_path / "died")  # in the foreground: it acts mid-run
     assert code == 3, err[-2000:]
     assert "died mid-run" in err and "Traceback" not in err
     run_doc = json.loads((out / "run.json").read_text())

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from _lanes import background, cli
 from dcc_capacity.duis.userroles import role_model
 from dcc_capacity.load.records import load_records
 from dcc_capacity.model.catalogue import get_srv
@@ -27,7 +28,7 @@ RUN = ["--test", "load", "--rate", "30", "--duration", "4s", "--device-latency",
        "--max-send-lag", "1000"]
 
 
-def _run(tmp_path: Path, users: dict[str, str], *, via_config: bool) -> list[tuple[str, str, str]]:
+def _run(tmp_path: Path, users: dict[str, str], *, via_config: bool):  # noqa: ANN202 - a job (tests/_lanes.py)
     """One short run with ``users`` (EUI -> roles) as the users file: (originator, SRV, outcome) per request,
     the outcome "E2" or "accepted" (or another code)."""
     tmp_path.mkdir()
@@ -39,9 +40,7 @@ def _run(tmp_path: Path, users: dict[str, str], *, via_config: bool) -> list[tup
         extra = ["--config", str(tmp_path / "run.toml")]
     else:
         extra = ["--users-file", str(tmp_path / "users.csv")]
-    p = subprocess.run([sys.executable, "-m", "dcc_capacity", "run", *RUN, *extra, "--out", str(out)],
-                       capture_output=True, text=True, timeout=100, cwd=ROOT,
-                       env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    p = yield cli(["run", *RUN, *extra], out, timeout=100)
     assert p.returncode in (0, 1), p.stderr[-3000:]  # 1: refused requests fail the error-rate NFR
     emu = json.loads((out / "logs" / "emulator-config.json").read_text())
     assert emu["user_roles"]["file"] == str((tmp_path / "users.csv").resolve())
@@ -71,14 +70,19 @@ def _check(requests: list[tuple[str, str, str]], roles: dict[str, str]) -> dict[
     return counts
 
 
+USERS = {SUPPLIER_A: "IS;GS", SUPPLIER_B: "ES"}
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(240)
-def test_the_users_file_decides_which_supplier_may_send(tmp_path):
-    """One run with ``run.users_file`` (the ``--users-file`` flag takes the same path: cli/run.py ``_users_file``):
-    Supplier A holds IS and GS (what its SRVs need), Supplier B only ES (few SRVs allow it); every EUI the file
-    does not list (the other suppliers, the network operators) keeps the DCC Boxed preset's roles."""
-    users = {SUPPLIER_A: "IS;GS", SUPPLIER_B: "ES"}
-    a = _check(_run(tmp_path / "config", users, via_config=True), users)
+@pytest.mark.timeout(300)
+@background(lambda tmp: _run(tmp / "config", USERS, via_config=True))
+def test_the_users_file_decides_which_supplier_may_send(background_run):
+    """One run with ``run.users_file`` (the ``--users-file`` flag takes the same path: orchestrate/configmap.py
+    ``_users_file``): Supplier A holds IS and GS (what its SRVs need), Supplier B only ES (few SRVs allow it);
+    every EUI the file does not list (the other suppliers, the network operators) keeps the DCC Boxed preset's
+    roles."""
+    users = USERS
+    a = _check(background_run, users)
     assert set(a[SUPPLIER_A]) == {"accepted"} and a[SUPPLIER_A]["accepted"] >= 20, a
     assert a[SUPPLIER_B].get("E2", 0) >= 20, a
     preset = [eui for eui in a if eui not in users]  # other senders, if the mix drew any in 4 s: preset roles

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from _lanes import lanes
+from _lanes import cli, lanes, run_one
 from dcc_capacity.load.shape import build_shape  # imports locust: the process is gevent-patched, as elsewhere
 from dcc_capacity.orchestrate.scenario_facts import soak_slots
 from dcc_capacity.report.catchup import analyse as catchup_analyse
@@ -41,8 +41,8 @@ def scenarios(out: Path) -> dict:
     return json.loads((out / "summary.json").read_text())["scenarios"]
 
 
-def _baseline_pair(tmp: Path) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
-    """SMETS2 only, then with SMETS1 beside it compared to that baseline: one after the other (a lane's job)."""
+def _baseline_pair(tmp: Path):  # noqa: ANN202 - a job (tests/_lanes.py)
+    """SMETS2 only, then with SMETS1 beside it compared to that baseline: one after the other."""
     cat = yaml.safe_load((ROOT / "volume_profiles" / "nfr-default.yaml").read_text())
     keep = {"NFR-ACK-P95", "NFR-ERR", "NFR-LOST", "NFR-RATE"}
     cat["nfrs"] = [n for n in cat["nfrs"] if n["id"] in keep]
@@ -50,13 +50,17 @@ def _baseline_pair(tmp: Path) -> tuple[subprocess.CompletedProcess[str], subproc
     cat["tests"] = [t for t in cat["tests"] if t["nfr_ids"]]
     nfr = tmp / "nfr-smets2.yaml"
     nfr.write_text(yaml.safe_dump(cat))
-    common = ("--test", "load", "--slot", "day", "--rate", "40", "--duration", "8s", "--nfr", str(nfr))
-    first = run(*common, "--exclude", "smets1", "--out", str(tmp / "base"))
+    common = ["run", "--test", "load", "--slot", "day", "--rate", "40", "--duration", "8s", "--nfr", str(nfr)]
+    first = yield cli([*common, "--exclude", "smets1"], tmp / "base")
     if first.returncode != 0:
         return first, first
     # Short runs on a 2-core box vary by tens of % in p95 (and per-SRV p99 groups of a few requests are their max):
     # the tolerance says so.
-    return first, run(*common, "--baseline", str(tmp / "base"), "--tolerance", "100", "--out", str(tmp / "full"))
+    return first, (yield cli([*common, "--baseline", str(tmp / "base"), "--tolerance", "100"], tmp / "full"))
+
+
+def _one(args: list[str], out: Path, timeout: float = 240):  # noqa: ANN202 - a job (tests/_lanes.py)
+    return lambda: run_one(cli(["run", *args], out, timeout=timeout))
 
 
 @pytest.fixture(scope="module")
@@ -66,16 +70,16 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     jobs = {
         "test_baseline_smets2_only_then_with_smets1_shows_no_degradation": lambda: _baseline_pair(tmp),
         # --max-send-lag: the verdict under test is the SUT's recovery, which the generator's lag does not decide.
-        "test_scale_ramps_past_the_knee_and_back_and_the_report_judges_recovery": lambda: run(
-            "--test", "scale", "--rate", "10", "--start-factor", "0.5", "--step", "0.5", "--max-factor", "1.5",
-            "--step-duration", "3s", "--emulator-tps", "14", "--device-latency", "fast", "--trt-late", "5s",
-            "--trt-missing", "10s", "--max-send-lag", "1000", "--out", str(tmp / "scale"), timeout=120),
-        "test_soak_day_in_the_life_reports_the_slots_and_drift": lambda: run(
-            "--test", "soak", "--rate", "30", "--duration", "15s", "--drift-limit", "500", "--out", str(tmp / "soak")),
-        "test_catchup_reports_backlog_recovery_and_peak_rate": lambda: run(
-            "--test", "catchup", "--rate", "30", "--duration", "15s", "--out", str(tmp / "catchup")),
-        "test_noisy_neighbour_report_shows_each_users_share_and_fairness": lambda: run(
-            "--test", "noisy-neighbour", "--rate", "40", "--duration", "9s", "--out", str(tmp / "noisy")),
+        "test_scale_ramps_past_the_knee_and_back_and_the_report_judges_recovery": _one(
+            ["--test", "scale", "--rate", "10", "--start-factor", "0.5", "--step", "0.5", "--max-factor", "1.5",
+             "--step-duration", "3s", "--emulator-tps", "14", "--device-latency", "fast", "--trt-late", "5s",
+             "--trt-missing", "10s", "--max-send-lag", "1000"], tmp / "scale", timeout=120),
+        "test_soak_day_in_the_life_reports_the_slots_and_drift": _one(
+            ["--test", "soak", "--rate", "30", "--duration", "15s", "--drift-limit", "500"], tmp / "soak"),
+        "test_catchup_reports_backlog_recovery_and_peak_rate": _one(
+            ["--test", "catchup", "--rate", "30", "--duration", "15s"], tmp / "catchup"),
+        "test_noisy_neighbour_report_shows_each_users_share_and_fairness": _one(
+            ["--test", "noisy-neighbour", "--rate", "40", "--duration", "9s"], tmp / "noisy"),
     }
     yield from lanes(request, jobs)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -185,7 +189,7 @@ def test_a_leaking_sut_fails_the_memory_drift_verdict(tmp_path):
 @pytest.mark.slow
 def test_soak_day_in_the_life_reports_the_slots_and_drift(runs):
     p = runs.result("test_soak_day_in_the_life_reports_the_slots_and_drift")
-    out = Path(p.args[p.args.index("--out") + 1])
+    out = p.out
     assert p.returncode in (0, 1), p.stderr[-2000:]
     run_doc = json.loads((out / "run.json").read_text())
     slots = {s["slot"]: s for s in run_doc["soak"]["slots"]}
@@ -209,7 +213,7 @@ def test_soak_day_in_the_life_reports_the_slots_and_drift(runs):
 @pytest.mark.slow
 def test_catchup_reports_backlog_recovery_and_peak_rate(runs):
     p = runs.result("test_catchup_reports_backlog_recovery_and_peak_rate")
-    out = Path(p.args[p.args.index("--out") + 1])
+    out = p.out
     assert p.returncode in (0, 1), p.stderr[-2000:]
     outage = json.loads((out / "run.json").read_text())["catchup"]["outage"]
     assert outage["duration_s"] == pytest.approx(2.5)
@@ -232,7 +236,7 @@ def test_catchup_reports_backlog_recovery_and_peak_rate(runs):
 @pytest.mark.slow
 def test_noisy_neighbour_report_shows_each_users_share_and_fairness(runs):
     p = runs.result("test_noisy_neighbour_report_shows_each_users_share_and_fairness")
-    out = Path(p.args[p.args.index("--out") + 1])
+    out = p.out
     assert p.returncode in (0, 1), p.stderr[-2000:]
     shares = json.loads((out / "run.json").read_text())["user_shares"]
     f = scenarios(out)["fairness"]
@@ -259,8 +263,7 @@ def test_baseline_smets2_only_then_with_smets1_shows_no_degradation(runs, tmp_pa
     # (slower journeys, 2x the baseline's TRT) are judged on the groups both runs have, else they would fail it.
     first, p = runs.result("test_baseline_smets2_only_then_with_smets1_shows_no_degradation")
     assert first.returncode == 0, first.stderr[-2000:]
-    base = Path(first.args[first.args.index("--out") + 1])
-    full = Path(p.args[p.args.index("--out") + 1])
+    base, full = first.out, p.out
     base_rates = json.loads((base / "run.json").read_text())["rates"]
     assert not {"S1MigrationCredit", "S1MigrationPrepay"} & {c for c, r in base_rates.items() if r["offered"] > 0}
     assert p.returncode == 0, p.stderr[-2000:]
@@ -296,7 +299,7 @@ def test_scale_ramps_past_the_knee_and_back_and_the_report_judges_recovery(runs)
     from dcc_capacity.report.scale import COLUMNS, compare_ramps
 
     p = runs.result("test_scale_ramps_past_the_knee_and_back_and_the_report_judges_recovery")
-    out = Path(p.args[p.args.index("--out") + 1])
+    out = p.out
     assert p.returncode in (0, 1), p.stderr[-2000:]
     run_doc = json.loads((out / "run.json").read_text())
     assert run_doc["test_type"] == "scale" and run_doc["test_id"] == "SCALE"

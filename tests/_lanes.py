@@ -255,14 +255,18 @@ class _Background:
 
     def start(self, items: Sequence[pytest.Item]) -> None:
         """Queue every selected background test's job, in the order the tests will ask."""
+        by_job: dict[tuple[str, int], _Task] = {}  # a parametrized test's items share one run
         for item in items:
             marker = item.get_closest_marker("background")
             if marker is None:
                 continue
-            tmp = Path(tempfile.mkdtemp(prefix="dcc-bg-"))
-            self.dirs.append(tmp)
             job = marker.args[0]
-            self.tasks[item.nodeid] = SCHEDULER.submit(lambda job=job, tmp=tmp: job(tmp))
+            key = (item.nodeid.split("[")[0], id(job))
+            if key not in by_job:
+                tmp = Path(tempfile.mkdtemp(prefix="dcc-bg-"))
+                self.dirs.append(tmp)
+                by_job[key] = SCHEDULER.submit(lambda job=job, tmp=tmp: job(tmp))
+            self.tasks[item.nodeid] = by_job[key]
 
     def result(self, item: pytest.Item, timeout: float = 600) -> Any:
         if item.nodeid not in self.tasks:

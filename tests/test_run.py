@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from _lanes import alone, cli, lanes, run_one
+from _lanes import alone, background, cli, lanes, run_one
 from dcc_capacity.load.records import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,21 +54,21 @@ def _sut_dies(out: Path) -> tuple[int | None, str, Path]:
 
 @pytest.fixture(scope="module")
 def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """The module's CLI runs (tests/_lanes.py): the stress run alone first, then the load run."""
+    """The stress run, alone (tests/_lanes.py)."""
     tmp = tmp_path_factory.mktemp("runs")
     yield from lanes(request, {
         # alone: past the knee the emulator must keep its 150 TPS, which a run beside it on 2 cores takes from it
         "test_stress_finds_the_knee_of_the_emulator_within_15_percent": alone(lambda: run_one(cli(
             ["run", "--test", "stress", "--rate", "100", "--start-factor", "1.2", "--step", "0.1", "--step-duration",
              "3s", "--max-factor", "2.5", "--emulator-tps", "150", "--duration", "60s"], tmp / "stress"))),
-        "test_load_run_writes_the_run_folder_and_offers_the_target_rate": lambda: run_one(cli(
-            ["run", "--test", "load", "--rate", "60", "--duration", "8s"], tmp / "load")),
     })
 
 
 @pytest.mark.slow
-def test_load_run_writes_the_run_folder_and_offers_the_target_rate(runs):
-    p = runs.result("test_load_run_writes_the_run_folder_and_offers_the_target_rate")
+@pytest.mark.timeout(600)
+@background(lambda tmp: run_one(cli(["run", "--test", "load", "--rate", "60", "--duration", "8s"], tmp / "load")))
+def test_load_run_writes_the_run_folder_and_offers_the_target_rate(background_run):
+    p = background_run
     out = p.out
     assert p.returncode == 0, p.stderr[-2000:]
     for name in ("run.json", "plan.json", "metrics.csv", "summary.json", "junit.xml", "report.html"):

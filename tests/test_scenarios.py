@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from _lanes import cli, lanes, run_one
+from _lanes import background, cli, run_one
 from dcc_capacity.load.shape import build_shape  # imports locust: the process is gevent-patched, as elsewhere
 from dcc_capacity.orchestrate.scenario_facts import soak_slots
 from dcc_capacity.report.catchup import analyse as catchup_analyse
@@ -59,30 +59,8 @@ def _baseline_pair(tmp: Path):  # noqa: ANN202 - a job (tests/_lanes.py)
     return first, (yield cli([*common, "--baseline", str(tmp / "base"), "--tolerance", "100"], tmp / "full"))
 
 
-def _one(args: list[str], out: Path, timeout: float = 240):  # noqa: ANN202 - a job (tests/_lanes.py)
-    return lambda: run_one(cli(["run", *args], out, timeout=timeout))
-
-
-@pytest.fixture(scope="module")
-def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """The module's CLI runs, two at a time (tests/_lanes.py); longest first so the lanes end together."""
-    tmp = tmp_path_factory.mktemp("scenarios")
-    jobs = {
-        "test_baseline_smets2_only_then_with_smets1_shows_no_degradation": lambda: _baseline_pair(tmp),
-        # --max-send-lag: the verdict under test is the SUT's recovery, which the generator's lag does not decide.
-        "test_scale_ramps_past_the_knee_and_back_and_the_report_judges_recovery": _one(
-            ["--test", "scale", "--rate", "10", "--start-factor", "0.5", "--step", "0.5", "--max-factor", "1.5",
-             "--step-duration", "3s", "--emulator-tps", "14", "--device-latency", "fast", "--trt-late", "5s",
-             "--trt-missing", "10s", "--max-send-lag", "1000"], tmp / "scale", timeout=120),
-        "test_soak_day_in_the_life_reports_the_slots_and_drift": _one(
-            ["--test", "soak", "--rate", "30", "--duration", "15s", "--drift-limit", "500"], tmp / "soak"),
-        "test_catchup_reports_backlog_recovery_and_peak_rate": _one(
-            ["--test", "catchup", "--rate", "30", "--duration", "15s"], tmp / "catchup"),
-        "test_noisy_neighbour_report_shows_each_users_share_and_fairness": _one(
-            ["--test", "noisy-neighbour", "--rate", "40", "--duration", "9s"], tmp / "noisy"),
-    }
-    yield from lanes(request, jobs)
-    shutil.rmtree(tmp, ignore_errors=True)
+def _one(*args: str, timeout: float = 240):  # noqa: ANN202 - a background job (tests/_lanes.py)
+    return lambda tmp: run_one(cli(["run", *args], tmp / "run", timeout=timeout))
 
 
 # ---- fast checks of the definitions ---------------------------------------------------------------------------
@@ -187,8 +165,10 @@ def test_a_leaking_sut_fails_the_memory_drift_verdict(tmp_path):
 # ---- the scenarios from the CLI -------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_soak_day_in_the_life_reports_the_slots_and_drift(runs):
-    p = runs.result("test_soak_day_in_the_life_reports_the_slots_and_drift")
+@pytest.mark.timeout(600)
+@background(_one("--test", "soak", "--rate", "30", "--duration", "15s", "--drift-limit", "500"))
+def test_soak_day_in_the_life_reports_the_slots_and_drift(background_run):
+    p = background_run
     out = p.out
     assert p.returncode in (0, 1), p.stderr[-2000:]
     run_doc = json.loads((out / "run.json").read_text())
@@ -211,8 +191,10 @@ def test_soak_day_in_the_life_reports_the_slots_and_drift(runs):
 
 
 @pytest.mark.slow
-def test_catchup_reports_backlog_recovery_and_peak_rate(runs):
-    p = runs.result("test_catchup_reports_backlog_recovery_and_peak_rate")
+@pytest.mark.timeout(600)
+@background(_one("--test", "catchup", "--rate", "30", "--duration", "15s"))
+def test_catchup_reports_backlog_recovery_and_peak_rate(background_run):
+    p = background_run
     out = p.out
     assert p.returncode in (0, 1), p.stderr[-2000:]
     outage = json.loads((out / "run.json").read_text())["catchup"]["outage"]
@@ -234,8 +216,10 @@ def test_catchup_reports_backlog_recovery_and_peak_rate(runs):
 
 
 @pytest.mark.slow
-def test_noisy_neighbour_report_shows_each_users_share_and_fairness(runs):
-    p = runs.result("test_noisy_neighbour_report_shows_each_users_share_and_fairness")
+@pytest.mark.timeout(600)
+@background(_one("--test", "noisy-neighbour", "--rate", "40", "--duration", "9s"))
+def test_noisy_neighbour_report_shows_each_users_share_and_fairness(background_run):
+    p = background_run
     out = p.out
     assert p.returncode in (0, 1), p.stderr[-2000:]
     shares = json.loads((out / "run.json").read_text())["user_shares"]
@@ -256,12 +240,14 @@ def test_noisy_neighbour_report_shows_each_users_share_and_fairness(runs):
 
 
 @pytest.mark.slow
-def test_baseline_smets2_only_then_with_smets1_shows_no_degradation(runs, tmp_path):
+@pytest.mark.timeout(600)
+@background(_baseline_pair)
+def test_baseline_smets2_only_then_with_smets1_shows_no_degradation(background_run, tmp_path):
     # The SMETS2 service as SMETS1 traffic joins it: acknowledgement time, failures and completion rate. (TRT p95 per
     # class doubled in some 8 s pairs on this box, an emulator queueing effect still to be understood; a real
     # baseline keeps the TRT NFRs and runs long enough for them to mean something.) SMETS1's own classes
     # (slower journeys, 2x the baseline's TRT) are judged on the groups both runs have, else they would fail it.
-    first, p = runs.result("test_baseline_smets2_only_then_with_smets1_shows_no_degradation")
+    first, p = background_run
     assert first.returncode == 0, first.stderr[-2000:]
     base, full = first.out, p.out
     base_rates = json.loads((base / "run.json").read_text())["rates"]
@@ -293,12 +279,17 @@ def test_baseline_smets2_only_then_with_smets1_shows_no_degradation(runs, tmp_pa
 
 
 @pytest.mark.slow
-def test_scale_ramps_past_the_knee_and_back_and_the_report_judges_recovery(runs):
+@pytest.mark.timeout(600)
+# --max-send-lag: the verdict under test is the SUT's recovery, which the generator's lag does not decide.
+@background(_one("--test", "scale", "--rate", "10", "--start-factor", "0.5", "--step", "0.5", "--max-factor", "1.5",
+                 "--step-duration", "3s", "--emulator-tps", "14", "--device-latency", "fast", "--trt-late", "5s",
+                 "--trt-missing", "10s", "--max-send-lag", "1000", timeout=120))
+def test_scale_ramps_past_the_knee_and_back_and_the_report_judges_recovery(background_run):
     """SCTAD 3.6 scale up and down: 5, 10 SRV/s up, 15 held (past the emulator's 14 TPS knee), 10, 5 down."""
     from dcc_capacity.report.inputs import iter_record_batches, load_run
     from dcc_capacity.report.scale import COLUMNS, compare_ramps
 
-    p = runs.result("test_scale_ramps_past_the_knee_and_back_and_the_report_judges_recovery")
+    p = background_run
     out = p.out
     assert p.returncode in (0, 1), p.stderr[-2000:]
     run_doc = json.loads((out / "run.json").read_text())

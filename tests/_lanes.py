@@ -48,6 +48,8 @@ __all__ = ["BACKGROUND", "LANES", "SCHEDULER", "Ran", "alone", "background", "cl
 ROOT = Path(__file__).resolve().parents[1]
 LANES = 2
 """Runs at once: the machine's 2 cores (the suite's budget is 12 minutes on 2 cores)."""
+BACKGROUND_LANES = 1
+"""Background runs at once: the other core is the foreground test's."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ class Scheduler:
     def __init__(self) -> None:
         self.queue: list[_Task] = []
         self.running: list[_Task] = []
+        self.hold = False
+        """A ``quiet`` test is running: no background run starts (tests/conftest.py)."""
 
     def submit(self, job: Job, slots: int = 1, *, front: bool = False) -> _Task:
         """Queue ``job``; ``front``: ahead of the background lane's tasks (a module's tests wait for it next)."""
@@ -137,9 +141,22 @@ class Scheduler:
                 continue
             self._advance(task)
         while self.queue and self._busy() + self.queue[0].slots <= LANES:
+            if not self.queue[0].front and (self.hold or self.background_running() >= BACKGROUND_LANES):
+                break
             task = self.queue.pop(0)
             self.running.append(task)
             self._advance(task)
+
+    def background_running(self) -> int:
+        return sum(1 for t in self.running if not t.front)
+
+    def quiet(self, timeout: float = 300) -> None:
+        """Hold the background lane and wait until its run in progress ends: a test that needs the CPU runs."""
+        self.hold = True
+        deadline = time.monotonic() + timeout
+        while self.background_running() and time.monotonic() < deadline:
+            self.pump()
+            time.sleep(0.05)
 
     def _advance(self, task: _Task) -> None:
         try:
@@ -189,6 +206,11 @@ class Scheduler:
 
     def wait(self, task: _Task, timeout: float = 600) -> Any:
         """The job's result, pumping until it is done (its exception re-raised here)."""
+        if task in self.queue and not task.front:  # what the foreground waits for goes next, held or not
+            self.queue.remove(task)
+            task.front = True
+            at = next((i for i, t in enumerate(self.queue) if not t.front), len(self.queue))
+            self.queue.insert(at, task)
         deadline = time.monotonic() + timeout
         while not task.done:
             if time.monotonic() > deadline:

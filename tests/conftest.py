@@ -77,15 +77,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Between tests: move the queued runs on (a finished one's job goes on, a free lane takes the next)."""
+    """Between tests: move the queued runs on (a finished one's job goes on, a free lane takes the next). A
+    ``quiet`` test (its figures depend on the CPU it gets) waits for the background run to end and holds the next."""
     from _lanes import SCHEDULER
 
     SCHEDULER.pump()
+    if item.get_closest_marker("quiet") is not None:
+        SCHEDULER.quiet()
 
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     from _lanes import SCHEDULER
 
+    SCHEDULER.hold = False
     SCHEDULER.pump()
 
 

@@ -35,6 +35,8 @@ from dcc_capacity.load.records import load_records
 from dcc_capacity.load.response_check import response_trust
 from dcc_capacity.model.fleet import Fleet
 
+pytestmark = pytest.mark.quiet  # its figures depend on the CPU it gets (tests/_lanes.py)
+
 HEADERS = {"Content-Type": "application/xml"}
 
 
@@ -150,6 +152,7 @@ CUSTOM = '''
 """A user's own adapter: answers every request itself and notes what it was asked (an SP's internal interface)."""
 import json, os
 from dcc_capacity.load.adapters import TargetAdapter
+
 
 class Journal(TargetAdapter):
     name = "journal"

@@ -14,6 +14,8 @@ from _load_helpers import ROOT, run_locust, stall_server
 from dcc_capacity.load.callbacks import CallbackListener
 from dcc_capacity.load.records import RecordWriter, load_records
 
+pytestmark = pytest.mark.quiet  # its figures depend on the CPU it gets (tests/_lanes.py)
+
 
 def response(rid: str, code: str = "I0") -> bytes:
     return (f"<sr:Response xmlns:sr='http://www.dccinterface.co.uk/ServiceUserGateway'><sr:Header>"

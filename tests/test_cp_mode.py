@@ -62,6 +62,30 @@ def test_bad_cp_mode_input_is_one_line_and_exit_2(run_cli, tmp_path, args, messa
     assert not (tmp_path / "o").exists()
 
 
+def test_the_run_config_names_the_known_hosts_file(run_cli, tmp_path):
+    """``run.sftp_known_hosts`` is ``--sftp-known-hosts`` from a run configuration, relative to that file: a
+    missing one is exit 2 naming the key; a present one reaches the run as the flag's would."""
+    import argparse
+
+    from dcc_capacity.cli.run import add_parser
+    from dcc_capacity.orchestrate.configmap import resolve_args
+
+    cfg = tmp_path / "cp.toml"
+    cfg.write_text('[run]\ntest = "load"\nsftp_known_hosts = "cp_known_hosts"\n')
+    p = run_cli("run", "--sp", "CP", "--config", str(cfg), "--out", str(tmp_path / "o"))
+    assert p.returncode == 2 and "run.sftp_known_hosts" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    (tmp_path / "cp_known_hosts").write_text("[cp-test.example]:22 ssh-ed25519 AAAA\n")
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(), "run")
+    args = parser.parse_args(["run", "--sp", "CP", "--config", str(cfg), "--out", str(tmp_path / "o")])
+    resolve_args(args)
+    assert args.sftp_known_hosts == (tmp_path / "cp_known_hosts").resolve()
+    flag = parser.parse_args(["run", "--sp", "CP", "--config", str(cfg), "--sftp-known-hosts", "other",
+                              "--out", str(tmp_path / "o")])
+    resolve_args(flag)
+    assert flag.sftp_known_hosts == Path("other")  # the flag wins over the file
+
+
 def _device_rows() -> list[dict[str, object]]:
     """Three migrations 10 s apart of 2 installations (4 devices each); one device falls out and is reprocessed."""
     rows: list[dict[str, object]] = []

@@ -15,6 +15,8 @@ from dcc_capacity.emulator import start_emulator
 from dcc_capacity.emulator.capacity import FairShare, QueueFull, ServiceSampler, WorkerPool
 from dcc_capacity.emulator.config import ServiceTime
 
+pytestmark = pytest.mark.quiet  # its figures depend on the CPU it gets (tests/_lanes.py)
+
 
 class Clock:
     def __init__(self) -> None:

@@ -24,6 +24,8 @@ from dcc_capacity.duis.responses import parse_response
 from dcc_capacity.emulator import codes as C
 from dcc_capacity.emulator import start_emulator
 
+pytestmark = pytest.mark.quiet  # its figures depend on the CPU it gets (tests/_lanes.py)
+
 FAST = {"device": {"dist": "fixed", "mean_ms": 5}, "critical": {"dist": "fixed", "mean_ms": 5}}
 
 

@@ -18,6 +18,8 @@ from dcc_capacity.emulator.config import load_config
 from dcc_capacity.emulator.latency import ENV_PRESET, PRESETS, Latency, LatencySampler
 from dcc_capacity.errors import InputError
 
+pytestmark = pytest.mark.quiet  # its figures depend on the CPU it gets (tests/_lanes.py)
+
 N = 20_000
 
 

@@ -10,11 +10,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from _emulator_helpers import PKI_DIR, post, signed_request
 from dcc_capacity.duis.responses import parse_response
 from dcc_capacity.emulator import codes as C
 from dcc_capacity.emulator import start_emulator
+
+pytestmark = pytest.mark.quiet  # its figures depend on the CPU it gets (tests/_lanes.py)
 
 SLOW = {"device": {"dist": "fixed", "mean_ms": 1000}}
 

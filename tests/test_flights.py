@@ -7,7 +7,7 @@ import pytest
 
 from dcc_capacity.load.flights import Flights
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.quiet]
 
 
 def test_counts_bounds_and_joins_what_is_in_flight():

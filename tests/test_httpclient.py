@@ -14,7 +14,7 @@ from geventhttpclient import HTTPClient
 
 from dcc_capacity.load.httpclient import ConnectionClosed, LeanHTTPClient
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.quiet]
 SERVER = Path(__file__).with_name("_raw_http_server.py")
 
 

@@ -18,7 +18,7 @@ from dcc_capacity.orchestrate.processes import locust_args
 from dcc_capacity.orchestrate.run import RunOptions, _check_inputs
 from dcc_capacity.spec.resolve import TestSpec as RunSpec
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.quiet]
 ROOT = Path(__file__).resolve().parents[1]
 CUSTOM = {"schema_version": 2, "nfrs": [
     {"id": "CUSTOM-ACK-P95", "text": "ack p95 within 150 ms", "metric": "ack_ms", "stat": "p95", "max": 150},

@@ -15,6 +15,8 @@ from dcc_capacity.load.openmodel import OpenModelUser, Step
 from dcc_capacity.load.records import load_records
 from dcc_capacity.load.runcontext import MeasureConfig, install
 
+pytestmark = pytest.mark.quiet  # its figures depend on the CPU it gets (tests/_lanes.py)
+
 LOCUSTFILE = ROOT / "tests" / "_om_locustfile.py"
 
 

@@ -24,6 +24,8 @@ from dcc_capacity.load.openmodel import OpenModelUser, Step
 from dcc_capacity.load.records import load_records
 from dcc_capacity.load.runcontext import MeasureConfig, install
 
+pytestmark = pytest.mark.quiet  # in-process timing and a flood beside a run would starve it (tests/_lanes.py)
+
 _ids = itertools.count(1)
 
 

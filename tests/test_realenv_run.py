@@ -19,6 +19,8 @@ from _tls_helpers import TestCA
 from dcc_capacity.duis.pki import TestPKI
 from dcc_capacity.load.records import load_records
 
+pytestmark = pytest.mark.quiet  # its figures depend on the CPU it gets (tests/_lanes.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 OTHER_EUI = "90-B3-D5-1F-30-AA-00-02"
 

@@ -23,6 +23,8 @@ import pytest
 from _load_helpers import wait_until
 from dcc_capacity.load.records import load_records
 
+pytestmark = pytest.mark.quiet  # its figures depend on the CPU it gets (tests/_lanes.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 RATE = 40.0
@@ -241,6 +243,7 @@ def test_a_worker_killed_mid_run_is_reported_and_the_run_marked_incomplete(tmp_p
 PARENT = """
 import subprocess, sys, time
 from dcc_capacity.orchestrate.resilience import die_with_parent
+
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], preexec_fn=die_with_parent)
 print(child.pid, flush=True)
 time.sleep(60)

@@ -41,7 +41,7 @@ from peers import (
     sign_rtds_as,
 )
 
-pytestmark = pytest.mark.peer
+pytestmark = [pytest.mark.peer, pytest.mark.quiet]  # Java beside a run would starve it (tests/_lanes.py)
 
 _RID = re.compile(rb"<sr:RequestID>([^<]+)</sr:RequestID>")
 _CV = re.compile(rb"<sr:CommandVariant>(\d)</sr:CommandVariant>")

@@ -22,7 +22,7 @@ from dcc_capacity.errors import InputError
 from dcc_capacity.model.catalogue import ROLES
 from peers import rtds_templates
 
-pytestmark = pytest.mark.peer
+pytestmark = [pytest.mark.peer, pytest.mark.quiet]  # Java beside a run would starve it (tests/_lanes.py)
 
 
 @pytest.fixture(scope="module")

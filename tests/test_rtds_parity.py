@@ -26,7 +26,7 @@ from dcc_capacity.model.catalogue import ROLES, catalogue
 from dcc_capacity.model.fleet import Fleet
 from peers import rtds_templates
 
-pytestmark = pytest.mark.peer
+pytestmark = [pytest.mark.peer, pytest.mark.quiet]  # Java beside a run would starve it (tests/_lanes.py)
 
 _SR = "{" + NS_SR + "}"
 FUTURE = "2030-01-15T09:00:00Z"

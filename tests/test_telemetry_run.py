@@ -35,7 +35,8 @@ NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_e
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120),
               pytest.mark.skipif(not (NODE_EXPORTER and PROMETHEUS),
-                                 reason="needs Debian's prometheus-node-exporter and prometheus (.ci/run)")]
+                                 reason="needs Debian's prometheus-node-exporter and prometheus (.ci/run)"),
+              pytest.mark.quiet]
 
 
 def _node_exporter(port: int, log: Path) -> subprocess.Popen:

@@ -30,6 +30,8 @@ from dcc_capacity.orchestrate.run import RunOptions, run_test
 from dcc_capacity.paths import data_dir
 from dcc_capacity.spec.resolve import TestSpec as Spec
 
+pytestmark = pytest.mark.quiet  # its figures depend on the CPU it gets (tests/_lanes.py)
+
 PASSWORD = "s3cret-load-key-pw"
 SIG = "bad response signature"
 

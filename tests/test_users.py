@@ -16,6 +16,8 @@ from dcc_capacity.load.users.classes import S2IcCredit, Secmp0192Schedules
 from dcc_capacity.load.users.kit import POOL_CAP_FACTOR, fleet_pools, get_kit, write_device_registry
 from dcc_capacity.model.volume import DEFAULT_JOURNEYS
 
+pytestmark = pytest.mark.quiet  # its figures depend on the CPU it gets (tests/_lanes.py)
+
 
 def test_ack_codes_are_classified_from_the_duis_response_code():
     ack = b"<sr:Response><sr:Header><sr:ResponseCode>%s</sr:ResponseCode></sr:Header></sr:Response>"

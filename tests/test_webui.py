@@ -26,6 +26,8 @@ from dcc_capacity.testtypes.stress import stress_section
 from dcc_capacity.webui.live import error_code
 from dcc_capacity.webui.views import judge_nfrs, normalise_nfrs, plan_view
 
+pytestmark = pytest.mark.quiet  # its figures depend on the CPU it gets (tests/_lanes.py)
+
 
 class Shape(ControlledShape):
     rates = {"A": 60.0, "B": 40.0}

@@ -25,7 +25,7 @@ from _load_helpers import PY, ROOT, free_port, stall_server, wait_for_port
 from conftest import CHROMIUM_ARGS
 from dcc_capacity.emulator import start_emulator
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120), pytest.mark.quiet]
 
 PEAK = 100.0
 LOCUSTFILE = ROOT / "locustfiles" / "stress_web.py"

@@ -136,6 +136,8 @@ class _RunBase(_M):
     """Locust workers on loopback (``--workers``)."""
     users_file: str | None = None
     """The embedded emulator's user-role model (``--users-file``): a CSV relative to this file."""
+    sftp_known_hosts: str | None = None
+    """``--sp CP``: known_hosts file with the CP's SFTP server key (``--sftp-known-hosts``), relative to this file."""
 
 
 class _RunConfigBase(_M):
@@ -236,7 +238,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
                     source["ca_bundle"] = fix(source["ca_bundle"])
     knobs = out.get("run")
     if isinstance(knobs, dict):
-        for leaf in ("nfr", "users_file"):
+        for leaf in ("nfr", "users_file", "sftp_known_hosts"):
             if isinstance(knobs.get(leaf), str):
                 knobs[leaf] = fix(knobs[leaf])
         prof = knobs.get("profile")
@@ -277,6 +279,7 @@ def _check_files(cfg: Any, src: YamlSource) -> None:
         need(f"responses.dcc_certs[{i}]", c)
     need("run.nfr", cfg.run.nfr)
     need("run.users_file", cfg.run.users_file)
+    need("run.sftp_known_hosts", cfg.run.sftp_known_hosts)
     for kind in ("scrape", "prometheus"):
         for i, source in enumerate(getattr(cfg.telemetry, kind)):
             need(f"telemetry.{kind}[{i}].ca_bundle", source.ca_bundle)

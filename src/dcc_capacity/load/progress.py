@@ -187,8 +187,8 @@ class Progress:
         dropped = s.n("DROPPED")
         return (f"[dcc-capacity] {when} | {target}offered {offered:.1f}/s achieved {achieved:.1f}/s "
                 f"({s.offered:,} SRV attempts) | "
-                f"dropped {dropped}{' (run INVALID)' if dropped else ''} | {self._generator(elapsed)} | {nfr}"
-                f"{self._steal()}{self._resources()}")
+                f"dropped {dropped}{' (run INVALID)' if dropped else ''} | {self._generator(elapsed)}{self._steal()} | "
+                f"{nfr}{self._resources()}")
 
     def _steal(self) -> str:
         """This host's CPU taken by the hypervisor over the interval, when enough to make the generator late."""

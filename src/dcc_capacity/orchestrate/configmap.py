@@ -41,7 +41,7 @@ def _config_keys() -> dict[str, str]:
 
     keys = {k.dest: k.config for k in all_knobs().values() if k.cli and k.config is not None}
     return {**keys, "nfr": "run.nfr", "workers": "run.workers", "host": "target.host",
-            "users_file": "run.users_file"}
+            "users_file": "run.users_file", "sftp_known_hosts": "run.sftp_known_hosts"}
 
 
 CONFIG_KEYS: dict[str, str] = _config_keys()
@@ -90,7 +90,7 @@ def resolve_args(args: argparse.Namespace) -> tuple[Any, Any]:
         from_file = _get(cfg, dotted) if cfg is not None else None
         if from_file is None:
             setattr(args, dest, value.value)
-        elif dest in ("nfr", "users_file"):
+        elif dest in ("nfr", "users_file", "sftp_known_hosts"):
             setattr(args, dest, Path(from_file))
         else:
             setattr(args, dest, from_file)

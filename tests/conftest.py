@@ -78,7 +78,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Between tests: move the queued runs on (a finished one's job goes on, a free lane takes the next). A
-    ``quiet`` test (its figures depend on the CPU it gets) waits for the background run to end and holds the next."""
+    ``quiet`` test (its figures depend on the CPU it gets) holds the background lane: no run starts beside it."""
     from _lanes import SCHEDULER
 
     SCHEDULER.pump()
@@ -86,10 +86,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         SCHEDULER.quiet()
 
 
-def pytest_runtest_teardown(item: pytest.Item) -> None:
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     from _lanes import SCHEDULER
 
-    SCHEDULER.hold = False
+    SCHEDULER.hold = nextitem is not None and nextitem.get_closest_marker("quiet") is not None  # a quiet run
     SCHEDULER.pump()
 
 

@@ -61,10 +61,6 @@ class Ran:
     stderr: str
     out: Path | None = None
 
-    @property
-    def args(self) -> list[str]:  # what CompletedProcess offers, for messages
-        return []
-
 
 @dataclass(frozen=True)
 class Cli:

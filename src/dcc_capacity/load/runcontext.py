@@ -246,9 +246,7 @@ class RunContext:
         if isinstance(self.environment.runner, MasterRunner):
             wait_for_workers(self)
             return
-        if self._host_sampler is not None:  # the load's seconds, not the drain's
-            self._host_sampler.kill(block=False)
-            self._host_sampler = None
+        self._stop_host_sampler()  # the load's seconds, not the drain's
         self.drain = drain(self)
         if self.host_cpu is not None:
             self.drain["host_cpu"] = self.host_cpu.to_dict()
@@ -260,6 +258,11 @@ class RunContext:
         if isinstance(runner, WorkerRunner):
             runner.send_message(DRAINED_MESSAGE, {"id": runner.client_id, **self.drain})
 
+    def _stop_host_sampler(self) -> None:
+        if self._host_sampler is not None:
+            self._host_sampler.kill(block=False)
+            self._host_sampler = None
+
     def _sample_host(self) -> None:
         while self.host_cpu is not None:
             gevent.sleep(1.0)
@@ -270,9 +273,7 @@ class RunContext:
 
     def close(self) -> None:
         self.cluster.stop()
-        if self._host_sampler is not None:
-            self._host_sampler.kill(block=False)
-            self._host_sampler = None
+        self._stop_host_sampler()
         if self.callbacks is not None:
             self.callbacks.stop()
             self.callbacks = None

@@ -48,8 +48,9 @@ __all__ = ["BACKGROUND", "LANES", "SCHEDULER", "Ran", "alone", "background", "cl
 ROOT = Path(__file__).resolve().parents[1]
 LANES = 2
 """Runs at once: the machine's 2 cores (the suite's budget is 12 minutes on 2 cores)."""
-BACKGROUND_LANES = 1
-"""Background runs at once: the other core is the foreground test's."""
+BACKGROUND_LANES = 0
+"""Background runs at once beside the foreground: 0 (off) since CI went red twice on a background run made INVALID by
+host steal; a queued run starts when its test asks for it. 1 gave 663 s green once, then two red runs."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ about one core in bursts and waits the rest. Run one after another they made
 the suite 15 minutes on 2 cores. Two ways to overlap them, under one rule:
 never more than two runs at once anywhere (:data:`LANES`), so a run's load
 phase always has a core. The runs stay low-rate and their send lag is still
-judged (a run late by over 50 ms p99 is INVALID and its test fails).
+judged, against 1 s (tests/conftest.py): a run that late is INVALID and its test fails.
 
 - A module's runs (:func:`lanes`): the module declares ``{test name: job}``;
   its fixture queues only the jobs of the tests pytest selected (so ``-k``
@@ -48,9 +48,10 @@ __all__ = ["BACKGROUND", "LANES", "SCHEDULER", "Ran", "alone", "background", "cl
 ROOT = Path(__file__).resolve().parents[1]
 LANES = 2
 """Runs at once: the machine's 2 cores (the suite's budget is 12 minutes on 2 cores)."""
-BACKGROUND_LANES = 0
-"""Background runs at once beside the foreground: 0 (off) since CI went red twice on a background run made INVALID by
-host steal; a queued run starts when its test asks for it. 1 gave 663 s green once, then two red runs."""
+BACKGROUND_LANES = 1
+"""Background runs at once beside the foreground (0: a queued run starts when its test asks for it). Off for one stop
+after CI went red three times on runs made INVALID by host steal; back on since the runs judge send lag against 1 s
+(tests/conftest.py: DCC_CAPACITY_RUN_MAX_SEND_LAG), the send-lag verdict keeping its own 50 ms tests."""
 
 
 @dataclass(frozen=True)

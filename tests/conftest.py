@@ -14,6 +14,12 @@ import pytest
 # A user who sets nothing gets the realistic `dcc-test` preset (docs/emulator.md, "Device latency"); the tests
 # of that preset name it in their config, which wins over this variable.
 os.environ["DCC_CAPACITY_DEVICE_LATENCY"] = "fast"
+# Every `dcc-capacity run` the tests start judges the generator's send lag against 1 s, not the 50 ms project default:
+# the tests judge behaviour (roles, TLS, verdicts, reports) on a shared 2-core VM whose hypervisor takes up to a third
+# of the CPU in spells, which made low-rate runs INVALID at random. The send-lag verdict itself keeps its own tests at
+# 50 ms (test_pending.py: a valid run's p99 < 50 ms; a flood is INVALID with --max-send-lag 50), and the benchmarks
+# measure lag with the host's steal beside it. A flag or the test's own environment wins over this (configmap.py).
+os.environ["DCC_CAPACITY_RUN_MAX_SEND_LAG"] = "1000"
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_EXAMPLE = ROOT / "tests" / "data"

@@ -156,7 +156,8 @@ def test_a_generator_that_cannot_keep_up_makes_the_run_invalid(tmp_path):
     with slow_sut(tmp_path) as sut:
         p = subprocess.run([sys.executable, "-m", "dcc_capacity", "run", "--test", "load", "--rate", "20000",
                             "--duration", "3s", "--host", sut.url, "--trt-late", "1s", "--trt-missing", "1s",
-                            "--out", str(out)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+                            "--max-send-lag", "50", "--out", str(out)],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert p.returncode == 3, p.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["valid"] is False and summary["pass"] is False

@@ -144,3 +144,11 @@ def test_sut_dying_mid_run_exits_3_with_an_incomplete_report(tmp_path):
     assert run_doc["status"] == "incomplete" and "end" not in run_doc
     assert (out / "report.html").is_file() and "INCOMPLETE" in (out / "report.html").read_text()
     assert json.loads((out / "summary.json").read_text())["requests"] > 50
+    # Nothing will answer: the load process ends its drain at once (interrupt.json) and still writes its books.
+    (drain,) = [json.loads(f.read_text()) for f in out.glob("drain-*.json")]
+    assert drain["interrupted"] == "the system under test died mid-run" and drain["took_s"] < 1.0
+    records = load_records(out / "records")
+    stopped = records[records["error"].fillna("").str.contains("stopped early")]
+    assert drain["closed_missing"] == drain["at_stop"]["awaited"]  # nothing answered after the SUT died
+    # each one a missing response (a request whose ack had already failed keeps its error row)
+    assert 0 < len(stopped) <= drain["closed_missing"] and (stopped["outcome"] == "missing").all()

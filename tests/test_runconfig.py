@@ -232,3 +232,34 @@ def test_the_emulator_section_is_only_for_a_loopback_rehearsal(tmp_path):
     bad = _write(tmp_path, '[emulator.cp]\npassword = "cp"\n', "bad.toml")
     with pytest.raises(InputError, match="bad.toml:2: emulator.cp.password: inline secrets are not accepted"):
         load_run_config(bad)
+
+
+def test_the_environment_sets_a_run_setting_below_a_flag_and_above_the_file(tmp_path, monkeypatch):
+    """DCC_CAPACITY_RUN_<FLAG>: a flag wins, then the environment, then the file; run.json records the variable."""
+    cfg = _write(tmp_path, '[run]\ntest = "spike"\nrate = 40\nmax_send_lag_ms = 5000\nduration = "5m"\n')
+    monkeypatch.setenv("DCC_CAPACITY_RUN_MAX_SEND_LAG", "1000")
+    monkeypatch.setenv("DCC_CAPACITY_RUN_RATE", "25.5")
+    monkeypatch.setenv("DCC_CAPACITY_RUN_CLIENT_HOLD", "yes")
+    args = _args("--config", str(cfg), "--rate", "10", "--out", "x")
+    resolve_args(args)
+    got = (args.test, args.rate, args.max_send_lag, args.client_hold, args.duration)
+    assert got == ("spike", 10.0, 1000.0, True, "5m")
+    assert args.env_settings == {"DCC_CAPACITY_RUN_MAX_SEND_LAG": "1000", "DCC_CAPACITY_RUN_CLIENT_HOLD": "yes"}
+    assert spec_from_args(args).max_send_lag_ms == 1000.0
+
+
+@pytest.mark.parametrize(("name", "value", "needle"), [
+    ("DCC_CAPACITY_RUN_MAX_SEND_LAG", "soon", "DCC_CAPACITY_RUN_MAX_SEND_LAG: not a valid float for --max-send-lag"),
+    ("DCC_CAPACITY_RUN_MAX_SEND_LAG", "-5", "DCC_CAPACITY_RUN_MAX_SEND_LAG: must be > 0 (got -5.0)"),
+    ("DCC_CAPACITY_RUN_DURATION", "a while", "DCC_CAPACITY_RUN_DURATION: not a duration"),
+    ("DCC_CAPACITY_RUN_SP", "XSP", "DCC_CAPACITY_RUN_SP (--sp): unknown Service Provider"),
+    ("DCC_CAPACITY_RUN_NORMAL", "maybe", "DCC_CAPACITY_RUN_NORMAL: must be true or false"),
+])
+def test_a_bad_environment_setting_is_one_line_naming_the_variable_exit_2(tmp_path, capsys, monkeypatch, name, value,
+                                                                         needle):
+    monkeypatch.setenv(name, value)
+    rc = main(["run", "--test", "load", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert len(err.strip().splitlines()) == 1 and needle in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()

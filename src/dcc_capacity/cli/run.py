@@ -56,6 +56,16 @@ def add_parser(subparsers: argparse._SubParsersAction, help_text: str) -> argpar
 
 def run(args: argparse.Namespace) -> int:
     from dcc_capacity.errors import InputError
+    from dcc_capacity.orchestrate.configmap import from_environment
+
+    try:
+        return _run(args)
+    except InputError as exc:  # a setting from DCC_CAPACITY_RUN_*: said of the variable the user set
+        raise from_environment(exc, args) from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dcc_capacity.errors import InputError
     from dcc_capacity.orchestrate import cpmode
     from dcc_capacity.orchestrate.configmap import map_config, resolve_args
     from dcc_capacity.orchestrate.run import RunOptions, run_test
@@ -77,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
                       web_port=args.web_port, web_linger_s=args.web_linger, baseline=args.baseline,
                       nfr=args.nfr if args.nfr is not None or not cp_mode else cp_nfr_path(),
                       emulator_tps=args.emulator_tps, device_latency=args.device_latency,
-                      command_line=["dcc-capacity", *sys.argv[1:]], tolerance_pct=args.tolerance)
+                      command_line=[*(f"{k}={v}" for k, v in args.env_settings.items()), "dcc-capacity",
+                                    *sys.argv[1:]], tolerance_pct=args.tolerance)
     m = map_config(cfg, src, args, args.out)
     opts.extra_locust_args += m.locust_args + (
         ["--sftp-known-hosts", str(args.sftp_known_hosts.resolve())] if cp_mode and args.sftp_known_hosts else [])

@@ -1,11 +1,13 @@
 """From ``run --config FILE`` plus the command line to what the run needs: options, Locust arguments, audit trail.
 
-Precedence: a flag given on the command line wins, then the configuration
-file, then the built-in default. argparse cannot tell "given" from
-"default", so :func:`add_options` wraps the defaults of the options a file
-may set in :class:`_Default` (argparse leaves non-string defaults alone) and
-:func:`resolve_args` replaces every one still wrapped by the file's value or
-the plain default.
+Precedence: a flag given on the command line wins, then the environment
+(``DCC_CAPACITY_RUN_<FLAG>``, as pip reads ``PIP_<OPTION>`` and Locust
+``LOCUST_<OPTION>``: a CI job sets a run's settings without editing its
+command), then the configuration file, then the built-in default. argparse
+cannot tell "given" from "default", so :func:`add_options` wraps the defaults
+of the options a file may set in :class:`_Default` (argparse leaves
+non-string defaults alone) and :func:`resolve_args` replaces every one still
+wrapped by the environment's value, the file's, or the plain default.
 
 :func:`map_config` turns the validated :class:`~dcc_capacity.config.runconfig.RunConfig`
 into the Locust options the user processes read (TLS and response checking
@@ -24,6 +26,7 @@ import argparse
 import copy
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,10 @@ from dcc_capacity.config.redact import redact
 from dcc_capacity.errors import InputError
 from dcc_capacity.spec.safety import is_loopback
 
-__all__ = ["Mapped", "add_options", "locust_args_for", "map_config", "resolve_args"]
+__all__ = ["ENV_PREFIX", "Mapped", "add_options", "env_name", "from_environment", "locust_args_for", "map_config",
+           "resolve_args"]
+
+ENV_PREFIX = "DCC_CAPACITY_RUN_"
 
 
 def _config_keys() -> dict[str, str]:
@@ -47,13 +53,18 @@ def _config_keys() -> dict[str, str]:
 CONFIG_KEYS: dict[str, str] = _config_keys()
 
 
+def env_name(dest: str) -> str:
+    """The variable that sets the run option ``dest``: ``--max-send-lag`` -> DCC_CAPACITY_RUN_MAX_SEND_LAG."""
+    return ENV_PREFIX + dest.upper()
+
+
 class _Default:
-    """An argparse default the user did not override (so the configuration file may)."""
+    """An argparse default the user did not override (so the environment or the configuration file may)."""
 
-    __slots__ = ("value",)
+    __slots__ = ("action", "value")
 
-    def __init__(self, value: Any) -> None:
-        self.value = value
+    def __init__(self, value: Any, action: argparse.Action | None = None) -> None:
+        self.value, self.action = value, action
 
     def __repr__(self) -> str:
         return repr(self.value)
@@ -69,9 +80,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
                         "see docs/real-environment.md. Flags given here override it")
     p.add_argument("--yes", action="store_true",
                    help="confirm a --host that is not loopback (a real environment) may be loaded")
+    p.epilog = ((p.epilog or "") + f" Each setting a --config file may hold can also come from the environment: "
+                f"{ENV_PREFIX}<FLAG> (e.g. {env_name('max_send_lag')}=1000); a flag wins over the environment, the "
+                "environment over the file. run.json's command_line records the variables used.").strip()
     for action in p._actions:
         if action.dest in CONFIG_KEYS:
-            action.default = _Default(action.default)
+            action.default = _Default(action.default, action)
             if action.dest == "test":
                 action.required = False  # may come from the configuration; checked in resolve_args
 
@@ -83,9 +97,16 @@ def resolve_args(args: argparse.Namespace) -> tuple[Any, Any]:
         from dcc_capacity.config.runconfig import load_run_config
 
         cfg, src = load_run_config(args.config)
+    args.env_settings, args.env_flags = {}, {}
     for dest, dotted in CONFIG_KEYS.items():
         value = getattr(args, dest, None)
         if not isinstance(value, _Default):
+            continue
+        text = os.environ.get(env_name(dest))
+        if text is not None and value.action is not None:
+            setattr(args, dest, _from_env(value.action, text))
+            args.env_settings[env_name(dest)] = text
+            args.env_flags[value.action.option_strings[0]] = env_name(dest)
             continue
         from_file = _get(cfg, dotted) if cfg is not None else None
         if from_file is None:
@@ -97,6 +118,41 @@ def resolve_args(args: argparse.Namespace) -> tuple[Any, Any]:
     if getattr(args, "test", None) is None:
         raise InputError("the test to run is missing: give --test or run.test in the configuration", key="--test")
     return cfg, src
+
+
+def _from_env(action: argparse.Action, text: str) -> Any:
+    """The option's value from its environment variable, converted as its flag would be (exit 2 naming it)."""
+    name, flag = env_name(action.dest), action.option_strings[0]
+    if action.nargs == 0:  # a switch (store_true)
+        word = text.strip().lower()
+        if word in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+            return word in ("1", "true", "yes", "on")
+        raise InputError(f"must be true or false, as {flag} is a switch (got {text!r})", key=name)
+    value: Any = text
+    if callable(action.type):
+        try:
+            value = action.type(text)
+        except (TypeError, ValueError, argparse.ArgumentTypeError):
+            kind = getattr(action.type, "__name__", "value")
+            raise InputError(f"not a valid {kind} for {flag} (got {text!r})", key=name) from None
+    if action.choices is not None and value not in action.choices:
+        raise InputError(f"must be one of {', '.join(map(str, action.choices))} (got {text!r})", key=name)
+    from dcc_capacity.spec.model import check_bounds, parse_duration
+    from dcc_capacity.spec.surfaces import all_knobs
+
+    for k in all_knobs().values():  # the spec's bounds, said of the variable (the flag's own message names the flag)
+        if k.cli and k.dest == action.dest:
+            try:
+                check_bounds(k, parse_duration(value, name) if k.kind == "duration" else value)
+            except InputError as exc:
+                raise InputError(exc.detail, key=name) from None
+    return value
+
+
+def from_environment(exc: InputError, args: argparse.Namespace) -> InputError:
+    """``exc`` said of the environment variable when the flag it names was set there (the user never typed it)."""
+    name = getattr(args, "env_flags", {}).get(exc.key or "")
+    return InputError(exc.detail, file=exc.file, key=f"{name} ({exc.key})", line=exc.line) if name else exc
 
 
 def _value(args: argparse.Namespace, name: str) -> Any:

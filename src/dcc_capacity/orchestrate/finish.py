@@ -193,7 +193,7 @@ def finish_run(opts: Any, r: Any, started: float, ended: float, failure: str, ta
     }
     if spec.max_send_lag_ms is not None:
         run["validity"] = {"max_send_lag_ms": spec.max_send_lag_ms, "max_send_lag_source": "the user's setting "
-                           "(--max-send-lag / run.max_send_lag_ms)"}
+                           "(--max-send-lag / DCC_CAPACITY_RUN_MAX_SEND_LAG / run.max_send_lag_ms)"}
     if not failure:
         run["end"] = _iso(ended)
     else:

@@ -19,6 +19,7 @@ from typing import Any
 
 from dcc_capacity.config.tls import ServerTls
 from dcc_capacity.errors import RunError
+from dcc_capacity.load.interrupt import request_interrupt
 from dcc_capacity.orchestrate.resilience import WorkerWatch, die_with_parent
 from dcc_capacity.orchestrate.target import callback_server_tls
 from dcc_capacity.spec.options import SPEC_FILE
@@ -161,6 +162,7 @@ def watch_locust(opts: Any, master: subprocess.Popen, emulator: Any, watch: Work
             break
         if emulator is not None and emulator.returncode is not None:
             say(opts, "the system under test (embedded emulator) died mid-run")
+            request_interrupt(opts.out, "the system under test died mid-run")  # no drain: nothing will answer
             stop(master, signal.SIGINT)
             return "the system under test died mid-run"
         if watch is not None:

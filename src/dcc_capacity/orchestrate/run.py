@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dcc_capacity.errors import InputError
+from dcc_capacity.load.interrupt import request_interrupt
 from dcc_capacity.orchestrate import cpmode
 from dcc_capacity.orchestrate.checks import check_run_numbers
 from dcc_capacity.orchestrate.emulator import smets1_installations
@@ -212,6 +213,7 @@ def run_test(opts: RunOptions) -> int:
         stop_signals.defer()
         failure = f"interrupted ({exc.args[0] if exc.args else 'Ctrl-C'}): the load was stopped early"
         say(opts, f"{failure}; writing the report from what was recorded")
+        request_interrupt(out, failure)  # the load processes end their drain at once (load/interrupt.py)
         _stop(master, signal.SIGINT)
     finally:
         stop_signals.defer()  # a second signal must not cut the report short (it is bounded)

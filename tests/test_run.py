@@ -76,7 +76,10 @@ def test_load_run_writes_the_run_folder_and_offers_the_target_rate(background_ru
     run_doc = json.loads((out / "run.json").read_text())
     assert run_doc["test_type"] == "load" and run_doc["sp"] == "DSP" and run_doc["slot"] == "night"
     assert run_doc["status"] == "complete" and len(run_doc["profile"]["sha256"]) == 64
-    assert run_doc["command_line"][:3] == ["dcc-capacity", "run", "--test"]
+    # the suite's own environment setting (tests/conftest.py) is part of the command that ran, as a shell writes it
+    assert run_doc["command_line"][:4] == ["DCC_CAPACITY_RUN_MAX_SEND_LAG=1000", "dcc-capacity", "run", "--test"]
+    assert run_doc["spec"]["max_send_lag_ms"] == 1000.0 and "DCC_CAPACITY_RUN_MAX_SEND_LAG" in \
+        run_doc["validity"]["max_send_lag_source"]
     summary = json.loads((out / "summary.json").read_text())
     # SRVs: a critical BAU SRV's CV 4 + CV 5 count once, so the summary's rate is the SRV/s target
     assert abs(summary["offered_rate"] - 60) / 60 < 0.03, summary["offered_rate"]
